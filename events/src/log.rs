@@ -1,0 +1,273 @@
+//! The log contract: one trait, implemented by the SQL store (SQLite, PostgreSQL) and by
+//! JetStream, and checked by one conformance suite (`testkit::conformance`).
+//!
+//! # Semantics every implementation keeps
+//! - **Streams** hold events at versions 1, 2, 3, … with no gaps; an append carries an
+//!   [`ExpectedVersion`] and fails with [`LogError::Conflict`] when the stream does not match, so
+//!   of two racing writers exactly one gets each version.
+//! - **Batches** are all or nothing as far as the backend allows (SQL: one transaction).
+//! - **Idempotence**: appending a batch whose first event id the stream already holds returns
+//!   the earlier outcome with `duplicate: true` and writes nothing, whatever the expected
+//!   version. A handler that derives event ids deterministically can therefore re-run safely.
+//! - **Positions** are global and increase with each recorded event (they may skip numbers).
+//! - **Subscriptions** are durable and named: they deliver matching events in position order,
+//!   at least once, and a subscription opened again under the same name resumes after the last
+//!   position below which everything was acknowledged. An event that is not acknowledged is
+//!   delivered again (after [`Subscription::nack`], or when the subscription is reopened).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{ExpectedVersion, NewEvent, Position, RecordedEvent, Version};
+use crate::id::{EventId, EventType, StreamId};
+
+/// The longest subscription name.
+pub const SUBSCRIPTION_NAME_BYTES_MAX: usize = 64;
+
+/// An opaque backend failure, boxed so the contract does not name any backend's types.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What can go wrong with the log, sorted by who must act: the caller's input, a concurrency
+/// conflict, or the backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The stream did not match the expected version: another writer got there first.
+    #[error("conflict on stream {stream_id}: expected {expected:?}, stream is at version {actual}")]
+    Conflict {
+        /// The stream appended to.
+        stream_id: StreamId,
+        /// What the writer expected.
+        expected: ExpectedVersion,
+        /// The stream's actual last version (0 for none).
+        actual: Version,
+    },
+    /// An append carried no events.
+    #[error("an append needs at least one event")]
+    EmptyBatch,
+    /// An append carried more events than allowed.
+    #[error("an append may carry at most {max} events, this one has {count}")]
+    BatchTooLarge {
+        /// Events in the batch.
+        count: usize,
+        /// The limit ([`crate::APPEND_BATCH_COUNT_MAX`]).
+        max: usize,
+    },
+    /// One event's payload is over the size limit.
+    #[error("event {event_id} has a {bytes}-byte payload; the limit is {max} bytes")]
+    EventTooLarge {
+        /// The event.
+        event_id: EventId,
+        /// Its payload size.
+        bytes: usize,
+        /// The limit ([`crate::EVENT_PAYLOAD_BYTES_MAX`]).
+        max: usize,
+    },
+    /// The same event id appears twice in one batch.
+    #[error("event id {event_id} appears more than once in the batch")]
+    DuplicateInBatch {
+        /// The repeated id.
+        event_id: EventId,
+    },
+    /// A subscription name is not usable.
+    #[error("invalid subscription name {name:?}: use 1-64 characters of A-Z a-z 0-9 _ -")]
+    InvalidSubscriptionName {
+        /// The name given.
+        name: String,
+    },
+    /// The backend holds something that is not a valid event (corruption, or a foreign writer).
+    #[error("corrupt record at position {position}: {reason}")]
+    Corrupt {
+        /// Where.
+        position: Position,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log or subscription was closed.
+    #[error("the log is closed")]
+    Closed,
+    /// The backend failed (connection, I/O, server error).
+    #[error("log backend failed: {0}")]
+    Backend(#[source] BoxError),
+}
+
+impl LogError {
+    /// Whether the caller's own input caused the error (retrying the same input fails again).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Self::EmptyBatch
+                | Self::BatchTooLarge { .. }
+                | Self::EventTooLarge { .. }
+                | Self::DuplicateInBatch { .. }
+                | Self::InvalidSubscriptionName { .. }
+        )
+    }
+
+    /// Wraps a backend error.
+    pub fn backend(error: impl Into<BoxError>) -> Self {
+        Self::Backend(error.into())
+    }
+}
+
+/// The result of a successful append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The version of the first event of the batch.
+    pub first_version: Version,
+    /// The version of the last event of the batch: the stream's version after the append.
+    pub last_version: Version,
+    /// The global position of the last event of the batch.
+    pub last_position: Position,
+    /// True when the batch had been appended before and nothing was written now.
+    pub duplicate: bool,
+}
+
+/// Which events a subscription receives: all, or those of some stream categories and/or some
+/// event types. An empty list means "any".
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Filter {
+    /// Stream categories (`task`, `agent`, …); empty for all.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Event types; empty for all.
+    #[serde(default)]
+    pub event_types: Vec<EventType>,
+}
+
+impl Filter {
+    /// Every event.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Events of one stream category.
+    pub fn category(category: impl Into<String>) -> Self {
+        Self { categories: vec![category.into()], event_types: Vec::new() }
+    }
+
+    /// Adds event types to the filter.
+    pub fn with_types(mut self, types: impl IntoIterator<Item = EventType>) -> Self {
+        self.event_types.extend(types);
+        self
+    }
+
+    /// Whether an event of `event_type` on `stream_id` passes.
+    pub fn matches(&self, stream_id: &StreamId, event_type: &EventType) -> bool {
+        (self.categories.is_empty() || self.categories.iter().any(|c| c == stream_id.category()))
+            && (self.event_types.is_empty() || self.event_types.contains(event_type))
+    }
+}
+
+/// Where a subscription that has never acknowledged anything starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StartFrom {
+    /// From the first event in the log.
+    #[default]
+    Beginning,
+    /// From this position (inclusive).
+    Position(Position),
+    /// Only events recorded after the subscription is created.
+    End,
+}
+
+/// How to open a subscription.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Which events to deliver.
+    pub filter: Filter,
+    /// Where a new subscription starts; ignored when the name has a checkpoint already.
+    pub start: StartFrom,
+}
+
+/// One delivered event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The event.
+    pub event: RecordedEvent,
+    /// 1 for the first delivery, 2 for the first redelivery, …
+    pub attempt: u32,
+}
+
+/// A durable, named subscription.
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next matching event, waiting until there is one.
+    async fn next(&mut self) -> Result<Delivery, LogError>;
+
+    /// Acknowledges the event at `position`: it will not be delivered again to this name.
+    async fn ack(&mut self, position: Position) -> Result<(), LogError>;
+
+    /// Refuses the event at `position` for now: it will be delivered again.
+    async fn nack(&mut self, position: Position) -> Result<(), LogError>;
+}
+
+/// Checks a subscription name.
+pub fn validate_subscription_name(name: &str) -> Result<(), LogError> {
+    let valid = !name.is_empty()
+        && name.len() <= SUBSCRIPTION_NAME_BYTES_MAX
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid { Ok(()) } else { Err(LogError::InvalidSubscriptionName { name: name.to_string() }) }
+}
+
+/// Checks a batch against the limits every backend shares, before anything is written.
+pub fn validate_batch(events: &[NewEvent]) -> Result<(), LogError> {
+    if events.is_empty() {
+        return Err(LogError::EmptyBatch);
+    }
+    if events.len() > crate::APPEND_BATCH_COUNT_MAX {
+        return Err(LogError::BatchTooLarge { count: events.len(), max: crate::APPEND_BATCH_COUNT_MAX });
+    }
+    let mut seen = std::collections::HashSet::with_capacity(events.len());
+    for event in events {
+        if event.payload.len() > crate::EVENT_PAYLOAD_BYTES_MAX {
+            return Err(LogError::EventTooLarge {
+                event_id: event.id,
+                bytes: event.payload.len(),
+                max: crate::EVENT_PAYLOAD_BYTES_MAX,
+            });
+        }
+        if !seen.insert(event.id) {
+            return Err(LogError::DuplicateInBatch { event_id: event.id });
+        }
+    }
+    Ok(())
+}
+
+/// The event log. Every backend implements it; every consumer of the log holds an
+/// `Arc<dyn EventLog>`.
+#[async_trait]
+pub trait EventLog: Send + Sync + fmt::Debug {
+    /// Appends `events` to `stream_id` if the stream matches `expected`.
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, LogError>;
+
+    /// Reads up to `limit` events of one stream, from version `from` (inclusive) on.
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// Reads up to `limit` events of all streams, from position `from` (inclusive) on.
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// The last version of a stream, 0 if it has no events.
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<Version, LogError>;
+
+    /// Opens (or creates) the durable subscription `name`.
+    async fn subscribe(
+        &self,
+        name: &str,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, LogError>;
+}

@@ -1,0 +1,1 @@
+//! # nats: the event log on NATS JetStream (being built).

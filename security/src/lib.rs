@@ -1,0 +1,1 @@
+//! # security: prompt-injection and sensitive-data screening (being built).

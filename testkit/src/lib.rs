@@ -1,0 +1,1 @@
+//! # testkit: throwaway servers and the log conformance suite (being built).
