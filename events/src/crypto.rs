@@ -110,7 +110,8 @@ impl TryFrom<String> for Hash {
 }
 
 fn decode_hex_array<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N]> {
-    let bytes = hex::decode(text.trim()).map_err(|e| Error::Decode { what: what.into(), reason: e.to_string() })?;
+    let bytes =
+        hex::decode(text.trim()).map_err(|e| Error::Decode { what: what.into(), reason: e.to_string() })?;
     bytes.try_into().map_err(|v: Vec<u8>| Error::Decode {
         what: what.into(),
         reason: format!("expected {N} bytes, got {}", v.len()),

@@ -37,7 +37,9 @@ pub enum Error {
         event_type: EventType,
     },
     /// A schema version newer than this build understands, or one no upcaster handles.
-    #[error("{event_type} schema version {schema_version} is not supported (this build knows up to {current})")]
+    #[error(
+        "{event_type} schema version {schema_version} is not supported (this build knows up to {current})"
+    )]
     UnsupportedSchemaVersion {
         /// The type.
         event_type: EventType,

@@ -153,7 +153,8 @@ impl StreamId {
     /// Validates a stream id.
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
-        let invalid = |reason: &str| Error::InvalidStreamId { stream_id: id.clone(), reason: reason.to_string() };
+        let invalid =
+            |reason: &str| Error::InvalidStreamId { stream_id: id.clone(), reason: reason.to_string() };
         if id.is_empty() || id.len() > STREAM_ID_BYTES_MAX {
             return Err(invalid("must be 1 to 160 bytes"));
         }
@@ -239,11 +240,7 @@ impl EventType {
             && name.len() <= EVENT_TYPE_BYTES_MAX
             && name.as_bytes()[0].is_ascii_lowercase()
             && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if valid {
-            Ok(Self(name))
-        } else {
-            Err(Error::InvalidEventType { event_type: name })
-        }
+        if valid { Ok(Self(name)) } else { Err(Error::InvalidEventType { event_type: name }) }
     }
 
     /// The name as text.

@@ -1,31 +1,52 @@
 //! # events
 //!
-//! Pantheon's vocabulary. Pure: no I/O beyond reading and writing key files.
+//! Pantheon's vocabulary: every event, every state fold, the signed material, the canonical
+//! encoding and the log contract. Pure: no I/O beyond reading and writing key files.
 //!
 //! # Layout
 //! - [`id`]: event, task, agent, workflow and stream ids; event type names.
 //! - [`event`]: an event as the log holds it — metadata, payload, version, position.
 //! - [`log`]: the log contract ([`EventLog`], [`Subscription`]) every backend implements.
+//! - [`domain`]: typed events ([`DomainEvent`]) and how they become log events.
+//! - [`task`], [`agent`], [`workflow`]: each stream's events and state fold.
+//! - [`envelope`]: sealed task envelopes, passports, signed results, signed submissions.
+//! - [`state`]: the [`Aggregate`] fold trait and the typed refusal of illegal transitions.
 //! - [`codec`]: canonical MessagePack and JSON.
 //! - [`crypto`]: blake3 hashes, ed25519 keys, signatures and typed verification errors.
-//! - [`state`]: the [`Aggregate`] fold trait and the typed refusal of illegal transitions.
+//! - [`upcast`]: reading old schema versions.
+//! - [`harness`] (feature `test-util`): given/when/then tests of folds.
 
+pub mod agent;
 pub mod codec;
 pub mod crypto;
+pub mod domain;
+pub mod envelope;
 mod error;
 pub mod event;
+#[cfg(any(test, feature = "test-util"))]
+pub mod harness;
 pub mod id;
 pub mod log;
 pub mod state;
+pub mod task;
+pub mod upcast;
+pub mod workflow;
 
+pub use agent::{AgentEvent, AgentState, AgentStatus};
 pub use crypto::{Hash, KeyPair, PublicKey, Signature, VerifyError};
+pub use domain::DomainEvent;
+pub use envelope::{
+    AgentResult, Passport, SealedEnvelope, SignedPassport, SignedResult, SignedSubmission, TaskEnvelope,
+};
 pub use error::{Error, Result};
 pub use event::{
-    APPEND_BATCH_COUNT_MAX, EVENT_PAYLOAD_BYTES_MAX, ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent,
-    Version, now_ms,
+    APPEND_BATCH_COUNT_MAX, EVENT_PAYLOAD_BYTES_MAX, ExpectedVersion, Metadata, NewEvent, Position,
+    RecordedEvent, Version, now_ms,
 };
 pub use id::{AgentId, EventId, EventType, StreamId, TaskId, WorkflowId};
 pub use log::{
     AppendOutcome, Delivery, EventLog, Filter, LogError, StartFrom, SubscribeOptions, Subscription,
 };
 pub use state::{Aggregate, TransitionError};
+pub use task::{TaskEvent, TaskSpec, TaskState, TaskStatus};
+pub use workflow::{WorkflowEvent, WorkflowState, WorkflowStatus};

@@ -72,6 +72,15 @@ pub enum LogError {
         /// The repeated id.
         event_id: EventId,
     },
+    /// An event of the batch other than its first carries an id the log already holds. Only the
+    /// first event's id makes a re-append an idempotent no-op; a later repeated id is a mistake.
+    #[error(
+        "event id {event_id} is already recorded; only a batch's first event id makes a re-append idempotent"
+    )]
+    DuplicateEventId {
+        /// The id already recorded.
+        event_id: EventId,
+    },
     /// A subscription name is not usable.
     #[error("invalid subscription name {name:?}: use 1-64 characters of A-Z a-z 0-9 _ -")]
     InvalidSubscriptionName {
@@ -103,6 +112,7 @@ impl LogError {
                 | Self::BatchTooLarge { .. }
                 | Self::EventTooLarge { .. }
                 | Self::DuplicateInBatch { .. }
+                | Self::DuplicateEventId { .. }
                 | Self::InvalidSubscriptionName { .. }
         )
     }

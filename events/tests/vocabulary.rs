@@ -1,0 +1,414 @@
+//! The vocabulary's behaviour: folds as given/when/then, canonical encoding round trips,
+//! and upcasting.
+
+use events::agent::{AgentRegistered, AgentReinstated, AgentRetired, AgentSuspended, AgentTransport};
+use events::harness::TestHarness;
+use events::task::*;
+use events::workflow::{StepCompleted, StepScheduled, StepSpec, WorkflowCompleted, WorkflowStarted};
+use events::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+struct World {
+    federation: KeyPair,
+    agent_key: KeyPair,
+    agent: AgentId,
+    task: TaskId,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            federation: KeyPair::from_seed([7; 32]),
+            agent_key: KeyPair::from_seed([9; 32]),
+            agent: AgentId::new("echo").unwrap(),
+            task: TaskId::new(),
+        }
+    }
+
+    fn submitted(&self) -> TaskEvent {
+        let signed =
+            SignedSubmission::sign(self.task, TaskSpec::new("echo", "say hi"), &self.federation).unwrap();
+        TaskEvent::Submitted(TaskSubmitted {
+            task_id: self.task,
+            spec: signed.spec,
+            channel: Channel::Local,
+            signed_by: signed.signed_by,
+            signature: signed.signature,
+        })
+    }
+
+    fn envelope(&self, attempt: u32) -> SealedEnvelope {
+        SealedEnvelope::seal(
+            TaskEnvelope {
+                task_id: self.task,
+                attempt,
+                agent_id: self.agent.clone(),
+                capability: "echo".into(),
+                description: "say hi".into(),
+                input: json!(null),
+                context: json!({}),
+                issued_at_ms: 0,
+                expires_at_ms: i64::MAX,
+            },
+            &self.federation,
+        )
+        .unwrap()
+    }
+
+    fn result(&self, attempt: u32) -> SignedResult {
+        SignedResult::sign(
+            AgentResult {
+                task_id: self.task,
+                attempt,
+                agent_id: self.agent.clone(),
+                envelope_hash: self.envelope(attempt).hash,
+                output: json!({"said": "hi"}),
+                completed_at_ms: 1,
+            },
+            &self.agent_key,
+        )
+        .unwrap()
+    }
+
+    /// Every event of a successful task, in order.
+    fn happy_path(&self) -> Vec<TaskEvent> {
+        let result = self.result(1);
+        vec![
+            self.submitted(),
+            TaskEvent::IngressScreened(IngressScreened { findings: vec![], redacted_description: None }),
+            TaskEvent::ContextGathered(ContextGathered {
+                similar_tasks: vec![],
+                best_practices: vec![],
+                pitfalls: vec![],
+                complexity: 0.1,
+                sources: vec![],
+            }),
+            TaskEvent::AgentSelected(AgentSelected {
+                agent_id: self.agent.clone(),
+                attempt: 1,
+                candidates: vec![],
+            }),
+            TaskEvent::EnvelopeSealed(EnvelopeSealed { envelope: self.envelope(1) }),
+            TaskEvent::ExecutionStarted(ExecutionStarted { agent_id: self.agent.clone(), attempt: 1 }),
+            TaskEvent::ProgressReported(ProgressReported {
+                agent_id: self.agent.clone(),
+                attempt: 1,
+                percent: Some(50),
+                message: "half way".into(),
+            }),
+            TaskEvent::ResultReceived(ResultReceived { result: result.clone() }),
+            TaskEvent::ResultVerified(ResultVerified {
+                agent_id: self.agent.clone(),
+                result_hash: result.hash,
+            }),
+            TaskEvent::ResultStored(ResultStored { result_hash: result.hash, output_bytes: 10 }),
+            TaskEvent::EgressScreened(EgressScreened { findings: vec![], redacted_output: None }),
+            TaskEvent::Completed(TaskCompleted {
+                agent_id: self.agent.clone(),
+                output: json!({"said": "hi"}),
+            }),
+        ]
+    }
+}
+
+#[test]
+fn a_task_folds_through_all_phases_to_completion() {
+    let world = World::new();
+    let events = world.happy_path();
+    let (last, given) = events.split_last().unwrap();
+    let state = TestHarness::<TaskState>::given(given.to_vec()).when(last.clone()).then_state(|s| {
+        assert_eq!(s.status, TaskStatus::Completed);
+        assert_eq!(s.output, Some(json!({"said": "hi"})));
+        assert_eq!(s.progress.as_ref().and_then(|p| p.percent), Some(50));
+    });
+    assert_eq!(state.version, events.len() as u64);
+}
+
+#[test]
+fn a_result_before_an_envelope_is_refused() {
+    let world = World::new();
+    let events = world.happy_path();
+    // Given submission, screening, context and selection — but no sealed envelope.
+    TestHarness::<TaskState>::given(events[..4].to_vec())
+        .when(TaskEvent::ResultReceived(ResultReceived { result: world.result(1) }))
+        .then_refused_with("allowed only in sealed, running");
+}
+
+#[test]
+fn nothing_but_webhooks_follows_completion() {
+    let world = World::new();
+    let events = world.happy_path();
+    TestHarness::<TaskState>::given(events.clone())
+        .when(TaskEvent::Cancelled(TaskCancelled { by: "a new user".into(), reason: String::new() }))
+        .then_refused_with("the task has ended");
+    TestHarness::<TaskState>::given(events)
+        .when(TaskEvent::WebhookAttempted(WebhookAttempted {
+            webhook_id: "msg_1".into(),
+            attempt: 1,
+            status: Some(200),
+            delivered: true,
+            error: None,
+        }))
+        .then_state(|s| assert!(s.webhook_delivered));
+}
+
+#[test]
+fn a_cancelled_task_never_completes() {
+    let world = World::new();
+    let events = world.happy_path();
+    let cancelled = TestHarness::<TaskState>::given(events[..6].to_vec())
+        .when(TaskEvent::Cancelled(TaskCancelled {
+            by: "a new user".into(),
+            reason: "changed my mind".into(),
+        }))
+        .then_state(|s| assert_eq!(s.status, TaskStatus::Cancelled));
+    let mut state = cancelled;
+    for later in &events[6..] {
+        assert!(state.apply(later).is_err(), "{later:?} must be refused after cancellation");
+    }
+}
+
+#[test]
+fn retries_move_to_the_next_attempt_and_exclude_the_failed_agent() {
+    let world = World::new();
+    let mut events = world.happy_path()[..6].to_vec();
+    events.push(TaskEvent::ExecutionFailed(ExecutionFailed {
+        agent_id: world.agent.clone(),
+        attempt: 1,
+        cause: FailureCause::Agent,
+        reason: "crashed".into(),
+    }));
+    let retry = TaskEvent::RetryScheduled(RetryScheduled {
+        attempt: 2,
+        not_before_ms: 0,
+        exclude_agents: vec![world.agent.clone()],
+    });
+    TestHarness::<TaskState>::given(events.clone()).when(retry.clone()).then_state(|s| {
+        assert_eq!(s.status, TaskStatus::Retrying);
+        assert_eq!(s.attempt, 2);
+        assert_eq!(s.excluded_agents, vec![world.agent.clone()]);
+    });
+    events.push(retry);
+    // The excluded agent cannot be selected again.
+    TestHarness::<TaskState>::given(events.clone())
+        .when(TaskEvent::AgentSelected(AgentSelected {
+            agent_id: world.agent.clone(),
+            attempt: 2,
+            candidates: vec![],
+        }))
+        .then_refused_with("excluded");
+    // A stale selection for attempt 1 is refused.
+    TestHarness::<TaskState>::given(events)
+        .when(TaskEvent::AgentSelected(AgentSelected {
+            agent_id: AgentId::new("other").unwrap(),
+            attempt: 1,
+            candidates: vec![],
+        }))
+        .then_refused_with("attempt 2");
+}
+
+#[test]
+fn retries_stop_at_the_attempt_budget() {
+    let world = World::new();
+    let mut events = world.happy_path()[..6].to_vec();
+    for attempt in 1..=3u32 {
+        if attempt > 1 {
+            let agent = world.agent.clone();
+            events.push(TaskEvent::AgentSelected(AgentSelected {
+                agent_id: agent,
+                attempt,
+                candidates: vec![],
+            }));
+            events.push(TaskEvent::EnvelopeSealed(EnvelopeSealed { envelope: world.envelope(attempt) }));
+        }
+        events.push(TaskEvent::ExecutionTimedOut(ExecutionTimedOut {
+            agent_id: world.agent.clone(),
+            attempt,
+            timeout_ms: 10,
+        }));
+        if attempt < 3 {
+            events.push(TaskEvent::RetryScheduled(RetryScheduled {
+                attempt: attempt + 1,
+                not_before_ms: 0,
+                exclude_agents: vec![],
+            }));
+        }
+    }
+    TestHarness::<TaskState>::given(events)
+        .when(TaskEvent::RetryScheduled(RetryScheduled {
+            attempt: 4,
+            not_before_ms: 0,
+            exclude_agents: vec![],
+        }))
+        .then_refused_with("allows 3 attempts");
+}
+
+#[test]
+fn agents_register_suspend_reinstate_and_retire() {
+    let federation = KeyPair::generate();
+    let agent = AgentId::new("echo").unwrap();
+    let passport = SignedPassport::issue(
+        Passport {
+            agent_id: agent,
+            public_key: KeyPair::generate().public_key(),
+            capabilities: vec!["echo".into()],
+            not_before_ms: 0,
+            not_after_ms: i64::MAX,
+        },
+        &federation,
+    )
+    .unwrap();
+    let registered = AgentEvent::Registered(AgentRegistered {
+        passport,
+        max_concurrency: 4,
+        transport: AgentTransport::InProcess { builtin: "echo".into() },
+        slo: None,
+    });
+    let suspended = AgentEvent::Suspended(AgentSuspended { reason: "flaky".into(), by: "ops".into() });
+    let reinstated = AgentEvent::Reinstated(AgentReinstated { reason: "fixed".into(), by: "ops".into() });
+    let retired = AgentEvent::Retired(AgentRetired { reason: "replaced".into(), by: "ops".into() });
+
+    TestHarness::<AgentState>::given([registered.clone()])
+        .when(suspended.clone())
+        .then_state(|s| assert_eq!(s.status, AgentStatus::Suspended));
+    TestHarness::<AgentState>::given([registered.clone(), suspended.clone()])
+        .when(reinstated)
+        .then_state(|s| assert_eq!(s.status, AgentStatus::Active));
+    TestHarness::<AgentState>::given([registered.clone()])
+        .when(registered.clone())
+        .then_refused_with("registered already");
+    TestHarness::<AgentState>::given([registered, retired]).when(suspended).then_refused_with("retired");
+}
+
+#[test]
+fn workflows_run_their_dag_and_refuse_cycles() {
+    let step = |name: &str, deps: &[&str]| StepSpec {
+        name: name.into(),
+        capability: "echo".into(),
+        description: name.into(),
+        input: json!(null),
+        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+    };
+    let started = WorkflowEvent::Started(WorkflowStarted {
+        workflow_id: WorkflowId::new(),
+        steps: vec![step("a", &[]), step("b", &["a"])],
+        submitter: "a new user".into(),
+    });
+    let (task_a, task_b) = (TaskId::new(), TaskId::new());
+    // b is not ready before a completes.
+    TestHarness::<WorkflowState>::given([started.clone()])
+        .when(WorkflowEvent::StepScheduled(StepScheduled { step: "b".into(), task_id: task_b }))
+        .then_refused_with("not ready");
+    let given = vec![
+        started.clone(),
+        WorkflowEvent::StepScheduled(StepScheduled { step: "a".into(), task_id: task_a }),
+        WorkflowEvent::StepCompleted(StepCompleted { step: "a".into(), task_id: task_a, output: json!(1) }),
+        WorkflowEvent::StepScheduled(StepScheduled { step: "b".into(), task_id: task_b }),
+    ];
+    TestHarness::<WorkflowState>::given(given.clone())
+        .when(WorkflowEvent::Completed(WorkflowCompleted { outputs: Default::default() }))
+        .then_refused_with("not every step");
+    let mut done = given;
+    done.push(WorkflowEvent::StepCompleted(StepCompleted {
+        step: "b".into(),
+        task_id: task_b,
+        output: json!(2),
+    }));
+    TestHarness::<WorkflowState>::given(done)
+        .when(WorkflowEvent::Completed(WorkflowCompleted { outputs: Default::default() }))
+        .then_state(|s| assert_eq!(s.status, WorkflowStatus::Completed));
+
+    let cyclic = WorkflowEvent::Started(WorkflowStarted {
+        workflow_id: WorkflowId::new(),
+        steps: vec![step("a", &["b"]), step("b", &["a"])],
+        submitter: "a new user".into(),
+    });
+    TestHarness::<WorkflowState>::given([]).when(cyclic).then_refused_with("cycle");
+}
+
+#[test]
+fn typed_events_round_trip_through_the_log_shape() {
+    let world = World::new();
+    for event in world.happy_path() {
+        let new = event.to_new_event(EventId::new(), Metadata::now("test")).unwrap();
+        let decoded = TaskEvent::from_payload(&new.event_type, new.schema_version, &new.payload).unwrap();
+        assert_eq!(decoded, event);
+        // JSON for humans decodes to the same event.
+        let json = event.to_json().unwrap();
+        assert_eq!(TaskEvent::from_json(&new.event_type, json).unwrap(), event);
+    }
+    let unknown = EventType::new("task_exploded").unwrap();
+    assert!(matches!(TaskEvent::from_payload(&unknown, 1, &[]), Err(Error::UnknownEventType { .. })));
+    let submitted = EventType::new("task_submitted").unwrap();
+    assert!(matches!(
+        TaskEvent::from_payload(&submitted, 9, &[]),
+        Err(Error::UnsupportedSchemaVersion { .. })
+    ));
+    assert!(matches!(TaskEvent::from_payload(&submitted, 2, b"\xc1garbage"), Err(Error::Decode { .. })));
+}
+
+#[test]
+fn task_submitted_v1_is_upcast_on_read() {
+    let world = World::new();
+    let TaskEvent::Submitted(current) = world.submitted() else { unreachable!() };
+    // A v1 payload as an older build wrote it: timeout in whole seconds, no attempt budget.
+    let v1 = json!({
+        "task_id": current.task_id,
+        "spec": {
+            "capability": "echo",
+            "description": "say hi",
+            "input": null,
+            "timeout_secs": 12,
+            "submitter": "",
+        },
+        "channel": "local",
+        "signed_by": current.signed_by,
+        "signature": current.signature,
+    });
+    let payload = codec::to_msgpack(&v1).unwrap();
+    let event_type = EventType::new("task_submitted").unwrap();
+    let TaskEvent::Submitted(upcast) = TaskEvent::from_payload(&event_type, 1, &payload).unwrap() else {
+        panic!("upcast to another type")
+    };
+    assert_eq!(upcast.spec.timeout_ms, 12_000);
+    assert_eq!(upcast.spec.max_attempts, 1);
+    assert_eq!(upcast.spec.description, "say hi");
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        "[a-z0-9 ]{0,12}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            prop::collection::btree_map("[a-z]{1,6}", inner, 0..6)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn canonical_msgpack_round_trips_and_is_deterministic(input in json_value(), description in ".{0,40}") {
+        let mut spec = TaskSpec::new("echo", description);
+        spec.input = input;
+        let bytes = codec::to_msgpack(&spec).unwrap();
+        let back: TaskSpec = codec::from_msgpack(&bytes).unwrap();
+        prop_assert_eq!(&back, &spec);
+        // Equal values encode to equal bytes, whatever order their maps were built in.
+        let rebuilt: TaskSpec = codec::from_json(&serde_json::to_string(&spec).unwrap()).unwrap();
+        prop_assert_eq!(codec::to_msgpack(&rebuilt).unwrap(), bytes);
+    }
+
+    #[test]
+    fn decoding_garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let event_type = EventType::new("task_submitted").unwrap();
+        let _ = TaskEvent::from_payload(&event_type, 2, &bytes);
+        let _ = TaskEvent::from_payload(&event_type, 1, &bytes);
+    }
+}
