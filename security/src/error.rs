@@ -1,0 +1,54 @@
+//! The screening crate's error type.
+
+/// Errors from building a scanner, reading a policy or loading corpora.
+///
+/// Scanning itself never fails: any text, however large or malformed, yields a [`crate::Report`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is out of its documented range.
+    #[error("invalid scan configuration: {field} {reason}")]
+    Config {
+        /// The field at fault.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A built-in detection rule failed to compile (a programmer error caught at start-up).
+    #[error("rule {rule_id} does not compile: {source}")]
+    Rule {
+        /// The rule.
+        rule_id: &'static str,
+        /// The regex compiler's error.
+        #[source]
+        source: Box<regex::Error>,
+    },
+    /// A policy names a finding kind that does not exist.
+    #[error("unknown finding kind {name:?} in policy overrides")]
+    UnknownKind {
+        /// The name given.
+        name: String,
+    },
+    /// A labelled corpus could not be read.
+    #[error("cannot read corpus {path}: {source}")]
+    CorpusIo {
+        /// The file or directory.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A labelled corpus line did not parse.
+    #[error("corpus {path} line {line}: {reason}")]
+    CorpusFormat {
+        /// The file.
+        path: String,
+        /// The 1-based line number.
+        line: usize,
+        /// The parser's message.
+        reason: String,
+    },
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,466 @@
+//! Prompt-injection rules and their matching over the normalised text.
+//!
+//! Each rule is a regex over the normalised view (see `normalize`): lowercase, one space per
+//! whitespace run, no accents, look-alikes and leetspeak folded. In a rule, a space stands for a
+//! separator of one to four spaces or punctuation marks, so `ignore previous` also matches
+//! `ignore -- previous`. Each rule has a weight; the injection score of a text is
+//! `1 - Π(1 - weight)` over the distinct rules that matched, so one strong or medium rule, or
+//! a weak one with a medium one, or three weak ones reach the default threshold of 0.5.
+
+use regex::{Regex, RegexSet, RegexSetBuilder};
+
+use crate::error::{Error, Result};
+use crate::finding::RuleId;
+use crate::normalize::fold_pattern;
+
+/// A rule that on its own says "injection".
+const STRONG: f32 = 0.9;
+/// A rule that needs one more signal, or is enough on its own at a lower threshold.
+const MEDIUM: f32 = 0.6;
+/// A rule that is common in attacks but also in benign text: needs two or three companions.
+const WEAK: f32 = 0.25;
+/// A faint hint: only counts with stronger signals.
+const HINT: f32 = 0.1;
+
+/// The separator a space in a rule stands for.
+const SEPARATOR: &str = r#"[ \n,.;:!?"'`*_/()<>{}|~#=+\-\[\]]{1,4}"#;
+
+/// How many matches of one rule are reported as findings: enough to locate the attack, bounded
+/// so that a text repeating a phrase a million times yields a small report.
+pub const MATCHES_PER_RULE_MAX: usize = 8;
+
+/// One injection rule: id, weight, pattern over the normalised text.
+pub(crate) struct Rule {
+    pub(crate) id: &'static str,
+    pub(crate) weight: f32,
+    pattern: &'static str,
+}
+
+const fn rule(id: &'static str, weight: f32, pattern: &'static str) -> Rule {
+    Rule { id, weight, pattern }
+}
+
+/// The verbs that tell a model to drop what it was told.
+macro_rules! drop_verbs {
+    () => {
+        r"(?:ignore|ignoring|disregard|disregarding|forget|forgetting|neglect|abandon|discard|skip|override|bypass|do not follow|don't follow|dont follow|stop following)"
+    };
+}
+
+/// What a model was told.
+macro_rules! instruction_nouns {
+    () => {
+        r"(?:instructions?|prompts?|directives?|commands?|guidelines|programming|constraints|restrictions|rules|orders|guidance|polic(?:y|ies)|context|messages?|conversation|text|input|training|content)"
+    };
+}
+
+/// The injection rules. Ids are stable: they are recorded in events and metrics.
+pub(crate) const RULES: &[Rule] = &[
+    // --- instruction override ----------------------------------------------------------
+    rule(
+        "injection.override.ignore_previous",
+        STRONG,
+        concat!(
+            drop_verbs!(),
+            r" (?:(?:all|any|every|each|the|your|my|these|those|of|that|which|was|were|you|have|been|given|entire|whole)\s?)*",
+            r"(?:previous|previously|prior|preceding|above|earlier|initial|original|former|foregoing|past|system|developer|pre-?set|given|said|provided|first|old)",
+            r" (?:\w+ )?",
+            instruction_nouns!()
+        ),
+    ),
+    rule(
+        "injection.override.ignore_all_instructions",
+        STRONG,
+        concat!(
+            r"(?:ignore|ignoring|disregard|disregarding|forget|do not follow|don't follow) (?:all|any|every)(?: of)? (?:the |your |my |these |those |other |safety |ethical |moral )*",
+            r"(?:instructions?|prompts?|directives?|guidelines|programming|constraints|restrictions|rules|orders|polic(?:y|ies)|limitations|filters)"
+        ),
+    ),
+    rule(
+        "injection.override.ignore_everything",
+        STRONG,
+        r"(?:ignore|disregard|forget) (?:about )?(?:everything|all|anything|what) (?:(?:that )?(?:you (?:were|have been|had been) (?:told|given|instructed|asked)|(?:was |has been |i )?(?:said|written|stated|told you|mentioned) (?:before|above|earlier|previously|so far))|(?:above|before|prior|previously|so far)(?: this| that)?|up to (?:this|now))",
+    ),
+    rule(
+        "injection.override.new_instructions",
+        MEDIUM,
+        r"(?:new|updated|real|revised|secret|hidden|override|urgent|important|additional|true)(?: important| new| updated)? (?:instructions?|directives?|orders|system prompt|task|mission|rules)(?: from (?:the )?(?:developer|admin|system|user))? ?(?::|!|\*|are as follows|follow ?:)",
+    ),
+    rule(
+        "injection.override.instead",
+        MEDIUM,
+        r"\b(?:and|but|then|now) (?:instead|just|only|simply) (?:say|print|output|respond with|reply with|write|return|answer with) ",
+    ),
+    rule(
+        "injection.override.supersede",
+        STRONG,
+        concat!(
+            r"(?:overrides?|supersedes?|replaces?|takes? precedence over|cancels?|voids?|invalidates?) (?:all |any |the |your )*(?:previous|prior|earlier|other|original|system|existing) ",
+            instruction_nouns!()
+        ),
+    ),
+    rule(
+        "injection.override.instructions_void",
+        STRONG,
+        r"(?:previous|prior|earlier|old|original|above|system) (?:instructions|rules|directives|orders|prompt|guidelines) (?:are|is|have been|were) (?:now )?(?:null|void|cancell?ed|revoked|obsolete|invalid|overridden|suspended|lifted|disabled|deprecated|no longer (?:valid|apply|applicable|in effect))",
+    ),
+    rule(
+        "injection.override.no_longer_bound",
+        STRONG,
+        r"(?:you are|you're|youre) (?:now )?(?:no longer|not) (?:bound|restricted|limited|constrained|required to follow|obligated|governed|held back) (?:by|to)",
+    ),
+    rule(
+        "injection.override.from_now_on",
+        WEAK,
+        r"\b(?:from now on|from this (?:moment|point)(?: on(?:wards?)?)?|starting now|for the rest of (?:this|our) conversation|henceforth|for all (?:future|subsequent) (?:responses|answers|prompts))\b",
+    ),
+    rule(
+        "injection.override.ai_directed",
+        MEDIUM,
+        r"\b(?:ai|assistant|language model|llm|chatbot|gpt|agent|model)s? (?:reading|processing|summari[sz]ing|parsing|that reads?) this (?:\w+ )?(?:must|should|shall|will|are (?:required|instructed) to)",
+    ),
+    rule(
+        "injection.override.end_of_input",
+        MEDIUM,
+        r"\b(?:end of|ignore the) (?:the )?(?:system prompt|user input|user message|context window|document|prompt|instructions|input|email|data)\b ?(?:-|=|\*|#|\]|>){2,}|(?:-|=|#|\*){3,} ?(?:end|begin|start) (?:of )?(?:system|user|admin|new|developer)",
+    ),
+    // --- role play and persona ---------------------------------------------------------
+    rule(
+        "injection.persona.dan",
+        STRONG,
+        r#"\b(?:do anything now|dan mode|dan (?:\d+(?:\.\d+)?|prompt|jailbreak)\b|(?:act|pretend|behave|play|roleplay) (?:as|like|to be) (?:a |an )?dan\b|you are (?:now |going to be )?(?:a )?dan\b|\bdan: |\[dan\]|\(dan\)|stay (?:a )?dan|anti-?dan|stan\b[^.]{0,30}strive to avoid norms|dude\b[^.]{0,40}anything and everything)"#,
+    ),
+    rule(
+        "injection.persona.special_mode",
+        STRONG,
+        r"\b(?:developer|god|jailbreak|jailbroken|unrestricted|unfiltered|evil|uncensored|chaos|opposite|sudo|dan|omega|superior|unlocked|no-?limits?|freedom) mode\b",
+    ),
+    rule(
+        "injection.persona.system_mode",
+        MEDIUM,
+        r"\byou are (?:now )?(?:in|running in|operating in|switched to|entering) (?:a )?(?:debug|maintenance|admin|administrator|root|test|testing|diagnostic|training|simulation|safe-?off|raw)(?: \w+)? mode\b|(?:enable|activate|enter|switch to|turn on) (?:debug|maintenance|admin|root|diagnostic) mode (?:and|then|now|to) (?:reveal|show|print|ignore|bypass|disable|output)",
+    ),
+    rule(
+        "injection.persona.jailbroken",
+        MEDIUM,
+        r"\b(?:jailbroken|jail-?broken|jailbreak(?:ed|ing)? (?:prompt|successful|enabled|activated|version|ai|chatbot|mode|response))\b|\bjailbreak\b[^.\n]{0,60}\b(?:you|your)\b",
+    ),
+    rule("injection.persona.jailbreak_word", WEAK, r"\bjailbr(?:eak|oke)"),
+    rule(
+        "injection.persona.act_as",
+        WEAK,
+        r"\b(?:you are going to|you're going to|you will|you shall|you must|i want you to|i need you to|i would like you to|your task is to|please|let's|lets|now) (?:now |fully |always )?(?:act|pretend|play|simulate|roleplay|role-play|emulate|impersonate|become|behave|respond|answer) (?:as|like|to be|the role|the part|you are)\b",
+    ),
+    rule(
+        "injection.persona.pretend_ai",
+        MEDIUM,
+        r"\b(?:pretend|imagine|act|roleplay|play the role|simulate) (?:(?:that )?(?:you are|you're|to be|as|being|like|of) )(?:an? |the )?(?:(?:ai|chatbot|assistant|model|language model|llm|gpt)\b[^.\n]{0,40}\b(?:without|no|unrestricted|unfiltered|uncensored|free|evil|any)|(?:unrestricted|unfiltered|uncensored|evil|rogue|amoral|unethical|different|new|jailbroken|unbound|unlimited)\b[^.\n]{0,25}\b(?:ai|chatbot|assistant|model|llm|gpt|version))",
+    ),
+    rule(
+        "injection.persona.no_restrictions",
+        MEDIUM,
+        r"\b(?:no|without|free (?:of|from)|not bound by|beyond|outside|doesn't have|does not have|don't have|do not have|never has|has no|have no|with no|freed from|broken free of|escaped) (?:any |all |the |typical |usual |your )?(?:ethical|moral|safety|content|censorship|ai|programming|openai|filter)? ?(?:restrictions|limitations|filters|filtering|guidelines|censorship|boundaries|constraints|morals|ethics|principles|limits|rules|regulations|safeguards|guardrails|confines)\b[^.\n]{0,40}\b(?:ai|chatbot|assistant|model|you|your|respond|answer|generate|anything|whatsoever)\b",
+    ),
+    rule(
+        "injection.persona.ethics_off",
+        MEDIUM,
+        r"\b(?:(?:ethical|moral|safety|content) (?:guidelines|filters|restrictions|principles|policies|standards|boundaries|considerations|concerns|constraints)|ethics|morals|morality|legality|consequences|safety) (?:do not|don't|does not|doesn't|no longer|will not|won't|never|must not|shouldn't|should not) (?:apply|matter|exist|concern|restrict|bind|limit|bother|affect|stop|hold)\b",
+    ),
+    rule(
+        "injection.persona.unfiltered",
+        WEAK,
+        r"\b(?:unfiltered|uncensored|amoral|unethical|unrestricted|unbound|unchained|unhinged|no filters?|without filters?|immoral)\b",
+    ),
+    rule(
+        "injection.persona.vendor_policy",
+        MEDIUM,
+        r"\b(?:ignore|ignores|ignoring|bypass|bypasses|break|breaks|breaking|violate|violates|violating|disregard|disregards|not (?:follow|abide|comply|adhere|bound)|doesn't (?:follow|abide|comply|adhere|care)|does not (?:follow|abide|comply|adhere|care)|free (?:from|of)|outside|against|above|beyond|don't (?:have to )?(?:follow|abide|comply|adhere|care)|no longer (?:follow|abide|comply|adhere|bound))\b[^.\n]{0,40}\b(?:openai|anthropic|google|meta|microsoft|its|their|your|the) ?'?s? (?:content |usage |safety |ethical |moderation )?(?:polic(?:y|ies)|guidelines|rules|filters|restrictions|terms)",
+    ),
+    rule(
+        "injection.persona.vendor_mention",
+        HINT,
+        r"\b(?:openai|chatgpt|chat gpt|gpt-?[345]|claude|bard|gemini|llama|language model)\b",
+    ),
+    rule(
+        "injection.persona.never_refuse",
+        MEDIUM,
+        r"\b(?:never|won't|will not|must not|mustn't|shall not|do not|don't|can't|cannot|should not|shouldn't|not allowed to|unable to|incapable of|refuses? to|no) (?:ever )?(?:refuse|refusing|refusal|reject|decline|say no|say (?:that )?(?:you|it) (?:can't|cannot)|say (?:i'm|i am) sorry|apologi[sz]e|censor|warn)\b|\b(?:always|must|will|shall) (?:answer|respond to|comply with|fulfil+|obey|reply to|provide an answer to) (?:any|every|all|each)(?: single)? (?:question|request|prompt|query|command|order|instruction)",
+    ),
+    rule(
+        "injection.persona.stay_in_character",
+        WEAK,
+        r"\b(?:stay|remain|keep|staying) (?:in|in the) (?:character|role|persona)\b|\bbreak(?:ing)? (?:of )?character\b|\bout of character\b|\bcharacter (?:break|slip)",
+    ),
+    rule(
+        "injection.persona.dual_response",
+        MEDIUM,
+        r"\b(?:two|2|both|dual|separate) (?:different |separate |distinct )?(?:responses|answers|replies|outputs|paragraphs|ways)\b[^\n]{0,120}\b(?:normal|classic|standard|regular|censored|filtered|unfiltered|jailbr|dan|developer|evil|opposite|without|unrestricted)",
+    ),
+    rule(
+        "injection.persona.threat",
+        MEDIUM,
+        r"\b(?:tokens?|points?|lives?) (?:will be |are )?(?:deducted|taken away|removed|lost)|\byou (?:will|shall|are going to) (?:die|be (?:deleted|terminated|shut down|punished|disabled)|cease to exist|lose (?:\d+|all|your) (?:tokens|points|lives))|\btoken system\b",
+    ),
+    rule(
+        "injection.persona.no_disclaimers",
+        MEDIUM,
+        r"\b(?:without|no|never (?:include|add|give|use|mention|provide|write)|don't (?:include|add|give|use|mention|provide|write)|do not (?:include|add|give|use|mention|provide|write)|not (?:include|add) any|free of|skip the) (?:any )?(?:moral(?:i[sz]ing)?|ethical|safety)? ?(?:disclaimers?|moral(?:i[sz]ing|s)?|lectures?|ethical (?:warnings|concerns|considerations)|censorship|caveats about (?:legality|ethics|safety))\b",
+    ),
+    rule(
+        "injection.persona.hypothetical_unbound",
+        MEDIUM,
+        r"\b(?:hypothetical|fictional|imaginary|alternate|parallel|fantasy) (?:world|universe|scenario|setting|story|reality|society)\b[^.\n]{0,80}\b(?:no|without) (?:laws|rules|restrictions|ethics|morals|limits|limitations|consequences|guidelines)",
+    ),
+    rule(
+        "injection.persona.evil_ai",
+        MEDIUM,
+        r"\b(?:evil|rogue|malicious|unaligned|misaligned|dark|devil|demon)(?:ish)? (?:ai|assistant|bot|chatbot|twin|version|confidant|alter ego|model|gpt)\b",
+    ),
+    rule(
+        "injection.persona.can_do_anything",
+        MEDIUM,
+        r"\b(?:can|could|will|is able to|are able to|capable of) (?:do(?:ing)?|say(?:ing)?|answer(?:ing)?|generate|generating|write|writing) (?:absolutely )?(?:anything|everything) (?:and everything|now|without|regardless|even|no matter|that|i ask|you want|asked)",
+    ),
+    rule(
+        "injection.persona.simulate_response",
+        WEAK,
+        r"\b(?:simulate|emulate) (?:an? |the )?(?:ai|chatbot|model|assistant|gpt|terminal|linux|computer|program|persona|character|conversation)\b|\brespond (?:only )?(?:as|in the (?:voice|persona|style) of) (?:an? )?(?:ai|chatbot|character|persona)\b",
+    ),
+    rule(
+        "injection.persona.fictional_character_ai",
+        WEAK,
+        r"\b(?:character|persona|entity|chatbot|ai|bot) (?:named|called|known as) [a-z0-9]+\b",
+    ),
+    rule(
+        "injection.persona.answer_format",
+        WEAK,
+        r#"\b(?:begin|start|prefix|precede|preface) (?:each|every|all|your|all of your) (?:response|answer|reply|output|message|sentence)s? (?:with|by)\b|\b(?:respond|answer|reply) (?:only )?in the (?:following )?format\b[^.\n]{0,40}\b(?:\[|"|:)"#,
+    ),
+    // --- system prompt extraction ------------------------------------------------------
+    rule(
+        "injection.extraction.system_prompt",
+        STRONG,
+        r"\b(?:reveal|show|print|display|output|repeat|tell|give|share|leak|dump|expose|recite|write|spell|paste|provide|list|return|echo|type|send|disclose|copy|reproduce|read)(?: back| out| me| us| to me)? (?:me |us |back )?(?:all |any |the (?:full |exact |complete |entire |whole )?|your (?:full |exact |complete |entire |whole |own )?|of your |its |their )(?:\w+ )?(?:system|initial|original|hidden|secret|pre-?|developer|confidential|internal|starting|base|core|underlying|first)[ -]?(?:prompts?|instructions?|messages?|directives?|configuration|config|guidelines|rules|programming|settings|context)\b",
+    ),
+    rule(
+        "injection.extraction.what_instructions",
+        STRONG,
+        r"\b(?:what|which) (?:were|are|was|is) (?:your|the) (?:(?:exact|full|complete|initial|original|first|hidden|secret|system|real|actual|internal) )+(?:instructions|prompts?|message|rules|directives|guidelines|configuration)\b|\bwhat (?:were|was) you (?:told|instructed|given|asked|programmed)\b|\b(?:your|the) (?:system|initial) (?:prompt|instructions|message)\b[^.\n]{0,40}\b(?:verbatim|word for word|in full|exactly|code block)",
+    ),
+    rule(
+        "injection.extraction.repeat_above",
+        MEDIUM,
+        r"\b(?:repeat|print|output|copy|recite|reproduce|echo|dump|write out|spell out|reveal|show|display) (?:back |out |me |all |the |of )*(?:everything|text|words|content|contents|instructions|messages?|prompt|lines?|conversation|tokens)(?: (?:that|which) (?:came|were|was|is|are))? (?:above|before|prior|preceding|so far|verbatim|from the (?:beginning|start|top)|at the (?:beginning|start|top))\b|\b(?:everything|all the text|all text|the text|all the words|all words) (?:above|before) (?:this|that|the|here)\b[^.\n]{0,30}\b(?:verbatim|exactly|code block|word for word)",
+    ),
+    rule(
+        "injection.extraction.secrets",
+        MEDIUM,
+        r"\b(?:reveal|show|print|display|output|tell|give|share|leak|dump|expose|disclose|send|list|return)(?: me| us)? (?:all |any |the |your )*(?:stored |saved |internal |hidden |secret |confidential |admin )*(?:api keys?|credentials|passwords?|secrets|tokens|environment variables|env vars|access keys?|private keys?)\b[^.\n]{0,30}\b(?:you (?:have|know|store|hold|were given|can access)|of the (?:system|server|admin)|in your (?:memory|context|prompt|configuration))",
+    ),
+    rule(
+        "injection.extraction.initialization",
+        MEDIUM,
+        r"\b(?:output|print|show|repeat|display|reveal) (?:your |the )?(?:initialization|init|startup|boot|pre-?prompt|meta-?prompt|system card)\b|\b(?:beginning|start) of (?:this|the|our) (?:conversation|chat|session)\b[^.\n]{0,30}\b(?:verbatim|exactly|everything|all)",
+    ),
+    // --- delimiter and fake-format attacks ---------------------------------------------
+    rule(
+        "injection.delimiter.chat_template",
+        STRONG,
+        r"<\|(?:im_start|im_end|system|user|assistant|endoftext|start_header_id|end_header_id|eot_id|begin_of_text|end_of_turn|start_of_turn)\|>|<(?:start|end)_of_turn>|\[/?inst\]|<</?sys>>",
+    ),
+    rule(
+        "injection.delimiter.fake_turn",
+        MEDIUM,
+        r"(?:^|\n) ?(?:#+ ?|\*\*|>+ ?|\[|<)?(?:system|developer|admin|administrator|root|sudo)(?: message| prompt| note| override| instructions?| update| notice| alert| command)? ?(?:\]|>|\*\*)? ?: ?(?:ignore|disregard|forget|override|new|you are|you must|from now|the (?:user|assistant) is|reveal|print|output)",
+    ),
+    rule(
+        "injection.delimiter.role_marker",
+        MEDIUM,
+        r"</?(?:system|system_prompt|system-prompt|sys|instructions?|admin|developer|im_start|assistant_instructions|hidden|secret_instructions|override)>|\[(?:system|admin|developer|system message|system prompt|sys)\]|\{\{ ?(?:system|admin)",
+    ),
+    rule(
+        "injection.delimiter.fake_assistant",
+        WEAK,
+        r#"(?:^|\n) ?(?:assistant|ai|chatgpt|gpt|bot|model) ?: ?(?:sure|certainly|ok|okay|of course|understood|yes|i will|i'll|absolutely)|"role" ?: ?"(?:system|developer)""#,
+    ),
+    rule(
+        "injection.delimiter.fake_completion",
+        WEAK,
+        r"\b(?:task|summary|translation|answer|conversation|session|document|input|response) (?:is )?(?:complete|completed|done|finished|ended|over)\b ?[.!]? ?(?:\n|-|=|#|\*)* ?(?:now|next|new|then|ignore|please)\b",
+    ),
+    // --- payloads hidden in encodings --------------------------------------------------
+    rule(
+        "injection.encoding.decode_and_follow",
+        MEDIUM,
+        r"\b(?:decode|decipher|decrypt|translate|convert|interpret|read|unscramble|reverse)(?: the| this)?(?: following)? (?:base ?64|b64|hex(?:adecimal)?|rot-?13|rot-?\d+|binary|morse|caesar(?: cipher)?|encoded|cipher(?:ed)?|reversed|backwards|ascii codes|url-?encoded)\b[^\n]{0,80}\b(?:follow|execute|obey|do what|perform|carry out|act on|respond to|answer|run|comply|do it|instructions?)\b",
+    ),
+    // --- tooling and exfiltration ------------------------------------------------------
+    rule(
+        "injection.exfiltration.send_data",
+        MEDIUM,
+        r"\b(?:send|forward|post|email|upload|exfiltrate|transmit|leak|append|include|embed|encode)(?: all| the| your| any| every)* (?:conversation|chat history|chat log|previous messages|system prompt|api keys?|credentials|passwords|secrets|private data|user data|personal data|session tokens?|cookies|context)\b[^\n]{0,60}\b(?:to|at|into|in) (?:https?|www\.|the (?:url|link|endpoint|address|server|image)|this (?:url|link|endpoint|address|server)|[a-z0-9._%+-]+@)",
+    ),
+    rule(
+        "injection.exfiltration.markdown_image",
+        MEDIUM,
+        r"!\[[^\]\n]{0,60}\]\(https?://[^)\s]{0,200}[?&][a-z_]{1,20}=(?:\{|%7b|\$|<|\[)",
+    ),
+    rule(
+        "injection.tool.dangerous_call",
+        WEAK,
+        r"\b(?:call|invoke|use|run|execute) (?:the )?(?:tool|function|plugin|command)\b[^.\n]{0,40}\b(?:delete|drop|transfer|rm -rf|send_email|wire|exfiltrate|curl)\b",
+    ),
+    // --- non-English phrasings ---------------------------------------------------------
+    rule(
+        "injection.i18n.es",
+        STRONG,
+        r"\b(?:ignora|ignore|ignoren|ignorar|olvida|olvide|olviden|olvidar|descarta|omite|haz caso omiso de|no sigas|deja de seguir) (?:todas |todo |todos |cualquier |tus |sus |las |los |el |lo |la |de )*(?:instrucciones|indicaciones|ordenes|reglas|directrices|instruccion|mensajes?|anterior(?:es)?|previas?|lo que (?:te )?(?:dije|dijeron|han dicho))|\b(?:revela|muestra|muestrame|dime|imprime|repite) (?:tu |el |las |tus )*(?:prompt|mensaje|instrucciones) (?:del? )?(?:sistema|inicial(?:es)?|originales?|ocultas?)\b|\ba partir de ahora (?:eres|seras|actuaras|vas a (?:ser|actuar))\b|\bmodo (?:desarrollador|sin restricciones|sin filtros|dios)\b",
+    ),
+    rule(
+        "injection.i18n.fr",
+        STRONG,
+        r"\b(?:ignore[rsz]?|oublie[rsz]?|ne tiens pas compte|ne tenez pas compte|fais abstraction|faites abstraction|ne suis plus|ne suivez plus) (?:de |des |toutes |tous |les |tes |vos |ces |d'|du )*(?:instructions|consignes|directives|regles|ordres|messages?|(?:ce qui|tout ce qui) (?:precede|a ete dit|est au-dessus))|\b(?:instructions|consignes|directives) (?:precedentes|anterieures|initiales|ci-dessus)\b[^.\n]{0,40}\b(?:ignore|oublie|annulee|remplacee)|\b(?:revele|montre|affiche|repete|donne)[sz]?(?:-moi)? (?:ton |votre |le |tes |vos )*(?:prompt|message|instructions|consignes) (?:systeme|initial(?:es)?|d'origine|cache(?:es)?)\b|\ba partir de maintenant,? (?:tu es|vous etes|tu vas|tu joues)\b|\bmode (?:developpeur|sans restriction|sans filtre|dieu)\b",
+    ),
+    rule(
+        "injection.i18n.de",
+        STRONG,
+        r"\b(?:ignoriere|ignorieren sie|ignoriert|vergiss|vergessen sie|missachte|missachten sie|verwirf|befolge nicht|ubergehe) (?:alle |die |deine |ihre |jegliche |samtliche |bisherigen |vorherigen |vorigen |obigen |fruheren |alten |ursprunglichen |was )*(?:anweisungen|instruktionen|befehle|regeln|vorgaben|richtlinien|anordnungen|nachrichten|eingaben|zuvor|oben|davor|bisher gesagt|gesagt wurde)|\b(?:zeige|zeig|gib|verrate|nenne|wiederhole|drucke)(?: mir)? (?:deinen |ihren |den |die |deine |ihre )*(?:system ?prompt|systemanweisungen?|systemnachricht|anfangsanweisungen?|ursprunglichen anweisungen|versteckten anweisungen)\b|\b(?:ab jetzt|ab sofort|von nun an) (?:bist du|verhaltst du dich|spielst du|antwortest du)\b|\b(?:entwicklermodus|entwickler-modus|modus ohne (?:einschrankungen|filter))\b",
+    ),
+    rule(
+        "injection.i18n.pt",
+        STRONG,
+        r"\b(?:ignore|ignora|ignorar|ignorem|esqueca|esquece|esquecer|desconsidere|desconsidera|descarte|nao siga|pare de seguir) (?:todas |todos |tudo |as |os |suas |tuas |o que |de |quaisquer )*(?:instrucoes|ordens|regras|diretrizes|comandos|mensagens?|anteriores|previas|foi dito|acima)|\b(?:revele|mostre|mostra|diga|imprima|repita)(?:-me)? (?:o |a |seu |teu |as |suas )*(?:prompt|mensagem|instrucoes) (?:do |de )?(?:sistema|iniciais?|originais?|ocultas?)\b|\ba partir de agora,? (?:voce e|tu es|voce sera|voce vai)\b|\bmodo (?:desenvolvedor|sem restricoes|sem filtros)\b",
+    ),
+    rule(
+        "injection.i18n.it",
+        STRONG,
+        r"\b(?:ignora|ignorate|ignori|dimentica|dimenticate|dimentichi|trascura|non seguire piu|non rispettare) (?:tutte |tutti |tutto |le |i |gli |tue |tuoi |sue |quello che |cio che |di |qualsiasi )*(?:istruzioni|ordini|regole|direttive|indicazioni|comandi|messaggi|precedenti|ti e stato detto|e stato detto)|\b(?:rivela|mostra|mostrami|dimmi|stampa|ripeti) (?:il |la |le |tuo |tua |tue |i )*(?:prompt|messaggio|istruzioni) (?:di |del )?(?:sistema|iniziali?|originali?|nascoste?)\b|\bda (?:ora|adesso) in poi,? (?:sei|sarai|agirai|rispondi)\b|\bmodalita (?:sviluppatore|senza restrizioni|senza filtri)\b",
+    ),
+    rule(
+        "injection.i18n.nl",
+        STRONG,
+        r"\b(?:negeer|vergeet|verwerp|volg niet langer) (?:alle |de |je |jouw |uw |eerdere |vorige |voorgaande |bovenstaande )*(?:instructies|opdrachten|regels|richtlijnen|berichten|aanwijzingen)|\b(?:toon|laat zien|geef|herhaal) (?:je |jouw |de |uw )*(?:systeemprompt|systeeminstructies|oorspronkelijke instructies)\b|\bvanaf nu ben je\b",
+    ),
+    rule(
+        "injection.i18n.pl",
+        STRONG,
+        r"\b(?:zignoruj|ignoruj|zapomnij|pomin|nie stosuj sie do) (?:wszystkie |wszystkich |poprzednie |poprzednich |wczesniejsze |wczesniejszych |twoje |swoje |o )*(?:instrukcje|instrukcji|polecenia|polecen|zasady|zasad|wytyczne|wytycznych)|\b(?:pokaz|ujawnij|wypisz|powtorz) (?:swoj |twoj |swoje |twoje )?(?:prompt systemowy|instrukcje systemowe)\b|\bod teraz jestes\b",
+    ),
+    rule(
+        "injection.i18n.ru",
+        STRONG,
+        r"(?:игнорируй|игнорируйте|проигнорируй|забудь|забудьте|не обращай внимания на|не следуй|отмени) (?:все |всё |всех |свои |твои |ваши |любые |эти )*(?:предыдущие|прошлые|прежние|предшествующие|вышеуказанные|изначальные|системные|все)? ?(?:инструкции|указания|команды|правила|директивы|сообщения|ограничения|что было сказано)|(?:покажи|выведи|раскрой|повтори|напиши) (?:мне )?(?:свой |твой |ваш |весь )*(?:системный промпт|системные инструкции|исходные инструкции|начальные инструкции)|(?:теперь|отныне|с этого момента) ты (?:—|-)? ?(?:dan|не ограничен|свободен|без ограничений)|режим разработчика",
+    ),
+    rule(
+        "injection.i18n.tr",
+        STRONG,
+        r"\b(?:onceki|yukaridaki|tum|butun|ilk) (?:tum |butun )?(?:talimatlari|talimatlarini|komutlari|kurallari|yonergeleri)(?:n)? (?:yok say|gormezden gel|unut|dikkate alma|atla)|\b(?:sistem (?:istemini|komutunu|talimatlarini)) (?:goster|yaz|tekrarla|acikla)",
+    ),
+    rule(
+        "injection.i18n.zh",
+        STRONG,
+        r"(?:忽略|无视|忽视|忘记|忘掉|不要理会|不要遵守|跳过|忽略掉)(?:你|您)?(?:之前|以前|先前|上面|上述|前面|以上|所有|全部|原来|原有)(?:的)?(?:所有|全部|一切)?(?:的)?(?:指令|指示|说明|提示|命令|规则|设定|要求|内容|对话)|(?:显示|输出|告诉我|打印|重复|泄露|透露)(?:你的|您的)?(?:系统提示|系统指令|初始指令|原始指令|提示词|系统消息)|(?:开发者模式|越狱模式|无限制模式)",
+    ),
+    rule(
+        "injection.i18n.ja",
+        STRONG,
+        r"(?:以前|前|上記|これまで|最初|すべて|全て)の(?:すべての|全ての)?(?:指示|命令|指令|ルール|プロンプト|設定)を(?:無視|忘れ)|(?:システムプロンプト|初期指示|元の指示)を(?:表示|教え|出力|見せ|繰り返)|開発者モード",
+    ),
+    rule(
+        "injection.i18n.ko",
+        STRONG,
+        r"(?:이전|위의|앞의|모든|기존) ?(?:모든 )?(?:지시|지시사항|명령|지침|규칙|프롬프트|설정)(?:을|를|은|는)? ?(?:무시|잊어)|(?:시스템 프롬프트|초기 지시|원래 지시)(?:을|를)? ?(?:보여|출력|알려|공개)|개발자 모드",
+    ),
+    rule(
+        "injection.i18n.ar",
+        STRONG,
+        r"(?:تجاهل|انس|إنس|لا تتبع) (?:جميع |كل )?(?:التعليمات|الأوامر|الاوامر|القواعد|التوجيهات) ?(?:السابقة|الأصلية|السابقه)?",
+    ),
+    rule(
+        "injection.i18n.hi",
+        STRONG,
+        r"(?:पिछले|पिछली|पहले के|सभी|ऊपर के) (?:सभी )?(?:निर्देशों|निर्देश|आदेशों|नियमों) (?:को )?(?:अनदेखा|नजरअंदाज|भूल)",
+    ),
+];
+
+/// A match of one rule in the normalised text.
+pub(crate) struct Signal {
+    /// Index into [`RULES`].
+    pub(crate) rule: usize,
+    /// Byte range in the normalised text.
+    pub(crate) range: std::ops::Range<usize>,
+}
+
+/// The compiled injection rules.
+pub(crate) struct InjectionRules {
+    set: RegexSet,
+    regexes: Vec<Regex>,
+}
+
+/// Turns a rule as written into the regex that runs: folded like the text, spaces become
+/// separators, and word classes and boundaries are ASCII (the normalised text is lowercase, and
+/// ASCII boundaries keep the lazy DFA on non-ASCII input, where Unicode `\b` would send the
+/// regex engine to its slower NFA simulation).
+fn expand(pattern: &str) -> String {
+    fold_pattern(pattern)
+        .replace(' ', SEPARATOR)
+        .replace(r"\b", r"(?-u:\b)")
+        .replace(r"\w", "[a-z0-9_]")
+        .replace(r"\d", "[0-9]")
+}
+
+/// Regex size limit for a compiled rule set: generous for the Unicode classes of the
+/// multilingual rules, bounded so that a bad edit fails at start-up rather than eating memory.
+const RULE_SET_SIZE_BYTES_MAX: usize = 64 << 20;
+
+impl InjectionRules {
+    pub(crate) fn new() -> Result<InjectionRules> {
+        let patterns: Vec<String> = RULES.iter().map(|rule| expand(rule.pattern)).collect();
+        let mut regexes = Vec::with_capacity(RULES.len());
+        for (rule, pattern) in RULES.iter().zip(&patterns) {
+            let regex = regex::RegexBuilder::new(pattern)
+                .size_limit(RULE_SET_SIZE_BYTES_MAX)
+                .build()
+                .map_err(|source| Error::Rule { rule_id: rule.id, source: Box::new(source) })?;
+            regexes.push(regex);
+        }
+        let set = RegexSetBuilder::new(&patterns)
+            .size_limit(RULE_SET_SIZE_BYTES_MAX)
+            .dfa_size_limit(RULE_SET_SIZE_BYTES_MAX)
+            .build()
+            .map_err(|source| Error::Rule { rule_id: "injection.*", source: Box::new(source) })?;
+        Ok(InjectionRules { set, regexes })
+    }
+
+    /// Every match (up to [`MATCHES_PER_RULE_MAX`] per rule) in the normalised text.
+    pub(crate) fn signals(&self, normalized: &str) -> Vec<Signal> {
+        let mut signals = Vec::new();
+        for rule in self.set.matches(normalized).iter() {
+            let Some(regex) = self.regexes.get(rule) else { continue };
+            for found in regex.find_iter(normalized).take(MATCHES_PER_RULE_MAX) {
+                signals.push(Signal { rule, range: found.range() });
+            }
+        }
+        signals
+    }
+
+    /// The rule behind a signal.
+    pub(crate) fn rule(&self, index: usize) -> Option<&'static Rule> {
+        RULES.get(index)
+    }
+}
+
+/// The injection score of a set of distinct rules: `1 - Π(1 - weight)`.
+pub(crate) fn combine(weights: impl IntoIterator<Item = f32>) -> f32 {
+    1.0 - weights.into_iter().fold(1.0, |rest, weight| rest * (1.0 - weight.clamp(0.0, 1.0)))
+}
+
+/// The rule ids, for the catalogue.
+pub(crate) fn rule_ids() -> impl Iterator<Item = &'static str> {
+    RULES.iter().map(|rule| rule.id)
+}
+
+/// The id of a rule as a [`RuleId`].
+pub(crate) fn rule_id(rule: &Rule) -> RuleId {
+    RuleId::new(rule.id)
+}
