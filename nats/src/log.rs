@@ -1,0 +1,527 @@
+//! [`NatsLog`]: the [`EventLog`] contract on JetStream — append with optimistic concurrency and
+//! dedupe, read a stream, read everything from a position.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::jetstream::{self, Context};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+
+use events::log::{validate_batch, validate_subscription_name};
+use events::{
+    AppendOutcome, EventId, EventLog, ExpectedVersion, LogError, NewEvent, Position, RecordedEvent, StreamId,
+    SubscribeOptions, Subscription, Version,
+};
+
+use crate::config::{NatsLogConfig, REPLAY_BATCH_COUNT_MAX};
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::{decode_event, event_headers, stream_subject, version_of};
+use crate::setup::{dead_letter_stream_config, ensure_stream, event_stream_config};
+use crate::subscription::NatsSubscription;
+
+/// The most stream heads (last version and sequence of a stream) kept in memory to spare a
+/// look-up before each append. The cache is only a hint: the server checks every append.
+pub const STREAM_HEAD_CACHE_COUNT_MAX: usize = 16_384;
+
+/// Streams of at most this many events are read by direct gets, one request per event;
+/// longer ones through an ordered consumer (one request for many events, but a consumer to
+/// create on the server).
+pub const DIRECT_READ_VERSION_COUNT_MAX: u64 = 16;
+
+/// How many times an append with [`ExpectedVersion::Any`] retries after losing a race.
+pub const APPEND_ANY_RETRY_COUNT_MAX: usize = 16;
+
+/// The last event of one stream: its version and its JetStream sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Head {
+    version: Version,
+    sequence: u64,
+}
+
+impl Head {
+    const EMPTY: Self = Self { version: 0, sequence: 0 };
+}
+
+/// The event log on NATS JetStream. Cheap to share behind an `Arc`; every method is safe to
+/// call from many tasks.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use events::EventLog;
+/// let log: Arc<dyn EventLog> = Arc::new(nats::NatsLog::connect(nats::NatsLogConfig::new("nats://127.0.0.1:4222")).await?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct NatsLog {
+    client: async_nats::Client,
+    js: Context,
+    events: Stream,
+    config: Arc<NatsLogConfig>,
+    heads: Mutex<HashMap<StreamId, Head>>,
+}
+
+impl NatsLog {
+    /// Connects to the server in `config.url` and sets up the streams (idempotently).
+    pub async fn connect(config: NatsLogConfig) -> Result<Self> {
+        config.validate()?;
+        let client = async_nats::ConnectOptions::new()
+            .name("pantheon")
+            .connection_timeout(config.request_timeout)
+            .retry_on_initial_connect()
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(100u64.saturating_mul(attempts as u64).min(1_000))
+            })
+            .connect(config.url.as_str())
+            .await
+            .map_err(|e| Error::with_source(ErrorKind::Connect, config.url.clone(), e))?;
+        Self::with_client(client, config).await
+    }
+
+    /// Uses an existing client and sets up the streams (idempotently).
+    pub async fn with_client(client: async_nats::Client, config: NatsLogConfig) -> Result<Self> {
+        config.validate()?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(config.request_timeout);
+        let events = ensure_stream(&js, event_stream_config(&config), config.update_existing).await?;
+        ensure_stream(&js, dead_letter_stream_config(&config), config.update_existing).await?;
+        Ok(Self { client, js, events, config: Arc::new(config), heads: Mutex::new(HashMap::new()) })
+    }
+
+    /// The NATS client, for callers that publish or subscribe outside the log.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The JetStream context.
+    pub fn jetstream(&self) -> &Context {
+        &self.js
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &NatsLogConfig {
+        &self.config
+    }
+
+    /// The position of the oldest event JetStream still holds (retention removes older ones),
+    /// and of the newest; `(0, 0)` when empty.
+    pub async fn bounds(&self) -> Result<(Position, Position), LogError> {
+        let info = self.events.get_info().await.map_err(backend)?;
+        if info.state.messages == 0 {
+            return Ok((0, 0));
+        }
+        Ok((info.state.first_sequence, info.state.last_sequence))
+    }
+
+    fn cached_head(&self, stream_id: &StreamId) -> Option<Head> {
+        self.heads.lock().ok().and_then(|heads| heads.get(stream_id).copied())
+    }
+
+    fn remember_head(&self, stream_id: &StreamId, head: Option<Head>) {
+        if let Ok(mut heads) = self.heads.lock() {
+            match head {
+                Some(head) => {
+                    if heads.len() >= STREAM_HEAD_CACHE_COUNT_MAX && !heads.contains_key(stream_id) {
+                        heads.clear();
+                    }
+                    heads.insert(stream_id.clone(), head);
+                }
+                None => {
+                    heads.remove(stream_id);
+                }
+            }
+        }
+    }
+
+    /// Asks the server for the last event of a stream.
+    async fn fetch_head(&self, stream_id: &StreamId) -> Result<Head, LogError> {
+        let subject = stream_subject(stream_id);
+        match self.events.direct_get_last_for_subject(subject.as_str()).await {
+            Ok(message) => match version_of(&message.headers) {
+                Ok(version) => Ok(Head { version, sequence: message.sequence }),
+                Err(reason) => {
+                    // A foreign message is the last on the subject: the stream's version is its
+                    // last valid event's, and the next append must follow the foreign one.
+                    tracing::warn!(%stream_id, sequence = message.sequence, %reason, "invalid message at the head of a stream");
+                    let head = Head { version: u64::MAX, sequence: message.sequence };
+                    let events = self.read_subject(&subject, 1, usize::MAX, head).await?;
+                    let version = events.last().map_or(0, |e| e.version);
+                    Ok(Head { version, sequence: message.sequence })
+                }
+            },
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(Head::EMPTY),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn head(&self, stream_id: &StreamId) -> Result<Head, LogError> {
+        match self.cached_head(stream_id) {
+            Some(head) => Ok(head),
+            None => self.fetch_head(stream_id).await,
+        }
+    }
+
+    /// Whether `event_id` is the id of an event of `stream_id` after version `after`; if so,
+    /// the outcome of the append that wrote the batch it starts.
+    async fn find_earlier_append(
+        &self,
+        stream_id: &StreamId,
+        event_id: EventId,
+        batch_len: usize,
+        after: Version,
+    ) -> Result<Option<AppendOutcome>, LogError> {
+        let events = self.read_stream(stream_id, after.saturating_add(1), usize::MAX).await?;
+        let Some(first) = events.iter().position(|e| e.id == event_id) else { return Ok(None) };
+        let last = &events[(first + batch_len - 1).min(events.len() - 1)];
+        Ok(Some(AppendOutcome {
+            first_version: events[first].version,
+            last_version: last.version,
+            last_position: last.position,
+            duplicate: true,
+        }))
+    }
+
+    /// What to say when the stream is at `head` and `expected` does not admit it: the earlier
+    /// outcome if this batch was appended before, a conflict otherwise.
+    async fn refuse(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        head: Head,
+        events: &[NewEvent],
+    ) -> Result<AppendOutcome, LogError> {
+        let after = match expected {
+            ExpectedVersion::Exact(version) => version.min(head.version),
+            ExpectedVersion::NoStream | ExpectedVersion::Any => 0,
+        };
+        if let Some(outcome) = self.find_earlier_append(stream_id, events[0].id, events.len(), after).await? {
+            return Ok(outcome);
+        }
+        Err(LogError::Conflict { stream_id: stream_id.clone(), expected, actual: head.version })
+    }
+
+    /// Publishes one event after the message at `after_sequence` on its stream's subject.
+    async fn publish(
+        &self,
+        subject: &str,
+        event: &NewEvent,
+        version: Version,
+        after_sequence: u64,
+    ) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
+        let message = PublishMessage::build()
+            .payload(Bytes::copy_from_slice(&event.payload))
+            .headers(event_headers(event, version))
+            .expected_last_subject_sequence(after_sequence);
+        self.js.send_publish(subject.to_string(), message).await?.await
+    }
+
+    /// The version of the stored message a duplicate acknowledgement points at, checking it
+    /// belongs to the stream appended to.
+    async fn stored_version(&self, subject: &str, sequence: u64) -> Result<Version, LogError> {
+        let message = self.events.direct_get(sequence).await.map_err(backend)?;
+        if message.subject.as_str() != subject {
+            return Err(LogError::backend(Error::new(
+                ErrorKind::Publish,
+                format!("an event id of this batch is already used on {}", message.subject),
+            )));
+        }
+        version_of(&message.headers).map_err(|reason| LogError::Corrupt { position: sequence, reason })
+    }
+
+    /// Reads the events of `subject` from version `from` on, up to `limit`, stopping at
+    /// `head` (the stream's last event when the read began).
+    async fn read_subject(
+        &self,
+        subject: &str,
+        from: Version,
+        limit: usize,
+        head: Head,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let mut reader = SubjectReader { subject, from, limit, previous: None, out: Vec::new() };
+        if head.sequence == 0 {
+            return Ok(reader.out);
+        }
+        if head.version <= DIRECT_READ_VERSION_COUNT_MAX {
+            let mut sequence = 0u64;
+            while sequence < head.sequence && !reader.full() {
+                let message = match self.events.direct_get_next_for_subject(subject, Some(sequence + 1)).await
+                {
+                    Ok(message) => message,
+                    Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
+                    Err(e) => return Err(backend(e)),
+                };
+                sequence = message.sequence;
+                if sequence > head.sequence {
+                    break;
+                }
+                reader.take(sequence, Some(&message.headers), &message.payload)?;
+            }
+            return Ok(reader.out);
+        }
+        let consumer = self
+            .events
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: subject.to_string(),
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(backend)?;
+        let mut messages = consumer.messages().await.map_err(backend)?;
+        while !reader.full() {
+            let message = tokio::time::timeout(self.config.request_timeout, messages.next())
+                .await
+                .map_err(|_| backend(Error::new(ErrorKind::Request, format!("reading {subject} timed out"))))?
+                .ok_or(LogError::Closed)?
+                .map_err(backend)?;
+            let info = message.info().map_err(backend)?;
+            let (sequence, pending) = (info.stream_sequence, info.pending);
+            reader.take(sequence, message.message.headers.as_ref(), &message.message.payload)?;
+            if sequence >= head.sequence || pending == 0 {
+                break;
+            }
+        }
+        Ok(reader.out)
+    }
+
+    /// Replays every event from `from` (inclusive) through an ordered consumer, handing each to
+    /// `each` until it returns false, the end of the log at the start of the call is reached,
+    /// or `limit` events were handed. Returns how many were handed. Invalid messages are
+    /// skipped with a warning.
+    pub async fn replay<F>(&self, from: Position, limit: usize, mut each: F) -> Result<usize, LogError>
+    where
+        F: FnMut(RecordedEvent) -> bool + Send,
+    {
+        let (_, last) = self.bounds().await?;
+        if last == 0 || last < from || limit == 0 {
+            return Ok(0);
+        }
+        let consumer = self
+            .events
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from.max(1) },
+                ..Default::default()
+            })
+            .await
+            .map_err(backend)?;
+        let mut messages = consumer.messages().await.map_err(backend)?;
+        let mut handed = 0;
+        while handed < limit {
+            let message = tokio::time::timeout(self.config.request_timeout, messages.next())
+                .await
+                .map_err(|_| backend(Error::new(ErrorKind::Request, "replay timed out")))?
+                .ok_or(LogError::Closed)?
+                .map_err(backend)?;
+            let info = message.info().map_err(backend)?;
+            let sequence = info.stream_sequence;
+            let pending = info.pending;
+            match decode_event(
+                &message.message.subject,
+                sequence,
+                message.message.headers.as_ref(),
+                &message.message.payload,
+            ) {
+                Ok(event) => {
+                    handed += 1;
+                    if !each(event) {
+                        break;
+                    }
+                }
+                Err(reason) => tracing::warn!(sequence, %reason, "replay skips an invalid message"),
+            }
+            if sequence >= last || pending == 0 {
+                break;
+            }
+        }
+        Ok(handed)
+    }
+}
+
+/// Wraps any backend failure.
+pub(crate) fn backend(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> LogError {
+    LogError::Backend(error.into())
+}
+
+#[async_trait]
+impl EventLog for NatsLog {
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, LogError> {
+        validate_batch(&events)?;
+        let subject = stream_subject(stream_id);
+        let mut head = match expected {
+            ExpectedVersion::NoStream => Head::EMPTY,
+            _ => self.head(stream_id).await?,
+        };
+        let mut attempts = 0;
+        'attempt: loop {
+            attempts += 1;
+            if !expected.admits(head.version) {
+                // The cache may be stale: ask the server before refusing.
+                head = self.fetch_head(stream_id).await?;
+                if !expected.admits(head.version) {
+                    self.remember_head(stream_id, Some(head));
+                    return self.refuse(stream_id, expected, head, &events).await;
+                }
+            }
+            let mut version = head.version;
+            let mut sequence = head.sequence;
+            let mut first_version = None;
+            let mut wrote = false;
+            for (index, event) in events.iter().enumerate() {
+                match self.publish(&subject, event, version + 1, sequence).await {
+                    Ok(ack) if ack.duplicate => {
+                        // Written before (same event id inside the duplicate window): resume
+                        // after it, so a batch cut short by a crash is completed on retry.
+                        version = self.stored_version(&subject, ack.sequence).await?;
+                        sequence = ack.sequence;
+                    }
+                    Ok(ack) => {
+                        version += 1;
+                        sequence = ack.sequence;
+                        wrote = true;
+                    }
+                    Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                        self.remember_head(stream_id, None);
+                        head = self.fetch_head(stream_id).await?;
+                        if index == 0
+                            && matches!(expected, ExpectedVersion::Any)
+                            && attempts < APPEND_ANY_RETRY_COUNT_MAX
+                        {
+                            continue 'attempt;
+                        }
+                        if index == 0 {
+                            self.remember_head(stream_id, Some(head));
+                            return self.refuse(stream_id, expected, head, &events).await;
+                        }
+                        // Another writer got in the middle of this batch: JetStream 2.9 has no
+                        // atomic batch, so the first `index` events stay written.
+                        return Err(LogError::Conflict {
+                            stream_id: stream_id.clone(),
+                            expected: ExpectedVersion::Exact(version),
+                            actual: head.version,
+                        });
+                    }
+                    Err(e) => {
+                        self.remember_head(stream_id, None);
+                        return Err(backend(e));
+                    }
+                }
+                first_version.get_or_insert(version);
+            }
+            let head = Head { version, sequence };
+            self.remember_head(stream_id, Some(head));
+            return Ok(AppendOutcome {
+                first_version: first_version.unwrap_or(version),
+                last_version: version,
+                last_position: sequence,
+                duplicate: !wrote,
+            });
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let head = self.fetch_head(stream_id).await?;
+        self.remember_head(stream_id, Some(head));
+        if head.version == 0 || head.version < from {
+            return Ok(Vec::new());
+        }
+        self.read_subject(&stream_subject(stream_id), from.max(1), limit, head).await
+    }
+
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        let mut out = Vec::with_capacity(limit.min(REPLAY_BATCH_COUNT_MAX));
+        self.replay(from, limit, |event| {
+            out.push(event);
+            true
+        })
+        .await?;
+        Ok(out)
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<Version, LogError> {
+        let head = self.fetch_head(stream_id).await?;
+        self.remember_head(stream_id, Some(head));
+        Ok(head.version)
+    }
+
+    async fn subscribe(
+        &self,
+        name: &str,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, LogError> {
+        validate_subscription_name(name)?;
+        let subscription = NatsSubscription::open(
+            self.js.clone(),
+            self.events.clone(),
+            Arc::clone(&self.config),
+            name,
+            options,
+        )
+        .await?;
+        Ok(Box::new(subscription))
+    }
+}
+
+/// Collects the events of one subject, checking that versions run without gaps.
+struct SubjectReader<'s> {
+    subject: &'s str,
+    from: Version,
+    limit: usize,
+    previous: Option<Version>,
+    out: Vec<RecordedEvent>,
+}
+
+impl SubjectReader<'_> {
+    fn full(&self) -> bool {
+        self.out.len() >= self.limit
+    }
+
+    fn take(
+        &mut self,
+        sequence: u64,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &[u8],
+    ) -> Result<(), LogError> {
+        let event = match decode_event(self.subject, sequence, headers, payload) {
+            Ok(event) => event,
+            Err(reason) => {
+                tracing::warn!(subject = %self.subject, sequence, %reason, "skipping an invalid message");
+                return Ok(());
+            }
+        };
+        // Pair assertion: versions read back are gapless, as appends wrote them.
+        let expected = self.previous.map_or(1, |v| v + 1);
+        if event.version != expected {
+            return Err(LogError::Corrupt {
+                position: sequence,
+                reason: format!("{} holds version {} where {expected} was due", self.subject, event.version),
+            });
+        }
+        self.previous = Some(event.version);
+        if event.version >= self.from && !self.full() {
+            self.out.push(event);
+        }
+        Ok(())
+    }
+}
