@@ -1,1 +1,165 @@
-//! # store (placeholder until the SQL log lands)
+//! # store
+//!
+//! The SQL event store: the log contract of [`events::EventLog`] on SQLite (the embedded
+//! default, one file) and on PostgreSQL, through sqlx runtime queries (the build needs no
+//! database). Both pass the shared conformance suite (`testkit::conformance`).
+//!
+//! # Layout
+//! - [`open`] / [`SqlLog::open`]: pick the backend from a URL (`sqlite://path?mode=rwc`,
+//!   `postgres://…`), connect, and apply the embedded migrations (`migrations/sqlite`,
+//!   `migrations/postgres`).
+//! - [`SqliteLog`]: one file in WAL mode, `synchronous=FULL`, one writer connection; subscribers
+//!   are woken in-process.
+//! - [`PostgresLog`]: appends serialised by a transaction-scoped advisory lock so positions
+//!   become visible in order; subscribers are woken by `LISTEN/NOTIFY`.
+//! - [`ImportOutcome`]: the result of [`SqlLog::import`], the archiver's idempotent copy of an
+//!   event recorded elsewhere (JetStream), unique on stream and version.
+//! - [`Error`]: what can fail when opening a store; log operations fail with
+//!   [`events::LogError`].
+//!
+//! # Examples
+//! ```no_run
+//! # async fn example() -> Result<(), store::Error> {
+//! let log = store::open("sqlite://pantheon.db?mode=rwc").await?;
+//! let version = log.stream_version(&"task-1".parse().expect("valid id")).await;
+//! # let _ = version;
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod postgres;
+mod record;
+mod sqlite;
+mod subscription;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use events::{
+    AppendOutcome, EventLog, ExpectedVersion, LogError, NewEvent, Position, RecordedEvent, StreamId,
+    SubscribeOptions, Subscription, Version,
+};
+
+pub use error::{Error, Result};
+pub use postgres::{POSTGRES_CONNECTION_COUNT_MAX, PostgresLog};
+pub use sqlite::{SQLITE_BUSY_TIMEOUT_MS, SQLITE_READ_CONNECTION_COUNT_MAX, SqliteLog};
+pub use subscription::{SUBSCRIPTION_PENDING_COUNT_MAX, SUBSCRIPTION_POLL_MS};
+
+/// The most events one `read_stream` / `read_all` call returns, whatever limit the caller
+/// asks for: it bounds the memory one call can take (1,000 events of at most 512 KiB).
+pub const READ_COUNT_MAX: usize = 1_000;
+
+/// What [`SqlLog::import`] did with an event recorded elsewhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ImportOutcome {
+    /// The event was written at this position of the SQL log.
+    Inserted {
+        /// Its position in the SQL log (not the position it had in the source).
+        position: Position,
+    },
+    /// The same event (same id) was already at that stream and version: nothing was written.
+    AlreadyPresent,
+}
+
+/// The SQL log on whichever backend the URL names.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SqlLog {
+    /// An SQLite file.
+    Sqlite(SqliteLog),
+    /// A PostgreSQL database.
+    Postgres(PostgresLog),
+}
+
+impl SqlLog {
+    /// Connects to the store the URL names and applies its migrations: `sqlite://path` (add
+    /// `?mode=rwc` to create the file) or `postgres://…` / `postgresql://…`.
+    pub async fn open(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(SqliteLog::open(url).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(PostgresLog::open(url).await?))
+        } else {
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+            Err(Error::UnsupportedUrl { scheme: scheme.to_string() })
+        }
+    }
+
+    /// Copies an event recorded in another log (JetStream) into this one, keyed by its stream
+    /// and version: importing the same event again writes nothing. Events of a stream must be
+    /// imported in version order; a gap is a [`LogError::Conflict`], and a different event
+    /// already at that stream and version is [`LogError::Corrupt`].
+    pub async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, LogError> {
+        match self {
+            Self::Sqlite(log) => log.import(event).await,
+            Self::Postgres(log) => log.import(event).await,
+        }
+    }
+
+    /// The log as the object every consumer holds.
+    pub fn into_dyn(self) -> Arc<dyn EventLog> {
+        match self {
+            Self::Sqlite(log) => Arc::new(log),
+            Self::Postgres(log) => Arc::new(log),
+        }
+    }
+}
+
+/// Opens the store the URL names (see [`SqlLog::open`]) as an `Arc<dyn EventLog>`.
+pub async fn open(url: &str) -> Result<Arc<dyn EventLog>> {
+    Ok(SqlLog::open(url).await?.into_dyn())
+}
+
+#[async_trait]
+impl EventLog for SqlLog {
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, LogError> {
+        match self {
+            Self::Sqlite(log) => log.append(stream_id, expected, events).await,
+            Self::Postgres(log) => log.append(stream_id, expected, events).await,
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        match self {
+            Self::Sqlite(log) => log.read_stream(stream_id, from, limit).await,
+            Self::Postgres(log) => log.read_stream(stream_id, from, limit).await,
+        }
+    }
+
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        match self {
+            Self::Sqlite(log) => log.read_all(from, limit).await,
+            Self::Postgres(log) => log.read_all(from, limit).await,
+        }
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<Version, LogError> {
+        match self {
+            Self::Sqlite(log) => log.stream_version(stream_id).await,
+            Self::Postgres(log) => log.stream_version(stream_id).await,
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        name: &str,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, LogError> {
+        match self {
+            Self::Sqlite(log) => log.subscribe(name, options).await,
+            Self::Postgres(log) => log.subscribe(name, options).await,
+        }
+    }
+}

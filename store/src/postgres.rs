@@ -1,0 +1,407 @@
+//! The log on PostgreSQL.
+//!
+//! # Ordering, durability and wake-ups
+//! - Every append (and import) takes one transaction-scoped advisory lock before it looks at
+//!   the stream, so appends commit one after another and positions become visible in
+//!   increasing order: a subscriber that has read everything up to N never misses a lower
+//!   position committed later. Appends of one batch are one `INSERT … SELECT FROM UNNEST`.
+//! - Durability is the server's: with the default `synchronous_commit=on`, a commit is
+//!   flushed to the WAL before `append` returns.
+//! - Each append sends `NOTIFY pantheon_events` in its transaction; one `LISTEN` connection
+//!   per log turns those into wake-ups for its subscribers, including appends by other
+//!   processes.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use events::log::validate_batch;
+use events::{
+    AppendOutcome, EventLog, ExpectedVersion, LogError, NewEvent, Position, RecordedEvent, StreamId,
+    SubscribeOptions, Subscription, Version,
+};
+use sqlx::postgres::{PgConnection, PgListener, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::record::{self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, to_sql};
+use crate::sqlite::import_gap;
+use crate::subscription::{Source, SqlSubscription};
+use crate::{Error, ImportOutcome, Result};
+
+/// The embedded PostgreSQL migrations.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The `NOTIFY` channel appends announce themselves on (see [`NOTIFY_STATEMENT`]).
+const NOTIFY_CHANNEL: &str = "pantheon_events";
+
+/// The statement an append sends in its transaction; delivered at commit.
+const NOTIFY_STATEMENT: &str = "NOTIFY pantheon_events";
+
+/// The advisory lock key that serialises appends ("pantheon" in ASCII, truncated to 63 bits).
+const APPEND_LOCK_KEY: i64 = 0x7061_6e74_6865_6f6e;
+
+/// Connections per log: appends serialise on the advisory lock, so more mostly serve reads and
+/// subscriptions.
+pub const POSTGRES_CONNECTION_COUNT_MAX: u32 = 10;
+
+/// How long to wait before listening again after the `LISTEN` connection failed.
+const LISTEN_RETRY_MS: u64 = 1_000;
+
+/// The columns every read selects, cast to the types of [`Row`].
+macro_rules! select_columns {
+    () => {
+        "SELECT position, stream_id, version, event_id::text, event_type, schema_version::bigint, \
+         payload, metadata::text FROM events "
+    };
+}
+
+/// The log on a PostgreSQL database. Cheap to clone (clones share the pool and the listener).
+#[derive(Clone)]
+pub struct PostgresLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    /// Bumped on every notification (and after this process's own commits).
+    wake: Arc<watch::Sender<u64>>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl fmt::Debug for PostgresLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresLog").finish_non_exhaustive()
+    }
+}
+
+fn bump(wake: &watch::Sender<u64>) {
+    wake.send_modify(|generation| *generation = generation.wrapping_add(1));
+}
+
+impl PostgresLog {
+    /// Connects to the database at `url`, applies the migrations and starts listening for
+    /// appends. Must be called inside a tokio runtime (it spawns the listener task).
+    pub async fn open(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(POSTGRES_CONNECTION_COUNT_MAX)
+            .connect(url)
+            .await
+            .map_err(Error::Connect)?;
+        MIGRATOR.run(&pool).await.map_err(Error::Migrate)?;
+        let mut listener = PgListener::connect_with(&pool).await.map_err(Error::Connect)?;
+        listener.listen(NOTIFY_CHANNEL).await.map_err(Error::Connect)?;
+        let (wake, _) = watch::channel(0);
+        let wake = Arc::new(wake);
+        let listener = tokio::spawn(listen(listener, wake.clone()));
+        Ok(Self { inner: Arc::new(Inner { pool, wake, listener }) })
+    }
+
+    /// Copies an event recorded elsewhere, keyed by stream and version (see
+    /// [`crate::SqlLog::import`]).
+    pub async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, LogError> {
+        let encoded = Encoded::from_recorded(event)?;
+        let mut tx = self.begin_locked().await?;
+        let existing: Option<(String, i64)> = sqlx::query_as(
+            "SELECT event_id::text, position FROM events WHERE stream_id = $1 AND version = $2",
+        )
+        .bind(event.stream_id.as_str())
+        .bind(to_sql(event.version))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if let Some((event_id, position)) = existing {
+            return if event_id == encoded.event_id {
+                Ok(ImportOutcome::AlreadyPresent)
+            } else {
+                Err(LogError::Corrupt {
+                    position: from_sql(position),
+                    reason: format!(
+                        "importing {} at {} version {}: event {event_id} is there already",
+                        event.id, event.stream_id, event.version
+                    ),
+                })
+            };
+        }
+        let current = version_of(&mut tx, &event.stream_id).await?;
+        if event.version != current.saturating_add(1) {
+            return Err(import_gap(event, current));
+        }
+        let position =
+            match insert(&mut tx, &event.stream_id, event.version, std::slice::from_ref(&encoded)).await {
+                Ok(position) => position,
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(LogError::DuplicateEventId { event_id: event.id });
+                }
+                Err(e) => return Err(backend(e)),
+            };
+        sqlx::query(NOTIFY_STATEMENT).execute(&mut *tx).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        bump(&self.inner.wake);
+        Ok(ImportOutcome::Inserted { position: from_sql(position) })
+    }
+
+    /// Begins a transaction holding the append lock.
+    async fn begin_locked(&self) -> Result<Transaction<'static, Postgres>, LogError> {
+        let mut tx = self.inner.pool.begin().await.map_err(backend)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        Ok(tx)
+    }
+
+    /// After a unique violation rolled an append back: a later event's id is recorded
+    /// already, or a writer that ignores the lock took the versions.
+    async fn classify_violation(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> LogError {
+        let mut conn = match self.inner.pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => return backend(e),
+        };
+        for event in events.iter().skip(1) {
+            let found: Result<Option<i64>, _> =
+                sqlx::query_scalar("SELECT position FROM events WHERE event_id = $1::uuid")
+                    .bind(event.id.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await;
+            match found {
+                Ok(Some(_)) => return LogError::DuplicateEventId { event_id: event.id },
+                Ok(None) => {}
+                Err(e) => return backend(e),
+            }
+        }
+        match version_of(&mut conn, stream_id).await {
+            Ok(actual) => LogError::Conflict { stream_id: stream_id.clone(), expected, actual },
+            Err(e) => e,
+        }
+    }
+}
+
+/// Turns notifications into wake-ups until the log is dropped (which aborts this task).
+async fn listen(mut listener: PgListener, wake: Arc<watch::Sender<u64>>) {
+    loop {
+        match listener.try_recv().await {
+            // `None`: the connection was lost and notifications may have been missed; the
+            // next call reconnects. Wake subscribers either way so they look at the log.
+            Ok(_) => bump(&wake),
+            Err(error) => {
+                tracing::warn!(%error, "listening for appends failed; retrying");
+                bump(&wake);
+                tokio::time::sleep(Duration::from_millis(LISTEN_RETRY_MS)).await;
+            }
+        }
+    }
+}
+
+/// The last version of a stream, 0 if none.
+async fn version_of(conn: &mut PgConnection, stream_id: &StreamId) -> Result<Version, LogError> {
+    let version: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1")
+            .bind(stream_id.as_str())
+            .fetch_one(conn)
+            .await
+            .map_err(backend)?;
+    Ok(from_sql(version))
+}
+
+/// The outcome of an earlier append of this batch, if its first event is recorded already.
+async fn earlier_outcome(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+) -> Result<Option<AppendOutcome>, LogError> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(None);
+    };
+    let found: Option<(i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT f.version, f.position, l.version, l.position \
+         FROM events f LEFT JOIN events l ON l.event_id = $2::uuid AND l.stream_id = f.stream_id \
+         WHERE f.event_id = $1::uuid",
+    )
+    .bind(first.id.to_string())
+    .bind(last.id.to_string())
+    .fetch_optional(conn)
+    .await
+    .map_err(backend)?;
+    Ok(found.map(|(first_version, first_position, last_version, last_position)| AppendOutcome {
+        first_version: from_sql(first_version),
+        last_version: from_sql(last_version.unwrap_or(first_version)),
+        last_position: from_sql(last_position.unwrap_or(first_position)),
+        duplicate: true,
+    }))
+}
+
+/// Inserts `events` at versions `first_version`, `first_version + 1`, …; returns the last
+/// position.
+async fn insert(
+    conn: &mut PgConnection,
+    stream_id: &StreamId,
+    first_version: Version,
+    events: &[Encoded],
+) -> Result<i64, sqlx::Error> {
+    let versions: Vec<i64> = (0..events.len() as u64).map(|offset| to_sql(first_version + offset)).collect();
+    let positions: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload, metadata) \
+         SELECT $1, v, id::uuid, t, s::integer, p, m::jsonb \
+         FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[]) \
+              AS u(v, id, t, s, p, m) \
+         ORDER BY v \
+         RETURNING position",
+    )
+    .bind(stream_id.as_str())
+    .bind(versions)
+    .bind(events.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event_type.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.schema_version).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.metadata.clone()).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?;
+    Ok(positions.into_iter().max().unwrap_or(0))
+}
+
+#[async_trait]
+impl EventLog for PostgresLog {
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, LogError> {
+        validate_batch(&events)?;
+        let encoded = events.iter().map(Encoded::new).collect::<Result<Vec<_>, _>>()?;
+        let mut tx = self.begin_locked().await?;
+        if let Some(outcome) = earlier_outcome(&mut tx, &events).await? {
+            return Ok(outcome); // dropping the transaction rolls it back: nothing written
+        }
+        let current = version_of(&mut tx, stream_id).await?;
+        if !expected.admits(current) {
+            return Err(LogError::Conflict { stream_id: stream_id.clone(), expected, actual: current });
+        }
+        let last_position = match insert(&mut tx, stream_id, current + 1, &encoded).await {
+            Ok(position) => position,
+            Err(e) if is_unique_violation(&e) => {
+                drop(tx);
+                return Err(self.classify_violation(stream_id, expected, &events).await);
+            }
+            Err(e) => return Err(backend(e)),
+        };
+        sqlx::query(NOTIFY_STATEMENT).execute(&mut *tx).await.map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        bump(&self.inner.wake);
+        let count = encoded.len() as u64;
+        Ok(AppendOutcome {
+            first_version: current + 1,
+            last_version: current + count,
+            last_position: from_sql(last_position),
+            duplicate: false,
+        })
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            select_columns!(),
+            "WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3"
+        ))
+        .bind(stream_id.as_str())
+        .bind(to_sql(from))
+        .bind(read_limit(limit))
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(record::decode).collect()
+    }
+
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        self.inner.read_page(from, limit).await
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<Version, LogError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(backend)?;
+        version_of(&mut conn, stream_id).await
+    }
+
+    async fn subscribe(
+        &self,
+        name: &str,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, LogError> {
+        let source: Arc<dyn Source> = self.inner.clone();
+        Ok(Box::new(SqlSubscription::open(source, name, options).await?))
+    }
+}
+
+#[async_trait]
+impl Source for Inner {
+    async fn read_page(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        let rows: Vec<Row> =
+            sqlx::query_as(concat!(select_columns!(), "WHERE position >= $1 ORDER BY position LIMIT $2"))
+                .bind(to_sql(from))
+                .bind(read_limit(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        rows.into_iter().map(record::decode).collect()
+    }
+
+    async fn head(&self) -> Result<Position, LogError> {
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(from_sql(head))
+    }
+
+    async fn checkpoint_or_init(&self, name: &str, initial: Position) -> Result<Position, LogError> {
+        sqlx::query(
+            "INSERT INTO subscriptions (name, checkpoint) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(to_sql(initial))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        let checkpoint: i64 = sqlx::query_scalar("SELECT checkpoint FROM subscriptions WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(from_sql(checkpoint))
+    }
+
+    async fn save_checkpoint(&self, name: &str, checkpoint: Position) -> Result<(), LogError> {
+        sqlx::query(
+            "INSERT INTO subscriptions (name, checkpoint) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET checkpoint = excluded.checkpoint, updated_at = now() \
+             WHERE excluded.checkpoint > subscriptions.checkpoint",
+        )
+        .bind(name)
+        .bind(to_sql(checkpoint))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn wake(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+}

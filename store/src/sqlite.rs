@@ -1,0 +1,379 @@
+//! The log on an SQLite file.
+//!
+//! # Durability and concurrency
+//! - WAL journal with `synchronous=FULL`: every committed append is fsynced to the WAL before
+//!   `append` returns, so an acknowledged event survives a power loss. `NORMAL` would be faster
+//!   for single-event appends but may lose the last commits on power failure; the embedded
+//!   default is the record of history, so it keeps FULL (batched appends amortise the sync).
+//! - One writer connection (a pool of one) serialises this process's writers without
+//!   `SQLITE_BUSY`; each write transaction starts with `BEGIN IMMEDIATE`, so a writer in another
+//!   process waits on the busy timeout instead of failing halfway through.
+//! - Readers use their own small pool and see committed data only (WAL snapshots).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use events::log::validate_batch;
+use events::{
+    AppendOutcome, EventId, EventLog, ExpectedVersion, LogError, NewEvent, Position, RecordedEvent, StreamId,
+    SubscribeOptions, Subscription, Version,
+};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::watch;
+
+use crate::record::{self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, to_sql};
+use crate::subscription::{Source, SqlSubscription};
+use crate::{Error, ImportOutcome, Result};
+
+/// The embedded SQLite migrations.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a write waits for another process holding the SQLite write lock before failing.
+pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
+
+/// Reader connections per log: reads never wait for the writer (WAL), and more than the
+/// machine's cores would only contend.
+pub const SQLITE_READ_CONNECTION_COUNT_MAX: u32 = 4;
+
+/// The log on an SQLite file. Cheap to clone (clones share the connections).
+#[derive(Clone)]
+pub struct SqliteLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    readers: SqlitePool,
+    writer: SqlitePool,
+    /// Bumped after every commit that adds events, to wake this process's subscribers.
+    wake: watch::Sender<u64>,
+}
+
+impl fmt::Debug for SqliteLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteLog").finish_non_exhaustive()
+    }
+}
+
+impl SqliteLog {
+    /// Opens the SQLite log at `url` (`sqlite://path?mode=rwc` creates the file) and applies
+    /// the migrations. An in-memory database (`sqlite::memory:`) works but uses one
+    /// connection for everything.
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(Error::Connect)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(Error::Connect)?;
+        MIGRATOR.run(&writer).await.map_err(Error::Migrate)?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let readers = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(SQLITE_READ_CONNECTION_COUNT_MAX)
+                .connect_with(options)
+                .await
+                .map_err(Error::Connect)?
+        };
+        let (wake, _) = watch::channel(0);
+        Ok(Self { inner: Arc::new(Inner { readers, writer, wake }) })
+    }
+
+    /// Copies an event recorded elsewhere, keyed by stream and version (see
+    /// [`crate::SqlLog::import`]).
+    pub async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, LogError> {
+        let encoded = Encoded::from_recorded(event)?;
+        let mut tx = self.inner.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        let existing: Option<(String, i64)> =
+            sqlx::query_as("SELECT event_id, position FROM events WHERE stream_id = $1 AND version = $2")
+                .bind(event.stream_id.as_str())
+                .bind(to_sql(event.version))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if let Some((event_id, position)) = existing {
+            return if event_id == encoded.event_id {
+                Ok(ImportOutcome::AlreadyPresent)
+            } else {
+                Err(LogError::Corrupt {
+                    position: from_sql(position),
+                    reason: format!(
+                        "importing {} at {} version {}: event {event_id} is there already",
+                        event.id, event.stream_id, event.version
+                    ),
+                })
+            };
+        }
+        let current = version_of(&mut tx, &event.stream_id).await?;
+        if event.version != current.saturating_add(1) {
+            return Err(import_gap(event, current));
+        }
+        let inserted = insert(&mut tx, &event.stream_id, event.version, &encoded).await;
+        let position = match inserted {
+            Ok(position) => position,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(LogError::DuplicateEventId { event_id: event.id });
+            }
+            Err(e) => return Err(backend(e)),
+        };
+        tx.commit().await.map_err(backend)?;
+        self.inner.wake.send_modify(|generation| *generation = generation.wrapping_add(1));
+        Ok(ImportOutcome::Inserted { position: from_sql(position) })
+    }
+
+    /// After a unique violation rolled an append back: a later event's id is recorded
+    /// already, or another writer (another process) took the versions.
+    async fn classify_violation(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> LogError {
+        let mut conn = match self.inner.readers.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => return backend(e),
+        };
+        for event in events.iter().skip(1) {
+            match event_exists(&mut conn, event.id).await {
+                Ok(true) => return LogError::DuplicateEventId { event_id: event.id },
+                Ok(false) => {}
+                Err(e) => return e,
+            }
+        }
+        match version_of(&mut conn, stream_id).await {
+            Ok(actual) => LogError::Conflict { stream_id: stream_id.clone(), expected, actual },
+            Err(e) => e,
+        }
+    }
+}
+
+/// The error for an imported event that does not follow its stream's last version.
+pub(crate) fn import_gap(event: &RecordedEvent, current: Version) -> LogError {
+    let expected = match event.version.saturating_sub(1) {
+        0 => ExpectedVersion::NoStream,
+        version => ExpectedVersion::Exact(version),
+    };
+    LogError::Conflict { stream_id: event.stream_id.clone(), expected, actual: current }
+}
+
+/// The last version of a stream, 0 if none.
+async fn version_of(conn: &mut SqliteConnection, stream_id: &StreamId) -> Result<Version, LogError> {
+    let version: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1")
+            .bind(stream_id.as_str())
+            .fetch_one(conn)
+            .await
+            .map_err(backend)?;
+    Ok(from_sql(version))
+}
+
+async fn event_exists(conn: &mut SqliteConnection, event_id: EventId) -> Result<bool, LogError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT position FROM events WHERE event_id = $1")
+        .bind(event_id.to_string())
+        .fetch_optional(conn)
+        .await
+        .map_err(backend)?;
+    Ok(found.is_some())
+}
+
+/// The outcome of an earlier append of this batch, if its first event is recorded already.
+async fn earlier_outcome(
+    conn: &mut SqliteConnection,
+    events: &[NewEvent],
+) -> Result<Option<AppendOutcome>, LogError> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(None);
+    };
+    let found: Option<(String, i64, i64)> =
+        sqlx::query_as("SELECT stream_id, version, position FROM events WHERE event_id = $1")
+            .bind(first.id.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+    let Some((stream_id, first_version, first_position)) = found else {
+        return Ok(None);
+    };
+    let last_found: Option<(i64, i64)> =
+        sqlx::query_as("SELECT version, position FROM events WHERE event_id = $1 AND stream_id = $2")
+            .bind(last.id.to_string())
+            .bind(&stream_id)
+            .fetch_optional(conn)
+            .await
+            .map_err(backend)?;
+    let (last_version, last_position) = last_found.unwrap_or((first_version, first_position));
+    Ok(Some(AppendOutcome {
+        first_version: from_sql(first_version),
+        last_version: from_sql(last_version),
+        last_position: from_sql(last_position),
+        duplicate: true,
+    }))
+}
+
+async fn insert(
+    conn: &mut SqliteConnection,
+    stream_id: &StreamId,
+    version: Version,
+    event: &Encoded,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING position",
+    )
+    .bind(stream_id.as_str())
+    .bind(to_sql(version))
+    .bind(&event.event_id)
+    .bind(&event.event_type)
+    .bind(event.schema_version)
+    .bind(&event.payload)
+    .bind(&event.metadata)
+    .fetch_one(conn)
+    .await
+}
+
+#[async_trait]
+impl EventLog for SqliteLog {
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, LogError> {
+        validate_batch(&events)?;
+        let encoded = events.iter().map(Encoded::new).collect::<Result<Vec<_>, _>>()?;
+        let mut tx = self.inner.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        if let Some(outcome) = earlier_outcome(&mut tx, &events).await? {
+            return Ok(outcome); // dropping the transaction rolls it back: nothing written
+        }
+        let current = version_of(&mut tx, stream_id).await?;
+        if !expected.admits(current) {
+            return Err(LogError::Conflict { stream_id: stream_id.clone(), expected, actual: current });
+        }
+        let mut last_position = 0;
+        for (offset, event) in (1..).zip(&encoded) {
+            match insert(&mut tx, stream_id, current + offset, event).await {
+                Ok(position) => last_position = position,
+                Err(e) if is_unique_violation(&e) => {
+                    drop(tx);
+                    return Err(self.classify_violation(stream_id, expected, &events).await);
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        tx.commit().await.map_err(backend)?;
+        self.inner.wake.send_modify(|generation| *generation = generation.wrapping_add(1));
+        let count = encoded.len() as u64;
+        Ok(AppendOutcome {
+            first_version: current + 1,
+            last_version: current + count,
+            last_position: from_sql(last_position),
+            duplicate: false,
+        })
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT position, stream_id, version, event_id, event_type, schema_version, payload, metadata \
+             FROM events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3",
+        )
+        .bind(stream_id.as_str())
+        .bind(to_sql(from))
+        .bind(read_limit(limit))
+        .fetch_all(&self.inner.readers)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(record::decode).collect()
+    }
+
+    async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        self.inner.read_page(from, limit).await
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<Version, LogError> {
+        let mut conn = self.inner.readers.acquire().await.map_err(backend)?;
+        version_of(&mut conn, stream_id).await
+    }
+
+    async fn subscribe(
+        &self,
+        name: &str,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, LogError> {
+        let source: Arc<dyn Source> = self.inner.clone();
+        Ok(Box::new(SqlSubscription::open(source, name, options).await?))
+    }
+}
+
+#[async_trait]
+impl Source for Inner {
+    async fn read_page(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT position, stream_id, version, event_id, event_type, schema_version, payload, metadata \
+             FROM events WHERE position >= $1 ORDER BY position LIMIT $2",
+        )
+        .bind(to_sql(from))
+        .bind(read_limit(limit))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(record::decode).collect()
+    }
+
+    async fn head(&self) -> Result<Position, LogError> {
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(backend)?;
+        Ok(from_sql(head))
+    }
+
+    async fn checkpoint_or_init(&self, name: &str, initial: Position) -> Result<Position, LogError> {
+        sqlx::query(
+            "INSERT INTO subscriptions (name, checkpoint) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(to_sql(initial))
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        let checkpoint: i64 = sqlx::query_scalar("SELECT checkpoint FROM subscriptions WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(from_sql(checkpoint))
+    }
+
+    async fn save_checkpoint(&self, name: &str, checkpoint: Position) -> Result<(), LogError> {
+        sqlx::query(
+            "INSERT INTO subscriptions (name, checkpoint) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET checkpoint = excluded.checkpoint \
+             WHERE excluded.checkpoint > subscriptions.checkpoint",
+        )
+        .bind(name)
+        .bind(to_sql(checkpoint))
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    fn wake(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+}
