@@ -1,1 +1,80 @@
-fn main() {}
+//! # pantheon
+//!
+//! The command line of Pantheon: run the federation (`up`), submit tasks, replay their
+//! history, tail the log, and work with the raw event log (`events`).
+//!
+//! Every command works on the embedded default (an SQLite file under `--data-dir`, no server
+//! needed) unless `--database postgres://…` (and, where it applies, `--nats`) names servers.
+
+mod cli;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+/// Pantheon runs tasks for a federation of agents; every step is an event in a log.
+#[derive(Debug, Parser)]
+#[command(name = "pantheon", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Where the embedded default keeps its files (the SQLite log, keys, config).
+    #[arg(long, global = true, env = "PANTHEON_DATA_DIR", default_value = ".pantheon")]
+    pub(crate) data_dir: PathBuf,
+
+    /// The event store: `sqlite://FILE` or `postgres://…`. Default: an SQLite file in the data dir.
+    #[arg(long, global = true, env = "PANTHEON_DATABASE_URL")]
+    pub(crate) database: Option<String>,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Work with the raw event log: append, read and tail events as JSON.
+    #[command(subcommand)]
+    Events(cli::events::EventsCommand),
+}
+
+impl Cli {
+    /// The store URL: `--database`, or the embedded SQLite file in the data dir.
+    pub(crate) fn database_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create the data dir {}", self.data_dir.display()))?;
+        Ok(format!("sqlite://{}?mode=rwc", self.data_dir.join("pantheon.db").display()))
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line with its causes; no backtrace for a user's mistake.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PANTHEON_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Events(command) => cli::events::run(&cli, command).await,
+    }
+}

@@ -1,0 +1,1 @@
+//! # actors: the pipeline (being built).

@@ -1,0 +1,217 @@
+//! `pantheon events`: the raw log as JSON — append, read a stream or everything, tail live.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use events::{
+    EventId, EventType, ExpectedVersion, Filter, Metadata, NewEvent, RecordedEvent, StartFrom, StreamId,
+    SubscribeOptions, codec,
+};
+use serde::Deserialize;
+
+use crate::Cli;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCommand {
+    /// Append events to a stream. Reads JSON from stdin: one object or an array of objects,
+    /// each `{"type": "...", "data": {...}}` (optional: `id`, `schema_version`, `emitter`).
+    Append {
+        /// The stream, `<category>-<id>` (e.g. `order-42`).
+        stream: StreamId,
+        /// Optimistic concurrency: `any`, `none` (the stream must not exist) or a version number.
+        #[arg(long, default_value = "any")]
+        expect: String,
+    },
+    /// Read events of one stream, or of all streams with `--all`, as JSON lines.
+    Read {
+        /// The stream to read (omit with `--all`).
+        stream: Option<StreamId>,
+        /// Read every stream in position order.
+        #[arg(long, conflicts_with = "stream")]
+        all: bool,
+        /// The first version (for a stream) or position (with `--all`) to read.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// The most events to print.
+        #[arg(long, default_value_t = 1_000)]
+        limit: usize,
+    },
+    /// Print events as they are appended, as JSON lines, until interrupted.
+    Tail {
+        /// Only streams of these categories (repeatable), e.g. `task`.
+        #[arg(long = "category")]
+        categories: Vec<String>,
+        /// Only these event types (repeatable), e.g. `task_completed`.
+        #[arg(long = "type")]
+        event_types: Vec<EventType>,
+        /// Start from the beginning of the log instead of only new events.
+        #[arg(long)]
+        from_start: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+}
+
+/// One event as a producer writes it in JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonEvent {
+    #[serde(rename = "type")]
+    event_type: EventType,
+    #[serde(default)]
+    data: serde_json::Value,
+    #[serde(default)]
+    id: Option<EventId>,
+    #[serde(default = "one")]
+    schema_version: u32,
+    #[serde(default)]
+    emitter: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(JsonEvent),
+    Many(Vec<JsonEvent>),
+}
+
+fn parse_expected(text: &str) -> anyhow::Result<ExpectedVersion> {
+    match text {
+        "any" => Ok(ExpectedVersion::Any),
+        "none" | "no-stream" => Ok(ExpectedVersion::NoStream),
+        n => match n.parse::<u64>() {
+            Ok(0) => Ok(ExpectedVersion::NoStream),
+            Ok(v) => Ok(ExpectedVersion::Exact(v)),
+            Err(_) => bail!("--expect takes `any`, `none` or a version number, not {n:?}"),
+        },
+    }
+}
+
+/// Encodes a JSON event's data: typed events of the known categories are checked against
+/// their schema (so a malformed `task_submitted` is refused here), other categories are free-form.
+fn encode(stream: &StreamId, event: JsonEvent) -> anyhow::Result<NewEvent> {
+    use events::DomainEvent;
+    let payload = match stream.category() {
+        "task" => typed::<events::TaskEvent>(&event)?,
+        "agent" => typed::<events::AgentEvent>(&event)?,
+        "workflow" => typed::<events::WorkflowEvent>(&event)?,
+        _ => codec::to_msgpack(&event.data)?,
+    };
+    fn typed<E: DomainEvent>(event: &JsonEvent) -> anyhow::Result<Vec<u8>> {
+        let decoded = E::from_json(&event.event_type, event.data.clone())
+            .with_context(|| format!("the data does not fit a {} event", event.event_type))?;
+        if event.schema_version != decoded.schema_version() {
+            bail!(
+                "{} is at schema version {}; write that version (older ones are upcast only on read)",
+                event.event_type,
+                decoded.schema_version()
+            );
+        }
+        Ok(decoded.to_payload()?)
+    }
+    Ok(NewEvent {
+        id: event.id.unwrap_or_default(),
+        event_type: event.event_type,
+        schema_version: event.schema_version,
+        payload,
+        metadata: Metadata::now(event.emitter.unwrap_or_else(|| "cli".into())),
+    })
+}
+
+/// An event as printed for humans and scripts.
+pub(crate) fn to_json(event: &RecordedEvent) -> serde_json::Value {
+    let data = codec::msgpack_to_json(&event.payload)
+        .unwrap_or_else(|e| serde_json::json!({ "undecodable_payload": e.to_string() }));
+    serde_json::json!({
+        "stream": event.stream_id,
+        "version": event.version,
+        "position": event.position,
+        "id": event.id,
+        "type": event.event_type,
+        "schema_version": event.schema_version,
+        "time": humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(event.metadata.occurred_at_ms.max(0) as u64)
+        ).to_string(),
+        "emitter": event.metadata.emitter,
+        "causation_id": event.metadata.causation_id,
+        "correlation_id": event.metadata.correlation_id,
+        "data": data,
+    })
+}
+
+pub(crate) async fn run(cli: &Cli, command: &EventsCommand) -> anyhow::Result<()> {
+    let log = store::open(&cli.database_url()?).await.context("cannot open the event store")?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        EventsCommand::Append { stream, expect } => {
+            let expected = parse_expected(expect)?;
+            let mut text = String::new();
+            for line in std::io::stdin().lock().lines() {
+                text.push_str(&line.context("cannot read stdin")?);
+                text.push('\n');
+            }
+            let parsed: OneOrMany = serde_json::from_str(&text)
+                .context("stdin must be a JSON event {\"type\": ..., \"data\": ...} or an array of them")?;
+            let batch = match parsed {
+                OneOrMany::One(e) => vec![e],
+                OneOrMany::Many(v) => v,
+            };
+            let events = batch.into_iter().map(|e| encode(stream, e)).collect::<anyhow::Result<Vec<_>>>()?;
+            let outcome = log.append(stream, expected, events).await?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({
+                    "stream": stream,
+                    "first_version": outcome.first_version,
+                    "last_version": outcome.last_version,
+                    "last_position": outcome.last_position,
+                    "duplicate": outcome.duplicate,
+                })
+            )?;
+        }
+        EventsCommand::Read { stream, all, from, limit } => {
+            let mut next = *from;
+            let mut left = *limit;
+            while left > 0 {
+                let page = match (stream, all) {
+                    (Some(stream), false) => log.read_stream(stream, next, left).await?,
+                    (None, true) => log.read_all(next, left).await?,
+                    _ => bail!("name a stream, or pass --all"),
+                };
+                let Some(last) = page.last() else { break };
+                next = if *all { last.position + 1 } else { last.version + 1 };
+                left = left.saturating_sub(page.len());
+                for event in &page {
+                    writeln!(out, "{}", to_json(event))?;
+                }
+            }
+        }
+        EventsCommand::Tail { categories, event_types, from_start, count } => {
+            let name = format!("cli-tail-{}", EventId::new());
+            let options = SubscribeOptions {
+                filter: Filter { categories: categories.clone(), event_types: event_types.clone() },
+                start: if *from_start { StartFrom::Beginning } else { StartFrom::End },
+            };
+            let mut subscription = log.subscribe(&name, options).await?;
+            let mut seen = 0;
+            while count.is_none_or(|c| seen < c) {
+                let delivery = tokio::select! {
+                    delivery = subscription.next() => delivery?,
+                    _ = tokio::signal::ctrl_c() => break,
+                };
+                writeln!(out, "{}", to_json(&delivery.event))?;
+                out.flush()?;
+                subscription.ack(delivery.event.position).await?;
+                seen += 1;
+            }
+        }
+    }
+    Ok(())
+}
