@@ -1,0 +1,1 @@
+//! # gateway: the HTTP and WebSocket API (being built).

@@ -1,0 +1,1 @@
+//! # projections: read models fed by the log (being built).
