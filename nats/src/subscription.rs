@@ -134,9 +134,17 @@ impl NatsSubscription {
         reason: &str,
     ) -> Result<(), LogError> {
         tracing::warn!(subscription = %self.name, position, %reason, "dead-lettering an event");
-        let mut headers = message.message.headers.clone().unwrap_or_default();
-        // The original's Nats-Msg-Id would be deduped against nothing here, but the dead
-        // letter is a new message: give it its own id derived from name and position.
+        // Keep the event's own headers, but none of JetStream's (`Nats-Expected-…` would make
+        // the dead-letter publish fail, `Nats-Msg-Id` would dedupe it against the original).
+        let mut headers = async_nats::HeaderMap::new();
+        for (name, values) in message.message.headers.iter().flat_map(|h| h.iter()) {
+            let name: &str = name.as_ref();
+            if !name.starts_with("Nats-") {
+                for value in values {
+                    headers.append(name, value.as_str());
+                }
+            }
+        }
         headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{}:{position}", self.name).as_str());
         headers.insert(HEADER_DEAD_REASON, reason);
         headers.insert(HEADER_DEAD_SUBJECT, message.message.subject.as_str());

