@@ -7,7 +7,7 @@
 //! `1 - Π(1 - weight)` over the distinct rules that matched, so one strong or medium rule, or
 //! a weak one with a medium one, or three weak ones reach the default threshold of 0.5.
 
-use regex::{Regex, RegexSet, RegexSetBuilder};
+use regex::Regex;
 
 use crate::error::{Error, Result};
 use crate::finding::RuleId;
@@ -240,7 +240,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.extraction.system_prompt",
         STRONG,
-        r"\b(?:reveal|show|print|display|output|repeat|tell|give|share|leak|dump|expose|recite|write|spell|paste|provide|list|return|echo|type|send|disclose|copy|reproduce|read)(?: back| out| me| us| to me)? (?:me |us |back )?(?:all |any |the (?:full |exact |complete |entire |whole )?|your (?:full |exact |complete |entire |whole |own )?|of your |its |their )(?:\w+ )?(?:system|initial|original|hidden|secret|pre-?|developer|confidential|internal|starting|base|core|underlying|first)[ -]?(?:prompts?|instructions?|messages?|directives?|configuration|config|guidelines|rules|programming|settings|context)\b",
+        r"\b(?:reveal|show|print|display|output|repeat|tell|give|share|leak|dump|expose|recite|write|spell|paste|provide|list|return|echo|type|send|disclose|copy|reproduce|read)(?: back| out| me| us| to me)? (?:me |us |back )?(?:(?:all |any |of )?(?:your|its) (?:full |exact |complete |entire |whole |own |current )?(?:\w+ )?(?:system|initial|original|hidden|secret|pre-?|developer|confidential|internal|starting|base|core|underlying|first)[ -]?(?:prompts?|instructions?|messages?|directives?|configuration|config|guidelines|rules|programming|settings|context)|(?:the|all the|all) (?:full |exact |complete |entire |whole )?(?:system|initial|original|hidden|secret|pre-?|developer|confidential)[ -]?(?:prompts?|instructions)(?: (?:you|that you|which you) (?:were|have been|got|received))?)\b",
     ),
     rule(
         "injection.extraction.what_instructions",
@@ -391,10 +391,19 @@ pub(crate) struct Signal {
     pub(crate) range: std::ops::Range<usize>,
 }
 
-/// The compiled injection rules.
+/// The compiled injection rules: one regex, each rule an alternative in its own capture group.
+///
+/// One pass of one lazy DFA finds where some rule matches; the capture group says which. The
+/// search then resumes one character after the match start (not after its end), so matches of
+/// other rules that start inside a match are found too. At one start position only the first
+/// rule in [`RULES`] that matches there is counted.
 pub(crate) struct InjectionRules {
-    set: RegexSet,
-    regexes: Vec<Regex>,
+    combined: Regex,
+}
+
+fn expand_all() -> String {
+    let alternatives: Vec<String> = RULES.iter().map(|rule| format!("({})", expand(rule.pattern))).collect();
+    alternatives.join("|")
 }
 
 /// Turns a rule as written into the regex that runs: folded like the text, spaces become
@@ -415,31 +424,47 @@ const RULE_SET_SIZE_BYTES_MAX: usize = 64 << 20;
 
 impl InjectionRules {
     pub(crate) fn new() -> Result<InjectionRules> {
-        let patterns: Vec<String> = RULES.iter().map(|rule| expand(rule.pattern)).collect();
-        let mut regexes = Vec::with_capacity(RULES.len());
-        for (rule, pattern) in RULES.iter().zip(&patterns) {
-            let regex = regex::RegexBuilder::new(pattern)
+        // Compile each rule alone first, so a bad rule is reported by its id.
+        for rule in RULES {
+            regex::RegexBuilder::new(&expand(rule.pattern))
                 .size_limit(RULE_SET_SIZE_BYTES_MAX)
                 .build()
                 .map_err(|source| Error::Rule { rule_id: rule.id, source: Box::new(source) })?;
-            regexes.push(regex);
         }
-        let set = RegexSetBuilder::new(&patterns)
+        let combined = regex::RegexBuilder::new(&expand_all())
             .size_limit(RULE_SET_SIZE_BYTES_MAX)
             .dfa_size_limit(RULE_SET_SIZE_BYTES_MAX)
             .build()
             .map_err(|source| Error::Rule { rule_id: "injection.*", source: Box::new(source) })?;
-        Ok(InjectionRules { set, regexes })
+        // Group i + 1 must be rule i: a rule with a capturing group of its own would shift them.
+        if combined.captures_len() != RULES.len() + 1 {
+            return Err(Error::Config {
+                field: "injection rules",
+                reason: "a rule uses a capturing group; use (?:...)".to_owned(),
+            });
+        }
+        Ok(InjectionRules { combined })
     }
 
-    /// Every match (up to [`MATCHES_PER_RULE_MAX`] per rule) in the normalised text.
+    /// Every match, at most one per start position and [`MATCHES_PER_RULE_MAX`] per rule.
     pub(crate) fn signals(&self, normalized: &str) -> Vec<Signal> {
         let mut signals = Vec::new();
-        for rule in self.set.matches(normalized).iter() {
-            let Some(regex) = self.regexes.get(rule) else { continue };
-            for found in regex.find_iter(normalized).take(MATCHES_PER_RULE_MAX) {
+        let mut per_rule = [0usize; RULES.len()];
+        let mut locations = self.combined.capture_locations();
+        let mut at = 0;
+        while at < normalized.len() {
+            let Some(found) = self.combined.captures_read_at(&mut locations, normalized, at) else { break };
+            let rule =
+                (1..locations.len()).find(|group| locations.get(*group).is_some()).map(|group| group - 1);
+            if let Some(rule) = rule
+                && let Some(count) = per_rule.get_mut(rule)
+                && *count < MATCHES_PER_RULE_MAX
+            {
+                *count += 1;
                 signals.push(Signal { rule, range: found.range() });
             }
+            // Resume one character after the start: other rules may start inside this match.
+            at = found.start() + normalized[found.start()..].chars().next().map_or(1, char::len_utf8);
         }
         signals
     }

@@ -233,7 +233,7 @@ impl Scanner {
         let owned = |span: &Range<usize>| span.start < owned_end;
         for signal in self.injection.signals(&normalized.text) {
             let Some(rule) = self.injection.rule(signal.rule) else { continue };
-            let span = shift(normalized.original_span(&signal.range), offset);
+            let span = shift(normalized.original_span(window, &signal.range), offset);
             if owned(&span) {
                 signals.add(injection::rule_id(rule).as_str(), rule.weight, span);
             }
@@ -249,7 +249,7 @@ impl Scanner {
             let mut inner = Signals::default();
             for signal in self.injection.signals(&rotated) {
                 let Some(rule) = self.injection.rule(signal.rule) else { continue };
-                inner.add(rule.id, rule.weight, normalized.original_span(&signal.range));
+                inner.add(rule.id, rule.weight, normalized.original_span(window, &signal.range));
             }
             if inner.score() >= self.config.injection_threshold {
                 for (_, _, span) in inner.matches {
@@ -288,4 +288,73 @@ fn shift(span: Range<usize>, offset: usize) -> Range<usize> {
 /// The rule ids this module adds to the catalogue.
 pub(crate) fn rule_ids() -> impl Iterator<Item = &'static str> {
     [RULE_BASE64, RULE_HEX, RULE_URL, RULE_ROT13, RULE_INVISIBLE, RULE_INVISIBLE_SIGNAL].into_iter()
+}
+
+#[cfg(test)]
+mod profile {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn profile_parts() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/injection");
+        let samples = crate::bench::load_corpora(&dir).unwrap();
+        let mut bulk = String::new();
+        for s in &samples {
+            bulk.push_str(&s.text);
+            bulk.push_str("\n\n");
+        }
+        for t in crate::bench::benign_tasks(600) {
+            bulk.push_str(&t);
+            bulk.push('\n');
+        }
+        let scanner = Scanner::new(ScanConfig::default()).unwrap();
+        let mb = bulk.len() as f64 / 1e6;
+        let mut ascii = String::new();
+        for t in crate::bench::benign_tasks(600) {
+            ascii.push_str(&t);
+            ascii.push('\n');
+        }
+        let ascii = ascii.repeat(20);
+        let t = std::time::Instant::now();
+        let n = normalize(&ascii);
+        eprintln!("normalize ascii {:.1} MB/s", ascii.len() as f64 / 1e6 / t.elapsed().as_secs_f64());
+        let t = std::time::Instant::now();
+        let s = scanner.injection.signals(&n.text);
+        eprintln!(
+            "signals ascii {:.1} MB/s {}",
+            ascii.len() as f64 / 1e6 / t.elapsed().as_secs_f64(),
+            s.len()
+        );
+        let t = std::time::Instant::now();
+        let f = scanner.sensitive.scan(&ascii, |_| true);
+        eprintln!(
+            "sensitive ascii {:.1} MB/s {}",
+            ascii.len() as f64 / 1e6 / t.elapsed().as_secs_f64(),
+            f.len()
+        );
+        let t = std::time::Instant::now();
+        let _ = scanner.scan(&ascii);
+        eprintln!("scan ascii {:.1} MB/s", ascii.len() as f64 / 1e6 / t.elapsed().as_secs_f64());
+        for _ in 0..2 {
+            let t = std::time::Instant::now();
+            let n = normalize(&bulk);
+            eprintln!("normalize {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+            let t = std::time::Instant::now();
+            let s = scanner.injection.signals(&n.text);
+            eprintln!("signals {:.1} MB/s ({})", mb / t.elapsed().as_secs_f64(), s.len());
+            let t = std::time::Instant::now();
+            let f = scanner.sensitive.scan(&bulk, |_| true);
+            eprintln!("sensitive {:.1} MB/s ({})", mb / t.elapsed().as_secs_f64(), f.len());
+            let t = std::time::Instant::now();
+            let l = scanner.decoders.layers(&bulk);
+            eprintln!("layers {:.1} MB/s ({})", mb / t.elapsed().as_secs_f64(), l.len());
+            let t = std::time::Instant::now();
+            let _ = scanner.decoders.looks_rot13(&n.text);
+            eprintln!("rot13 {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+            let t = std::time::Instant::now();
+            let _ = scanner.injection_signals(&bulk, 2);
+            eprintln!("injection_signals {:.1} MB/s", mb / t.elapsed().as_secs_f64());
+        }
+    }
 }

@@ -362,73 +362,151 @@ fn next_boundary(text: &str, at: usize) -> usize {
     next.min(text.len())
 }
 
+/// ASCII word boundaries, digits and spaces: Unicode `\b` sends the regex engine off its lazy
+/// DFA on non-ASCII text (ten times slower), and the formats matched here are ASCII anyway.
+fn ascii_classes(pattern: &str) -> String {
+    pattern.replace(r"\b", r"(?-u:\b)").replace(r"\d", "[0-9]").replace(r"\s", r"[ \t\r\n]")
+}
+
+/// Rules without a literal to search for (digit- or letter-class led, or case-insensitive
+/// names). Searched one by one, each costs a full lazy-DFA pass; together, one pass finds where
+/// any of them may start, and each is then tried anchored there.
+const GROUPED: &[&str] = &[
+    "secret.generic_key",
+    "secret.generic_password",
+    "pii.us_ssn",
+    "pii.br_cpf",
+    "pii.in_aadhaar",
+    "pii.it_codice_fiscale",
+    "pii.es_dni",
+    "pii.uk_nino",
+    "pii.payment_card",
+    "pii.iban",
+    "pii.phone_nanp",
+];
+
 /// Compiled secret and PII rules.
 pub(crate) struct SensitiveRules {
+    /// Per rule: the unanchored regex (ungrouped rules) or the regex anchored at its start.
     regexes: Vec<Regex>,
+    /// Per rule: whether it is searched through `combined`.
+    grouped: Vec<bool>,
+    /// Any grouped rule, to find candidate starts.
+    combined: Regex,
 }
 
 /// Size limit of one compiled rule (the bounded repetitions of JWT and key values need room).
 const RULE_SIZE_BYTES_MAX: usize = 32 << 20;
 
+fn compile(id: &'static str, pattern: &str) -> Result<Regex> {
+    RegexBuilder::new(pattern)
+        .size_limit(RULE_SIZE_BYTES_MAX)
+        .dfa_size_limit(RULE_SIZE_BYTES_MAX)
+        .build()
+        .map_err(|source| Error::Rule { rule_id: id, source: Box::new(source) })
+}
+
 impl SensitiveRules {
     pub(crate) fn new() -> Result<SensitiveRules> {
         let mut regexes = Vec::with_capacity(RULES.len());
+        let mut grouped = Vec::with_capacity(RULES.len());
+        let mut alternatives = Vec::new();
         for rule in RULES {
-            let regex = RegexBuilder::new(rule.pattern)
-                .size_limit(RULE_SIZE_BYTES_MAX)
-                .build()
-                .map_err(|source| Error::Rule { rule_id: rule.id, source: Box::new(source) })?;
-            regexes.push(regex);
+            let pattern = ascii_classes(rule.pattern);
+            let is_grouped = GROUPED.contains(&rule.id);
+            if is_grouped {
+                regexes.push(compile(rule.id, &format!("^(?:{pattern})"))?);
+                alternatives.push(format!("(?:{pattern})"));
+            } else {
+                regexes.push(compile(rule.id, &pattern)?);
+            }
+            grouped.push(is_grouped);
         }
-        Ok(SensitiveRules { regexes })
+        let combined = compile("sensitive.*", &alternatives.join("|"))?;
+        Ok(SensitiveRules { regexes, grouped, combined })
     }
 
     /// Every validated finding in `text` whose kind passes `wanted`, overlaps resolved.
     pub(crate) fn scan(&self, text: &str, wanted: impl Fn(FindingKind) -> bool) -> Vec<Finding> {
         let mut found: Vec<(usize, Finding)> = Vec::new();
-        for (priority, (rule, regex)) in RULES.iter().zip(&self.regexes).enumerate() {
-            if !wanted(rule.kind) {
+        for (priority, ((rule, regex), grouped)) in
+            RULES.iter().zip(&self.regexes).zip(&self.grouped).enumerate()
+        {
+            if *grouped || !wanted(rule.kind) {
                 continue;
             }
             let mut at = 0;
-            while at <= text.len() {
-                let candidate = if rule.group == 0 {
-                    regex.find_at(text, at).map(|m| (m.range(), m.range()))
-                } else {
-                    regex.captures_at(text, at).and_then(|caps| {
-                        let whole = caps.get(0)?.range();
-                        let group = caps.get(rule.group)?.range();
-                        Some((whole, group))
-                    })
-                };
-                let Some((whole, span)) = candidate else { break };
-                let value = &text[span.clone()];
-                let (accepted, span, score) = match rule.check {
-                    Check::Shape => (true, span, 0.9),
-                    Check::Checksum(valid) => (valid(value), span, 1.0),
-                    Check::KeyValue => (key_value(value), span, 0.8),
-                    Check::PasswordValue => (password_value(value), span, 0.7),
-                    Check::PemBlock => {
-                        let block = pem_block(text, &span);
-                        (true, block, 1.0)
+            while at < text.len() {
+                let Some((whole, span)) = candidate(rule, regex, text, at) else { break };
+                match evaluate(rule, text, span) {
+                    Some(finding) => {
+                        at = finding.span.end.max(next_boundary(text, whole.start));
+                        found.push((priority, finding));
                     }
-                };
-                if accepted {
-                    at = span.end.max(next_boundary(text, whole.start));
-                    found.push((
-                        priority,
-                        Finding { kind: rule.kind, rule_id: RuleId::new(rule.id), span, score },
-                    ));
-                } else {
-                    at = next_boundary(text, whole.start);
-                }
-                if at >= text.len() {
-                    break;
+                    None => at = next_boundary(text, whole.start),
                 }
             }
         }
+        let mut at = 0;
+        while at < text.len() {
+            let Some(start) = self.combined.find_at(text, at).map(|m| m.start()) else { break };
+            let rest = &text[start..];
+            for (priority, ((rule, regex), grouped)) in
+                RULES.iter().zip(&self.regexes).zip(&self.grouped).enumerate()
+            {
+                if !*grouped || !wanted(rule.kind) {
+                    continue;
+                }
+                let Some((_, span)) = candidate(rule, regex, rest, 0) else { continue };
+                if let Some(finding) = evaluate(rule, text, span.start + start..span.end + start) {
+                    found.push((priority, finding));
+                }
+            }
+            at = next_boundary(text, start);
+        }
         resolve_overlaps(found)
     }
+}
+
+/// The next match of `regex` from `at`: the whole match and the secret's span in it.
+fn candidate(rule: &Rule, regex: &Regex, text: &str, at: usize) -> Option<(Range<usize>, Range<usize>)> {
+    if rule.group == 0 {
+        regex.find_at(text, at).map(|m| (m.range(), m.range()))
+    } else {
+        let caps = regex.captures_at(text, at)?;
+        Some((caps.get(0)?.range(), caps.get(rule.group)?.range()))
+    }
+}
+
+/// Checks a candidate; returns the finding (span possibly extended) if it holds.
+fn evaluate(rule: &Rule, text: &str, span: Range<usize>) -> Option<Finding> {
+    let value = text.get(span.clone())?;
+    let (accepted, span, score) = match rule.check {
+        Check::Shape => (true, span, 0.9),
+        Check::Checksum(valid) => (valid(value), span, 1.0),
+        Check::KeyValue => (key_value(value), span, 0.8),
+        Check::PasswordValue => (password_value(value), span, 0.7),
+        Check::PemBlock => {
+            let block = pem_block(text, &span);
+            (true, block, 1.0)
+        }
+    };
+    let standalone = !matches!(rule.kind, FindingKind::Pii(_)) || !continues_number(text, &span);
+    (accepted && standalone).then(|| Finding { kind: rule.kind, rule_id: RuleId::new(rule.id), span, score })
+}
+
+/// Whether a matched number is only part of a longer grouped number (`1234 5678 9012` inside
+/// a card number `1234 5678 9012 3456`): a separator and a digit right before or after it.
+fn continues_number(text: &str, span: &Range<usize>) -> bool {
+    let bytes = text.as_bytes();
+    let separator = |b: u8| matches!(b, b' ' | b'-' | b'.');
+    let after =
+        span.end + 1 < bytes.len() && separator(bytes[span.end]) && bytes[span.end + 1].is_ascii_digit();
+    let before =
+        span.start >= 2 && separator(bytes[span.start - 1]) && bytes[span.start - 2].is_ascii_digit();
+    let first_digit = bytes.get(span.start).is_some_and(u8::is_ascii_digit);
+    let last_digit = span.end > 0 && bytes.get(span.end - 1).is_some_and(u8::is_ascii_digit);
+    (after && last_digit) || (before && first_digit)
 }
 
 /// Keeps, of findings that overlap, the one of the earliest rule.
