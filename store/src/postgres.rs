@@ -34,11 +34,8 @@ use crate::{Error, ImportOutcome, Result};
 /// The embedded PostgreSQL migrations.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The `NOTIFY` channel appends announce themselves on (see [`NOTIFY_STATEMENT`]).
+/// The `NOTIFY` channel appends announce themselves on (the insert statement names it too).
 const NOTIFY_CHANNEL: &str = "pantheon_events";
-
-/// The statement an append sends in its transaction; delivered at commit.
-const NOTIFY_STATEMENT: &str = "NOTIFY pantheon_events";
 
 /// The advisory lock key that serialises appends ("pantheon" in ASCII, truncated to 63 bits).
 const APPEND_LOCK_KEY: i64 = 0x7061_6e74_6865_6f6e;
@@ -143,7 +140,6 @@ impl PostgresLog {
                 }
                 Err(e) => return Err(backend(e)),
             };
-        sqlx::query(NOTIFY_STATEMENT).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         bump(&self.inner.wake);
         Ok(ImportOutcome::Inserted { position: from_sql(position) })
@@ -218,30 +214,45 @@ async fn version_of(conn: &mut PgConnection, stream_id: &StreamId) -> Result<Ver
     Ok(from_sql(version))
 }
 
-/// The outcome of an earlier append of this batch, if its first event is recorded already.
-async fn earlier_outcome(
+/// In one query: the stream's last version, and the outcome of an earlier append of this
+/// batch if its first event is recorded already.
+async fn check(
     conn: &mut PgConnection,
+    stream_id: &StreamId,
     events: &[NewEvent],
-) -> Result<Option<AppendOutcome>, LogError> {
+) -> Result<(Version, Option<AppendOutcome>), LogError> {
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
-        return Ok(None);
+        return Ok((0, None));
     };
-    let found: Option<(i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
-        "SELECT f.version, f.position, l.version, l.position \
-         FROM events f LEFT JOIN events l ON l.event_id = $2::uuid AND l.stream_id = f.stream_id \
-         WHERE f.event_id = $1::uuid",
+    let (current, first_version, first_position, last_version, last_position): (
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    ) = sqlx::query_as(
+        "SELECT (SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1), \
+                f.version, f.position, l.version, l.position \
+         FROM (SELECT 1) AS one \
+         LEFT JOIN events f ON f.event_id = $2::uuid \
+         LEFT JOIN events l ON l.event_id = $3::uuid AND l.stream_id = f.stream_id",
     )
+    .bind(stream_id.as_str())
     .bind(first.id.to_string())
     .bind(last.id.to_string())
-    .fetch_optional(conn)
+    .fetch_one(conn)
     .await
     .map_err(backend)?;
-    Ok(found.map(|(first_version, first_position, last_version, last_position)| AppendOutcome {
-        first_version: from_sql(first_version),
-        last_version: from_sql(last_version.unwrap_or(first_version)),
-        last_position: from_sql(last_position.unwrap_or(first_position)),
-        duplicate: true,
-    }))
+    let earlier = match (first_version, first_position) {
+        (Some(first_version), Some(first_position)) => Some(AppendOutcome {
+            first_version: from_sql(first_version),
+            last_version: from_sql(last_version.unwrap_or(first_version)),
+            last_position: from_sql(last_position.unwrap_or(first_position)),
+            duplicate: true,
+        }),
+        _ => None,
+    };
+    Ok((from_sql(current), earlier))
 }
 
 /// Inserts `events` at versions `first_version`, `first_version + 1`, …; returns the last
@@ -253,13 +264,16 @@ async fn insert(
     events: &[Encoded],
 ) -> Result<i64, sqlx::Error> {
     let versions: Vec<i64> = (0..events.len() as u64).map(|offset| to_sql(first_version + offset)).collect();
-    let positions: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload, metadata) \
-         SELECT $1, v, id::uuid, t, s::integer, p, m::jsonb \
-         FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[]) \
-              AS u(v, id, t, s, p, m) \
-         ORDER BY v \
-         RETURNING position",
+    // Inserts, and sends the NOTIFY (delivered at commit) in the same round trip.
+    let last_position: Option<i64> = sqlx::query_scalar(
+        "WITH inserted AS ( \
+             INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload, metadata) \
+             SELECT $1, v, id::uuid, t, s::integer, p, m::jsonb \
+             FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[]) \
+                  AS u(v, id, t, s, p, m) \
+             ORDER BY v \
+             RETURNING position) \
+         SELECT MAX(position), pg_notify('pantheon_events', '') FROM inserted",
     )
     .bind(stream_id.as_str())
     .bind(versions)
@@ -268,9 +282,9 @@ async fn insert(
     .bind(events.iter().map(|e| e.schema_version).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.metadata.clone()).collect::<Vec<_>>())
-    .fetch_all(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(positions.into_iter().max().unwrap_or(0))
+    Ok(last_position.unwrap_or(0))
 }
 
 #[async_trait]
@@ -284,10 +298,10 @@ impl EventLog for PostgresLog {
         validate_batch(&events)?;
         let encoded = events.iter().map(Encoded::new).collect::<Result<Vec<_>, _>>()?;
         let mut tx = self.begin_locked().await?;
-        if let Some(outcome) = earlier_outcome(&mut tx, &events).await? {
+        let (current, earlier) = check(&mut tx, stream_id, &events).await?;
+        if let Some(outcome) = earlier {
             return Ok(outcome); // dropping the transaction rolls it back: nothing written
         }
-        let current = version_of(&mut tx, stream_id).await?;
         if !expected.admits(current) {
             return Err(LogError::Conflict { stream_id: stream_id.clone(), expected, actual: current });
         }
@@ -299,7 +313,6 @@ impl EventLog for PostgresLog {
             }
             Err(e) => return Err(backend(e)),
         };
-        sqlx::query(NOTIFY_STATEMENT).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         bump(&self.inner.wake);
         let count = encoded.len() as u64;

@@ -21,10 +21,10 @@ use events::{
     AppendOutcome, EventId, EventLog, ExpectedVersion, LogError, NewEvent, Position, RecordedEvent, StreamId,
     SubscribeOptions, Subscription, Version,
 };
-use sqlx::SqlitePool;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{AssertSqlSafe, SqlitePool};
 use tokio::sync::watch;
 
 use crate::record::{self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, to_sql};
@@ -119,7 +119,7 @@ impl SqliteLog {
         if event.version != current.saturating_add(1) {
             return Err(import_gap(event, current));
         }
-        let inserted = insert(&mut tx, &event.stream_id, event.version, &encoded).await;
+        let inserted = insert(&mut tx, &event.stream_id, event.version, std::slice::from_ref(&encoded)).await;
         let position = match inserted {
             Ok(position) => position,
             Err(e) if is_unique_violation(&e) => {
@@ -220,25 +220,62 @@ async fn earlier_outcome(
     }))
 }
 
+/// Columns bound per inserted event.
+const INSERT_PARAMETER_COUNT: usize = 7;
+
+/// SQLite's default limit on bound parameters (`SQLITE_MAX_VARIABLE_NUMBER`); a full batch is
+/// one statement, so it must fit.
+const SQLITE_PARAMETER_COUNT_MAX: usize = 32_766;
+const _: () = assert!(events::APPEND_BATCH_COUNT_MAX * INSERT_PARAMETER_COUNT <= SQLITE_PARAMETER_COUNT_MAX);
+
+/// `INSERT … VALUES (…), (…), … RETURNING position` for `count` events: one statement per
+/// batch, since every statement is a round trip to SQLite's worker thread.
+fn insert_statement(count: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload, metadata) VALUES ",
+    );
+    for row in 0..count {
+        let base = row * INSERT_PARAMETER_COUNT;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 1..=INSERT_PARAMETER_COUNT {
+            if column > 1 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(base + column).to_string());
+        }
+        sql.push(')');
+    }
+    sql.push_str(" RETURNING position");
+    sql
+}
+
+/// Inserts `events` at versions `first_version`, `first_version + 1`, … (in that order, so
+/// positions follow versions); returns the last position.
 async fn insert(
     conn: &mut SqliteConnection,
     stream_id: &StreamId,
-    version: Version,
-    event: &Encoded,
+    first_version: Version,
+    events: &[Encoded],
 ) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING position",
-    )
-    .bind(stream_id.as_str())
-    .bind(to_sql(version))
-    .bind(&event.event_id)
-    .bind(&event.event_type)
-    .bind(event.schema_version)
-    .bind(&event.payload)
-    .bind(&event.metadata)
-    .fetch_one(conn)
-    .await
+    // The statement holds only numbered placeholders, never input.
+    let sql = AssertSqlSafe(insert_statement(events.len()));
+    let mut query = sqlx::query_scalar::<_, i64>(sql);
+    for (offset, event) in (0..).zip(events) {
+        query = query
+            .bind(stream_id.as_str())
+            .bind(to_sql(first_version + offset))
+            .bind(&event.event_id)
+            .bind(&event.event_type)
+            .bind(event.schema_version)
+            .bind(&event.payload)
+            .bind(&event.metadata);
+    }
+    let positions = query.fetch_all(conn).await?;
+    Ok(positions.into_iter().max().unwrap_or(0))
 }
 
 #[async_trait]
@@ -259,17 +296,14 @@ impl EventLog for SqliteLog {
         if !expected.admits(current) {
             return Err(LogError::Conflict { stream_id: stream_id.clone(), expected, actual: current });
         }
-        let mut last_position = 0;
-        for (offset, event) in (1..).zip(&encoded) {
-            match insert(&mut tx, stream_id, current + offset, event).await {
-                Ok(position) => last_position = position,
-                Err(e) if is_unique_violation(&e) => {
-                    drop(tx);
-                    return Err(self.classify_violation(stream_id, expected, &events).await);
-                }
-                Err(e) => return Err(backend(e)),
+        let last_position = match insert(&mut tx, stream_id, current + 1, &encoded).await {
+            Ok(position) => position,
+            Err(e) if is_unique_violation(&e) => {
+                drop(tx);
+                return Err(self.classify_violation(stream_id, expected, &events).await);
             }
-        }
+            Err(e) => return Err(backend(e)),
+        };
         tx.commit().await.map_err(backend)?;
         self.inner.wake.send_modify(|generation| *generation = generation.wrapping_add(1));
         let count = encoded.len() as u64;
