@@ -1,5 +1,6 @@
 //! # nats: the event log on NATS JetStream (docs being written).
 
+mod archive;
 mod config;
 mod error;
 pub mod layout;
@@ -7,6 +8,10 @@ mod log;
 mod setup;
 mod subscription;
 
+pub use archive::{
+    ARCHIVE_RETRY_DELAY, ARCHIVER_SUBSCRIPTION, Archive, ArchivedLog, Archiver, ArchiverReport,
+    REPLAY_PAGE_COUNT_MAX,
+};
 pub use config::{FETCH_BATCH_COUNT_MAX, NatsLogConfig, REPLAY_BATCH_COUNT_MAX};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use log::{

@@ -226,15 +226,14 @@ impl NatsLog {
 
     /// The version of the stored message a duplicate acknowledgement points at, checking it
     /// belongs to the stream appended to.
-    async fn stored_version(&self, subject: &str, sequence: u64) -> Result<Version, LogError> {
+    async fn stored_version(&self, subject: &str, sequence: u64) -> Result<Option<Version>, LogError> {
         let message = self.events.direct_get(sequence).await.map_err(backend)?;
         if message.subject.as_str() != subject {
-            return Err(LogError::backend(Error::new(
-                ErrorKind::Publish,
-                format!("an event id of this batch is already used on {}", message.subject),
-            )));
+            return Ok(None);
         }
-        version_of(&message.headers).map_err(|reason| LogError::Corrupt { position: sequence, reason })
+        version_of(&message.headers)
+            .map(Some)
+            .map_err(|reason| LogError::Corrupt { position: sequence, reason })
     }
 
     /// Reads the events of `subject` from version `from` on, up to `limit`, stopping at
@@ -291,6 +290,97 @@ impl NatsLog {
             }
         }
         Ok(reader.out)
+    }
+
+    /// Appends like [`EventLog::append`], treating a stream JetStream holds nothing of as being
+    /// at version `floor`: the archive's last version of a stream that retention removed from
+    /// JetStream entirely (see [`crate::ArchivedLog`]).
+    pub async fn append_after(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        floor: Version,
+    ) -> Result<AppendOutcome, LogError> {
+        validate_batch(&events)?;
+        let subject = stream_subject(stream_id);
+        let floored =
+            |head: Head| if head.sequence == 0 { Head { version: floor, sequence: 0 } } else { head };
+        let mut head = match expected {
+            ExpectedVersion::NoStream => floored(Head::EMPTY),
+            _ => floored(self.head(stream_id).await?),
+        };
+        let mut attempts = 0;
+        'attempt: loop {
+            attempts += 1;
+            if !expected.admits(head.version) {
+                // The cache may be stale: ask the server before refusing.
+                head = floored(self.fetch_head(stream_id).await?);
+                if !expected.admits(head.version) {
+                    self.remember_head(stream_id, Some(head));
+                    return self.refuse(stream_id, expected, head, &events).await;
+                }
+            }
+            let mut version = head.version;
+            let mut sequence = head.sequence;
+            let mut first_version = None;
+            let mut wrote = false;
+            for (index, event) in events.iter().enumerate() {
+                match self.publish(&subject, event, version + 1, sequence).await {
+                    Ok(ack) if ack.duplicate => {
+                        // Written before (same event id inside the duplicate window): resume
+                        // after it, so a batch cut short by a crash is completed on retry. An
+                        // id used by another event (another stream, or not where this batch
+                        // would put it) is refused.
+                        let stored = self.stored_version(&subject, ack.sequence).await?;
+                        match stored {
+                            Some(stored) if index == 0 || stored == version + 1 => version = stored,
+                            _ => return Err(LogError::DuplicateEventId { event_id: event.id }),
+                        }
+                        sequence = ack.sequence;
+                    }
+                    Ok(ack) => {
+                        version += 1;
+                        sequence = ack.sequence;
+                        wrote = true;
+                    }
+                    Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                        self.remember_head(stream_id, None);
+                        head = floored(self.fetch_head(stream_id).await?);
+                        if index == 0
+                            && matches!(expected, ExpectedVersion::Any)
+                            && attempts < APPEND_ANY_RETRY_COUNT_MAX
+                        {
+                            continue 'attempt;
+                        }
+                        if index == 0 {
+                            self.remember_head(stream_id, Some(head));
+                            return self.refuse(stream_id, expected, head, &events).await;
+                        }
+                        // Another writer got in the middle of this batch: JetStream 2.9 has no
+                        // atomic batch, so the first `index` events stay written.
+                        return Err(LogError::Conflict {
+                            stream_id: stream_id.clone(),
+                            expected: ExpectedVersion::Exact(version),
+                            actual: head.version,
+                        });
+                    }
+                    Err(e) => {
+                        self.remember_head(stream_id, None);
+                        return Err(backend(e));
+                    }
+                }
+                first_version.get_or_insert(version);
+            }
+            let head = Head { version, sequence };
+            self.remember_head(stream_id, Some(head));
+            return Ok(AppendOutcome {
+                first_version: first_version.unwrap_or(version),
+                last_version: version,
+                last_position: sequence,
+                duplicate: !wrote,
+            });
+        }
     }
 
     /// Replays every event from `from` (inclusive) through an ordered consumer, handing each to
@@ -359,77 +449,7 @@ impl EventLog for NatsLog {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, LogError> {
-        validate_batch(&events)?;
-        let subject = stream_subject(stream_id);
-        let mut head = match expected {
-            ExpectedVersion::NoStream => Head::EMPTY,
-            _ => self.head(stream_id).await?,
-        };
-        let mut attempts = 0;
-        'attempt: loop {
-            attempts += 1;
-            if !expected.admits(head.version) {
-                // The cache may be stale: ask the server before refusing.
-                head = self.fetch_head(stream_id).await?;
-                if !expected.admits(head.version) {
-                    self.remember_head(stream_id, Some(head));
-                    return self.refuse(stream_id, expected, head, &events).await;
-                }
-            }
-            let mut version = head.version;
-            let mut sequence = head.sequence;
-            let mut first_version = None;
-            let mut wrote = false;
-            for (index, event) in events.iter().enumerate() {
-                match self.publish(&subject, event, version + 1, sequence).await {
-                    Ok(ack) if ack.duplicate => {
-                        // Written before (same event id inside the duplicate window): resume
-                        // after it, so a batch cut short by a crash is completed on retry.
-                        version = self.stored_version(&subject, ack.sequence).await?;
-                        sequence = ack.sequence;
-                    }
-                    Ok(ack) => {
-                        version += 1;
-                        sequence = ack.sequence;
-                        wrote = true;
-                    }
-                    Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                        self.remember_head(stream_id, None);
-                        head = self.fetch_head(stream_id).await?;
-                        if index == 0
-                            && matches!(expected, ExpectedVersion::Any)
-                            && attempts < APPEND_ANY_RETRY_COUNT_MAX
-                        {
-                            continue 'attempt;
-                        }
-                        if index == 0 {
-                            self.remember_head(stream_id, Some(head));
-                            return self.refuse(stream_id, expected, head, &events).await;
-                        }
-                        // Another writer got in the middle of this batch: JetStream 2.9 has no
-                        // atomic batch, so the first `index` events stay written.
-                        return Err(LogError::Conflict {
-                            stream_id: stream_id.clone(),
-                            expected: ExpectedVersion::Exact(version),
-                            actual: head.version,
-                        });
-                    }
-                    Err(e) => {
-                        self.remember_head(stream_id, None);
-                        return Err(backend(e));
-                    }
-                }
-                first_version.get_or_insert(version);
-            }
-            let head = Head { version, sequence };
-            self.remember_head(stream_id, Some(head));
-            return Ok(AppendOutcome {
-                first_version: first_version.unwrap_or(version),
-                last_version: version,
-                last_position: sequence,
-                duplicate: !wrote,
-            });
-        }
+        self.append_after(stream_id, expected, events, 0).await
     }
 
     async fn read_stream(
@@ -510,8 +530,9 @@ impl SubjectReader<'_> {
                 return Ok(());
             }
         };
-        // Pair assertion: versions read back are gapless, as appends wrote them.
-        let expected = self.previous.map_or(1, |v| v + 1);
+        // Pair assertion: versions read back are gapless, as appends wrote them. The first one
+        // read may be above 1 when retention has removed the stream's oldest events.
+        let expected = self.previous.map_or(event.version, |v| v + 1);
         if event.version != expected {
             return Err(LogError::Corrupt {
                 position: sequence,
