@@ -74,11 +74,19 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(JsonEvent),
-    Many(Vec<JsonEvent>),
+/// Parses stdin: one event object, or an array of them; errors name the event and the field.
+fn parse_batch(text: &str) -> anyhow::Result<Vec<JsonEvent>> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .context("stdin must be a JSON event {\"type\": ..., \"data\": ...} or an array of them")?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| serde_json::from_value(item).with_context(|| format!("event #{i} of the input")))
+        .collect()
 }
 
 fn parse_expected(text: &str) -> anyhow::Result<ExpectedVersion> {
@@ -156,12 +164,7 @@ pub(crate) async fn run(cli: &Cli, command: &EventsCommand) -> anyhow::Result<()
                 text.push_str(&line.context("cannot read stdin")?);
                 text.push('\n');
             }
-            let parsed: OneOrMany = serde_json::from_str(&text)
-                .context("stdin must be a JSON event {\"type\": ..., \"data\": ...} or an array of them")?;
-            let batch = match parsed {
-                OneOrMany::One(e) => vec![e],
-                OneOrMany::Many(v) => v,
-            };
+            let batch = parse_batch(&text)?;
             let events = batch.into_iter().map(|e| encode(stream, e)).collect::<anyhow::Result<Vec<_>>>()?;
             let outcome = log.append(stream, expected, events).await?;
             writeln!(
