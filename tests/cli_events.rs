@@ -48,7 +48,8 @@ fn append_read_and_refuse() {
     assert!(stderr.contains("conflict") && stderr.contains("version 2"), "{stderr}");
 
     // Exact version works.
-    let third = pantheon(dir, &["events", "append", "order-42", "--expect", "2"], r#"{"type":"order_shipped"}"#);
+    let third =
+        pantheon(dir, &["events", "append", "order-42", "--expect", "2"], r#"{"type":"order_shipped"}"#);
     assert!(third.status.success(), "{}", String::from_utf8_lossy(&third.stderr));
 
     let read = pantheon(dir, &["events", "read", "order-42"], "");
@@ -86,7 +87,8 @@ fn append_read_and_refuse() {
 fn tail_prints_existing_events_from_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let appended = pantheon(dir, &["events", "append", "order-7"], r#"[{"type":"a"},{"type":"b"},{"type":"c"}]"#);
+    let appended =
+        pantheon(dir, &["events", "append", "order-7"], r#"[{"type":"a"},{"type":"b"},{"type":"c"}]"#);
     assert!(appended.status.success());
     let tail = pantheon(dir, &["events", "tail", "--from-start", "--type", "b", "--count", "1"], "");
     assert!(tail.status.success(), "{}", String::from_utf8_lossy(&tail.stderr));
