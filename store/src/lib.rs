@@ -17,6 +17,16 @@
 //! - [`Error`]: what can fail when opening a store; log operations fail with
 //!   [`events::LogError`].
 //!
+//! # Semantics beyond the trait's
+//! - Event ids are unique across the whole log (as `Nats-Msg-Id` is across a JetStream
+//!   stream): a batch whose first event id is recorded anywhere is a duplicate (the earlier
+//!   outcome is returned, nothing is written); a later event of a batch whose id is recorded
+//!   already refuses the batch with [`events::LogError::DuplicateEventId`].
+//! - Subscriptions filter in the process (the log is read in pages of 256 and matched), keep
+//!   at most [`SUBSCRIPTION_PENDING_COUNT_MAX`] unacknowledged events, and store their
+//!   checkpoint on acknowledgement. One consumer per subscription name at a time.
+//! - Reads return at most [`READ_COUNT_MAX`] events per call.
+//!
 //! # Examples
 //! ```no_run
 //! # async fn example() -> Result<(), store::Error> {
