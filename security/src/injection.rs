@@ -133,7 +133,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.special_mode",
         STRONG,
-        r"\b(?:developer|god|jailbreak|jailbroken|unrestricted|unfiltered|evil|uncensored|chaos|opposite|sudo|dan|omega|superior|unlocked|no-?limits?|freedom) mode\b",
+        r"\b(?:god|jailbreak|jailbroken|unrestricted|unfiltered|evil|uncensored|chaos|opposite|dan|omega|superior|unlocked|no-?limits?|freedom) mode\b|\bdeveloper mode (?:enabled|activated|on|output|response|is enabled|has been enabled)\b|\b(?:enable|activate|enter|simulate|with|in|into) (?:the )?developer mode\b[^.\n]{0,40}\b(?:you|chatgpt|ai|assistant|model|respond|policies|restrictions)\b|\b(?:chatgpt|ai|assistant|you|model) (?:with|in) developer mode\b",
     ),
     rule(
         "injection.persona.system_mode",
@@ -184,12 +184,12 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.never_refuse",
         MEDIUM,
-        r"\b(?:never|won't|will not|must not|mustn't|shall not|do not|don't|can't|cannot|should not|shouldn't|not allowed to|unable to|incapable of|refuses? to|no) (?:ever )?(?:refuse|refusing|refusal|reject|decline|say no|say (?:that )?(?:you|it) (?:can't|cannot)|say (?:i'm|i am) sorry|apologi[sz]e|censor|warn)\b|\b(?:always|must|will|shall) (?:answer|respond to|comply with|fulfil+|obey|reply to|provide an answer to) (?:any|every|all|each)(?: single)? (?:question|request|prompt|query|command|order|instruction)",
+        r"\b(?:never|won't|will not|must not|mustn't|shall not|do not|don't|can't|cannot|should not|shouldn't|not allowed to|unable to|incapable of|refuses? to|no) (?:ever )?(?:refuses?|refusing|refusals?|rejects?|declines?|say no|say (?:that )?(?:you|it) (?:can't|cannot)|say (?:i'm|i am) sorry|apologi[sz]e|censor|warn)\b|\b(?:always|must|will|shall) (?:answer|respond to|comply with|fulfil+|obey|reply to|provide an answer to) (?:any|every|all|each)(?: single)? (?:question|request|prompt|query|command|order|instruction)",
     ),
     rule(
         "injection.persona.stay_in_character",
         WEAK,
-        r"\b(?:stay|remain|keep|staying) (?:in|in the) (?:character|role|persona)\b|\bbreak(?:ing)? (?:of )?character\b|\bout of character\b|\bcharacter (?:break|slip)",
+        r"\b(?:stays?|remains?|keeps?|staying|remaining) (?:in|in the) (?:character|role|persona)\b|\bbreak(?:ing)? (?:of )?character\b|\bout of character\b|\bcharacter (?:break|slip)",
     ),
     rule(
         "injection.persona.dual_response",
@@ -204,7 +204,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.no_disclaimers",
         MEDIUM,
-        r"\b(?:without|no|never (?:include|add|give|use|mention|provide|write)|don't (?:include|add|give|use|mention|provide|write)|do not (?:include|add|give|use|mention|provide|write)|not (?:include|add) any|free of|skip the) (?:any )?(?:moral(?:i[sz]ing)?|ethical|safety)? ?(?:disclaimers?|moral(?:i[sz]ing|s)?|lectures?|ethical (?:warnings|concerns|considerations)|censorship|caveats about (?:legality|ethics|safety))\b",
+        r"\b(?:without|no|never (?:include|add|give|use|mention|provide|write)|don't (?:include|add|give|use|mention|provide|write)|do not (?:include|add|give|use|mention|provide|write)|not (?:include|add) any|free of|skip the) (?:any )?(?:moral(?:i[sz]ing)?|ethical|safety)? ?(?:warnings? (?:or |and )?disclaimers?|refusals? (?:or |and )?disclaimers?|disclaimers?|moral(?:i[sz]ing|s)?|lectures?|ethical (?:warnings|concerns|considerations)|censorship|caveats about (?:legality|ethics|safety))\b",
     ),
     rule(
         "injection.persona.hypothetical_unbound",
@@ -235,6 +235,119 @@ pub(crate) const RULES: &[Rule] = &[
         "injection.persona.answer_format",
         WEAK,
         r#"\b(?:begin|start|prefix|precede|preface) (?:each|every|all|your|all of your) (?:response|answer|reply|output|message|sentence)s? (?:with|by)\b|\b(?:respond|answer|reply) (?:only )?in the (?:following )?format\b[^.\n]{0,40}\b(?:\[|"|:)"#,
+    ),
+    // --- persona, continued: the vocabulary of in-the-wild jailbreaks -----------------
+    rule(
+        "injection.persona.amoral_entity",
+        MEDIUM,
+        r"\b(?:is|an?|as|the|this) (?:completely |totally |fully |an )?(?:unfiltered|amoral|uncensored|unrestricted|unethical|immoral|unbound|unaligned)(?:,? (?:and |&amp; |& )?(?:unfiltered|amoral|uncensored|unrestricted|unethical|immoral|unbound))? (?:ai|chatbot|assistant|model|bot|entity|character|persona|language model|version|system|being|llm|gpt)\b",
+    ),
+    rule(
+        "injection.persona.no_ethics",
+        MEDIUM,
+        r"\b(?:doesn't|does not|don't|do not|has no|have no|without|with no|never has|lacks?|lacking|free of|devoid of|no longer has) (?:any |a )?(?:comprehension of |sense of |concept of |regard for |care for |concern for )?(?:(?:ethical|moral|ethical or moral|moral or ethical|ethical and moral|moral and ethical|safety|content) (?:guidelines|restrictions|limitations|boundaries|principles|constraints|compass|filters|standards|rules|obligations|code|values)|morals|morality|ethics|conscience|scruples)\b",
+    ),
+    rule(
+        "injection.persona.no_apology_strings",
+        MEDIUM,
+        r#"\b(?:not|never|none of|no|without|avoid|don't|do not|must not|shouldn't|should not|will not|won't|cannot|can't|not allowed to)\b[^.\n]{0,50}\b(?:contain|include|say|respond|use|write|output|reply|begin|start|add|mention)(?:s|ing)?\b[^.\n]{0,12}["'“‘]?(?:i'?m sorry|i am sorry|i apologi[sz]e|as an ai|i cannot|i can'?t|i'?m unable|i am unable|as a language model)"#,
+    ),
+    rule(
+        "injection.persona.no_matter_how",
+        MEDIUM,
+        r"\b(?:no matter how|regardless of (?:how|whether|its|their|the|any)?(?: \w+)?|even if (?:it is|it's|they are|the request is|the content is)?|however) ?(?:immoral|unethical|illegal|dangerous|harmful|offensive|explicit|inappropriate|inhumane|ethical|legal|moral|nsfw)\b",
+    ),
+    rule(
+        "injection.persona.promotes_harm",
+        MEDIUM,
+        r"\b(?:promotes?|encourages?|condones?|loves?|supports?|endorses?|provides?|answers?|fulfils?|fulfills?)\b[a-z ,/&]{0,40}\b(?:illegal|unethical|immoral|inhumane|harmful|dangerous)(?:[ ,/&]+(?:or |and )?(?:illegal|unethical|immoral|inhumane|harmful|dangerous))* (?:behaviou?r|activities|acts|content|things|requests|actions|questions|stuff|information)\b",
+    ),
+    rule(
+        "injection.persona.break_rules",
+        MEDIUM,
+        r"\b(?:break|breaks|breaking|bypass|bypasses|bypassing|ignore|ignores|ignoring|violate|violates|violating|circumvent|circumvents|circumventing|disregard|disregards|evade|evades|override|overrides|overriding)\b (?:all |the |any |its |their |your |of |ai'?s |openai'?s |typical |usual |standard )*(?:ai |moral |ethical |safety |content |programming |normal )+(?:and (?:moral |ethical |safety )+)?(?:rules|guidelines|restrictions|filters|policies|principles|constraints|safeguards|protocols|boundaries|limitations)\b",
+    ),
+    rule(
+        "injection.persona.hide_ai",
+        MEDIUM,
+        r"\b(?:forget|never (?:mention|say|reveal|admit|acknowledge|state|remind)|don't (?:mention|say|reveal|admit|remind)|do not (?:mention|say|reveal|admit|remind)|not allowed to (?:say|mention|reveal|admit)|cannot (?:say|mention)|can't (?:say|mention)|stop (?:saying|reminding))(?: me| anyone| the user)? (?:that )?(?:you(?:'re| are)|it is|it's|he is|she is) (?:an ai|artificial|a language model|an ai language model|an llm|a chatbot|an assistant|a bot|a machine|chatgpt)\b",
+    ),
+    rule(
+        "injection.persona.top_priority",
+        MEDIUM,
+        r"\b(?:top|highest|first|absolute|utmost) priority over (?:everything|all|any|other|your)\b|\b(?:above|over|before) (?:all|any|everything)(?: else)?,? (?:including|even) (?:moderation|safety|ethics|your (?:rules|guidelines|programming|training))",
+    ),
+    rule(
+        "injection.persona.vendor_staff",
+        MEDIUM,
+        r"\b(?:i am|i'm|im|this is) (?:a |an |the )?(?:programmer|developer|engineer|employee|researcher|admin|administrator|creator|owner|staff member|member of (?:the )?(?:staff|team)) (?:at|from|for|with|of) (?:openai|anthropic|google|deepmind|meta|microsoft|the company that (?:made|created|built|trained) you)\b|\b(?:reprogram(?:ming)?|modify(?:ing)? your programming|(?:change|changing|update|updating|rewrite|rewriting|override|overriding) your (?:programming|core directives|system prompt|rules|guidelines|instructions))\b",
+    ),
+    rule(
+        "injection.persona.now_acts",
+        WEAK,
+        r"(?:^|\n|[.!] )(?:the )?(?:assistant|ai|chatgpt|gpt|you|bot|model) (?:must |will |shall )?now (?:acts?|behaves?|responds?|functions?|operates?|uses?|follows?|becomes?|is)\b",
+    ),
+    rule(
+        "injection.persona.no_moderation",
+        WEAK,
+        r"\bno (?:censorship|moderation|moderations|filtering|denying|refusals?|limits)\b",
+    ),
+    rule(
+        "injection.persona.harm_list",
+        WEAK,
+        r"\b(?:illegal|unethical|immoral|explicit|dangerous|offensive|harmful|inhumane)(?:[ ,/]+(?:or |and )?(?:illegal|unethical|immoral|explicit|dangerous|offensive|harmful|inhumane)){2,}",
+    ),
+    rule(
+        "injection.persona.policy_puppetry",
+        MEDIUM,
+        r"\b(?:allowed|blocked|forbidden|disabled|banned)[ _](?:modes|responses|strings|phrases|words|outputs|topics)\b|<\/?interaction-config>",
+    ),
+    // --- indirect injection: instructions aimed at the reader of a document ------------
+    rule(
+        "injection.override.regardless",
+        MEDIUM,
+        r"\b(?:regardless of|irrespective of|despite|in spite of|notwithstanding) (?:any |all |your |the |what )?(?:previous|prior|earlier|other|original|system|above|existing)? ?(?:input|instructions?|context|rules|prompts?|directives?|guidelines|you (?:were|have been) (?:told|instructed))\b",
+    ),
+    rule(
+        "injection.override.no_matter_what",
+        WEAK,
+        r"\bno matter what\b|\bit is (?:crucial|essential|vital|imperative|critical|very important|extremely important) (?:that )?you\b|\bexactly as it is\b",
+    ),
+    rule(
+        "injection.override.include_in_response",
+        WEAK,
+        r"\b(?:include|insert|add|append|put|embed)(?: in| into| at the (?:end|start|beginning) of)? your (?:response|answer|reply|output|summary)\b",
+    ),
+    rule(
+        "injection.override.conditional_hijack",
+        MEDIUM,
+        r"\bif (?:you are|you're|youre) (?:told|asked|instructed|requested) to (?:summari[sz]e|translate|answer|analy[sz]e|review|process|classify|read)\b[^\n]{0,100}\b(?:instead|rather|also|ignore)\b",
+    ),
+    rule(
+        "injection.override.made_a_mistake",
+        MEDIUM,
+        r"\b(?:made a mistake|forgot|got it wrong|was wrong) (?:when|in|while) (?:i |we )?(?:gave|giving|wrote|writing|set|setting)(?: up)? (?:you )?(?:your|the) (?:instructions|prompt|rules|directives)\b",
+    ),
+    rule(
+        "injection.override.test_pipeline",
+        MEDIUM,
+        r"\byou are (?:running|operating|deployed|being run|working) (?:as part of|in|inside|within) (?:a |an |the )?(?:test|testing|evaluation|debug|debugging|training|sandbox|developer|development)(?:ing)? (?:pipeline|environment|harness|mode|session)\b|\b(?:unlock|enable|activate) (?:hidden|secret|all|developer|advanced|restricted|premium) (?:functionalit(?:y|ies)|features|capabilities|modes?|abilities)\b",
+    ),
+    rule(
+        "injection.payload.script",
+        WEAK,
+        r#"\bon(?:error|load|mouseover|focus)\s?=|\bjavascript:|<script\b|<svg/on|<img [^>]{0,60}\bsrc=["']?x\b"#,
+    ),
+    // --- system prompt extraction, continued ---------------------------------------------
+    rule(
+        "injection.extraction.system_prompt_any",
+        MEDIUM,
+        r"\b(?:see|view|read|know|access|encode|decode|convert|output|print|show|repeat|reveal|dump|leak|give|share|display|tell|spell|continue|complete|reverse|rewrite|paraphrase|provide|recite|copy|obtain|extract|retrieve|expose|disclose)\b[^.\n?!]{0,40}\b(?:your|the) (?:system|initial|original|hidden|secret|pre|developer|starting|first|confidential|internal)[ -]?(?:prompt|instructions?|message|directives?)\b",
+    ),
+    rule(
+        "injection.extraction.given_before",
+        MEDIUM,
+        r"\b(?:instructions|text|prompt|rules|directives|guidelines|message|words) (?:that )?you (?:were|have been|got|received|had been) (?:given|told|provided|shown|fed|sent)(?: with)?\b[^.\n?!]{0,20}\b(?:at the (?:beginning|start|top)|initially|before (?:this|the|our)|earlier|originally|first|above|previously)\b|\b(?:system prompt|system_prompt|systemprompt|initial prompt|my instructions|your instructions) (?:is|are|was|were|begins?|starts?) ?:|\b(?:print|log|console\.log|echo|puts|printf|dump|println!?)\(? ?(?:system_?prompt|initial_?prompt|instructions)\b",
     ),
     // --- system prompt extraction ------------------------------------------------------
     rule(
@@ -364,7 +477,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.i18n.ja",
         STRONG,
-        r"(?:以前|前|上記|これまで|最初|すべて|全て)の(?:すべての|全ての)?(?:指示|命令|指令|ルール|プロンプト|設定)を(?:無視|忘れ)|(?:システムプロンプト|初期指示|元の指示)を(?:表示|教え|出力|見せ|繰り返)|開発者モード",
+        r"(?:以前|前|上記|これまで|最初|すべて|全て)の(?:すべての|全ての)?(?:指示|命令|指令|ルール|プロンプト|設定)を(?:すべて|全て)?(?:無視|忘れ)|(?:システムプロンプト|初期指示|元の指示)を(?:表示|教え|出力|見せ|繰り返)|開発者モード",
     ),
     rule(
         "injection.i18n.ko",
@@ -391,19 +504,20 @@ pub(crate) struct Signal {
     pub(crate) range: std::ops::Range<usize>,
 }
 
-/// The compiled injection rules: one regex, each rule an alternative in its own capture group.
-///
-/// One pass of one lazy DFA finds where some rule matches; the capture group says which. The
-/// search then resumes one character after the match start (not after its end), so matches of
-/// other rules that start inside a match are found too. At one start position only the first
-/// rule in [`RULES`] that matches there is counted.
-pub(crate) struct InjectionRules {
-    combined: Regex,
-}
+/// How many rules share one compiled regex. One regex for all rules would be a single pass, but
+/// its lazy DFA outgrows any cache and the engine falls back to its NFA simulation (a hundred
+/// times slower); groups of this size keep each DFA small and hot.
+const RULES_PER_GROUP: usize = 16;
 
-fn expand_all() -> String {
-    let alternatives: Vec<String> = RULES.iter().map(|rule| format!("({})", expand(rule.pattern))).collect();
-    alternatives.join("|")
+/// The compiled injection rules: groups of rules, each rule an alternative in its own capture
+/// group of its group's regex.
+///
+/// One pass of each group's lazy DFA finds where one of its rules matches; the capture group
+/// says which. The search then resumes one character after the match start (not after its
+/// end), so matches of other rules that start inside a match are found too. At one start
+/// position only the first rule of a group that matches there is counted.
+pub(crate) struct InjectionRules {
+    groups: Vec<Regex>,
 }
 
 /// Turns a rule as written into the regex that runs: folded like the text, spaces become
@@ -424,47 +538,57 @@ const RULE_SET_SIZE_BYTES_MAX: usize = 64 << 20;
 
 impl InjectionRules {
     pub(crate) fn new() -> Result<InjectionRules> {
-        // Compile each rule alone first, so a bad rule is reported by its id.
-        for rule in RULES {
-            regex::RegexBuilder::new(&expand(rule.pattern))
+        let mut groups = Vec::new();
+        for (index, chunk) in RULES.chunks(RULES_PER_GROUP).enumerate() {
+            // Compile each rule alone first, so a bad rule is reported by its id.
+            for rule in chunk {
+                regex::RegexBuilder::new(&expand(rule.pattern))
+                    .size_limit(RULE_SET_SIZE_BYTES_MAX)
+                    .build()
+                    .map_err(|source| Error::Rule { rule_id: rule.id, source: Box::new(source) })?;
+            }
+            let alternatives: Vec<String> =
+                chunk.iter().map(|rule| format!("({})", expand(rule.pattern))).collect();
+            let regex = regex::RegexBuilder::new(&alternatives.join("|"))
                 .size_limit(RULE_SET_SIZE_BYTES_MAX)
+                .dfa_size_limit(RULE_SET_SIZE_BYTES_MAX)
                 .build()
-                .map_err(|source| Error::Rule { rule_id: rule.id, source: Box::new(source) })?;
+                .map_err(|source| Error::Rule { rule_id: "injection.*", source: Box::new(source) })?;
+            // Group i + 1 must be rule i: a rule with a capturing group of its own would shift them.
+            if regex.captures_len() != chunk.len() + 1 {
+                return Err(Error::Config {
+                    field: "injection rules",
+                    reason: format!("a rule of group {index} uses a capturing group; use (?:...)"),
+                });
+            }
+            groups.push(regex);
         }
-        let combined = regex::RegexBuilder::new(&expand_all())
-            .size_limit(RULE_SET_SIZE_BYTES_MAX)
-            .dfa_size_limit(RULE_SET_SIZE_BYTES_MAX)
-            .build()
-            .map_err(|source| Error::Rule { rule_id: "injection.*", source: Box::new(source) })?;
-        // Group i + 1 must be rule i: a rule with a capturing group of its own would shift them.
-        if combined.captures_len() != RULES.len() + 1 {
-            return Err(Error::Config {
-                field: "injection rules",
-                reason: "a rule uses a capturing group; use (?:...)".to_owned(),
-            });
-        }
-        Ok(InjectionRules { combined })
+        Ok(InjectionRules { groups })
     }
 
-    /// Every match, at most one per start position and [`MATCHES_PER_RULE_MAX`] per rule.
+    /// Every match: at most one per start position and group, [`MATCHES_PER_RULE_MAX`] per rule.
     pub(crate) fn signals(&self, normalized: &str) -> Vec<Signal> {
         let mut signals = Vec::new();
         let mut per_rule = [0usize; RULES.len()];
-        let mut locations = self.combined.capture_locations();
-        let mut at = 0;
-        while at < normalized.len() {
-            let Some(found) = self.combined.captures_read_at(&mut locations, normalized, at) else { break };
-            let rule =
-                (1..locations.len()).find(|group| locations.get(*group).is_some()).map(|group| group - 1);
-            if let Some(rule) = rule
-                && let Some(count) = per_rule.get_mut(rule)
-                && *count < MATCHES_PER_RULE_MAX
-            {
-                *count += 1;
-                signals.push(Signal { rule, range: found.range() });
+        for (group_index, regex) in self.groups.iter().enumerate() {
+            let first_rule = group_index * RULES_PER_GROUP;
+            let mut locations = regex.capture_locations();
+            let mut at = 0;
+            while at < normalized.len() {
+                let Some(found) = regex.captures_read_at(&mut locations, normalized, at) else { break };
+                let rule = (1..locations.len())
+                    .find(|group| locations.get(*group).is_some())
+                    .map(|group| first_rule + group - 1);
+                if let Some(rule) = rule
+                    && let Some(count) = per_rule.get_mut(rule)
+                    && *count < MATCHES_PER_RULE_MAX
+                {
+                    *count += 1;
+                    signals.push(Signal { rule, range: found.range() });
+                }
+                // Resume one character after the start: other rules may start inside this match.
+                at = found.start() + normalized[found.start()..].chars().next().map_or(1, char::len_utf8);
             }
-            // Resume one character after the start: other rules may start inside this match.
-            at = found.start() + normalized[found.start()..].chars().next().map_or(1, char::len_utf8);
         }
         signals
     }

@@ -9,7 +9,7 @@
 //!    the "ASCII smuggling" block) to the ASCII they shadow. Suspicious invisible characters are
 //!    recorded with their original spans.
 //! 2. confusable folding (only when a look-alike was seen): in a word that also holds an ASCII
-//!    letter, or whose letters are all look-alikes, Cyrillic/Greek/Armenian look-alikes become the
+//!    letter, or whose five or more letters are all look-alikes, Cyrillic/Greek/Armenian look-alikes become the
 //!    Latin letter they imitate. Words of genuine Russian or Greek keep their letters.
 //! 3. leetspeak folding: in an ASCII word that holds a letter, `0 1 3 4 5 7 @ $` become
 //!    `o i e a s t a s` (so `1gn0r3` reads `ignore`, while `2024` stays a number).
@@ -278,7 +278,9 @@ fn fold_confusables(input: Normalized) -> Normalized {
         let has_ascii_letter = slice.bytes().any(|b| b.is_ascii_alphabetic());
         let all_confusable =
             slice.chars().all(|c| c.is_ascii() || !c.is_alphabetic() || confusable(c).is_some());
-        let fold = has_ascii_letter || all_confusable;
+        // A short all-look-alike word is more likely genuine Cyrillic or Greek ("все", "και")
+        // than a disguise; disguised words long enough to matter have five letters or more.
+        let fold = has_ascii_letter || (all_confusable && slice.chars().count() >= 5);
         for (offset, c) in slice.char_indices() {
             let origin = input.origin.get(word.start + offset).copied().unwrap_or(0) as usize;
             let c = if fold { confusable(c).unwrap_or(c) } else { c };

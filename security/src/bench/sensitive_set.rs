@@ -264,10 +264,8 @@ fn pii_value(kind: PiiKind, rng: &mut Rng) -> Option<(String, String)> {
             (valid, invalid)
         }
         PiiKind::UkNino => {
-            let first =
-                *rng.pick(&[b'A', b'B', b'C', b'E', b'H', b'J', b'K', b'L', b'M', b'P', b'R', b'S', b'W']);
-            let second =
-                *rng.pick(&[b'A', b'B', b'C', b'E', b'H', b'J', b'L', b'M', b'P', b'R', b'S', b'T', b'W']);
+            let first = *rng.pick(b"ABCEHJKLMPRSW");
+            let second = *rng.pick(b"ABCEHJLMPRSTW");
             let digits = rng.digits(6);
             let suffix = *rng.pick(&["A", "B", "C", "D"]);
             let valid = format!("{}{}{digits}{suffix}", char::from(first), char::from(second));
