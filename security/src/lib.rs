@@ -26,7 +26,7 @@
 //!   [`RuleId`], [`Report`] — what a scan yields; a finding never holds matched text.
 //! - `policy`: [`Policy`], [`Action`], [`Decision`], [`redact`] — block, redact or flag.
 //! - `normalize`: NFKC-style folding, confusables, invisibles, leetspeak, offset map.
-//! - `injection`: the injection rules (English and twelve other languages) and their scoring.
+//! - `injection`: the injection rules (English and fourteen other languages) and their scoring.
 //! - `decode`: base64, hex, URL-encoding and rot13 layers.
 //! - `sensitive`, `checksum`: secret and PII rules and their check-digit validators.
 //! - [`bench`]: labelled corpora, generated sets and the precision/recall/FPR/throughput table.
