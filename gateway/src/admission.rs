@@ -1,0 +1,251 @@
+//! Admitting a task: check the request, sign it with the gateway's key, append the
+//! `TaskSubmitted` event — once per idempotency key.
+//!
+//! # Idempotency without a table
+//! A task submitted with an `Idempotency-Key` gets an id derived from the principal and the
+//! key, and its stream is created with `ExpectedVersion::NoStream`. A repeat therefore hits a
+//! conflict on the same stream: when the stored spec equals the new one it is the original
+//! task, otherwise the key was reused for another request (422). Nothing but the log holds it,
+//! so it works across restarts and across gateway instances.
+
+use std::collections::BTreeMap;
+
+use events::task::{Channel, TaskSubmitted};
+use events::{
+    DomainEvent, EventId, ExpectedVersion, LogError, Metadata, SignedSubmission, StreamId, TaskEvent, TaskId,
+    TaskSpec,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// The longest capability name, in bytes.
+pub const CAPABILITY_BYTES_MAX: usize = 128;
+
+/// The longest idempotency key, in bytes.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
+
+/// The most labels on one task.
+pub const LABEL_COUNT_MAX: usize = 32;
+
+/// The longest label key or value, in bytes.
+pub const LABEL_BYTES_MAX: usize = 256;
+
+/// The longest task timeout a request may ask for: one day.
+pub const TASK_TIMEOUT_MS_MAX: u64 = 24 * 60 * 60 * 1000;
+
+/// The most attempts a request may ask for.
+pub const TASK_ATTEMPTS_MAX: u32 = 10;
+
+/// The longest webhook URL, in bytes.
+pub const WEBHOOK_URL_BYTES_MAX: usize = 2_048;
+
+/// What a client asks the gateway to run.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRequest {
+    /// The capability needed, e.g. `echo`.
+    pub capability: String,
+    /// What to do, in words.
+    pub description: String,
+    /// Input data for the agent.
+    #[serde(default)]
+    pub input: serde_json::Value,
+    /// How long the task may take, ms (default 30 000; at most one day). A synchronous execute
+    /// waits this long at most.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// How many agents to try at most (default 3; at most 10).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Where to POST the outcome (Standard Webhooks), if anywhere.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Free-form labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The answer to an admitted task.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct SubmitResponse {
+    /// The task's id.
+    pub task_id: String,
+    /// Where to read the task.
+    pub location: String,
+    /// False when an `Idempotency-Key` matched an earlier, identical submission.
+    pub created: bool,
+    /// The secret (`whsec_…`) the task's webhook deliveries are signed with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+}
+
+/// A task that has been admitted (or found again by its idempotency key).
+#[derive(Clone, Debug)]
+pub struct Admitted {
+    /// The task.
+    pub task_id: TaskId,
+    /// Whether this request created it.
+    pub created: bool,
+    /// Its timeout.
+    pub timeout_ms: u64,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Error {
+    Error::InvalidBody { field: Some(field.to_string()), message: message.into(), unknown_field: false }
+}
+
+/// Checks a request and turns it into the spec to sign.
+fn spec_of(request: TaskRequest, principal: &Principal, idempotency_key: Option<String>) -> Result<TaskSpec> {
+    if request.capability.is_empty() || request.capability.len() > CAPABILITY_BYTES_MAX {
+        return Err(invalid("capability", format!("must be 1 to {CAPABILITY_BYTES_MAX} bytes")));
+    }
+    if request.description.trim().is_empty() {
+        return Err(invalid("description", "must not be empty"));
+    }
+    let timeout_ms = request.timeout_ms.unwrap_or(events::task::TASK_TIMEOUT_MS_DEFAULT);
+    if timeout_ms == 0 || timeout_ms > TASK_TIMEOUT_MS_MAX {
+        return Err(invalid("timeout_ms", format!("must be 1 to {TASK_TIMEOUT_MS_MAX}")));
+    }
+    let max_attempts = request.max_attempts.unwrap_or(events::task::TASK_ATTEMPTS_MAX_DEFAULT);
+    if max_attempts == 0 || max_attempts > TASK_ATTEMPTS_MAX {
+        return Err(invalid("max_attempts", format!("must be 1 to {TASK_ATTEMPTS_MAX}")));
+    }
+    if request.labels.len() > LABEL_COUNT_MAX {
+        return Err(invalid("labels", format!("at most {LABEL_COUNT_MAX} labels")));
+    }
+    if request
+        .labels
+        .iter()
+        .any(|(k, v)| k.is_empty() || k.len() > LABEL_BYTES_MAX || v.len() > LABEL_BYTES_MAX)
+    {
+        return Err(invalid(
+            "labels",
+            format!("keys must be 1 to {LABEL_BYTES_MAX} bytes, values at most {LABEL_BYTES_MAX}"),
+        ));
+    }
+    let mut spec = TaskSpec::new(request.capability, request.description);
+    spec.input = request.input;
+    spec.timeout_ms = timeout_ms;
+    spec.max_attempts = max_attempts;
+    spec.submitter = principal.subject.clone();
+    spec.idempotency_key = idempotency_key;
+    spec.webhook_url = request.webhook_url;
+    spec.labels = request.labels;
+    Ok(spec)
+}
+
+/// Checks an `Idempotency-Key` header value.
+pub fn check_idempotency_key(key: &str) -> Result<()> {
+    let printable = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX || !printable {
+        return Err(Error::InvalidParameter {
+            what: "Idempotency-Key".into(),
+            message: format!("must be 1 to {IDEMPOTENCY_KEY_BYTES_MAX} printable ASCII characters"),
+        });
+    }
+    Ok(())
+}
+
+/// The task id an idempotency key stands for: the same principal and key always give the same id.
+fn idempotent_task_id(subject: &str, key: &str) -> TaskId {
+    let mut hasher = blake3::Hasher::new_derive_key("pantheon gateway idempotency key v1");
+    hasher.update(&(subject.len() as u64).to_be_bytes());
+    hasher.update(subject.as_bytes());
+    hasher.update(key.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    TaskId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+}
+
+/// Admits a task: appends the signed `TaskSubmitted`, or finds the original for a repeated key.
+pub async fn admit(
+    state: &AppState,
+    principal: &Principal,
+    request: TaskRequest,
+    idempotency_key: Option<String>,
+) -> Result<Admitted> {
+    if let Some(key) = &idempotency_key {
+        check_idempotency_key(key)?;
+    }
+    if let Some(url) = &request.webhook_url {
+        if url.len() > WEBHOOK_URL_BYTES_MAX {
+            return Err(invalid("webhook_url", format!("at most {WEBHOOK_URL_BYTES_MAX} bytes")));
+        }
+        state.targets.check(url).await?;
+    }
+    let spec = spec_of(request, principal, idempotency_key.clone())?;
+    let timeout_ms = spec.timeout_ms;
+    let task_id = match &idempotency_key {
+        Some(key) => idempotent_task_id(&principal.subject, key),
+        None => TaskId::new(),
+    };
+    let signed = SignedSubmission::sign(task_id, spec, &state.config.signing_key)?;
+    let event = TaskEvent::Submitted(TaskSubmitted {
+        task_id,
+        spec: signed.spec,
+        channel: Channel::Gateway,
+        signed_by: signed.signed_by,
+        signature: signed.signature,
+    });
+    let event_id = EventId::new();
+    let mut metadata = Metadata::now("gateway");
+    metadata.correlation_id = Some(event_id);
+    let new_event = event.to_new_event(event_id, metadata)?;
+    let stream = StreamId::task(task_id);
+    match state.log.append(&stream, ExpectedVersion::NoStream, vec![new_event]).await {
+        Ok(_) => {
+            state.metrics.tasks_submitted.inc();
+            Ok(Admitted { task_id, created: true, timeout_ms })
+        }
+        Err(LogError::Conflict { .. }) if idempotency_key.is_some() => {
+            let first = state.log.read_stream(&stream, 1, 1).await?;
+            let original = first
+                .first()
+                .map(TaskEvent::from_recorded)
+                .transpose()?
+                .and_then(|e| match e {
+                    TaskEvent::Submitted(s) => Some(s.spec),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    Error::Internal(format!("stream {stream} does not start with a submission"))
+                })?;
+            let TaskEvent::Submitted(new) = event else {
+                return Err(Error::Internal("the event built is not a submission".into()));
+            };
+            if original == new.spec {
+                Ok(Admitted { task_id, created: false, timeout_ms: original.timeout_ms })
+            } else {
+                Err(Error::IdempotencyKeyReused { task_id })
+            }
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotent_ids_depend_on_principal_and_key() {
+        let a = idempotent_task_id("alice", "k1");
+        assert_eq!(a, idempotent_task_id("alice", "k1"));
+        assert_ne!(a, idempotent_task_id("bob", "k1"));
+        assert_ne!(a, idempotent_task_id("alice", "k2"));
+        // No ambiguity between ("ab", "c") and ("a", "bc").
+        assert_ne!(idempotent_task_id("ab", "c"), idempotent_task_id("a", "bc"));
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        assert!(check_idempotency_key("order-17").is_ok());
+        assert!(check_idempotency_key("").is_err());
+        assert!(check_idempotency_key("has space").is_err());
+        assert!(check_idempotency_key(&"x".repeat(256)).is_err());
+    }
+}

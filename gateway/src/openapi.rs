@@ -1,0 +1,392 @@
+//! The OpenAPI 3.1 document, built from the same Rust types the handlers use (their JSON
+//! Schemas come from `schemars`, in the 2020-12 dialect OpenAPI 3.1 uses), served at
+//! `/openapi.json` and committed as `schemas/openapi.json` (a test fails when they drift).
+
+use std::sync::OnceLock;
+
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use crate::admission::{SubmitResponse, TaskRequest};
+use crate::error::ErrorBody;
+use crate::routes::agents::{AgentPage, AgentView};
+use crate::routes::system::Health;
+use crate::routes::tasks::{CancelRequest, EventsPage, TaskPage};
+use crate::stream::{StreamCommand, StreamFrame};
+use crate::task::TaskView;
+
+/// Collects component schemas: requests with the deserialize contract, responses with the
+/// serialize one.
+struct Components {
+    requests: SchemaGenerator,
+    responses: SchemaGenerator,
+}
+
+impl Components {
+    fn new() -> Self {
+        let settings = || {
+            SchemaSettings::draft2020_12().with(|s| {
+                s.definitions_path = "/components/schemas/".into();
+                s.meta_schema = None;
+            })
+        };
+        Self {
+            requests: settings().for_deserialize().into_generator(),
+            responses: settings().for_serialize().into_generator(),
+        }
+    }
+
+    fn request<T: JsonSchema>(&mut self) -> Value {
+        self.requests.subschema_for::<T>().to_value()
+    }
+
+    fn response<T: JsonSchema>(&mut self) -> Value {
+        self.responses.subschema_for::<T>().to_value()
+    }
+
+    fn into_map(mut self) -> Map<String, Value> {
+        let mut all = self.requests.take_definitions(true);
+        all.extend(self.responses.take_definitions(true));
+        all
+    }
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+/// The error responses every authenticated operation may give, plus `extra` codes.
+fn errors(components: &mut Components, extra: &[(&str, &str)]) -> Map<String, Value> {
+    let schema = components.response::<ErrorBody>();
+    let mut out = Map::new();
+    let mut add = |code: &str, description: &str| {
+        let mut response = json!({ "description": description, "content": json_content(schema.clone()) });
+        if code == "429" {
+            response["headers"] = json!({ "Retry-After": { "description": "Seconds to wait.", "schema": { "type": "integer" } } });
+        }
+        out.insert(code.to_string(), response);
+    };
+    add("400", "Invalid parameter or body (`invalid_parameter`, `invalid_body`, `unknown_field`).");
+    add("401", "No valid bearer token (`unauthenticated`).");
+    add("403", "The token lacks a permission (`forbidden`).");
+    add("429", "Rate limited (`rate_limited`).");
+    add("500", "The server failed (`internal`).");
+    add("503", "Not ready or at a limit (`not_ready`, `overloaded`).");
+    for (code, description) in extra {
+        add(code, description);
+    }
+    out
+}
+
+fn query_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+fn id_param(description: &str) -> Value {
+    json!({ "name": "id", "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+}
+
+fn format_param() -> Value {
+    query_param(
+        "format",
+        "`json`, `markdown` or `html`; overrides `Accept`.",
+        json!({ "type": "string", "enum": ["json", "markdown", "html"] }),
+    )
+}
+
+fn task_content(schema: Value) -> Value {
+    json!({
+        "application/json": { "schema": schema },
+        "text/markdown": { "schema": { "type": "string" } },
+        "text/html": { "schema": { "type": "string" } }
+    })
+}
+
+fn operation(
+    summary: &str,
+    id: &str,
+    parameters: Vec<Value>,
+    body: Option<Value>,
+    responses: Map<String, Value>,
+) -> Value {
+    let mut op = json!({
+        "summary": summary,
+        "operationId": id,
+        "parameters": parameters,
+        "responses": responses,
+    });
+    if let Some(body) = body {
+        op["requestBody"] = body;
+    }
+    op
+}
+
+fn with(mut base: Map<String, Value>, code: &str, response: Value) -> Map<String, Value> {
+    base.insert(code.to_string(), response);
+    base
+}
+
+/// Builds the document.
+pub fn document() -> Value {
+    let mut c = Components::new();
+    let task_request = c.request::<TaskRequest>();
+    let cancel_request = c.request::<CancelRequest>();
+    let _ = c.request::<StreamCommand>();
+    let _ = c.response::<StreamFrame>();
+    let submit_response = c.response::<SubmitResponse>();
+    let task_view = c.response::<TaskView>();
+    let events_page = c.response::<EventsPage>();
+    let task_page = c.response::<TaskPage>();
+    let agent_view = c.response::<AgentView>();
+    let agent_page = c.response::<AgentPage>();
+    let health = c.response::<Health>();
+    let error_body = c.response::<ErrorBody>();
+
+    let idempotency = json!({
+        "name": "Idempotency-Key", "in": "header", "required": false,
+        "description": "Repeating a key returns the original task; the same key with another body is 422.",
+        "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" }
+    });
+    let json_body =
+        |schema: Value, required: bool| json!({ "required": required, "content": json_content(schema) });
+    let id_task = id_param("The task's id.");
+    let uint = json!({ "type": "integer", "minimum": 0 });
+
+    let submit = operation(
+        "Submit a task; the result comes later (GET /tasks/{id}, the stream, or a webhook).",
+        "submitTask",
+        vec![idempotency.clone()],
+        Some(json_body(task_request.clone(), true)),
+        with(
+            errors(
+                &mut c,
+                &[
+                    ("413", "Body too large."),
+                    ("415", "Not JSON."),
+                    ("422", "Idempotency key reused, or webhook refused."),
+                ],
+            ),
+            "202",
+            json!({ "description": "Admitted.", "headers": { "Location": { "schema": { "type": "string" } } }, "content": json_content(submit_response) }),
+        ),
+    );
+    let execute = operation(
+        "Run a task and wait for its end (up to its timeout_ms, default 30 s).",
+        "executeTask",
+        vec![idempotency, format_param()],
+        Some(json_body(task_request, true)),
+        with(
+            errors(
+                &mut c,
+                &[
+                    ("413", "Body too large."),
+                    ("415", "Not JSON."),
+                    ("422", "Idempotency key reused, or webhook refused."),
+                    (
+                        "504",
+                        "The task did not finish in time; it goes on (`execute_timeout` with the task id).",
+                    ),
+                ],
+            ),
+            "200",
+            json!({ "description": "The finished task.", "content": task_content(task_view.clone()) }),
+        ),
+    );
+    let get_task = operation(
+        "A task's status, result and timings.",
+        "getTask",
+        vec![id_task.clone(), format_param()],
+        None,
+        with(
+            errors(&mut c, &[("404", "No such task (or not yours).")]),
+            "200",
+            json!({ "description": "The task.", "content": task_content(task_view.clone()) }),
+        ),
+    );
+    let get_events = operation(
+        "A task's history, paged.",
+        "getTaskEvents",
+        vec![
+            id_task.clone(),
+            query_param("from_version", "First version to return (default 1).", uint.clone()),
+            query_param("limit", "Events per page (default and maximum 500).", uint.clone()),
+        ],
+        None,
+        with(
+            errors(&mut c, &[("404", "No such task (or not yours).")]),
+            "200",
+            json!({ "description": "A page of events.", "content": json_content(events_page) }),
+        ),
+    );
+    let cancel = operation(
+        "Cancel a task that has not ended.",
+        "cancelTask",
+        vec![id_task.clone()],
+        Some(json_body(cancel_request, false)),
+        with(
+            errors(
+                &mut c,
+                &[
+                    ("404", "No such task (or not yours)."),
+                    ("409", "The task has ended (`task_finished`)."),
+                    ("413", "Body too large."),
+                    ("415", "Not JSON."),
+                ],
+            ),
+            "200",
+            json!({ "description": "The cancelled task.", "content": json_content(task_view.clone()) }),
+        ),
+    );
+    let list = operation(
+        "Tasks the caller may read, oldest first, filtered and paged.",
+        "listTasks",
+        vec![
+            query_param(
+                "status",
+                "Only tasks in this status.",
+                json!({ "type": "string", "enum": [
+                "new", "submitted", "screened", "context_ready", "waiting", "agent_selected", "sealed", "running",
+                "result_received", "verified", "stored", "egress_screened", "attempt_failed", "retrying",
+                "completed", "failed", "rejected", "cancelled"] }),
+            ),
+            query_param("capability", "Only tasks asking for this capability.", json!({ "type": "string" })),
+            query_param(
+                "agent",
+                "Only tasks whose current attempt runs on this agent.",
+                json!({ "type": "string" }),
+            ),
+            query_param(
+                "submitted_after_ms",
+                "Submitted at or after (ms since the epoch).",
+                json!({ "type": "integer" }),
+            ),
+            query_param(
+                "submitted_before_ms",
+                "Submitted before (ms since the epoch).",
+                json!({ "type": "integer" }),
+            ),
+            query_param("cursor", "The previous page's next_cursor.", uint.clone()),
+            query_param("limit", "Tasks per page (default 50, maximum 100).", uint.clone()),
+        ],
+        None,
+        with(
+            errors(&mut c, &[]),
+            "200",
+            json!({ "description": "A page of tasks.", "content": json_content(task_page) }),
+        ),
+    );
+    let stream = operation(
+        "A task's events as they happen: WebSocket with an upgrade request, Server-Sent Events otherwise. History first; ends after the final event.",
+        "streamTask",
+        vec![id_task, query_param("from_version", "First version to send (default 1).", uint.clone())],
+        None,
+        with(
+            with(
+                errors(&mut c, &[("404", "No such task (or not yours).")]),
+                "101",
+                json!({ "description": "WebSocket: frames are StreamFrame JSON; the client may send StreamCommand." }),
+            ),
+            "200",
+            json!({ "description": "Server-Sent Events: one event per task event (id = version, event = type, data = EventView).", "content": { "text/event-stream": { "schema": { "type": "string" } } } }),
+        ),
+    );
+    let agents = operation(
+        "The federation's agents.",
+        "listAgents",
+        vec![
+            query_param("cursor", "The previous page's next_cursor.", uint.clone()),
+            query_param("limit", "Agents per page (default and maximum 100).", uint),
+        ],
+        None,
+        with(
+            errors(&mut c, &[]),
+            "200",
+            json!({ "description": "A page of agents.", "content": json_content(agent_page) }),
+        ),
+    );
+    let agent = operation(
+        "One agent.",
+        "getAgent",
+        vec![id_param("The agent's id.")],
+        None,
+        with(
+            errors(&mut c, &[("404", "No such agent.")]),
+            "200",
+            json!({ "description": "The agent.", "content": json_content(agent_view) }),
+        ),
+    );
+    let metrics = operation(
+        "Prometheus metrics (needs admin).",
+        "metrics",
+        vec![],
+        None,
+        with(
+            errors(&mut c, &[]),
+            "200",
+            json!({ "description": "Text exposition format.", "content": { "text/plain": { "schema": { "type": "string" } } } }),
+        ),
+    );
+    let public_errors = |c: &mut Components| {
+        let mut map = Map::new();
+        map.insert(
+            "429".into(),
+            json!({ "description": "Rate limited.", "content": json_content(c.response::<ErrorBody>()) }),
+        );
+        map
+    };
+    let healthz = json!({
+        "summary": "The process is up.", "operationId": "healthz", "security": [],
+        "responses": with(public_errors(&mut c), "200", json!({ "description": "Up.", "content": json_content(health.clone()) }))
+    });
+    let readyz = json!({
+        "summary": "Ready when the event log answers.", "operationId": "readyz", "security": [],
+        "responses": with(
+            with(public_errors(&mut c), "503", json!({ "description": "The log does not answer.", "content": json_content(error_body.clone()) })),
+            "200", json!({ "description": "Ready.", "content": json_content(health) }))
+    });
+    let openapi = json!({
+        "summary": "This document.", "operationId": "openapi", "security": [],
+        "responses": with(public_errors(&mut c), "200", json!({ "description": "OpenAPI 3.1.", "content": { "application/json": { "schema": { "type": "object" } } } }))
+    });
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Pantheon gateway",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Run tasks on a federation of agents: synchronously, asynchronously with signed webhooks (Standard Webhooks), or as a stream. Every error is JSON with a stable `code`.",
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "security": [ { "bearer": [] } ],
+        "paths": {
+            "/tasks/submit": { "post": submit },
+            "/tasks/execute": { "post": execute },
+            "/tasks": { "get": list },
+            "/tasks/{id}": { "get": get_task },
+            "/tasks/{id}/events": { "get": get_events },
+            "/tasks/{id}/cancel": { "post": cancel },
+            "/tasks/{id}/stream": { "get": stream },
+            "/agents": { "get": agents },
+            "/agents/{id}": { "get": agent },
+            "/healthz": { "get": healthz },
+            "/readyz": { "get": readyz },
+            "/metrics": { "get": metrics },
+            "/openapi.json": { "get": openapi },
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
+            "schemas": c.into_map(),
+        }
+    })
+}
+
+/// The document as pretty JSON with a trailing newline (the committed file's form).
+pub fn document_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let mut text = serde_json::to_string_pretty(&document()).unwrap_or_else(|_| "{}".to_string());
+        text.push('\n');
+        text
+    })
+}

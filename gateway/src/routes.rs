@@ -1,0 +1,5 @@
+//! The HTTP endpoints, one file per group.
+
+pub mod agents;
+pub mod system;
+pub mod tasks;

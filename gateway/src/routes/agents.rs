@@ -1,0 +1,160 @@
+//! `/agents`: the federation's agents, folded from their streams (`agent-<id>`).
+//!
+//! Capabilities, status and limits come from the agents' own events. Load, health and
+//! reputation are the projections' to compute; until their views are wired in, those fields
+//! are absent.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::State;
+use events::agent::AgentTransport;
+use events::{AgentEvent, AgentId, AgentState, Aggregate, DomainEvent, EventLog, StreamId};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Permission, Principal};
+use crate::config::LIST_SCAN_EVENT_COUNT_MAX;
+use crate::error::{Error, Result};
+use crate::extract::{IdPath, QueryParams};
+use crate::state::AppState;
+
+/// The most agents one page lists.
+pub const AGENTS_PAGE_COUNT_MAX: usize = 100;
+
+/// Events of one agent's stream read at most (registrations, renewals, suspensions are rare).
+const AGENT_EVENT_COUNT_MAX: usize = 1_000;
+
+/// Log events read per page while listing.
+const LIST_PAGE_COUNT: usize = 500;
+
+/// An agent as the API shows it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AgentView {
+    /// The agent's id.
+    pub agent_id: String,
+    /// `active`, `suspended` or `retired`.
+    pub status: String,
+    /// What it can do.
+    pub capabilities: Vec<String>,
+    /// How many tasks it runs at once at most.
+    pub max_concurrency: u32,
+    /// How it is reached: `in_process`, `nats` or `http`.
+    pub transport: String,
+    /// Its passport's validity, ms since the epoch.
+    pub passport_valid_until_ms: i64,
+    /// Why it was suspended or retired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+}
+
+fn view(state: &AgentState) -> Option<AgentView> {
+    let registration = state.registration.as_ref()?;
+    let passport = &registration.passport.passport;
+    Some(AgentView {
+        agent_id: passport.agent_id.to_string(),
+        status: format!("{:?}", state.status).to_lowercase(),
+        capabilities: passport.capabilities.clone(),
+        max_concurrency: registration.max_concurrency,
+        transport: match registration.transport {
+            AgentTransport::InProcess { .. } => "in_process",
+            AgentTransport::Nats { .. } => "nats",
+            AgentTransport::Http { .. } => "http",
+        }
+        .to_string(),
+        passport_valid_until_ms: passport.not_after_ms,
+        status_reason: state.status_reason.clone(),
+    })
+}
+
+async fn load(log: &dyn EventLog, agent_id: &AgentId) -> Result<Option<AgentView>> {
+    let events = log.read_stream(&StreamId::agent(agent_id), 1, AGENT_EVENT_COUNT_MAX).await?;
+    let mut state = AgentState::default();
+    for recorded in &events {
+        let event = AgentEvent::from_recorded(recorded)?;
+        if let Err(error) = state.apply(&event) {
+            tracing::warn!(%agent_id, %error, "skipping an agent event the fold refuses");
+        }
+    }
+    Ok(view(&state))
+}
+
+fn require_read(principal: &Principal) -> Result<()> {
+    if principal.has(Permission::ReadOwn) || principal.has(Permission::ReadAll) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden { permission: Permission::ReadOwn.as_str() })
+    }
+}
+
+/// `?cursor=&limit=`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsQuery {
+    /// The `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<u64>,
+    /// Agents per page (default and maximum 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// A page of agents.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AgentPage {
+    /// The agents, in registration order.
+    pub agents: Vec<AgentView>,
+    /// Pass as `cursor` to continue, when there may be more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<u64>,
+}
+
+/// `GET /agents`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    QueryParams(query): QueryParams<AgentsQuery>,
+) -> Result<axum::Json<AgentPage>> {
+    require_read(&principal)?;
+    let limit = query.limit.unwrap_or(AGENTS_PAGE_COUNT_MAX).clamp(1, AGENTS_PAGE_COUNT_MAX);
+    let log: &dyn EventLog = state.log.as_ref();
+    let mut cursor = query.cursor.unwrap_or(0);
+    let mut scanned = 0;
+    let mut agents = Vec::new();
+    loop {
+        let page = log.read_all(cursor, LIST_PAGE_COUNT).await?;
+        let exhausted = page.len() < LIST_PAGE_COUNT;
+        for event in page {
+            cursor = event.position + 1;
+            scanned += 1;
+            if event.event_type.as_str() != "agent_registered" {
+                continue;
+            }
+            let Ok(agent_id) = AgentId::new(event.stream_id.entity_id()) else { continue };
+            if let Some(agent) = load(log, &agent_id).await? {
+                agents.push(agent);
+            }
+            if agents.len() == limit {
+                return Ok(axum::Json(AgentPage { agents, next_cursor: Some(cursor) }));
+            }
+        }
+        if exhausted {
+            return Ok(axum::Json(AgentPage { agents, next_cursor: None }));
+        }
+        if scanned >= LIST_SCAN_EVENT_COUNT_MAX {
+            return Ok(axum::Json(AgentPage { agents, next_cursor: Some(cursor) }));
+        }
+    }
+}
+
+/// `GET /agents/{id}`.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    IdPath(id): IdPath,
+) -> Result<axum::Json<AgentView>> {
+    require_read(&principal)?;
+    let not_found = || Error::NotFound { what: format!("agent {id}") };
+    let agent_id = AgentId::new(id.as_str()).map_err(|_| not_found())?;
+    load(state.log.as_ref(), &agent_id).await?.map(axum::Json).ok_or_else(not_found)
+}

@@ -1,0 +1,85 @@
+//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, and the JSON answers for unknown routes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use events::StreamId;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::auth::{Permission, Principal};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// How long the log may take to answer a readiness probe.
+const READY_TIMEOUT_MS: u64 = 2_000;
+
+/// A probe's answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Health {
+    /// `ok` or `ready`.
+    pub status: String,
+}
+
+/// `GET /healthz`: the process is up.
+pub(crate) async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok".into() })
+}
+
+/// `GET /readyz`: ready only when the log answers.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>> {
+    let probe = StreamId::new("gateway-readiness").map_err(|e| Error::Internal(e.to_string()))?;
+    match tokio::time::timeout(Duration::from_millis(READY_TIMEOUT_MS), state.log.stream_version(&probe))
+        .await
+    {
+        Ok(Ok(_)) => Ok(axum::Json(Health { status: "ready".into() })),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness: the log failed");
+            Err(Error::NotReady)
+        }
+        Err(_) => Err(Error::NotReady),
+    }
+}
+
+/// `GET /metrics`: Prometheus text (needs `admin`).
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+) -> Result<Response> {
+    principal.require(Permission::Admin)?;
+    let mut response = state.metrics.render().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    Ok(response)
+}
+
+/// `GET /openapi.json`.
+pub(crate) async fn openapi() -> Response {
+    let mut response = crate::openapi::document_text().into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Unknown routes: JSON 404.
+pub(crate) async fn not_found() -> Error {
+    Error::NotFound { what: "route".into() }
+}
+
+/// Known routes with another method: JSON 405.
+pub(crate) async fn method_not_allowed() -> Response {
+    let body = crate::error::ErrorBody {
+        error: crate::error::ErrorDetail {
+            code: "method_not_allowed".into(),
+            message: "this route does not take that method".into(),
+            field: None,
+            task_id: None,
+            retry_after_s: None,
+        },
+    };
+    (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}

@@ -1,0 +1,364 @@
+//! `/tasks`: submit, execute, read, page through events, cancel, list.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use events::task::{TaskCancelled, TaskSubmitted};
+use events::{
+    DomainEvent, EventId, EventLog, ExpectedVersion, LogError, Metadata, StreamId, TaskEvent, TaskId,
+    TaskStatus,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::admission::{self, SubmitResponse, TaskRequest};
+use crate::auth::{Permission, Principal};
+use crate::config::{
+    EVENTS_PAGE_COUNT_MAX, EXECUTE_WAIT_MS_MAX, LIST_SCAN_EVENT_COUNT_MAX, TASKS_PAGE_COUNT_MAX,
+};
+use crate::error::{Error, Result};
+use crate::extract::{IdPath, JsonBody, OptionalJsonBody, QueryParams};
+use crate::render::{self, Format};
+use crate::state::AppState;
+use crate::task::{EventView, TaskView, TrackedTask, parse_task_id};
+use crate::webhooks;
+
+/// How often a cancel re-reads the task when another writer got there first.
+const CANCEL_ATTEMPT_COUNT_MAX: usize = 5;
+
+/// The longest cancel reason, in bytes.
+pub const CANCEL_REASON_BYTES_MAX: usize = 1_024;
+
+/// Log events read per page while listing.
+const LIST_PAGE_COUNT: usize = 500;
+
+/// `?format=`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FormatQuery {
+    /// `json`, `markdown` or `html`; overrides `Accept`.
+    #[serde(default)]
+    pub format: Option<Format>,
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    headers
+        .get("idempotency-key")
+        .map(|value| {
+            value.to_str().map(str::to_string).map_err(|_| Error::InvalidParameter {
+                what: "Idempotency-Key".into(),
+                message: "must be printable ASCII".into(),
+            })
+        })
+        .transpose()
+}
+
+fn location(task_id: TaskId) -> String {
+    format!("/tasks/{task_id}")
+}
+
+/// `POST /tasks/submit`: admits the task and answers 202 with its id and `Location`.
+pub(crate) async fn submit(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<TaskRequest>,
+) -> Result<Response> {
+    principal.require(Permission::Submit)?;
+    let wants_webhook = request.webhook_url.is_some();
+    let admitted = admission::admit(&state, &principal, request, idempotency_key(&headers)?).await?;
+    let webhook_secret = if wants_webhook {
+        Some(webhooks::secret_for(&state.config.webhooks.master_secret, admitted.task_id)?)
+    } else {
+        None
+    };
+    let location = location(admitted.task_id);
+    let body = SubmitResponse {
+        task_id: admitted.task_id.to_string(),
+        location: location.clone(),
+        created: admitted.created,
+        webhook_secret,
+    };
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Waits until the task ends or `deadline` passes; `None` on timeout.
+pub(crate) async fn wait_final(
+    state: &AppState,
+    task_id: TaskId,
+    deadline: tokio::time::Instant,
+) -> Result<Option<TrackedTask>> {
+    let mut watch = state.follower.watch(task_id);
+    let mut task = TrackedTask::new(task_id);
+    loop {
+        watch.mark_seen();
+        task.catch_up(state.log.as_ref(), usize::MAX).await?;
+        if task.state.status.is_final() {
+            return Ok(Some(task));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        watch.changed(deadline).await;
+    }
+}
+
+/// `POST /tasks/execute`: admits the task and waits for its end, up to its timeout.
+pub(crate) async fn execute(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    QueryParams(query): QueryParams<FormatQuery>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<TaskRequest>,
+) -> Result<Response> {
+    principal.require(Permission::Submit)?;
+    let format = Format::negotiate(query.format, &headers);
+    let started = tokio::time::Instant::now();
+    let admitted = admission::admit(&state, &principal, request, idempotency_key(&headers)?).await?;
+    let wait_ms = admitted.timeout_ms.min(EXECUTE_WAIT_MS_MAX);
+    let deadline = started + Duration::from_millis(wait_ms);
+    match wait_final(&state, admitted.task_id, deadline).await? {
+        Some(task) => render::task(&task.view(), format, StatusCode::OK),
+        None => {
+            state.metrics.execute_timeouts.inc();
+            Err(Error::ExecuteTimeout { task_id: admitted.task_id, waited_ms: wait_ms })
+        }
+    }
+}
+
+/// Loads a task the principal may read (404 otherwise: existence is not revealed).
+pub(crate) async fn readable_task(state: &AppState, principal: &Principal, id: &str) -> Result<TrackedTask> {
+    let task_id = parse_task_id(id)?;
+    match TrackedTask::load(state.log.as_ref(), task_id).await? {
+        Some(task) if principal.can_read(task.submitter()) => Ok(task),
+        _ => Err(Error::NotFound { what: format!("task {task_id}") }),
+    }
+}
+
+/// `GET /tasks/{id}`: the task's status, result and timings.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    IdPath(id): IdPath,
+    QueryParams(query): QueryParams<FormatQuery>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let task = readable_task(&state, &principal, &id).await?;
+    render::task(&task.view(), Format::negotiate(query.format, &headers), StatusCode::OK)
+}
+
+/// `?from_version=&limit=` of the events page.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// The first stream version to return (default 1).
+    #[serde(default)]
+    pub from_version: Option<u64>,
+    /// Events per page (default and maximum 500).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// A page of a task's history.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EventsPage {
+    /// The task.
+    pub task_id: String,
+    /// The events, in version order.
+    pub events: Vec<EventView>,
+    /// Where the next page starts, when there may be more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_from_version: Option<u64>,
+}
+
+/// `GET /tasks/{id}/events`: the history, paged.
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    IdPath(id): IdPath,
+    QueryParams(query): QueryParams<EventsQuery>,
+) -> Result<axum::Json<EventsPage>> {
+    let task_id = parse_task_id(&id)?;
+    let stream = StreamId::task(task_id);
+    let first = state.log.read_stream(&stream, 1, 1).await?;
+    let submitter = match first.first().map(TaskEvent::from_recorded).transpose()? {
+        Some(TaskEvent::Submitted(TaskSubmitted { spec, .. })) => spec.submitter,
+        _ => return Err(Error::NotFound { what: format!("task {task_id}") }),
+    };
+    if !principal.can_read(&submitter) {
+        return Err(Error::NotFound { what: format!("task {task_id}") });
+    }
+    let from = query.from_version.unwrap_or(1).max(1);
+    let limit = query.limit.unwrap_or(EVENTS_PAGE_COUNT_MAX).clamp(1, EVENTS_PAGE_COUNT_MAX);
+    let recorded = state.log.read_stream(&stream, from, limit).await?;
+    let next_from_version =
+        (recorded.len() == limit).then(|| recorded.last().map_or(from, |e| e.version + 1));
+    let events = recorded.iter().map(EventView::of).collect::<Result<Vec<_>>>()?;
+    Ok(axum::Json(EventsPage { task_id: task_id.to_string(), events, next_from_version }))
+}
+
+/// The body of a cancel (optional).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Why the task is cancelled.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Cancels a task the principal may read and cancel; 409 when it has ended.
+pub(crate) async fn cancel_task(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    reason: String,
+) -> Result<TrackedTask> {
+    principal.require(Permission::Cancel)?;
+    if reason.len() > CANCEL_REASON_BYTES_MAX {
+        return Err(Error::InvalidBody {
+            field: Some("reason".into()),
+            message: format!("at most {CANCEL_REASON_BYTES_MAX} bytes"),
+            unknown_field: false,
+        });
+    }
+    for _ in 0..CANCEL_ATTEMPT_COUNT_MAX {
+        let mut task = readable_task(state, principal, id).await?;
+        if task.state.status.is_final() {
+            return Err(Error::TaskFinished { task_id: task.task_id, status: task.state.status.to_string() });
+        }
+        let event =
+            TaskEvent::Cancelled(TaskCancelled { by: principal.subject.clone(), reason: reason.clone() });
+        let mut metadata = Metadata::now("gateway");
+        metadata.correlation_id = None;
+        let new_event = event.to_new_event(EventId::new(), metadata)?;
+        let stream = StreamId::task(task.task_id);
+        match state.log.append(&stream, ExpectedVersion::Exact(task.read_version), vec![new_event]).await {
+            Ok(_) => {
+                task.catch_up(state.log.as_ref(), usize::MAX).await?;
+                return Ok(task);
+            }
+            Err(LogError::Conflict { .. }) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(Error::Internal(format!("task {id} kept changing while being cancelled")))
+}
+
+/// `POST /tasks/{id}/cancel`: appends `TaskCancelled` at the version read; 409 if it ended.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    IdPath(id): IdPath,
+    OptionalJsonBody(request): OptionalJsonBody<CancelRequest>,
+) -> Result<axum::Json<TaskView>> {
+    let task = cancel_task(&state, &principal, &id, request.reason.unwrap_or_default()).await?;
+    Ok(axum::Json(task.view()))
+}
+
+/// The filters and paging of `GET /tasks`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only tasks in this status.
+    #[serde(default)]
+    pub status: Option<TaskStatus>,
+    /// Only tasks asking for this capability.
+    #[serde(default)]
+    pub capability: Option<String>,
+    /// Only tasks whose current attempt runs on this agent.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// Only tasks submitted at or after this time, ms since the epoch.
+    #[serde(default)]
+    pub submitted_after_ms: Option<i64>,
+    /// Only tasks submitted before this time, ms since the epoch.
+    #[serde(default)]
+    pub submitted_before_ms: Option<i64>,
+    /// Where to continue: the `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<u64>,
+    /// Tasks per page (default 50, at most 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// A page of tasks.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TaskPage {
+    /// The tasks, oldest first.
+    pub tasks: Vec<TaskView>,
+    /// Pass as `cursor` to continue, when there may be more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<u64>,
+}
+
+/// `GET /tasks`: tasks the principal may read, filtered, oldest first.
+///
+/// Until the projections' task view serves this, it scans the log from the cursor (at most
+/// [`LIST_SCAN_EVENT_COUNT_MAX`] events per request) and folds each matching task's stream.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<axum::Json<TaskPage>> {
+    if !principal.has(Permission::ReadOwn) && !principal.has(Permission::ReadAll) {
+        return Err(Error::Forbidden { permission: Permission::ReadOwn.as_str() });
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, TASKS_PAGE_COUNT_MAX);
+    let log: &dyn EventLog = state.log.as_ref();
+    let mut cursor = query.cursor.unwrap_or(0);
+    let mut scanned = 0;
+    let mut tasks = Vec::new();
+    loop {
+        let page = log.read_all(cursor, LIST_PAGE_COUNT).await?;
+        let exhausted = page.len() < LIST_PAGE_COUNT;
+        for event in page {
+            cursor = event.position + 1;
+            scanned += 1;
+            if event.event_type.as_str() != "task_submitted" || event.stream_id.category() != "task" {
+                continue;
+            }
+            let occurred = event.metadata.occurred_at_ms;
+            if query.submitted_after_ms.is_some_and(|after| occurred < after)
+                || query.submitted_before_ms.is_some_and(|before| occurred >= before)
+            {
+                continue;
+            }
+            let Ok(TaskEvent::Submitted(submitted)) = TaskEvent::from_recorded(&event) else { continue };
+            if !principal.can_read(&submitted.spec.submitter)
+                || query.capability.as_ref().is_some_and(|c| *c != submitted.spec.capability)
+            {
+                continue;
+            }
+            let Ok(task_id) = TaskId::from_str(event.stream_id.entity_id()) else { continue };
+            let Some(task) = TrackedTask::load(log, task_id).await? else { continue };
+            if query.status.is_some_and(|s| s != task.state.status)
+                || query
+                    .agent
+                    .as_ref()
+                    .is_some_and(|a| task.state.agent_id.as_ref().map(|x| x.as_str()) != Some(a.as_str()))
+            {
+                continue;
+            }
+            tasks.push(task.view());
+            if tasks.len() == limit {
+                return Ok(axum::Json(TaskPage { tasks, next_cursor: Some(cursor) }));
+            }
+        }
+        if exhausted {
+            return Ok(axum::Json(TaskPage { tasks, next_cursor: None }));
+        }
+        if scanned >= LIST_SCAN_EVENT_COUNT_MAX {
+            return Ok(axum::Json(TaskPage { tasks, next_cursor: Some(cursor) }));
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use events::EventLog;
+use tokio::sync::Semaphore;
+
+use crate::auth::Authenticator;
+use crate::config::{GatewayConfig, STREAMS_OPEN_COUNT_MAX};
+use crate::error::Result;
+use crate::follow::Follower;
+use crate::limits::Limiters;
+use crate::metrics::Metrics;
+use crate::webhooks::TargetPolicy;
+
+/// The gateway's shared state: the log, the configuration, and the bounded resources.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) config: Arc<GatewayConfig>,
+    pub(crate) auth: Arc<Authenticator>,
+    pub(crate) limits: Arc<Limiters>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) follower: Arc<Follower>,
+    pub(crate) streams: Arc<Semaphore>,
+    pub(crate) targets: TargetPolicy,
+}
+
+impl AppState {
+    /// Builds the state and starts following the log (needs a Tokio runtime).
+    pub fn new(config: GatewayConfig, log: Arc<dyn EventLog>) -> Result<Self> {
+        let follower = Follower::start(log.clone(), config.instance.clone());
+        Ok(Self {
+            auth: Arc::new(Authenticator::new(config.auth.clone())),
+            limits: Arc::new(Limiters::new(&config.rate_limits)),
+            metrics: Arc::new(Metrics::default()),
+            follower: Arc::new(follower),
+            streams: Arc::new(Semaphore::new(STREAMS_OPEN_COUNT_MAX)),
+            targets: TargetPolicy::from_config(&config.webhooks),
+            config: Arc::new(config),
+            log,
+        })
+    }
+
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}

@@ -1,0 +1,288 @@
+//! What the gateway's tests share: a gateway on a real socket over a throwaway SQLite log,
+//! tokens, and a test-only pipeline driver.
+//!
+//! The driver is a stand-in for the `actors` pipeline, which is built separately: it consumes
+//! `TaskSubmitted` from the log and appends the phase events a real run would, by capability —
+//! `echo` completes with the input as output, `fail` fails, `slow` starts running and reports
+//! progress but never finishes (for timeouts, cancels and streams). It writes real, valid,
+//! signed events to the real log; nothing is mocked.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::envelope::TaskEnvelope;
+use events::task::*;
+use events::{
+    AgentId, AgentResult, DomainEvent, EventId, EventLog, ExpectedVersion, Filter, KeyPair, Metadata,
+    SealedEnvelope, SignedResult, StartFrom, StreamId, SubscribeOptions, TaskEvent,
+};
+use gateway::{AuthConfig, GatewayConfig, VerifyingKey};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// A token for `subject` with `roles`, HS256 with the test secret.
+pub fn token(subject: &str, roles: &[&str]) -> String {
+    gateway::auth::issue_hs256_token(SECRET, subject, roles, 3_600).expect("token")
+}
+
+pub struct TestGateway {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub log: Arc<dyn EventLog>,
+    pub http: reqwest::Client,
+    pub admin: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<gateway::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+pub fn auth_config() -> AuthConfig {
+    let mut keys = vec![VerifyingKey::hs256(SECRET)];
+    keys.push(
+        VerifyingKey::rs256_pem(&std::fs::read(fixture("rs256.pub.pem")).expect("pem")).expect("rsa key"),
+    );
+    keys.push(
+        VerifyingKey::eddsa_pem(&std::fs::read(fixture("ed25519.pub.pem")).expect("pem")).expect("ed key"),
+    );
+    AuthConfig::with_keys(keys)
+}
+
+pub fn config() -> GatewayConfig {
+    let mut config = GatewayConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        auth_config(),
+        KeyPair::generate(),
+        b"webhook master secret for tests".to_vec(),
+    );
+    config.webhooks.allow_loopback = true;
+    config.webhooks.backoff_initial = Duration::from_millis(50);
+    config.webhooks.backoff_max = Duration::from_millis(200);
+    config.webhooks.attempts_max = 3;
+    config.webhooks.request_timeout = Duration::from_secs(2);
+    config
+}
+
+impl TestGateway {
+    pub async fn start() -> Self {
+        Self::start_with(config()).await
+    }
+
+    pub async fn start_with(config: GatewayConfig) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
+        let log = store::open(&url).await.expect("log");
+        Self::start_on_log(config, log, dir).await
+    }
+
+    pub async fn start_on_log(config: GatewayConfig, log: Arc<dyn EventLog>, dir: tempfile::TempDir) -> Self {
+        gateway::webhooks::install_crypto_provider();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(gateway::serve_on(listener, config, log.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let gateway = Self {
+            base: format!("http://{addr}"),
+            addr,
+            log,
+            http: reqwest::Client::builder().no_proxy().build().expect("client"),
+            admin: token("root", &["admin"]),
+            stop: Some(stop),
+            server: Some(server),
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if gateway.http.get(format!("{}/healthz", gateway.base)).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        gateway
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+    }
+
+    /// Submits a task as `token`'s principal; returns its id.
+    pub async fn submit(&self, token: &str, body: serde_json::Value) -> String {
+        let response = self.post_json("/tasks/submit", token, body).await;
+        assert_eq!(response.status(), 202);
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["task_id"].as_str().expect("task_id").to_string()
+    }
+
+    /// Waits until the task's stream holds an event of `event_type`.
+    pub async fn wait_for_event(&self, task_id: &str, event_type: &str) -> Vec<events::RecordedEvent> {
+        let stream = StreamId::new(format!("task-{task_id}")).expect("stream");
+        for _ in 0..300 {
+            let events = self.log.read_stream(&stream, 1, 1_000).await.expect("read");
+            if events.iter().any(|e| e.event_type.as_str() == event_type) {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("task {task_id} never got {event_type}");
+    }
+}
+
+/// Asserts an error response: status, JSON body, stable code.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(content_type.starts_with("application/json"), "content-type {content_type}");
+    let body: serde_json::Value = response.json().await.expect("json body");
+    assert_eq!(body["error"]["code"], code, "body {body}");
+    body
+}
+
+/// The test-only pipeline driver (see the module doc).
+pub struct Driver {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Driver {
+    pub async fn start(log: Arc<dyn EventLog>) -> Self {
+        let options = SubscribeOptions {
+            filter: Filter::category("task")
+                .with_types([events::EventType::new("task_submitted").expect("type")]),
+            start: StartFrom::Beginning,
+        };
+        let name = format!("test-driver-{}", uuid::Uuid::new_v4().simple());
+        let mut subscription = log.subscribe(&name, options).await.expect("subscribe");
+        let task = tokio::spawn(async move {
+            while let Ok(delivery) = subscription.next().await {
+                let position = delivery.event.position;
+                if let Ok(TaskEvent::Submitted(submitted)) = TaskEvent::from_recorded(&delivery.event) {
+                    let log = log.clone();
+                    tokio::spawn(async move { drive(log, submitted).await });
+                }
+                let _ = subscription.ack(position).await;
+            }
+        });
+        Self { task }
+    }
+}
+
+async fn drive(log: Arc<dyn EventLog>, submitted: TaskSubmitted) {
+    let federation = KeyPair::from_seed([1; 32]);
+    let agent_key = KeyPair::from_seed([2; 32]);
+    let task_id = submitted.task_id;
+    let agent = AgentId::new("echo").expect("agent id");
+    let stream = StreamId::task(task_id);
+    let spec = submitted.spec.clone();
+    let envelope = SealedEnvelope::seal(
+        TaskEnvelope {
+            task_id,
+            attempt: 1,
+            agent_id: agent.clone(),
+            capability: spec.capability.clone(),
+            description: spec.description.clone(),
+            input: spec.input.clone(),
+            context: json!({}),
+            issued_at_ms: events::now_ms(),
+            expires_at_ms: i64::MAX,
+        },
+        &federation,
+    )
+    .expect("seal");
+    let mut phases = vec![
+        TaskEvent::IngressScreened(IngressScreened { findings: vec![], redacted_description: None }),
+        TaskEvent::ContextGathered(ContextGathered {
+            similar_tasks: vec![],
+            best_practices: vec![],
+            pitfalls: vec![],
+            complexity: 0.1,
+            sources: vec![],
+        }),
+        TaskEvent::AgentSelected(AgentSelected { agent_id: agent.clone(), attempt: 1, candidates: vec![] }),
+        TaskEvent::EnvelopeSealed(EnvelopeSealed { envelope: envelope.clone() }),
+        TaskEvent::ExecutionStarted(ExecutionStarted { agent_id: agent.clone(), attempt: 1 }),
+        TaskEvent::ProgressReported(ProgressReported {
+            agent_id: agent.clone(),
+            attempt: 1,
+            percent: Some(50),
+            message: "half way".into(),
+        }),
+    ];
+    match spec.capability.as_str() {
+        "echo" => {
+            let result = SignedResult::sign(
+                AgentResult {
+                    task_id,
+                    attempt: 1,
+                    agent_id: agent.clone(),
+                    envelope_hash: envelope.hash,
+                    output: spec.input.clone(),
+                    completed_at_ms: events::now_ms(),
+                },
+                &agent_key,
+            )
+            .expect("sign");
+            phases.extend([
+                TaskEvent::ResultReceived(ResultReceived { result: result.clone() }),
+                TaskEvent::ResultVerified(ResultVerified {
+                    agent_id: agent.clone(),
+                    result_hash: result.hash,
+                }),
+                TaskEvent::ResultStored(ResultStored { result_hash: result.hash, output_bytes: 1 }),
+                TaskEvent::EgressScreened(EgressScreened { findings: vec![], redacted_output: None }),
+                TaskEvent::Completed(TaskCompleted { agent_id: agent, output: spec.input.clone() }),
+            ]);
+        }
+        "fail" => phases.push(TaskEvent::Failed(TaskFailed {
+            code: FailureCode::TaskError,
+            reason: "asked to fail".into(),
+        })),
+        _ => {}
+    }
+    // One append per phase, as the pipeline's actors do: streams see them arrive one by one.
+    for event in phases {
+        let so_far = log.read_stream(&stream, 1, 1_000).await.expect("read");
+        if so_far.iter().any(|e| e.event_type.as_str() == "task_cancelled") {
+            return; // cancelled meanwhile: the pipeline stops
+        }
+        let version = so_far.last().map_or(0, |e| e.version);
+        let new_event = event.to_new_event(EventId::new(), Metadata::now("test-driver")).expect("encode");
+        if log.append(&stream, ExpectedVersion::Exact(version), vec![new_event]).await.is_err() {
+            return; // cancelled (or otherwise changed) meanwhile: the driver stops, as a phase would
+        }
+    }
+}
