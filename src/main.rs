@@ -34,6 +34,14 @@ pub(crate) enum Command {
     /// Work with the raw event log: append, read and tail events as JSON.
     #[command(subcommand)]
     Events(cli::events::EventsCommand),
+    /// The audit ledger: verify it, prove an entry's inclusion, check a proof offline.
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
+    /// The read models: status and lag, catch up, rebuild one from position 0.
+    #[command(subcommand)]
+    Projections(cli::projections::ProjectionsCommand),
+    /// List and search tasks (status, capability, agent, submitter, time, full text).
+    Tasks(cli::tasks::TasksArgs),
 }
 
 impl Cli {
@@ -76,5 +84,8 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Command::Events(command) => cli::events::run(&cli, command).await,
+        Command::Audit(command) => cli::audit::run(&cli, command).await,
+        Command::Projections(command) => cli::projections::run(&cli, command).await,
+        Command::Tasks(args) => cli::tasks::run(&cli, args).await,
     }
 }

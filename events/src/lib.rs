@@ -10,6 +10,7 @@
 //! - [`domain`]: typed events ([`DomainEvent`]) and how they become log events.
 //! - [`task`], [`agent`], [`workflow`]: each stream's events and state fold.
 //! - [`envelope`]: sealed task envelopes, passports, signed results, signed submissions.
+//! - [`signals`]: heartbeats and quality ratings, outside the task and agent streams.
 //! - [`state`]: the [`Aggregate`] fold trait and the typed refusal of illegal transitions.
 //! - [`codec`]: canonical MessagePack and JSON.
 //! - [`crypto`]: blake3 hashes, ed25519 keys, signatures and typed verification errors.
@@ -27,6 +28,7 @@ pub mod event;
 pub mod harness;
 pub mod id;
 pub mod log;
+pub mod signals;
 pub mod state;
 pub mod task;
 pub mod upcast;

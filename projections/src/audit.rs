@@ -1,0 +1,433 @@
+//! The audit ledger: every operation recorded in the log — submissions, admissions and
+//! rejections, selections, sealing, execution, results, cancellations, agent registrations and
+//! other admin actions — appended as an entry with its actor (the event's emitter), resource
+//! (the stream), operation (the event type), time, justification (the reason the event gives,
+//! where it has one), the event's content hash and the previous entry's hash.
+//!
+//! # Hashes
+//! An entry's hash is its RFC 6962 leaf hash, `blake3(0x00 ‖ encoding)`, where the encoding
+//! length-prefixes every field above plus the entry's sequence number and log position. The
+//! previous entry's hash is part of the encoding, so the entries form a blake3 chain, and the
+//! same hashes are the leaves of a Merkle tree ([`crate::merkle`]).
+//!
+//! # Signed tree heads (the ledger's checkpoints)
+//! Every [`TREE_HEAD_INTERVAL`] entries, and at shutdown, the ledger signs with the federation
+//! key (ed25519) the message `"pantheon audit tree head v1\0" ‖ size ‖ timestamp ‖ root` (u64 /
+//! i64 big-endian, 32-byte root). The timestamp is the last entry's time, so a rebuild from the
+//! log signs the same heads again (ed25519 signatures are deterministic).
+//!
+//! Heartbeats are not operations and are left out ([`is_audited`]).
+
+use async_trait::async_trait;
+use events::{AgentEvent, DomainEvent, Hash, KeyPair, PublicKey, RecordedEvent, Signature, TaskEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Tx, execute, fetch, to_i64, to_u64};
+use crate::merkle::Frontier;
+use crate::runner::Projection;
+use crate::{Error, Result};
+
+/// Entries between two signed tree heads. A head per 1,000 entries bounds how much of the
+/// ledger an attacker with database access could rewrite undetected (the tail after the last
+/// head) while keeping signing cost negligible (one ed25519 signature per 1,000 entries).
+pub const TREE_HEAD_INTERVAL: u64 = 1_000;
+
+/// The longest justification kept, in bytes (longer reasons are cut at a char boundary).
+pub const JUSTIFICATION_BYTES_MAX: usize = 1_024;
+
+/// The domain separation label of signed tree heads.
+const TREE_HEAD_LABEL: &[u8] = b"pantheon audit tree head v1\0";
+
+/// Stream categories whose events are not audited: heartbeats say an agent is alive, they
+/// are not operations, and they would dwarf everything else.
+const UNAUDITED_CATEGORIES: &[&str] = &["heartbeat"];
+
+const _: () = assert!(TREE_HEAD_INTERVAL >= 1);
+
+/// Whether an event goes into the ledger.
+pub fn is_audited(event: &RecordedEvent) -> bool {
+    !UNAUDITED_CATEGORIES.contains(&event.stream_id.category())
+}
+
+/// One ledger entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Its place in the ledger, from 0 (also its Merkle leaf index).
+    pub seq: u64,
+    /// The log position of the event.
+    pub position: u64,
+    /// The event's id.
+    pub event_id: String,
+    /// Who did it: the event's emitter.
+    pub actor: String,
+    /// What it was done to: the stream.
+    pub resource: String,
+    /// What was done: the event type.
+    pub operation: String,
+    /// When, ms since the epoch.
+    pub occurred_at_ms: i64,
+    /// Why, where the event says.
+    pub justification: Option<String>,
+    /// The event's content hash ([`RecordedEvent::content_hash`]).
+    pub event_hash: Hash,
+    /// The previous entry's hash ([`Hash::ZERO`] for the first).
+    pub prev_hash: Hash,
+    /// This entry's hash (see [`AuditEntry::compute_hash`]).
+    pub entry_hash: Hash,
+}
+
+impl AuditEntry {
+    /// The entry's hash from its fields (not trusting `entry_hash`): the RFC 6962 leaf hash of
+    /// its length-prefixed encoding.
+    pub fn compute_hash(&self) -> Hash {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&[0x00]);
+        let justification = self.justification.as_deref().map(str::as_bytes);
+        let parts: [&[u8]; 10] = [
+            &self.seq.to_be_bytes(),
+            &self.position.to_be_bytes(),
+            self.event_id.as_bytes(),
+            self.actor.as_bytes(),
+            self.resource.as_bytes(),
+            self.operation.as_bytes(),
+            &self.occurred_at_ms.to_be_bytes(),
+            justification.unwrap_or(b""),
+            &self.event_hash.0,
+            &self.prev_hash.0,
+        ];
+        for part in parts {
+            hasher.update(&(part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        // A missing justification differs from an empty one.
+        hasher.update(&[u8::from(justification.is_some())]);
+        Hash(*hasher.finalize().as_bytes())
+    }
+}
+
+/// A signed tree head: the ledger's checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTreeHead {
+    /// Entries covered.
+    pub tree_size: u64,
+    /// The time of the last entry covered, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// The Merkle root over the entries' hashes.
+    pub root_hash: Hash,
+    /// The key that signed.
+    pub public_key: PublicKey,
+    /// The ed25519 signature over [`SignedTreeHead::message`].
+    pub signature: Signature,
+}
+
+impl SignedTreeHead {
+    /// The signed message for a size, timestamp and root.
+    pub fn message(tree_size: u64, timestamp_ms: i64, root_hash: &Hash) -> Vec<u8> {
+        let mut message = Vec::with_capacity(TREE_HEAD_LABEL.len() + 48);
+        message.extend_from_slice(TREE_HEAD_LABEL);
+        message.extend_from_slice(&tree_size.to_be_bytes());
+        message.extend_from_slice(&timestamp_ms.to_be_bytes());
+        message.extend_from_slice(&root_hash.0);
+        message
+    }
+
+    /// Signs a head.
+    pub fn sign(key: &KeyPair, tree_size: u64, timestamp_ms: i64, root_hash: Hash) -> Self {
+        let signature = key.sign(&Self::message(tree_size, timestamp_ms, &root_hash));
+        Self { tree_size, timestamp_ms, root_hash, public_key: key.public_key(), signature }
+    }
+
+    /// Checks the signature against `trusted` (the federation key), not the key the head names.
+    pub fn verify(&self, trusted: &PublicKey) -> Result<(), String> {
+        if self.public_key != *trusted {
+            return Err(format!(
+                "signed by key {}, not the federation key {}",
+                self.public_key.key_id(),
+                trusted.key_id()
+            ));
+        }
+        trusted
+            .verify(
+                &Self::message(self.tree_size, self.timestamp_ms, &self.root_hash),
+                &self.signature,
+                "tree head",
+            )
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The ledger's projection: appends entries and signs tree heads with the federation key.
+pub(crate) struct AuditLedger {
+    key: KeyPair,
+    tree_head_interval: u64,
+}
+
+impl AuditLedger {
+    pub(crate) fn new(key: KeyPair, tree_head_interval: u64) -> Self {
+        Self { key, tree_head_interval: tree_head_interval.max(1) }
+    }
+}
+
+/// The writer's running state.
+struct WriterState {
+    last_hash: Hash,
+    frontier: Frontier,
+}
+
+async fn load_state(tx: &mut Tx) -> Result<WriterState> {
+    let row: Option<(i64, Vec<u8>, Vec<u8>)> = fetch!(
+        tx,
+        fetch_optional,
+        (i64, Vec<u8>, Vec<u8>),
+        "SELECT tree_size, last_hash, frontier FROM audit_writer_state WHERE id = 1"
+    )?;
+    let Some((size, last_hash, frontier)) = row else {
+        return Ok(WriterState { last_hash: Hash::ZERO, frontier: Frontier::default() });
+    };
+    let corrupt = |reason: &str| Error::Corrupt { table: "audit_writer_state", reason: reason.to_string() };
+    let size = to_u64(size, "audit_writer_state")?;
+    let last_hash = hash_from(&last_hash).ok_or_else(|| corrupt("last_hash is not 32 bytes"))?;
+    let frontier =
+        Frontier::from_bytes(size, &frontier).ok_or_else(|| corrupt("frontier does not fit the size"))?;
+    Ok(WriterState { last_hash, frontier })
+}
+
+async fn save_state(tx: &mut Tx, state: &WriterState) -> Result<()> {
+    execute!(
+        tx,
+        "INSERT INTO audit_writer_state (id, tree_size, last_hash, frontier) VALUES (1, $1, $2, $3) \
+         ON CONFLICT (id) DO UPDATE SET tree_size = excluded.tree_size, last_hash = excluded.last_hash, \
+         frontier = excluded.frontier",
+        to_i64(state.frontier.size()),
+        state.last_hash.0.to_vec(),
+        state.frontier.to_bytes()
+    )?;
+    Ok(())
+}
+
+/// 32 bytes as a hash.
+pub(crate) fn hash_from(bytes: &[u8]) -> Option<Hash> {
+    <[u8; 32]>::try_from(bytes).ok().map(Hash)
+}
+
+fn cut(mut text: String) -> String {
+    if text.len() > JUSTIFICATION_BYTES_MAX {
+        let mut end = JUSTIFICATION_BYTES_MAX;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// The reason an event gives for itself, if it has one.
+pub fn justification(event: &RecordedEvent) -> Option<String> {
+    let reason = match event.event_type.as_str() {
+        "task_rejected" | "task_failed" | "task_cancelled" | "execution_failed" | "no_agent_available"
+        | "agent_selected" | "retry_scheduled" => match TaskEvent::from_recorded(event).ok()? {
+            TaskEvent::Rejected(e) => format!("{:?}: {}", e.code, e.reason),
+            TaskEvent::Failed(e) => format!("{:?}: {}", e.code, e.reason),
+            TaskEvent::Cancelled(e) => format!("by {}: {}", e.by, e.reason),
+            TaskEvent::ExecutionFailed(e) => format!("{:?} failure: {}", e.cause, e.reason),
+            TaskEvent::NoAgentAvailable(e) => e.reason,
+            TaskEvent::AgentSelected(e) => {
+                let best = e.candidates.first().map_or(0.0, |c| c.total);
+                format!("best of {} candidates, score {best:.3}", e.candidates.len())
+            }
+            TaskEvent::RetryScheduled(e) => format!("attempt {} after a failure", e.attempt),
+            _ => return None,
+        },
+        "agent_suspended" | "agent_reinstated" | "agent_retired" => {
+            match AgentEvent::from_recorded(event).ok()? {
+                AgentEvent::Suspended(e) => format!("by {}: {}", e.by, e.reason),
+                AgentEvent::Reinstated(e) => format!("by {}: {}", e.by, e.reason),
+                AgentEvent::Retired(e) => format!("by {}: {}", e.by, e.reason),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(cut(reason))
+}
+
+#[async_trait]
+impl Projection for AuditLedger {
+    fn tables(&self) -> &'static [&'static str] {
+        &["audit_entries", "audit_tree_heads", "audit_writer_state"]
+    }
+
+    fn digest_queries(&self, postgres: bool) -> &'static [&'static str] {
+        if postgres {
+            &[
+                "SELECT CAST(seq AS TEXT) || '|' || CAST(position AS TEXT) || '|' || event_id || '|' || actor || '|' \
+               || resource || '|' || operation || '|' || CAST(occurred_at_ms AS TEXT) || '|' \
+               || COALESCE(justification, '-') || '|' || encode(entry_hash, 'hex') FROM audit_entries ORDER BY seq",
+            ]
+        } else {
+            &[
+                "SELECT CAST(seq AS TEXT) || '|' || CAST(position AS TEXT) || '|' || event_id || '|' || actor || '|' \
+               || resource || '|' || operation || '|' || CAST(occurred_at_ms AS TEXT) || '|' \
+               || COALESCE(justification, '-') || '|' || lower(hex(entry_hash)) FROM audit_entries ORDER BY seq",
+            ]
+        }
+    }
+
+    async fn apply(&mut self, tx: &mut Tx, events: &[RecordedEvent]) -> Result<()> {
+        let mut state = load_state(tx).await?;
+        let mut entries = Vec::with_capacity(events.len());
+        let mut heads = Vec::new();
+        for event in events.iter().filter(|e| is_audited(e)) {
+            let mut entry = AuditEntry {
+                seq: state.frontier.size(),
+                position: event.position,
+                event_id: event.id.to_string(),
+                actor: event.metadata.emitter.clone(),
+                resource: event.stream_id.to_string(),
+                operation: event.event_type.to_string(),
+                occurred_at_ms: event.metadata.occurred_at_ms,
+                justification: justification(event),
+                event_hash: event.content_hash(),
+                prev_hash: state.last_hash,
+                entry_hash: Hash::ZERO,
+            };
+            entry.entry_hash = entry.compute_hash();
+            state.last_hash = entry.entry_hash;
+            state.frontier.push(entry.entry_hash);
+            if state.frontier.size() % self.tree_head_interval == 0 {
+                heads.push(SignedTreeHead::sign(
+                    &self.key,
+                    state.frontier.size(),
+                    entry.occurred_at_ms,
+                    state.frontier.root(),
+                ));
+            }
+            entries.push(entry);
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        insert_entries(tx, entries).await?;
+        for head in &heads {
+            insert_head(tx, head).await?;
+        }
+        save_state(tx, &state).await
+    }
+
+    async fn finish(&mut self, tx: &mut Tx) -> Result<()> {
+        let state = load_state(tx).await?;
+        let size = state.frontier.size();
+        if size == 0 {
+            return Ok(());
+        }
+        let (latest,): (Option<i64>,) =
+            fetch!(&mut *tx, fetch_one, (Option<i64>,), "SELECT MAX(tree_size) FROM audit_tree_heads")?;
+        let signed = latest.unwrap_or(0);
+        if signed >= to_i64(size) {
+            return Ok(());
+        }
+        let (timestamp_ms,): (i64,) = fetch!(
+            &mut *tx,
+            fetch_one,
+            (i64,),
+            "SELECT occurred_at_ms FROM audit_entries WHERE seq = $1",
+            to_i64(size - 1)
+        )?;
+        let head = SignedTreeHead::sign(&self.key, size, timestamp_ms, state.frontier.root());
+        insert_head(tx, &head).await
+    }
+}
+
+async fn insert_head(tx: &mut Tx, head: &SignedTreeHead) -> Result<()> {
+    execute!(
+        tx,
+        "INSERT INTO audit_tree_heads (tree_size, timestamp_ms, root_hash, public_key, signature) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING",
+        to_i64(head.tree_size),
+        head.timestamp_ms,
+        head.root_hash.0.to_vec(),
+        head.public_key.0.to_vec(),
+        head.signature.0.to_vec()
+    )?;
+    Ok(())
+}
+
+const INSERT_ENTRY: &str = "INSERT INTO audit_entries (seq, position, event_id, actor, resource, operation, \
+     occurred_at_ms, justification, event_hash, prev_hash, entry_hash)";
+
+async fn insert_entries(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> {
+    match tx {
+        Tx::Postgres(pg) => {
+            let n = entries.len();
+            let (mut seq, mut position, mut event_id, mut actor, mut resource, mut operation) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            let (mut occurred, mut justification, mut event_hash, mut prev_hash, mut entry_hash) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for e in entries {
+                seq.push(to_i64(e.seq));
+                position.push(to_i64(e.position));
+                event_id.push(e.event_id);
+                actor.push(e.actor);
+                resource.push(e.resource);
+                operation.push(e.operation);
+                occurred.push(e.occurred_at_ms);
+                justification.push(e.justification);
+                event_hash.push(e.event_hash.0.to_vec());
+                prev_hash.push(e.prev_hash.0.to_vec());
+                entry_hash.push(e.entry_hash.0.to_vec());
+            }
+            let sql = sqlx::AssertSqlSafe(format!(
+                "{INSERT_ENTRY} SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
+                 $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bytea[], $10::bytea[], $11::bytea[])"
+            ));
+            sqlx::query(sql)
+                .bind(seq)
+                .bind(position)
+                .bind(event_id)
+                .bind(actor)
+                .bind(resource)
+                .bind(operation)
+                .bind(occurred)
+                .bind(justification)
+                .bind(event_hash)
+                .bind(prev_hash)
+                .bind(entry_hash)
+                .execute(&mut **pg)
+                .await?;
+        }
+        Tx::Sqlite(_) => {
+            for e in entries {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "{INSERT_ENTRY} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ));
+                execute!(
+                    &mut *tx,
+                    sql,
+                    to_i64(e.seq),
+                    to_i64(e.position),
+                    e.event_id,
+                    e.actor,
+                    e.resource,
+                    e.operation,
+                    e.occurred_at_ms,
+                    e.justification,
+                    e.event_hash.0.to_vec(),
+                    e.prev_hash.0.to_vec(),
+                    e.entry_hash.0.to_vec()
+                )?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,479 @@
+//! The task view: one row per task — status, capability, description (redacted when
+//! screening redacted it), submitter, the agent of the latest attempt, times — filtered and
+//! searched by `pantheon tasks` and the gateway's `GET /tasks` through [`TaskReader`].
+//!
+//! Full-text search runs on SQLite's FTS5 (an external-content index kept in step by
+//! triggers) and on PostgreSQL's `tsvector` (a generated column with a GIN index), both with
+//! the `simple` rules: words are lowercased, not stemmed; every word searched must appear.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use events::task::{FailureCode, RejectionCode};
+use events::{DomainEvent, RecordedEvent, TaskEvent, TaskStatus};
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use crate::db::{Db, Tx, execute, fetch};
+use crate::runner::Projection;
+use crate::{Error, Result};
+
+/// The most tasks one query returns: bounds the memory and time of a `GET /tasks` page.
+pub const TASK_QUERY_LIMIT_MAX: u32 = 1_000;
+
+/// The page size when a query names none.
+pub const TASK_QUERY_LIMIT_DEFAULT: u32 = 50;
+
+/// The longest full-text search text accepted, in bytes.
+pub const TASK_SEARCH_BYTES_MAX: usize = 512;
+
+/// The task view's projection.
+pub(crate) struct TaskView;
+
+/// One task as the view holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct TaskSummary {
+    /// The task.
+    pub task_id: String,
+    /// Where it is (`submitted`, `running`, `completed`, …).
+    pub status: String,
+    /// The capability asked for.
+    pub capability: String,
+    /// What to do (as screened: redacted when screening redacted it).
+    pub description: String,
+    /// Who submitted it.
+    pub submitter: String,
+    /// The agent of the latest attempt, if one was selected.
+    pub agent_id: Option<String>,
+    /// The latest attempt (0 before matching).
+    pub attempt: i64,
+    /// When it was submitted, ms since the epoch.
+    pub submitted_at_ms: i64,
+    /// When its last event happened, ms since the epoch.
+    pub updated_at_ms: i64,
+    /// Why it ended without a result, if it did.
+    pub end_reason: Option<String>,
+    /// The log position of its last event.
+    pub last_position: i64,
+}
+
+/// Which tasks to list: every field narrows; newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskQuery {
+    /// Only tasks with this status.
+    pub status: Option<TaskStatus>,
+    /// Only tasks for this capability.
+    pub capability: Option<String>,
+    /// Only tasks whose latest attempt went to this agent.
+    pub agent_id: Option<String>,
+    /// Only tasks from this submitter.
+    pub submitter: Option<String>,
+    /// Only tasks submitted at or after this time (ms since the epoch).
+    pub submitted_from_ms: Option<i64>,
+    /// Only tasks submitted before this time (ms since the epoch).
+    pub submitted_until_ms: Option<i64>,
+    /// Only tasks whose description holds every word of this text.
+    pub search: Option<String>,
+    /// The page size (default [`TASK_QUERY_LIMIT_DEFAULT`], at most [`TASK_QUERY_LIMIT_MAX`]).
+    pub limit: Option<u32>,
+    /// Tasks to skip (for the next page).
+    pub offset: u64,
+}
+
+/// Reads the task view.
+#[derive(Clone, Debug)]
+pub struct TaskReader {
+    db: Db,
+}
+
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+const SELECT_TASK: &str = "SELECT task_id, status, capability, description, submitter, agent_id, attempt, \
+     submitted_at_ms, updated_at_ms, end_reason, last_position FROM projection_tasks";
+
+impl TaskReader {
+    /// A reader over `db`.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// One task.
+    pub async fn get(&self, task_id: &str) -> Result<Option<TaskSummary>> {
+        let sql = sqlx::AssertSqlSafe(format!("{SELECT_TASK} WHERE task_id = $1"));
+        Ok(crate::db::read!(&self.db, fetch_optional, TaskSummary, sql, task_id)?)
+    }
+
+    /// The tasks matching `query`, newest first, one page.
+    pub async fn list(&self, query: &TaskQuery) -> Result<Vec<TaskSummary>> {
+        let limit = query.limit.unwrap_or(TASK_QUERY_LIMIT_DEFAULT);
+        if limit == 0 || limit > TASK_QUERY_LIMIT_MAX {
+            return Err(Error::InvalidQuery {
+                reason: format!("limit must be 1 to {TASK_QUERY_LIMIT_MAX}, not {limit}"),
+            });
+        }
+        let mut conditions: Vec<String> = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
+        let mut push = |condition: &str, arg: Arg, args: &mut Vec<Arg>| {
+            args.push(arg);
+            conditions.push(condition.replace('?', &format!("${}", args.len())));
+        };
+        if let Some(status) = query.status {
+            push("status = ?", Arg::Text(status.as_str().to_string()), &mut args);
+        }
+        if let Some(capability) = &query.capability {
+            push("capability = ?", Arg::Text(capability.clone()), &mut args);
+        }
+        if let Some(agent) = &query.agent_id {
+            push("agent_id = ?", Arg::Text(agent.clone()), &mut args);
+        }
+        if let Some(submitter) = &query.submitter {
+            push("submitter = ?", Arg::Text(submitter.clone()), &mut args);
+        }
+        if let Some(from) = query.submitted_from_ms {
+            push("submitted_at_ms >= ?", Arg::Int(from), &mut args);
+        }
+        if let Some(until) = query.submitted_until_ms {
+            push("submitted_at_ms < ?", Arg::Int(until), &mut args);
+        }
+        if let Some(search) = &query.search {
+            if search.len() > TASK_SEARCH_BYTES_MAX {
+                return Err(Error::InvalidQuery {
+                    reason: format!("the search text is over {TASK_SEARCH_BYTES_MAX} bytes"),
+                });
+            }
+            let words: Vec<&str> =
+                search.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+            if words.is_empty() {
+                return Err(Error::InvalidQuery { reason: "the search text has no words".into() });
+            }
+            match &self.db {
+                Db::Sqlite { .. } => {
+                    // Each word quoted: FTS5 query syntax (NEAR, *, -, …) in user input is
+                    // taken literally, never parsed.
+                    let fts = words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
+                    push(
+                        "seq IN (SELECT rowid FROM projection_task_search WHERE projection_task_search MATCH ?)",
+                        Arg::Text(fts),
+                        &mut args,
+                    );
+                }
+                Db::Postgres(_) => {
+                    push("search @@ plainto_tsquery('simple', ?)", Arg::Text(words.join(" ")), &mut args);
+                }
+            }
+        }
+        let mut sql = SELECT_TASK.to_string();
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(&format!(
+            " ORDER BY submitted_at_ms DESC, task_id DESC LIMIT {limit} OFFSET {}",
+            query.offset.min(i64::MAX as u64)
+        ));
+        let rows = match &self.db {
+            Db::Sqlite { readers, .. } => {
+                let mut q = sqlx::query_as::<_, TaskSummary>(sqlx::AssertSqlSafe(sql));
+                for arg in args {
+                    q = match arg {
+                        Arg::Text(s) => q.bind(s),
+                        Arg::Int(i) => q.bind(i),
+                    };
+                }
+                q.fetch_all(readers).await?
+            }
+            Db::Postgres(pool) => {
+                let mut q = sqlx::query_as::<_, TaskSummary>(sqlx::AssertSqlSafe(sql));
+                for arg in args {
+                    q = match arg {
+                        Arg::Text(s) => q.bind(s),
+                        Arg::Int(i) => q.bind(i),
+                    };
+                }
+                q.fetch_all(pool).await?
+            }
+        };
+        Ok(rows)
+    }
+}
+
+/// What an event does to a task's row.
+fn fold(row: &mut TaskSummary, event: &TaskEvent) {
+    use TaskStatus as S;
+    let status = match event {
+        TaskEvent::Submitted(_) => S::Submitted,
+        TaskEvent::IngressScreened(e) => {
+            if let Some(redacted) = &e.redacted_description {
+                row.description = redacted.clone();
+            }
+            S::Screened
+        }
+        TaskEvent::Rejected(e) => {
+            row.end_reason = Some(format!("{}: {}", rejection_code(e.code), e.reason));
+            S::Rejected
+        }
+        TaskEvent::ContextGathered(_) => {
+            row.attempt = row.attempt.max(1);
+            S::ContextReady
+        }
+        TaskEvent::AgentSelected(e) => {
+            row.agent_id = Some(e.agent_id.to_string());
+            row.attempt = i64::from(e.attempt);
+            S::AgentSelected
+        }
+        TaskEvent::NoAgentAvailable(_) => S::Waiting,
+        TaskEvent::EnvelopeSealed(_) => S::Sealed,
+        TaskEvent::ExecutionStarted(_) => S::Running,
+        TaskEvent::ResultReceived(_) => S::ResultReceived,
+        TaskEvent::ExecutionFailed(_) | TaskEvent::ExecutionTimedOut(_) => S::AttemptFailed,
+        TaskEvent::RetryScheduled(e) => {
+            row.attempt = i64::from(e.attempt);
+            S::Retrying
+        }
+        TaskEvent::ResultVerified(_) => S::Verified,
+        TaskEvent::ResultStored(_) => S::Stored,
+        TaskEvent::EgressScreened(_) => S::EgressScreened,
+        TaskEvent::Completed(e) => {
+            row.agent_id = Some(e.agent_id.to_string());
+            S::Completed
+        }
+        TaskEvent::Failed(e) => {
+            row.end_reason = Some(format!("{}: {}", failure_code(e.code), e.reason));
+            S::Failed
+        }
+        TaskEvent::Cancelled(e) => {
+            row.end_reason =
+                Some(if e.reason.is_empty() { format!("cancelled by {}", e.by) } else { e.reason.clone() });
+            S::Cancelled
+        }
+        // Progress and webhook deliveries leave the status as it is.
+        TaskEvent::ProgressReported(_)
+        | TaskEvent::WebhookAttempted(_)
+        | TaskEvent::WebhookDeadLettered(_) => {
+            return;
+        }
+    };
+    row.status = status.as_str().to_string();
+}
+
+fn rejection_code(code: RejectionCode) -> &'static str {
+    match code {
+        RejectionCode::InvalidSubmission => "invalid_submission",
+        RejectionCode::UnknownCapability => "unknown_capability",
+        RejectionCode::Unauthenticated => "unauthenticated",
+        RejectionCode::Blocked => "blocked",
+    }
+}
+
+fn failure_code(code: FailureCode) -> &'static str {
+    match code {
+        FailureCode::DeadlineExceeded => "deadline_exceeded",
+        FailureCode::AttemptsExhausted => "attempts_exhausted",
+        FailureCode::NoAgent => "no_agent",
+        FailureCode::VerificationFailed => "verification_failed",
+        FailureCode::ResultWithheld => "result_withheld",
+        FailureCode::TaskError => "task_error",
+        FailureCode::Internal => "internal",
+    }
+}
+
+/// Decodes the task events of a batch, skipping (and logging) any that do not decode.
+pub(crate) fn task_events(events: &[RecordedEvent]) -> Vec<(&RecordedEvent, TaskEvent)> {
+    events
+        .iter()
+        .filter(|e| e.stream_id.category() == TaskEvent::CATEGORY)
+        .filter_map(|e| match TaskEvent::from_recorded(e) {
+            Ok(decoded) => Some((e, decoded)),
+            Err(error) => {
+                warn!(position = e.position, %error, "skipping an undecodable task event");
+                None
+            }
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Projection for TaskView {
+    fn tables(&self) -> &'static [&'static str] {
+        &["projection_tasks"]
+    }
+
+    fn digest_queries(&self, _postgres: bool) -> &'static [&'static str] {
+        &["SELECT task_id || '|' || status || '|' || capability || '|' || description || '|' || submitter \
+           || '|' || COALESCE(agent_id, '-') || '|' || CAST(attempt AS TEXT) || '|' \
+           || CAST(submitted_at_ms AS TEXT) || '|' || CAST(updated_at_ms AS TEXT) || '|' \
+           || COALESCE(end_reason, '-') || '|' || CAST(last_position AS TEXT) \
+           FROM projection_tasks ORDER BY task_id"]
+    }
+
+    async fn apply(&mut self, tx: &mut Tx, events: &[RecordedEvent]) -> Result<()> {
+        let decoded = task_events(events);
+        if decoded.is_empty() {
+            return Ok(());
+        }
+        // Rows touched by this batch: load the ones that exist, fold, write back.
+        let mut order: Vec<String> = Vec::new();
+        let mut rows: HashMap<String, Option<TaskSummary>> = HashMap::new();
+        for (event, _) in &decoded {
+            let id = event.stream_id.entity_id();
+            if !rows.contains_key(id) {
+                rows.insert(id.to_string(), None);
+                order.push(id.to_string());
+            }
+        }
+        load_rows(tx, &order, &mut rows).await?;
+        for (event, task_event) in &decoded {
+            let Some(slot) = rows.get_mut(event.stream_id.entity_id()) else { continue };
+            if let TaskEvent::Submitted(e) = task_event
+                && slot.is_none()
+            {
+                *slot = Some(TaskSummary {
+                    task_id: event.stream_id.entity_id().to_string(),
+                    status: String::new(),
+                    capability: e.spec.capability.clone(),
+                    description: e.spec.description.clone(),
+                    submitter: e.spec.submitter.clone(),
+                    agent_id: None,
+                    attempt: 0,
+                    submitted_at_ms: event.metadata.occurred_at_ms,
+                    updated_at_ms: event.metadata.occurred_at_ms,
+                    end_reason: None,
+                    last_position: 0,
+                });
+            }
+            let Some(row) = slot.as_mut() else {
+                warn!(position = event.position, stream = %event.stream_id, "task event before its submission; skipped");
+                continue;
+            };
+            fold(row, task_event);
+            row.updated_at_ms = event.metadata.occurred_at_ms;
+            row.last_position = crate::db::to_i64(event.position);
+        }
+        let changed: Vec<TaskSummary> = order.iter().filter_map(|id| rows.remove(id).flatten()).collect();
+        write_rows(tx, changed).await
+    }
+}
+
+async fn load_rows(
+    tx: &mut Tx,
+    ids: &[String],
+    rows: &mut HashMap<String, Option<TaskSummary>>,
+) -> Result<()> {
+    let found: Vec<TaskSummary> = match tx {
+        Tx::Postgres(pg) => {
+            let sql = sqlx::AssertSqlSafe(format!("{SELECT_TASK} WHERE task_id = ANY($1)"));
+            sqlx::query_as::<_, TaskSummary>(sql).bind(ids.to_vec()).fetch_all(&mut **pg).await?
+        }
+        Tx::Sqlite(_) => {
+            let mut found = Vec::new();
+            for id in ids {
+                let sql = sqlx::AssertSqlSafe(format!("{SELECT_TASK} WHERE task_id = $1"));
+                if let Some(row) = fetch!(&mut *tx, fetch_optional, TaskSummary, sql, id.as_str())? {
+                    found.push(row);
+                }
+            }
+            found
+        }
+    };
+    for row in found {
+        rows.insert(row.task_id.clone(), Some(row));
+    }
+    Ok(())
+}
+
+const UPSERT_SET: &str = " ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, \
+     description = excluded.description, agent_id = excluded.agent_id, attempt = excluded.attempt, \
+     updated_at_ms = excluded.updated_at_ms, end_reason = excluded.end_reason, \
+     last_position = excluded.last_position";
+
+const INSERT_COLUMNS: &str = "INSERT INTO projection_tasks (task_id, status, capability, description, submitter, \
+     agent_id, attempt, submitted_at_ms, updated_at_ms, end_reason, last_position)";
+
+async fn write_rows(tx: &mut Tx, rows: Vec<TaskSummary>) -> Result<()> {
+    match tx {
+        Tx::Postgres(pg) => {
+            // One statement for the whole batch: arrays unnested server-side.
+            let mut columns = PgColumns::default();
+            for row in rows {
+                columns.push(row);
+            }
+            let sql = sqlx::AssertSqlSafe(format!(
+                "{INSERT_COLUMNS} SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+                 $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[]){UPSERT_SET}"
+            ));
+            sqlx::query(sql)
+                .bind(columns.task_id)
+                .bind(columns.status)
+                .bind(columns.capability)
+                .bind(columns.description)
+                .bind(columns.submitter)
+                .bind(columns.agent_id)
+                .bind(columns.attempt)
+                .bind(columns.submitted_at_ms)
+                .bind(columns.updated_at_ms)
+                .bind(columns.end_reason)
+                .bind(columns.last_position)
+                .execute(&mut **pg)
+                .await?;
+        }
+        Tx::Sqlite(_) => {
+            // In-process statements are cheap: one prepared upsert per row.
+            for row in rows {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "{INSERT_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11){UPSERT_SET}"
+                ));
+                execute!(
+                    &mut *tx,
+                    sql,
+                    row.task_id,
+                    row.status,
+                    row.capability,
+                    row.description,
+                    row.submitter,
+                    row.agent_id,
+                    row.attempt,
+                    row.submitted_at_ms,
+                    row.updated_at_ms,
+                    row.end_reason,
+                    row.last_position
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct PgColumns {
+    task_id: Vec<String>,
+    status: Vec<String>,
+    capability: Vec<String>,
+    description: Vec<String>,
+    submitter: Vec<String>,
+    agent_id: Vec<Option<String>>,
+    attempt: Vec<i64>,
+    submitted_at_ms: Vec<i64>,
+    updated_at_ms: Vec<i64>,
+    end_reason: Vec<Option<String>>,
+    last_position: Vec<i64>,
+}
+
+impl PgColumns {
+    fn push(&mut self, row: TaskSummary) {
+        self.task_id.push(row.task_id);
+        self.status.push(row.status);
+        self.capability.push(row.capability);
+        self.description.push(row.description);
+        self.submitter.push(row.submitter);
+        self.agent_id.push(row.agent_id);
+        self.attempt.push(row.attempt);
+        self.submitted_at_ms.push(row.submitted_at_ms);
+        self.updated_at_ms.push(row.updated_at_ms);
+        self.end_reason.push(row.end_reason);
+        self.last_position.push(row.last_position);
+    }
+}
