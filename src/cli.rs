@@ -1,6 +1,12 @@
 //! The subcommands, one file each.
 
-pub(crate) mod events;
+pub(crate) mod agents;
 pub(crate) mod audit;
+pub(crate) mod bench;
+pub(crate) mod events;
 pub(crate) mod projections;
+pub(crate) mod replay;
+pub(crate) mod submit;
+pub(crate) mod tail;
 pub(crate) mod tasks;
+pub(crate) mod up;

@@ -42,6 +42,18 @@ pub(crate) enum Command {
     Projections(cli::projections::ProjectionsCommand),
     /// List and search tasks (status, capability, agent, submitter, time, full text).
     Tasks(cli::tasks::TasksArgs),
+    /// Run the whole pipeline in this process until Ctrl-C (SIGINT/SIGTERM drain in-flight work).
+    Up(cli::up::UpArgs),
+    /// Submit a task (signed with the federation key); `--wait` prints its result.
+    Submit(cli::submit::SubmitArgs),
+    /// A task's timeline with signature checks, or its state at a version (`--at N`).
+    Replay(cli::replay::ReplayArgs),
+    /// Live events, filtered by type, task or agent.
+    Tail(cli::tail::TailArgs),
+    /// Registered agents with load and health; suspend, reinstate or retire one.
+    Agents(cli::agents::AgentsArgs),
+    /// Throughput and latency of the whole pipeline with the echo agent.
+    Bench(cli::bench::BenchArgs),
 }
 
 impl Cli {
@@ -84,6 +96,12 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Command::Events(command) => cli::events::run(&cli, command).await,
+        Command::Up(args) => cli::up::run(&cli, args).await,
+        Command::Submit(args) => cli::submit::run(&cli, args).await,
+        Command::Replay(args) => cli::replay::run(&cli, args).await,
+        Command::Tail(args) => cli::tail::run(&cli, args).await,
+        Command::Agents(args) => cli::agents::run(&cli, args).await,
+        Command::Bench(args) => cli::bench::run(&cli, args).await,
         Command::Audit(command) => cli::audit::run(&cli, command).await,
         Command::Projections(command) => cli::projections::run(&cli, command).await,
         Command::Tasks(args) => cli::tasks::run(&cli, args).await,

@@ -1,1 +1,74 @@
-//! # actors: the pipeline (being built).
+//! # actors
+//!
+//! The pipeline of DESIGN.md as ractor actors: one actor per phase under a supervisor, each
+//! consuming its input events from a durable subscription and appending its outputs, with
+//! exactly-once effects on an at-least-once log (derived event ids + optimistic concurrency).
+//! Also the agent registry and matching, the built-in agents, and [`Runtime`], which runs it
+//! all in one process.
+//!
+//! # Layout
+//! - [`Runtime`] / [`RuntimeOptions`] / [`HostedAgent`] (`runtime`): start and stop a process.
+//! - `phase`: what phases share — [`PhaseMsg`] / [`PhaseState`] of the phase actor, the pump
+//!   that pulls inputs and acknowledges them after the outputs are appended, the fold of a task
+//!   and the deterministic append; [`PHASE_IN_FLIGHT_MAX`]. Every limit is re-exported here.
+//! - `supervisor`: [`SupervisorMsg`] / [`SupervisorState`]; restarts failed phase actors.
+//! - The phases, one file each: `screening` (ingress, and the [`Screener`] seam with
+//!   [`StandardScreener`]), `context`, `matching`, `sealing`, `execution`, `retry`,
+//!   `verification`, `egress`, `completion`.
+//! - [`registry`]: the registry view (agents, stats, load), agent registration with
+//!   passports, suspension and retirement.
+//! - [`agents`]: the [`AgentEndpoint`] transport seam, [`InProcessAgent`], and the built-in
+//!   workers `echo` and `command`.
+//! - [`client`]: submit, cancel, read and wait for tasks through the log, from any process.
+//! - `submissions`: signed submissions on NATS ([`SubmitAnswer`]).
+//! - [`config`]: the TOML configuration ([`Config`]).
+//! - [`Error`]: what can fail.
+//!
+//! # Examples
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! let log = store::open("sqlite://pantheon.db?mode=rwc").await?;
+//! let key = Arc::new(events::KeyPair::load_or_generate("federation.key".as_ref())?);
+//! let runtime = actors::Runtime::start(actors::RuntimeOptions::new(log, key)).await?;
+//! let task = runtime.submit(events::TaskSpec::new("echo", "say hello")).await?;
+//! let state = runtime.wait_final(task, std::time::Duration::from_secs(30)).await?;
+//! assert_eq!(state.output, Some(serde_json::json!("say hello")));
+//! runtime.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod agents;
+pub mod client;
+mod completion;
+pub mod config;
+mod context;
+mod egress;
+mod error;
+mod execution;
+mod matching;
+mod phase;
+pub mod registry;
+mod retry;
+mod runtime;
+mod screening;
+mod sealing;
+mod submissions;
+mod supervisor;
+mod verification;
+
+pub use agents::{AgentEndpoint, AgentFailure, InProcessAgent, Progress, Worker};
+pub use config::Config;
+pub use context::{CONTEXT_SOURCE_MS_MAX, SIMILAR_TASKS_MAX};
+pub use error::{BoxError, Error, Result};
+pub use execution::{CANCEL_CHECK_MS, PROGRESS_EVENTS_PER_ATTEMPT_MAX};
+pub use matching::{CANDIDATES_RECORDED_MAX, NO_AGENT_WAIT_MS_BASE, NO_AGENT_WAIT_MS_MAX};
+pub use phase::{CONFLICT_RETRY_COUNT_MAX, PHASE_DRAIN_MS_MAX, PHASE_IN_FLIGHT_MAX, PhaseMsg, PhaseState};
+pub use registry::Registry;
+pub use retry::{RETRY_BACKOFF_MS_BASE, RETRY_BACKOFF_MS_MAX};
+pub use runtime::{HostedAgent, Runtime, RuntimeOptions};
+pub use screening::{Screener, StandardScreener, Verdict};
+pub use submissions::{SUBMIT_QUEUE_GROUP, SubmitAnswer};
+pub use supervisor::{
+    CHILDREN_STOP_MS_MAX, RESTART_DELAY_MS_BASE, RESTART_DELAY_MS_MAX, SupervisorMsg, SupervisorState,
+};

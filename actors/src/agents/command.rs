@@ -1,0 +1,173 @@
+//! The `command` agent: runs a configured program — never through a shell, the program and
+//! its arguments passed as they are — with the task as JSON on stdin, and answers with its
+//! stdout (as JSON when it parses, else as a string). A timeout kills it; output beyond the
+//! limit, or a non-zero exit (with an excerpt of stderr), fails the attempt.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use events::TaskEnvelope;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::{AgentFailure, Progress, Worker};
+use crate::config::CommandConfig;
+
+/// How much of stderr a failure quotes.
+pub const STDERR_EXCERPT_BYTES_MAX: usize = 512;
+
+/// The command worker.
+#[derive(Clone, Debug)]
+pub struct CommandAgent {
+    config: CommandConfig,
+}
+
+impl CommandAgent {
+    /// A worker running `config.program`.
+    pub fn new(config: CommandConfig) -> Self {
+        Self { config }
+    }
+}
+
+fn excerpt(bytes: &[u8]) -> String {
+    let end = bytes.len().min(STDERR_EXCERPT_BYTES_MAX);
+    let text = String::from_utf8_lossy(&bytes[..end]);
+    let text = text.trim();
+    if bytes.len() > end { format!("{text}…") } else { text.to_string() }
+}
+
+#[async_trait]
+impl Worker for CommandAgent {
+    async fn work(
+        &self,
+        envelope: &TaskEnvelope,
+        progress: &mpsc::Sender<Progress>,
+    ) -> Result<serde_json::Value, AgentFailure> {
+        let task = serde_json::json!({
+            "task_id": envelope.task_id,
+            "attempt": envelope.attempt,
+            "capability": envelope.capability,
+            "description": envelope.description,
+            "input": envelope.input,
+            "context": envelope.context,
+        });
+        let program = &self.config.program;
+        let mut child = tokio::process::Command::new(program)
+            .args(&self.config.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| AgentFailure::agent(format!("cannot start {program:?}: {e}")))?;
+        let _ = progress.try_send(Progress { percent: None, message: format!("started {program}") });
+        let limit = self.config.output_bytes_max;
+        let mut stdin = child.stdin.take();
+        let mut stdout = child.stdout.take().ok_or_else(|| AgentFailure::agent("no stdout pipe"))?;
+        let mut stderr = child.stderr.take().ok_or_else(|| AgentFailure::agent("no stderr pipe"))?;
+        let input = serde_json::to_vec(&task).unwrap_or_default();
+        let run = async {
+            let feed = async {
+                if let Some(mut stdin) = stdin.take() {
+                    // A program that does not read its stdin closes the pipe: not an error.
+                    let _ = stdin.write_all(&input).await;
+                    let _ = stdin.shutdown().await;
+                }
+            };
+            let mut out = Vec::new();
+            let read_out = async {
+                let mut limited = (&mut stdout).take(u64::try_from(limit).unwrap_or(u64::MAX) + 1);
+                limited.read_to_end(&mut out).await
+            };
+            let mut err = Vec::new();
+            let read_err = async {
+                let mut limited = (&mut stderr).take(STDERR_EXCERPT_BYTES_MAX as u64 * 4);
+                limited.read_to_end(&mut err).await
+            };
+            let ((), out_result, _) = tokio::join!(feed, read_out, read_err);
+            out_result.map_err(|e| AgentFailure::agent(format!("reading {program:?}'s output: {e}")))?;
+            if out.len() > limit {
+                return Err(AgentFailure::agent(format!(
+                    "{program:?} wrote more than {limit} bytes to stdout"
+                )));
+            }
+            let status = child
+                .wait()
+                .await
+                .map_err(|e| AgentFailure::agent(format!("waiting for {program:?}: {e}")))?;
+            if !status.success() {
+                return Err(AgentFailure::agent(format!(
+                    "{program:?} exited with {status}: {}",
+                    excerpt(&err)
+                )));
+            }
+            Ok(out)
+        };
+        let out = match tokio::time::timeout(Duration::from_millis(self.config.timeout_ms), run).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(AgentFailure::agent(format!(
+                    "{program:?} did not finish within {} ms and was killed",
+                    self.config.timeout_ms
+                )));
+            }
+        };
+        let text = String::from_utf8_lossy(&out);
+        Ok(serde_json::from_str(&text)
+            .unwrap_or_else(|_| serde_json::Value::String(text.trim_end().to_string())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope() -> TaskEnvelope {
+        TaskEnvelope {
+            task_id: events::TaskId::new(),
+            attempt: 1,
+            agent_id: events::AgentId::new("cmd").unwrap(),
+            capability: "cmd".into(),
+            description: "count".into(),
+            input: serde_json::json!({"a": 1}),
+            context: serde_json::json!({}),
+            issued_at_ms: 0,
+            expires_at_ms: i64::MAX,
+        }
+    }
+
+    fn agent(program: &str, args: &[&str]) -> CommandAgent {
+        CommandAgent::new(CommandConfig {
+            program: program.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            timeout_ms: 2_000,
+            output_bytes_max: 1_000,
+        })
+    }
+
+    #[tokio::test]
+    async fn runs_without_a_shell_and_reports_failures() {
+        let (tx, _rx) = mpsc::channel(16);
+        // stdin reaches the program; stdout comes back as JSON when it parses.
+        let out = agent("cat", &[]).work(&envelope(), &tx).await.unwrap();
+        assert_eq!(out["input"]["a"], 1);
+        // Arguments are not interpolated by a shell.
+        let out = agent("echo", &["$HOME", ";", "ls"]).work(&envelope(), &tx).await.unwrap();
+        assert_eq!(out, serde_json::json!("$HOME ; ls"));
+        // Non-zero exit quotes stderr.
+        let failure = agent("sh", &["-c", "echo boom >&2; exit 3"]).work(&envelope(), &tx).await.unwrap_err();
+        assert!(failure.reason.contains("boom") && failure.reason.contains('3'), "{}", failure.reason);
+        // Output limit.
+        let failure = agent("head", &["-c", "5000", "/dev/zero"]).work(&envelope(), &tx).await.unwrap_err();
+        assert!(failure.reason.contains("more than 1000 bytes"), "{}", failure.reason);
+        // Timeout.
+        let mut slow = agent("sleep", &["5"]);
+        slow.config.timeout_ms = 100;
+        let failure = slow.work(&envelope(), &tx).await.unwrap_err();
+        assert!(failure.reason.contains("did not finish"), "{}", failure.reason);
+        // A missing program.
+        let failure = agent("/nonexistent/program", &[]).work(&envelope(), &tx).await.unwrap_err();
+        assert!(failure.reason.contains("cannot start"), "{}", failure.reason);
+    }
+}

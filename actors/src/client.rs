@@ -1,0 +1,133 @@
+//! What a client of the pipeline does through the log alone, in any process: submit a signed
+//! task, cancel it, read its state, and wait for it to end.
+
+use std::time::Duration;
+
+use events::task::{Channel, TaskCancelled, TaskEvent, TaskSubmitted};
+use events::{
+    Aggregate, DomainEvent, EventId, EventLog, ExpectedVersion, KeyPair, LogError, Metadata, RecordedEvent,
+    SignedSubmission, StreamId, TaskId, TaskSpec, TaskState,
+};
+
+use crate::error::{Error, Result};
+use crate::phase::load_task;
+
+/// Signs `spec` with `key` and appends it as a new task's `task_submitted`.
+pub async fn submit(
+    log: &dyn EventLog,
+    key: &KeyPair,
+    spec: TaskSpec,
+    channel: Channel,
+    emitter: &str,
+) -> Result<TaskId> {
+    let submission = SignedSubmission::sign(TaskId::new(), spec, key)?;
+    submit_signed(log, submission, channel, emitter).await
+}
+
+/// Appends a submission someone signed as a new task's `task_submitted`. The signature is
+/// verified by the ingress phase, which rejects the task if it does not verify.
+pub async fn submit_signed(
+    log: &dyn EventLog,
+    submission: SignedSubmission,
+    channel: Channel,
+    emitter: &str,
+) -> Result<TaskId> {
+    let task_id = submission.task_id;
+    let event = TaskEvent::Submitted(TaskSubmitted {
+        task_id,
+        spec: submission.spec,
+        channel,
+        signed_by: submission.signed_by,
+        signature: submission.signature,
+    });
+    let id = EventId::new();
+    let mut metadata = Metadata::now(emitter);
+    metadata.correlation_id = Some(id);
+    log.append(&StreamId::task(task_id), ExpectedVersion::NoStream, vec![event.to_new_event(id, metadata)?])
+        .await?;
+    Ok(task_id)
+}
+
+/// Cancels a task: appends `task_cancelled` unless the task has ended. Returns false when it
+/// had ended already.
+pub async fn cancel(log: &dyn EventLog, task_id: TaskId, by: &str, reason: &str) -> Result<bool> {
+    for _ in 0..crate::phase::CONFLICT_RETRY_COUNT_MAX {
+        let loaded = load_task(log, task_id).await?;
+        if loaded.version == 0 {
+            return Err(Error::NotFound(format!("task {task_id}")));
+        }
+        if loaded.is_final() {
+            return Ok(false);
+        }
+        let event = TaskEvent::Cancelled(TaskCancelled { by: by.to_string(), reason: reason.to_string() });
+        let mut metadata = Metadata::now(by);
+        metadata.correlation_id = loaded.correlation_id;
+        let new = event.to_new_event(EventId::new(), metadata)?;
+        match log.append(&loaded.stream_id, ExpectedVersion::Exact(loaded.version), vec![new]).await {
+            Ok(_) => return Ok(true),
+            Err(LogError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::ConflictRetriesExhausted {
+        stream_id: StreamId::task(task_id).to_string(),
+        attempts: crate::phase::CONFLICT_RETRY_COUNT_MAX,
+    })
+}
+
+/// A task's folded state and its events.
+pub async fn task_history(log: &dyn EventLog, task_id: TaskId) -> Result<(TaskState, Vec<RecordedEvent>)> {
+    let stream = StreamId::task(task_id);
+    let mut events = Vec::new();
+    loop {
+        let page = log.read_stream(&stream, events.len() as u64 + 1, 1_000).await?;
+        let count = page.len();
+        events.extend(page);
+        if count < 1_000 {
+            break;
+        }
+    }
+    let mut state = TaskState::default();
+    for event in &events {
+        if let Ok(decoded) = TaskEvent::from_recorded(event) {
+            let _ = state.apply(&decoded);
+        }
+    }
+    Ok((state, events))
+}
+
+/// A task's folded state.
+pub async fn task_state(log: &dyn EventLog, task_id: TaskId) -> Result<TaskState> {
+    Ok(load_task(log, task_id).await?.state)
+}
+
+/// Waits, by reading the task every `poll`, until it ends or `timeout` passes; calls
+/// `on_change` with each new state and its version. Returns the last state seen.
+pub async fn wait_final(
+    log: &dyn EventLog,
+    task_id: TaskId,
+    timeout: Duration,
+    poll: Duration,
+    mut on_change: impl FnMut(&TaskState, events::Version) + Send,
+) -> Result<TaskState> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = 0;
+    loop {
+        let loaded = load_task(log, task_id).await?;
+        if loaded.version != seen {
+            seen = loaded.version;
+            on_change(&loaded.state, loaded.version);
+        }
+        if loaded.is_final() {
+            return Ok(loaded.state);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Timeout(format!(
+                "task {task_id} is still {} after {} ms",
+                loaded.state.status,
+                timeout.as_millis()
+            )));
+        }
+        tokio::time::sleep(poll).await;
+    }
+}

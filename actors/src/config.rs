@@ -1,0 +1,286 @@
+//! The TOML configuration of a Pantheon process: which agents run in it, the screening limits,
+//! the producer keys trusted for NATS submissions. Every field has a documented default, and a
+//! missing file means the defaults: one `echo` agent.
+//!
+//! ```toml
+//! # <data-dir>/pantheon.toml
+//! [[agents]]
+//! id = "echo"
+//! builtin = "echo"
+//! capabilities = ["echo"]
+//! max-concurrency = 256
+//!
+//! [[agents]]
+//! id = "wc"
+//! builtin = "command"
+//! capabilities = ["count-words"]
+//! command = { program = "wc", args = ["-w"], timeout-ms = 5000 }
+//!
+//! [screening]
+//! description-bytes-max = 16384
+//!
+//! [[producers]]
+//! name = "billing"
+//! public-key = "<64 hex digits>"
+//! ```
+
+use std::path::Path;
+
+use events::{AgentId, PublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// # Agents
+    /// The built-in agents this process registers and runs. Default: one `echo` agent with the
+    /// capability `echo`.
+    #[serde(default = "default_agents")]
+    pub agents: Vec<AgentConfig>,
+    /// # Screening
+    /// Limits and scanning of ingress and egress. Default: see [`ScreeningConfig`].
+    #[serde(default)]
+    pub screening: ScreeningConfig,
+    /// # Trusted producers
+    /// Keys whose signed submissions are accepted on NATS. The federation key (the CLI's) is
+    /// always trusted. Default: none.
+    #[serde(default)]
+    pub producers: Vec<ProducerConfig>,
+    /// # NATS
+    /// Where submissions arrive in NATS mode. Default: see [`NatsConfig`].
+    #[serde(default)]
+    pub nats: NatsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            agents: default_agents(),
+            screening: ScreeningConfig::default(),
+            producers: Vec::new(),
+            nats: NatsConfig::default(),
+        }
+    }
+}
+
+fn default_agents() -> Vec<AgentConfig> {
+    vec![AgentConfig::echo()]
+}
+
+impl Config {
+    /// Reads the file at `path`; a missing file gives the defaults.
+    pub fn load_or_default(path: &Path) -> Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::Config { path: path.display().to_string(), reason: e.to_string() }),
+        }
+    }
+
+    /// Parses TOML text (`origin` names it in errors) and validates it.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let config: Self = toml::from_str(text)
+            .map_err(|e| Error::Config { path: origin.to_string(), reason: e.to_string() })?;
+        config.validate().map_err(|reason| Error::Config { path: origin.to_string(), reason })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for agent in &self.agents {
+            if !seen.insert(agent.id.clone()) {
+                return Err(format!("agent {} is configured twice", agent.id));
+            }
+            if agent.capabilities.is_empty() {
+                return Err(format!("agent {} declares no capability", agent.id));
+            }
+            if agent.max_concurrency == 0 {
+                return Err(format!("agent {}: max-concurrency must be at least 1", agent.id));
+            }
+            match (agent.builtin, &agent.command) {
+                (Builtin::Command, None) => {
+                    return Err(format!("agent {} is a command agent without `command`", agent.id));
+                }
+                (Builtin::Command, Some(command)) if command.program.is_empty() => {
+                    return Err(format!("agent {}: command.program is empty", agent.id));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which built-in agent to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Builtin {
+    /// Returns the task's input, or its description when the input is null.
+    Echo,
+    /// Runs a configured program with the task JSON on stdin and returns its stdout.
+    Command,
+}
+
+/// One built-in agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AgentConfig {
+    /// # Agent id
+    /// Lowercase letters, digits, `_`, `-`. Required.
+    pub id: AgentId,
+    /// # Built-in
+    /// `echo` or `command`. Required.
+    pub builtin: Builtin,
+    /// # Capabilities
+    /// What tasks it can take. Default: its id.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// # Max concurrency
+    /// Tasks it runs at once at most. Default: 256.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: u32,
+    /// # Command
+    /// For `builtin = "command"`: the program to run. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandConfig>,
+}
+
+fn default_max_concurrency() -> u32 {
+    256
+}
+
+impl AgentConfig {
+    /// The default agent: `echo`, capability `echo`.
+    pub fn echo() -> Self {
+        Self {
+            id: AgentId::new("echo").unwrap_or_else(|_| unreachable!("a valid literal id")),
+            builtin: Builtin::Echo,
+            capabilities: vec!["echo".into()],
+            max_concurrency: default_max_concurrency(),
+            command: None,
+        }
+    }
+
+    /// The capabilities, or the id when none are listed.
+    pub fn capabilities(&self) -> Vec<String> {
+        if self.capabilities.is_empty() { vec![self.id.to_string()] } else { self.capabilities.clone() }
+    }
+}
+
+/// The program a `command` agent runs. Never through a shell: the program and its arguments
+/// are passed as they are.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CommandConfig {
+    /// # Program
+    /// A path, or a name looked up in `PATH`. Required.
+    pub program: String,
+    /// # Arguments
+    /// Passed as they are, no interpolation. Default: none.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// # Timeout
+    /// The program is killed after this long (and the task's deadline applies too).
+    /// Default: 10,000 ms.
+    #[serde(default = "default_command_timeout_ms")]
+    pub timeout_ms: u64,
+    /// # Output limit
+    /// Stdout beyond this many bytes fails the attempt (an event holds at most 512 KiB).
+    /// Default: 262,144.
+    #[serde(default = "default_command_output_bytes_max")]
+    pub output_bytes_max: usize,
+}
+
+fn default_command_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_command_output_bytes_max() -> usize {
+    256 * 1024
+}
+
+/// Screening limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ScreeningConfig {
+    /// # Description limit
+    /// A longer description is rejected. Default: 16,384 bytes.
+    pub description_bytes_max: usize,
+    /// # Input limit
+    /// A larger input (as JSON) is rejected. Default: 262,144 bytes.
+    pub input_bytes_max: usize,
+    /// # Content scanning
+    /// Scan descriptions and outputs for prompt injection, secrets and personal data with the
+    /// `security` crate (block, redact or flag by its default policy). Default: true.
+    pub scan: bool,
+}
+
+impl Default for ScreeningConfig {
+    fn default() -> Self {
+        Self { description_bytes_max: 16 * 1024, input_bytes_max: 256 * 1024, scan: true }
+    }
+}
+
+/// A producer allowed to submit tasks on NATS.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ProducerConfig {
+    /// # Name
+    /// For people. Required.
+    pub name: String,
+    /// # Public key
+    /// Its ed25519 key, 64 hex digits. Required.
+    pub public_key: PublicKey,
+}
+
+/// Submissions on NATS.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// # Submission subject
+    /// Producers publish (or request) JSON `SignedSubmission`s here. Default: `pantheon-submit`.
+    pub submit_subject: String,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self { submit_subject: SUBMIT_SUBJECT_DEFAULT.into() }
+    }
+}
+
+/// The default subject of NATS submissions. Outside `pantheon.*.*` so it never lands in the
+/// event stream.
+pub const SUBMIT_SUBJECT_DEFAULT: &str = "pantheon-submit";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_parsing() {
+        let config = Config::parse("", "test").unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.agents[0].id.as_str(), "echo");
+        let config = Config::parse(
+            r#"
+            [[agents]]
+            id = "wc"
+            builtin = "command"
+            capabilities = ["count"]
+            command = { program = "wc", args = ["-w"] }
+            [screening]
+            scan = false
+            "#,
+            "test",
+        )
+        .unwrap();
+        assert_eq!(config.agents.len(), 1);
+        assert_eq!(config.agents[0].command.as_ref().unwrap().timeout_ms, 10_000);
+        assert!(!config.screening.scan);
+        assert!(Config::parse("[[agents]]\nid = \"x\"\nbuiltin = \"command\"", "t").is_err());
+        assert!(Config::parse("bogus = 1", "t").is_err());
+    }
+}

@@ -1,0 +1,254 @@
+//! Phase 5, execution: `envelope_sealed` → `execution_started`, `progress_reported`…, then
+//! `result_received`, `execution_failed` or `execution_timed_out`.
+//!
+//! The executor hands the sealed envelope to the agent through its transport (in-process
+//! agents today); the agent verifies the seal before working. The attempt is bounded by the
+//! envelope's expiry (the task's deadline) and by the agent's maximum concurrency in this
+//! process. While it runs, the executor records the agent's progress and watches the task: a
+//! cancellation abandons the attempt. The input stays unacknowledged until the outcome is in
+//! the log, so an attempt cut short by a crash runs again after the restart (agents are called
+//! at least once; their outcome is recorded exactly once).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use events::task::{
+    ExecutionFailed, ExecutionStarted, ExecutionTimedOut, FailureCause, ProgressReported, ResultReceived,
+    TaskEvent, TaskStatus,
+};
+use events::{AgentId, DomainEvent, RecordedEvent, SealedEnvelope, now_ms};
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::agents::{AgentFailure, PROGRESS_QUEUE_COUNT_MAX};
+use crate::error::Result;
+use crate::phase::{Appended, Ctx, Handled, Loaded, Phase, append_outputs, decide_and_append, load_task};
+
+/// How often a running attempt checks whether its task was cancelled.
+pub const CANCEL_CHECK_MS: u64 = 250;
+
+/// Progress reports recorded per attempt at most; later ones are dropped.
+pub const PROGRESS_EVENTS_PER_ATTEMPT_MAX: u32 = 100;
+
+/// Phase 5.
+pub(crate) struct Execution {
+    /// One semaphore per hosted agent: its maximum concurrency in this process.
+    slots: HashMap<AgentId, Arc<Semaphore>>,
+}
+
+impl Execution {
+    pub(crate) fn new(limits: HashMap<AgentId, u32>) -> Self {
+        let slots = limits
+            .into_iter()
+            .map(|(id, max)| (id, Arc::new(Semaphore::new(usize::try_from(max.max(1)).unwrap_or(1)))))
+            .collect();
+        Self { slots }
+    }
+}
+
+/// How an attempt ended.
+enum Outcome {
+    Result(events::SignedResult),
+    Failed(AgentFailure),
+    TimedOut(u64),
+}
+
+fn same_attempt(loaded: &Loaded, envelope: &SealedEnvelope) -> bool {
+    loaded.state.envelope.as_ref().is_some_and(|e| e.hash == envelope.hash)
+}
+
+impl Execution {
+    /// Records `execution_started` if not yet; returns the envelope to run, or None when
+    /// there is nothing (left) to run for this input.
+    async fn start(
+        &self,
+        ctx: &Ctx,
+        input: &RecordedEvent,
+        sealed: &SealedEnvelope,
+    ) -> Result<Option<Loaded>> {
+        for _ in 0..crate::phase::CONFLICT_RETRY_COUNT_MAX {
+            let loaded = load_task(ctx.log.as_ref(), sealed.envelope.task_id).await?;
+            if !same_attempt(&loaded, sealed) {
+                return Ok(None);
+            }
+            match loaded.state.status {
+                TaskStatus::Running => return Ok(Some(loaded)),
+                TaskStatus::Sealed => {
+                    let started = TaskEvent::ExecutionStarted(ExecutionStarted {
+                        agent_id: sealed.envelope.agent_id.clone(),
+                        attempt: sealed.envelope.attempt,
+                    });
+                    match append_outputs(ctx, &loaded, input, "execution", vec![("started".into(), started)])
+                        .await?
+                    {
+                        Appended::Written | Appended::Duplicate => continue,
+                        Appended::Conflict => continue,
+                    }
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl Phase for Execution {
+    fn name(&self) -> &'static str {
+        "execution"
+    }
+
+    fn inputs(&self) -> &'static [&'static str] {
+        &["envelope_sealed"]
+    }
+
+    async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {
+        let TaskEvent::EnvelopeSealed(sealed) = TaskEvent::from_recorded(input)? else {
+            return Ok(Handled::Done);
+        };
+        let sealed = sealed.envelope;
+        let agent_id = sealed.envelope.agent_id.clone();
+        let Some(endpoint) = ctx.agents.get(&agent_id).cloned() else {
+            // Not hosted here: NATS and HTTP transports are not built yet.
+            let reason = format!(
+                "agent {agent_id} is not reachable from this process (only in-process agents are supported)"
+            );
+            return decide_and_append(ctx, input, self.name(), |loaded| {
+                if !same_attempt(loaded, &sealed)
+                    || !matches!(loaded.state.status, TaskStatus::Sealed | TaskStatus::Running)
+                {
+                    return Vec::new();
+                }
+                vec![(
+                    "failed".into(),
+                    TaskEvent::ExecutionFailed(ExecutionFailed {
+                        agent_id: agent_id.clone(),
+                        attempt: sealed.envelope.attempt,
+                        cause: FailureCause::Transport,
+                        reason: reason.clone(),
+                    }),
+                )]
+            })
+            .await;
+        };
+        // Wait for a slot of the agent in this process.
+        let slot = match self.slots.get(&agent_id) {
+            Some(semaphore) => tokio::select! {
+                () = ctx.shutdown.cancelled() => return Ok(Handled::Interrupted),
+                permit = Arc::clone(semaphore).acquire_owned() => permit.ok(),
+            },
+            None => None,
+        };
+        let Some(_) = self.start(ctx, input, &sealed).await? else { return Ok(Handled::Done) };
+
+        ctx.registry.begin(&agent_id);
+        let outcome = self.run(ctx, input, &sealed, endpoint.as_ref()).await;
+        ctx.registry.end(&agent_id);
+        drop(slot);
+        let outcome = match outcome? {
+            Ok(outcome) => outcome,
+            Err(stopped) => return Ok(stopped),
+        };
+        let attempt = sealed.envelope.attempt;
+        decide_and_append(ctx, input, self.name(), |loaded| {
+            if !same_attempt(loaded, &sealed) || loaded.state.status != TaskStatus::Running {
+                return Vec::new();
+            }
+            let event = match &outcome {
+                Outcome::Result(result) => {
+                    ("result".into(), TaskEvent::ResultReceived(ResultReceived { result: result.clone() }))
+                }
+                Outcome::Failed(failure) => (
+                    "failed".into(),
+                    TaskEvent::ExecutionFailed(ExecutionFailed {
+                        agent_id: agent_id.clone(),
+                        attempt,
+                        cause: failure.cause,
+                        reason: failure.reason.clone(),
+                    }),
+                ),
+                Outcome::TimedOut(timeout_ms) => (
+                    "timed_out".into(),
+                    TaskEvent::ExecutionTimedOut(ExecutionTimedOut {
+                        agent_id: agent_id.clone(),
+                        attempt,
+                        timeout_ms: *timeout_ms,
+                    }),
+                ),
+            };
+            vec![event]
+        })
+        .await
+    }
+}
+
+impl Execution {
+    /// Runs the attempt: the agent's answer, its failure, or the deadline; or how the handler
+    /// ends without an outcome (interrupted by shutdown, or done because the task ended).
+    async fn run(
+        &self,
+        ctx: &Ctx,
+        input: &RecordedEvent,
+        sealed: &SealedEnvelope,
+        endpoint: &dyn crate::agents::AgentEndpoint,
+    ) -> Result<std::result::Result<Outcome, Handled>> {
+        let remaining_ms = sealed.envelope.expires_at_ms.saturating_sub(now_ms()).max(0);
+        let timeout_ms =
+            u64::try_from(sealed.envelope.expires_at_ms - sealed.envelope.issued_at_ms).unwrap_or(0);
+        if remaining_ms == 0 {
+            return Ok(Ok(Outcome::TimedOut(timeout_ms)));
+        }
+        let (tx, mut rx) = mpsc::channel(PROGRESS_QUEUE_COUNT_MAX);
+        let execute = endpoint.execute(sealed, tx);
+        tokio::pin!(execute);
+        let deadline = tokio::time::sleep(Duration::from_millis(u64::try_from(remaining_ms).unwrap_or(0)));
+        tokio::pin!(deadline);
+        let mut check = tokio::time::interval(Duration::from_millis(CANCEL_CHECK_MS));
+        check.tick().await;
+        let mut progress_count = 0u32;
+        let mut progress_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                () = ctx.shutdown.cancelled() => return Ok(Err(Handled::Interrupted)),
+                result = &mut execute => {
+                    return Ok(Ok(match result {
+                        Ok(result) => Outcome::Result(result),
+                        Err(failure) => Outcome::Failed(failure),
+                    }));
+                }
+                () = &mut deadline => return Ok(Ok(Outcome::TimedOut(timeout_ms))),
+                progress = rx.recv(), if progress_open => {
+                    let Some(progress) = progress else { progress_open = false; continue };
+                    progress_count += 1;
+                    if progress_count > PROGRESS_EVENTS_PER_ATTEMPT_MAX {
+                        continue;
+                    }
+                    let purpose = format!("progress-{progress_count}");
+                    let event = TaskEvent::ProgressReported(ProgressReported {
+                        agent_id: sealed.envelope.agent_id.clone(),
+                        attempt: sealed.envelope.attempt,
+                        percent: progress.percent.map(|p| p.min(100)),
+                        message: progress.message,
+                    });
+                    decide_and_append(ctx, input, "execution", |loaded| {
+                        if same_attempt(loaded, sealed) && loaded.state.status == TaskStatus::Running {
+                            vec![(purpose.clone().into(), event.clone())]
+                        } else {
+                            Vec::new()
+                        }
+                    })
+                    .await?;
+                }
+                _ = check.tick() => {
+                    let loaded = load_task(ctx.log.as_ref(), sealed.envelope.task_id).await?;
+                    if loaded.is_final() || !same_attempt(&loaded, sealed) {
+                        tracing::info!(task_id = %sealed.envelope.task_id, "attempt abandoned: the task ended or moved on");
+                        return Ok(Err(Handled::Done));
+                    }
+                }
+            }
+        }
+    }
+}

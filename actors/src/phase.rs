@@ -1,0 +1,504 @@
+//! What every phase shares: the [`Ctx`] handed to handlers, reading and folding a task, the
+//! deterministic append of a phase's outputs, and [`PhaseActor`] — the ractor actor that runs
+//! one phase: it pulls input events from the phase's durable subscription, runs the handler
+//! for each (up to [`PHASE_IN_FLIGHT_MAX`] at once) and acknowledges each input only after its
+//! outputs are in the log.
+//!
+//! # Exactly once
+//! A handler keeps nothing between events. For each input it reads the task stream, folds
+//! [`TaskState`], decides, and appends its outputs with `ExpectedVersion::Exact(version)` and
+//! ids `EventId::derived(input.id, purpose)`. A redelivered input, or the same input handled by
+//! another process at the same moment, derives the same ids: the log answers `duplicate`, or a
+//! conflict after which the handler re-reads, finds the phase done, and does nothing.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use events::task::TaskEvent;
+use events::{
+    Aggregate, DomainEvent, EventId, EventLog, EventType, ExpectedVersion, Filter, KeyPair, LogError,
+    Metadata, Position, PublicKey, RecordedEvent, StreamId, SubscribeOptions, Subscription, TaskId,
+    TaskState, Version, now_ms,
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::agents::AgentEndpoint;
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+use crate::screening::Screener;
+
+/// The most inputs one phase handles at once. Bounds the memory and the open work of a phase;
+/// it stays below the SQL subscription's pending limit (1,024) and JetStream's default
+/// `max_ack_pending` (1,000) so the log never has to redeliver for lack of room.
+pub const PHASE_IN_FLIGHT_MAX: usize = 512;
+const _: () = assert!(PHASE_IN_FLIGHT_MAX <= 1_000);
+
+/// How often a handler re-reads and re-decides after losing an append race before giving up
+/// (the input is then delivered again later).
+pub const CONFLICT_RETRY_COUNT_MAX: u32 = 16;
+
+/// Events read per page when folding a task stream.
+const TASK_READ_PAGE_COUNT: usize = 1_000;
+
+/// Consecutive log failures after which a phase actor fails and its supervisor restarts it
+/// (reopening its subscription).
+const LOG_FAILURE_COUNT_MAX: u32 = 8;
+
+/// Waiters on tasks reaching a final state in this process.
+#[derive(Debug, Default)]
+pub(crate) struct Finals {
+    waiters: Mutex<HashMap<TaskId, Vec<oneshot::Sender<()>>>>,
+}
+
+impl Finals {
+    /// A receiver fired when this process appends a final event for `task_id`.
+    pub(crate) fn watch(&self, task_id: TaskId) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut waiters) = self.waiters.lock() {
+            waiters.entry(task_id).or_default().push(tx);
+        }
+        rx
+    }
+
+    pub(crate) fn forget(&self, task_id: TaskId) {
+        if let Ok(mut waiters) = self.waiters.lock() {
+            waiters.remove(&task_id);
+        }
+    }
+
+    pub(crate) fn notify(&self, task_id: TaskId) {
+        let senders = self.waiters.lock().ok().and_then(|mut waiters| waiters.remove(&task_id));
+        for sender in senders.into_iter().flatten() {
+            let _ = sender.send(());
+        }
+    }
+}
+
+/// What handlers share: the log, the federation key, the registry view, the screener, the
+/// agents hosted in this process, and the shutdown signal.
+pub(crate) struct Ctx {
+    pub(crate) log: Arc<dyn EventLog>,
+    pub(crate) federation: Arc<KeyPair>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) screener: Arc<dyn Screener>,
+    pub(crate) agents: HashMap<events::AgentId, Arc<dyn AgentEndpoint>>,
+    /// Keys whose submissions are accepted (the federation key, the CLI's, and producers').
+    pub(crate) trusted_submitters: Vec<PublicKey>,
+    /// Cancelled when the runtime shuts down: waits end, nothing new is pulled.
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) finals: Finals,
+    /// Whether dropping a pending `Subscription::next` loses nothing (true for the SQL log);
+    /// when false, a phase only stops waiting for the next input on shutdown.
+    pub(crate) next_is_cancel_safe: bool,
+    /// When set, a phase re-polls its subscription at this interval (the SQL log wakes
+    /// subscribers only for appends made in this process; `pantheon submit` is another one).
+    pub(crate) poll_interval: Option<Duration>,
+}
+
+/// A task folded from its stream.
+#[derive(Clone, Debug)]
+pub(crate) struct Loaded {
+    pub(crate) task_id: TaskId,
+    pub(crate) stream_id: StreamId,
+    pub(crate) state: TaskState,
+    /// The stream's last version (what the next append expects).
+    pub(crate) version: Version,
+    /// When `task_submitted` was recorded, ms since the epoch.
+    pub(crate) submitted_at_ms: i64,
+    /// The id of `task_submitted`: the correlation id of every event of the task.
+    pub(crate) correlation_id: Option<EventId>,
+}
+
+impl Loaded {
+    /// The task's deadline, ms since the epoch.
+    pub(crate) fn deadline_ms(&self) -> i64 {
+        let timeout = self.state.spec().map_or(events::task::TASK_TIMEOUT_MS_DEFAULT, |s| s.timeout_ms);
+        self.submitted_at_ms.saturating_add(i64::try_from(timeout).unwrap_or(i64::MAX))
+    }
+
+    pub(crate) fn is_final(&self) -> bool {
+        self.state.status.is_final()
+    }
+}
+
+/// The task id of a task stream.
+pub(crate) fn task_id_of(stream_id: &StreamId) -> Option<TaskId> {
+    (stream_id.category() == "task").then(|| TaskId::from_str(stream_id.entity_id()).ok()).flatten()
+}
+
+/// Reads a task stream and folds it. Events the fold refuses (a foreign writer's) are skipped
+/// with a warning; the stream's version still counts them.
+pub(crate) async fn load_task(log: &dyn EventLog, task_id: TaskId) -> Result<Loaded> {
+    let stream_id = StreamId::task(task_id);
+    let mut loaded = Loaded {
+        task_id,
+        stream_id: stream_id.clone(),
+        state: TaskState::default(),
+        version: 0,
+        submitted_at_ms: now_ms(),
+        correlation_id: None,
+    };
+    loop {
+        let page = log.read_stream(&stream_id, loaded.version + 1, TASK_READ_PAGE_COUNT).await?;
+        let count = page.len();
+        for recorded in page {
+            loaded.version = recorded.version;
+            if recorded.version == 1 {
+                loaded.submitted_at_ms = recorded.metadata.occurred_at_ms;
+                loaded.correlation_id = Some(recorded.id);
+            }
+            match TaskEvent::from_recorded(&recorded) {
+                Ok(event) => {
+                    if let Err(refused) = loaded.state.apply(&event) {
+                        tracing::warn!(%stream_id, version = recorded.version, %refused, "fold skips an event");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%stream_id, version = recorded.version, %error, "fold skips an unreadable event");
+                }
+            }
+        }
+        if count < TASK_READ_PAGE_COUNT {
+            return Ok(loaded);
+        }
+    }
+}
+
+/// What one append of a phase's outputs did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Appended {
+    /// Written now.
+    Written,
+    /// The same outputs were in the log already (redelivery, or another process did it).
+    Duplicate,
+    /// The stream moved since it was read: re-read and re-decide.
+    Conflict,
+}
+
+/// One output of a phase: the purpose (which makes its derived id) and the event.
+pub(crate) type Output = (std::borrow::Cow<'static, str>, TaskEvent);
+
+/// Appends a phase's outputs for `cause` to the task, expecting the version it was decided on.
+pub(crate) async fn append_outputs(
+    ctx: &Ctx,
+    loaded: &Loaded,
+    cause: &RecordedEvent,
+    emitter: &str,
+    outputs: Vec<Output>,
+) -> Result<Appended> {
+    // Pair assertion: the outputs must be legal on the state they were decided on.
+    let mut check = loaded.state.clone();
+    for (_, event) in &outputs {
+        if let Err(refused) = check.apply(event) {
+            tracing::error!(stream_id = %loaded.stream_id, %refused, "a phase decided an illegal event; skipped");
+            return Ok(Appended::Duplicate);
+        }
+    }
+    let final_now = check.status.is_final();
+    let metadata = Metadata {
+        occurred_at_ms: now_ms(),
+        causation_id: Some(cause.id),
+        correlation_id: cause.metadata.correlation_id.or(loaded.correlation_id).or(Some(cause.id)),
+        emitter: emitter.to_string(),
+        traceparent: cause.metadata.traceparent.clone(),
+    };
+    let mut batch = Vec::with_capacity(outputs.len());
+    for (purpose, event) in &outputs {
+        batch.push(event.to_new_event(EventId::derived(cause.id, purpose.as_ref()), metadata.clone())?);
+    }
+    let expected =
+        if loaded.version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(loaded.version) };
+    match ctx.log.append(&loaded.stream_id, expected, batch).await {
+        Ok(outcome) if outcome.duplicate => Ok(Appended::Duplicate),
+        Ok(_) => {
+            if final_now {
+                ctx.finals.notify(loaded.task_id);
+            }
+            Ok(Appended::Written)
+        }
+        Err(LogError::Conflict { .. }) => Ok(Appended::Conflict),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// What a handler did with its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Handled {
+    /// Outputs written, found written already, or nothing to do: acknowledge the input.
+    Done,
+    /// Shutdown interrupted the handler: leave the input unacknowledged for the next start.
+    Interrupted,
+}
+
+/// Reads, decides with `decide`, appends; on a conflict re-reads and re-decides. An empty
+/// decision means there is nothing (left) to do for this input.
+pub(crate) async fn decide_and_append(
+    ctx: &Ctx,
+    input: &RecordedEvent,
+    emitter: &str,
+    mut decide: impl FnMut(&Loaded) -> Vec<Output> + Send,
+) -> Result<Handled> {
+    let Some(task_id) = task_id_of(&input.stream_id) else { return Ok(Handled::Done) };
+    for _ in 0..CONFLICT_RETRY_COUNT_MAX {
+        let loaded = load_task(ctx.log.as_ref(), task_id).await?;
+        let outputs = decide(&loaded);
+        if outputs.is_empty() {
+            return Ok(Handled::Done);
+        }
+        match append_outputs(ctx, &loaded, input, emitter, outputs).await? {
+            Appended::Written | Appended::Duplicate => return Ok(Handled::Done),
+            Appended::Conflict => continue,
+        }
+    }
+    Err(Error::ConflictRetriesExhausted {
+        stream_id: input.stream_id.to_string(),
+        attempts: CONFLICT_RETRY_COUNT_MAX,
+    })
+}
+
+/// Sleeps until `at_ms` (ms since the epoch), or returns false if shutdown came first.
+pub(crate) async fn sleep_until_ms(ctx: &Ctx, at_ms: i64) -> bool {
+    let wait = at_ms.saturating_sub(now_ms());
+    if wait <= 0 {
+        return !ctx.shutdown.is_cancelled();
+    }
+    let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+    tokio::select! {
+        () = ctx.shutdown.cancelled() => false,
+        () = tokio::time::sleep(wait) => true,
+    }
+}
+
+/// One phase of the pipeline: which events it consumes and what it does with each.
+#[async_trait]
+pub(crate) trait Phase: Send + Sync + 'static {
+    /// The phase's name: its actor's name, its subscription's (`phase-<name>`) and the emitter
+    /// of its events.
+    fn name(&self) -> &'static str;
+
+    /// The event types it consumes.
+    fn inputs(&self) -> &'static [&'static str];
+
+    /// Handles one input event.
+    async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled>;
+}
+
+/// Messages of a phase actor.
+#[derive(Debug)]
+pub enum PhaseMsg {
+    /// The pump met an error it cannot get past: fail, so the supervisor restarts the actor.
+    PumpFailed(String),
+    /// How many inputs the phase handled since it started.
+    Handled(RpcReplyPort<u64>),
+}
+
+/// The state of a phase actor: the pump task that owns the subscription.
+pub struct PhaseState {
+    stop: CancellationToken,
+    pump: Option<tokio::task::JoinHandle<()>>,
+    handled: Arc<std::sync::atomic::AtomicU64>,
+    /// Cancels the pump if the actor is dropped without `post_stop` (killed).
+    _guard: tokio_util::sync::DropGuard,
+}
+
+/// What a phase actor starts with.
+pub(crate) struct PhaseArgs {
+    pub(crate) ctx: Arc<Ctx>,
+    pub(crate) phase: Arc<dyn Phase>,
+}
+
+/// The ractor actor running one phase.
+pub(crate) struct PhaseActor;
+
+/// How long a stopping phase waits for its in-flight handlers.
+pub const PHASE_DRAIN_MS_MAX: u64 = 10_000;
+
+impl Actor for PhaseActor {
+    type Msg = PhaseMsg;
+    type State = PhaseState;
+    type Arguments = PhaseArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PhaseMsg>,
+        args: PhaseArgs,
+    ) -> Result<PhaseState, ActorProcessingErr> {
+        let PhaseArgs { ctx, phase } = args;
+        let types =
+            phase.inputs().iter().map(|t| EventType::new(*t)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let options = SubscribeOptions {
+            filter: Filter::category("task").with_types(types),
+            start: events::StartFrom::Beginning,
+        };
+        let subscription = ctx.log.subscribe(&format!("phase-{}", phase.name()), options).await?;
+        let stop = ctx.shutdown.child_token();
+        let handled = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let pump = tokio::spawn(pump(ctx, phase, subscription, stop.clone(), myself, Arc::clone(&handled)));
+        Ok(PhaseState { _guard: stop.clone().drop_guard(), stop, pump: Some(pump), handled })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<PhaseMsg>,
+        msg: PhaseMsg,
+        state: &mut PhaseState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PhaseMsg::PumpFailed(reason) => Err(reason.into()),
+            PhaseMsg::Handled(reply) => {
+                let _ = reply.send(state.handled.load(std::sync::atomic::Ordering::Relaxed));
+                Ok(())
+            }
+        }
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<PhaseMsg>,
+        state: &mut PhaseState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.stop.cancel();
+        if let Some(pump) = state.pump.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(PHASE_DRAIN_MS_MAX + 1_000), pump).await;
+        }
+        Ok(())
+    }
+}
+
+async fn next_delivery(
+    sub: &mut Box<dyn Subscription>,
+    poll: Option<Duration>,
+) -> Result<events::Delivery, LogError> {
+    match poll {
+        None => sub.next().await,
+        Some(every) => loop {
+            // The SQL subscription's `next` is cancel-safe: dropping it re-reads the log.
+            if let Ok(delivery) = tokio::time::timeout(every, sub.next()).await {
+                return delivery;
+            }
+        },
+    }
+}
+
+/// Pulls inputs, runs handlers (bounded), acknowledges what is done, until `stop`; then
+/// drains in-flight handlers for at most [`PHASE_DRAIN_MS_MAX`].
+async fn pump(
+    ctx: Arc<Ctx>,
+    phase: Arc<dyn Phase>,
+    mut sub: Box<dyn Subscription>,
+    stop: CancellationToken,
+    actor: ActorRef<PhaseMsg>,
+    handled: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut running: JoinSet<(Position, Result<Handled>)> = JoinSet::new();
+    let mut failures = 0u32;
+    let poll = ctx.poll_interval;
+    loop {
+        // Acknowledge whatever finished, first.
+        while let Some(done) = running.try_join_next() {
+            if let Err(reason) = settle(&mut sub, done, phase.name(), &handled).await {
+                failures += 1;
+                if failures >= LOG_FAILURE_COUNT_MAX {
+                    let _ = actor.cast(PhaseMsg::PumpFailed(reason));
+                    return;
+                }
+            }
+        }
+        let room = running.len() < PHASE_IN_FLIGHT_MAX;
+        let can_race = ctx.next_is_cancel_safe || running.is_empty();
+        let delivery = tokio::select! {
+            biased;
+            () = stop.cancelled() => break,
+            Some(done) = running.join_next(), if !running.is_empty() && (can_race || !room) => {
+                if let Err(reason) = settle(&mut sub, done, phase.name(), &handled).await {
+                    failures += 1;
+                    if failures >= LOG_FAILURE_COUNT_MAX {
+                        let _ = actor.cast(PhaseMsg::PumpFailed(reason));
+                        return;
+                    }
+                }
+                continue;
+            }
+            delivery = next_delivery(&mut sub, poll), if room => delivery,
+        };
+        match delivery {
+            Ok(delivery) => {
+                failures = 0;
+                let ctx = Arc::clone(&ctx);
+                let phase = Arc::clone(&phase);
+                let position = delivery.event.position;
+                running.spawn(async move {
+                    let outcome = phase.handle(&ctx, &delivery.event).await;
+                    (position, outcome)
+                });
+            }
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(phase = phase.name(), %error, "subscription failed");
+                if failures >= LOG_FAILURE_COUNT_MAX {
+                    let _ = actor.cast(PhaseMsg::PumpFailed(error.to_string()));
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50 << failures.min(5))).await;
+            }
+        }
+    }
+    // Drain: in-flight handlers finish (waits end at once on shutdown), then their inputs are
+    // acknowledged; what is not finished in time stays unacknowledged for the next start.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(PHASE_DRAIN_MS_MAX);
+    while !running.is_empty() {
+        match tokio::time::timeout_at(deadline, running.join_next()).await {
+            Ok(Some(done)) => {
+                let _ = settle(&mut sub, done, phase.name(), &handled).await;
+            }
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(phase = phase.name(), left = running.len(), "drain timed out");
+                running.abort_all();
+                break;
+            }
+        }
+    }
+}
+
+/// Acknowledges a finished input, or leaves it for redelivery.
+async fn settle(
+    sub: &mut Box<dyn Subscription>,
+    done: std::result::Result<(Position, Result<Handled>), tokio::task::JoinError>,
+    phase: &str,
+    handled: &std::sync::atomic::AtomicU64,
+) -> std::result::Result<(), String> {
+    let (position, outcome) = match done {
+        Ok(done) => done,
+        Err(join) => {
+            // A handler panicked: a bug. Its input stays unacknowledged and comes back after
+            // a restart; the phase goes on with the others.
+            tracing::error!(phase, %join, "a handler panicked");
+            return Ok(());
+        }
+    };
+    match outcome {
+        Ok(Handled::Done) => {
+            handled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            sub.ack(position).await.map_err(|e| e.to_string())
+        }
+        Ok(Handled::Interrupted) => Ok(()),
+        Err(Error::Log(error)) if !error.is_bad_input() => {
+            tracing::warn!(phase, position, %error, "handler failed on the log; input delivered again");
+            sub.nack(position).await.map_err(|e| e.to_string())?;
+            Err(error.to_string())
+        }
+        Err(error) => {
+            // Not the log's fault: the input cannot be handled (undecodable, illegal). Logged
+            // and acknowledged, so one bad event does not stop the phase.
+            tracing::error!(phase, position, %error, "handler failed; input skipped");
+            sub.ack(position).await.map_err(|e| e.to_string())
+        }
+    }
+}

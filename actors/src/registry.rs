@@ -1,0 +1,476 @@
+//! The agent registry as this process sees it: every agent's state (folded from its stream),
+//! per-agent statistics (success rate, latency) and recent tasks per capability, all rebuilt
+//! from the log, plus the in-flight count of the executions this process runs. Also the
+//! registration of agents with federation-signed passports, and their suspension and
+//! retirement.
+//!
+//! The view is a cache, never the truth: it is rebuilt by reading the whole log at start and
+//! then kept up to date by [`Registry::refresh`] every [`REGISTRY_REFRESH_MS`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, RwLock};
+
+use events::agent::{
+    AgentEvent, AgentRegistered, AgentReinstated, AgentRetired, AgentSuspended, AgentTransport,
+    PassportRenewed,
+};
+use events::task::TaskEvent;
+use events::{
+    AgentId, AgentState, AgentStatus, Aggregate, DomainEvent, EventId, EventLog, ExpectedVersion, KeyPair,
+    LogError, Metadata, Passport, Position, RecordedEvent, SignedPassport, StreamId, TaskId, now_ms,
+};
+
+use crate::error::Result;
+
+/// How often the view reads what was appended since it last looked.
+pub const REGISTRY_REFRESH_MS: u64 = 250;
+
+/// Recent finished tasks remembered per capability, for the context phase.
+pub const RECENT_TASKS_PER_CAPABILITY_MAX: usize = 32;
+
+/// Events read per page while refreshing.
+const REFRESH_PAGE_COUNT: usize = 1_000;
+
+/// How long a passport issued at registration is valid.
+pub const PASSPORT_VALIDITY_MS: i64 = 365 * 24 * 3_600 * 1_000;
+
+/// Weight of the newest sample in the latency moving average.
+const LATENCY_EWMA_WEIGHT: f64 = 0.2;
+
+/// An agent's record of service, from the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AgentStats {
+    /// Results that verified.
+    pub succeeded: u64,
+    /// Attempts that failed or timed out.
+    pub failed: u64,
+    /// Results that did not verify (forged, tampered, replayed).
+    pub refused: u64,
+    /// Moving average of start → result, ms (0 before any sample).
+    pub latency_ms: f64,
+}
+
+impl AgentStats {
+    /// Success rate with a uniform prior (1/2 before any evidence).
+    pub fn success_rate(&self) -> f64 {
+        (self.succeeded as f64 + 1.0) / ((self.succeeded + self.failed + self.refused) as f64 + 2.0)
+    }
+}
+
+/// A finished task remembered for the context phase.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecentTask {
+    /// The task.
+    pub task_id: TaskId,
+    /// Lowercased words of its description (at most 64).
+    pub words: Vec<String>,
+    /// Whether it completed.
+    pub succeeded: bool,
+    /// The agent that ran its last attempt.
+    pub agent_id: Option<AgentId>,
+}
+
+/// One agent as the registry shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentView {
+    /// Its state (status, registration with the latest passport).
+    pub state: AgentState,
+    /// Its statistics.
+    pub stats: AgentStats,
+    /// Executions this process runs for it now.
+    pub in_flight: u32,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    capability: String,
+    words: Vec<String>,
+    agent: Option<AgentId>,
+    started_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+struct View {
+    agents: BTreeMap<AgentId, AgentState>,
+    stats: HashMap<AgentId, AgentStats>,
+    open: HashMap<TaskId, Open>,
+    recent: HashMap<String, VecDeque<RecentTask>>,
+    /// The next position to read.
+    next: Position,
+}
+
+/// The registry view. Shared by the phases of one process.
+#[derive(Debug, Default)]
+pub struct Registry {
+    view: RwLock<View>,
+    in_flight: Mutex<HashMap<AgentId, u32>>,
+}
+
+fn words_of(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(64)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+impl View {
+    fn apply(&mut self, event: &RecordedEvent) {
+        match event.stream_id.category() {
+            "agent" => {
+                let Ok(decoded) = AgentEvent::from_recorded(event) else { return };
+                let Ok(id) = AgentId::new(event.stream_id.entity_id()) else { return };
+                let state = self.agents.entry(id).or_default();
+                let _ = state.apply(&decoded);
+            }
+            "task" => self.apply_task(event),
+            _ => {}
+        }
+    }
+
+    fn apply_task(&mut self, event: &RecordedEvent) {
+        let interesting = matches!(
+            event.event_type.as_str(),
+            "task_submitted"
+                | "execution_started"
+                | "result_received"
+                | "result_verified"
+                | "execution_failed"
+                | "execution_timed_out"
+                | "task_completed"
+                | "task_failed"
+                | "task_rejected"
+                | "task_cancelled"
+        );
+        if !interesting {
+            return;
+        }
+        let Some(task_id) = crate::phase::task_id_of(&event.stream_id) else { return };
+        let Ok(decoded) = TaskEvent::from_recorded(event) else { return };
+        let at = event.metadata.occurred_at_ms;
+        match decoded {
+            TaskEvent::Submitted(e) => {
+                self.open.insert(
+                    task_id,
+                    Open {
+                        capability: e.spec.capability,
+                        words: words_of(&e.spec.description),
+                        ..Open::default()
+                    },
+                );
+            }
+            TaskEvent::ExecutionStarted(e) => {
+                if let Some(open) = self.open.get_mut(&task_id) {
+                    open.agent = Some(e.agent_id);
+                    open.started_at_ms = Some(at);
+                }
+            }
+            TaskEvent::ResultReceived(e) => {
+                let agent = e.result.result.agent_id;
+                let started = self.open.get(&task_id).and_then(|o| o.started_at_ms);
+                let stats = self.stats.entry(agent).or_default();
+                if let Some(started) = started {
+                    let sample = (at - started).max(0) as f64;
+                    stats.latency_ms = if stats.latency_ms == 0.0 {
+                        sample
+                    } else {
+                        stats.latency_ms * (1.0 - LATENCY_EWMA_WEIGHT) + sample * LATENCY_EWMA_WEIGHT
+                    };
+                }
+            }
+            TaskEvent::ResultVerified(e) => self.stats.entry(e.agent_id).or_default().succeeded += 1,
+            TaskEvent::ExecutionFailed(e) => self.stats.entry(e.agent_id).or_default().failed += 1,
+            TaskEvent::ExecutionTimedOut(e) => self.stats.entry(e.agent_id).or_default().failed += 1,
+            TaskEvent::Completed(_)
+            | TaskEvent::Failed(_)
+            | TaskEvent::Rejected(_)
+            | TaskEvent::Cancelled(_) => {
+                let succeeded = matches!(decoded, TaskEvent::Completed(_));
+                if let TaskEvent::Failed(f) = &decoded
+                    && f.code == events::task::FailureCode::VerificationFailed
+                    && let Some(agent) = self.open.get(&task_id).and_then(|o| o.agent.clone())
+                {
+                    self.stats.entry(agent).or_default().refused += 1;
+                }
+                if let Some(open) = self.open.remove(&task_id) {
+                    let recent = self.recent.entry(open.capability).or_default();
+                    if recent.len() == RECENT_TASKS_PER_CAPABILITY_MAX {
+                        recent.pop_front();
+                    }
+                    recent.push_back(RecentTask {
+                        task_id,
+                        words: open.words,
+                        succeeded,
+                        agent_id: open.agent,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Registry {
+    /// An empty view; call [`Registry::refresh`] to fill it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads what the log recorded since the last refresh (the whole log the first time).
+    pub async fn refresh(&self, log: &dyn EventLog) -> Result<usize, LogError> {
+        let mut next = self.view.read().map_or(1, |v| v.next.max(1));
+        let mut total = 0;
+        loop {
+            let page = log.read_all(next, REFRESH_PAGE_COUNT).await?;
+            let Some(last) = page.last() else { break };
+            next = last.position + 1;
+            total += page.len();
+            if let Ok(mut view) = self.view.write() {
+                for event in &page {
+                    view.apply(event);
+                }
+                view.next = next;
+            }
+            if page.len() < REFRESH_PAGE_COUNT {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Whether a registered agent that is not retired offers `capability` (a suspended one
+    /// counts: the task waits for it rather than being refused).
+    pub fn offers(&self, capability: &str) -> bool {
+        self.view.read().is_ok_and(|v| {
+            v.agents.values().any(|a| {
+                matches!(a.status, AgentStatus::Active | AgentStatus::Suspended)
+                    && a.registration
+                        .as_ref()
+                        .is_some_and(|r| r.passport.passport.capabilities.iter().any(|c| c == capability))
+            })
+        })
+    }
+
+    /// Every capability an active agent offers, sorted.
+    pub fn capabilities(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.view.read().map_or_else(
+            |_| Vec::new(),
+            |v| {
+                v.agents
+                    .values()
+                    .filter(|a| a.status == AgentStatus::Active)
+                    .filter_map(|a| a.registration.as_ref())
+                    .flat_map(|r| r.passport.passport.capabilities.clone())
+                    .collect()
+            },
+        );
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Every agent the log knows.
+    pub fn agents(&self) -> Vec<(AgentId, AgentView)> {
+        let in_flight = self.in_flight.lock().map(|m| m.clone()).unwrap_or_default();
+        self.view.read().map_or_else(
+            |_| Vec::new(),
+            |v| {
+                v.agents
+                    .iter()
+                    .map(|(id, state)| {
+                        (
+                            id.clone(),
+                            AgentView {
+                                state: state.clone(),
+                                stats: v.stats.get(id).copied().unwrap_or_default(),
+                                in_flight: in_flight.get(id).copied().unwrap_or(0),
+                            },
+                        )
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    /// One agent's state.
+    pub fn agent(&self, id: &AgentId) -> Option<AgentState> {
+        self.view.read().ok().and_then(|v| v.agents.get(id).cloned())
+    }
+
+    /// Recent finished tasks of a capability, oldest first.
+    pub fn recent(&self, capability: &str) -> Vec<RecentTask> {
+        self.view
+            .read()
+            .ok()
+            .and_then(|v| v.recent.get(capability).map(|r| r.iter().cloned().collect()))
+            .unwrap_or_default()
+    }
+
+    /// Tasks the view knows as submitted and not finished (for `pantheon agents`' load).
+    pub fn open_tasks_by_agent(&self) -> HashMap<AgentId, u32> {
+        let mut out = HashMap::new();
+        if let Ok(v) = self.view.read() {
+            for open in v.open.values() {
+                if let Some(agent) = &open.agent {
+                    *out.entry(agent.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// Counts an execution starting in this process.
+    pub(crate) fn begin(&self, agent: &AgentId) {
+        if let Ok(mut m) = self.in_flight.lock() {
+            *m.entry(agent.clone()).or_insert(0) += 1;
+        }
+    }
+
+    /// Counts an execution ending in this process.
+    pub(crate) fn end(&self, agent: &AgentId) {
+        if let Ok(mut m) = self.in_flight.lock()
+            && let Some(n) = m.get_mut(agent)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Executions this process runs for `agent` now.
+    pub fn in_flight(&self, agent: &AgentId) -> u32 {
+        self.in_flight.lock().ok().and_then(|m| m.get(agent).copied()).unwrap_or(0)
+    }
+}
+
+/// The key a built-in agent signs its results with: derived from the federation key (an
+/// ed25519 signature is deterministic), so every process of one federation derives the same
+/// key for the same agent and its passport stays valid across restarts and instances.
+pub fn builtin_agent_key(federation: &KeyPair, agent: &AgentId) -> KeyPair {
+    let mut message = b"pantheon built-in agent key v1\n".to_vec();
+    message.extend_from_slice(agent.as_str().as_bytes());
+    let signature = federation.sign(&message);
+    let seed = blake3_seed(&signature.0);
+    KeyPair::from_seed(seed)
+}
+
+fn blake3_seed(bytes: &[u8]) -> [u8; 32] {
+    // The events crate hashes with blake3; reuse its hash rather than a second hasher.
+    events::Hash::of(bytes).0
+}
+
+/// Registers an agent (or renews its passport when its key or capabilities changed);
+/// returns the passport in force. Idempotent: re-registering the same agent writes nothing.
+pub async fn register_agent(
+    log: &dyn EventLog,
+    federation: &KeyPair,
+    agent_id: &AgentId,
+    agent_key: &events::PublicKey,
+    capabilities: Vec<String>,
+    max_concurrency: u32,
+    transport: AgentTransport,
+) -> Result<SignedPassport> {
+    let stream = StreamId::agent(agent_id);
+    for _ in 0..crate::phase::CONFLICT_RETRY_COUNT_MAX {
+        let recorded = log.read_stream(&stream, 1, 10_000).await?;
+        let mut state = AgentState::default();
+        for event in &recorded {
+            if let Ok(decoded) = AgentEvent::from_recorded(event) {
+                let _ = state.apply(&decoded);
+            }
+        }
+        let version = recorded.last().map_or(0, |e| e.version);
+        let now = now_ms();
+        let issue = || {
+            SignedPassport::issue(
+                Passport {
+                    agent_id: agent_id.clone(),
+                    public_key: *agent_key,
+                    capabilities: capabilities.clone(),
+                    not_before_ms: now - 60_000,
+                    not_after_ms: now + PASSPORT_VALIDITY_MS,
+                },
+                federation,
+            )
+        };
+        if state.status == AgentStatus::Retired {
+            return Err(crate::error::Error::Actor {
+                name: agent_id.to_string(),
+                reason: "the agent is retired; give it another id".into(),
+            });
+        }
+        let event = match &state.registration {
+            None => AgentEvent::Registered(AgentRegistered {
+                passport: issue()?,
+                max_concurrency,
+                transport: transport.clone(),
+                slo: None,
+            }),
+            Some(registration) => {
+                let passport = &registration.passport;
+                let current = passport.passport.public_key == *agent_key
+                    && passport.passport.capabilities == capabilities
+                    && passport.issued_by == federation.public_key()
+                    && passport.passport.not_after_ms > now + PASSPORT_VALIDITY_MS / 2;
+                if current {
+                    return Ok(passport.clone());
+                }
+                AgentEvent::PassportRenewed(PassportRenewed { passport: issue()? })
+            }
+        };
+        let passport = match &event {
+            AgentEvent::Registered(r) => r.passport.clone(),
+            AgentEvent::PassportRenewed(r) => r.passport.clone(),
+            _ => unreachable!("only registrations and renewals are built here"),
+        };
+        let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
+        let new = event.to_new_event(EventId::new(), Metadata::now("registry"))?;
+        match log.append(&stream, expected, vec![new]).await {
+            Ok(_) => return Ok(passport),
+            Err(LogError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(crate::error::Error::ConflictRetriesExhausted {
+        stream_id: stream.to_string(),
+        attempts: crate::phase::CONFLICT_RETRY_COUNT_MAX,
+    })
+}
+
+/// What an operator can do to an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentAction {
+    /// Take it out of matching.
+    Suspend,
+    /// Put a suspended agent back.
+    Reinstate,
+    /// Remove it for good.
+    Retire,
+}
+
+/// Suspends, reinstates or retires an agent, by `by`, for `reason`.
+pub async fn change_agent(
+    log: &dyn EventLog,
+    agent_id: &AgentId,
+    action: AgentAction,
+    by: &str,
+    reason: &str,
+) -> Result<()> {
+    let stream = StreamId::agent(agent_id);
+    let recorded = log.read_stream(&stream, 1, 10_000).await?;
+    let mut state = AgentState::default();
+    for event in &recorded {
+        if let Ok(decoded) = AgentEvent::from_recorded(event) {
+            let _ = state.apply(&decoded);
+        }
+    }
+    let (by, reason) = (by.to_string(), reason.to_string());
+    let event = match action {
+        AgentAction::Suspend => AgentEvent::Suspended(AgentSuspended { reason, by }),
+        AgentAction::Reinstate => AgentEvent::Reinstated(AgentReinstated { reason, by }),
+        AgentAction::Retire => AgentEvent::Retired(AgentRetired { reason, by }),
+    };
+    state.apply(&event).map_err(events::Error::from)?;
+    let version = recorded.last().map_or(0, |e| e.version);
+    let new = event.to_new_event(EventId::new(), Metadata::now("operator"))?;
+    log.append(&stream, ExpectedVersion::Exact(version), vec![new]).await?;
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! [`Runtime`]: everything of one Pantheon process — the registry view and its refresher, the
+//! hosted agents (registered with passports), the supervisor and its phase actors, and, in
+//! NATS mode, the listener for signed submissions — started together and shut down together.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use events::agent::AgentTransport;
+use events::task::Channel;
+use events::{AgentId, EventLog, KeyPair, PublicKey, TaskId, TaskSpec, TaskState};
+use ractor::{Actor, ActorRef};
+use tokio_util::sync::CancellationToken;
+
+use crate::agents::command::CommandAgent;
+use crate::agents::echo::Echo;
+use crate::agents::{AgentEndpoint, InProcessAgent, Worker};
+use crate::completion::Completion;
+use crate::config::{Builtin, Config};
+use crate::context::Context;
+use crate::egress::EgressScreening;
+use crate::error::{Error, Result};
+use crate::execution::Execution;
+use crate::matching::Matching;
+use crate::phase::{Ctx, Finals, Phase, load_task};
+use crate::registry::{REGISTRY_REFRESH_MS, Registry, builtin_agent_key, register_agent};
+use crate::retry::Retry;
+use crate::screening::{IngressScreening, Screener, StandardScreener};
+use crate::sealing::Sealing;
+use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::verification::Verification;
+
+/// An agent hosted by this process besides the configured built-ins (tests bring their own).
+pub struct HostedAgent {
+    /// Its id.
+    pub id: AgentId,
+    /// What it can do.
+    pub capabilities: Vec<String>,
+    /// Tasks it runs at once at most.
+    pub max_concurrency: u32,
+    /// The key its results are signed with (its passport names it).
+    pub public_key: PublicKey,
+    /// How the executor reaches it.
+    pub endpoint: Arc<dyn AgentEndpoint>,
+}
+
+impl std::fmt::Debug for HostedAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostedAgent").field("id", &self.id).field("capabilities", &self.capabilities).finish()
+    }
+}
+
+/// How to start a [`Runtime`].
+pub struct RuntimeOptions {
+    /// The log every phase consumes and appends to.
+    pub log: Arc<dyn EventLog>,
+    /// The federation key: seals envelopes, issues passports, and signs local submissions.
+    pub federation: Arc<KeyPair>,
+    /// Agents, screening, producers.
+    pub config: Config,
+    /// Agents besides the configured built-ins.
+    pub extra_agents: Vec<HostedAgent>,
+    /// The screener; `None` for [`StandardScreener`] with `config.screening`.
+    pub screener: Option<Arc<dyn Screener>>,
+    /// Whether dropping a pending `Subscription::next` is safe (true for the SQL log).
+    pub next_is_cancel_safe: bool,
+    /// Re-poll the screening phase's subscription this often, for submissions appended by other
+    /// processes to an SQLite log (which wakes only in-process subscribers).
+    pub poll_interval: Option<Duration>,
+    /// In NATS mode: the client on which to listen for signed submissions.
+    pub nats: Option<async_nats::Client>,
+}
+
+impl RuntimeOptions {
+    /// Options with the defaults for `log` and `federation`: the default config (one `echo`
+    /// agent), the standard screener, no extra agents.
+    pub fn new(log: Arc<dyn EventLog>, federation: Arc<KeyPair>) -> Self {
+        Self {
+            log,
+            federation,
+            config: Config::default(),
+            extra_agents: Vec::new(),
+            screener: None,
+            next_is_cancel_safe: false,
+            poll_interval: None,
+            nats: None,
+        }
+    }
+}
+
+/// One running Pantheon process.
+pub struct Runtime {
+    ctx: Arc<Ctx>,
+    supervisor: ActorRef<SupervisorMsg>,
+    supervisor_task: tokio::task::JoinHandle<()>,
+    refresher: tokio::task::JoinHandle<()>,
+    submissions: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+/// The phases in pipeline order.
+fn phases(execution: Execution) -> Vec<Arc<dyn Phase>> {
+    vec![
+        Arc::new(IngressScreening),
+        Arc::new(Context),
+        Arc::new(Matching),
+        Arc::new(Sealing),
+        Arc::new(execution),
+        Arc::new(Retry),
+        Arc::new(Verification),
+        Arc::new(EgressScreening),
+        Arc::new(Completion),
+    ]
+}
+
+impl Runtime {
+    /// Registers the agents, rebuilds the registry view from the log, and starts the phases.
+    pub async fn start(options: RuntimeOptions) -> Result<Self> {
+        let RuntimeOptions {
+            log,
+            federation,
+            config,
+            extra_agents,
+            screener,
+            next_is_cancel_safe,
+            poll_interval,
+            nats,
+        } = options;
+        let mut agents: HashMap<AgentId, Arc<dyn AgentEndpoint>> = HashMap::new();
+        let mut limits = HashMap::new();
+        for agent in &config.agents {
+            let key = builtin_agent_key(&federation, &agent.id);
+            let public_key = key.public_key();
+            let worker: Arc<dyn Worker> = match agent.builtin {
+                Builtin::Echo => Arc::new(Echo),
+                Builtin::Command => match &agent.command {
+                    Some(command) => Arc::new(CommandAgent::new(command.clone())),
+                    None => {
+                        return Err(Error::Config {
+                            path: "agents".into(),
+                            reason: format!("agent {} has no command", agent.id),
+                        });
+                    }
+                },
+            };
+            let builtin = match agent.builtin {
+                Builtin::Echo => "echo",
+                Builtin::Command => "command",
+            };
+            register_agent(
+                log.as_ref(),
+                &federation,
+                &agent.id,
+                &public_key,
+                agent.capabilities(),
+                agent.max_concurrency,
+                AgentTransport::InProcess { builtin: builtin.into() },
+            )
+            .await?;
+            agents.insert(
+                agent.id.clone(),
+                Arc::new(InProcessAgent::new(agent.id.clone(), key, federation.public_key(), worker)),
+            );
+            limits.insert(agent.id.clone(), agent.max_concurrency);
+        }
+        for agent in extra_agents {
+            register_agent(
+                log.as_ref(),
+                &federation,
+                &agent.id,
+                &agent.public_key,
+                agent.capabilities.clone(),
+                agent.max_concurrency,
+                AgentTransport::InProcess { builtin: "hosted".into() },
+            )
+            .await?;
+            limits.insert(agent.id.clone(), agent.max_concurrency);
+            agents.insert(agent.id, agent.endpoint);
+        }
+        let registry = Arc::new(Registry::new());
+        registry.refresh(log.as_ref()).await?;
+        let mut trusted_submitters = vec![federation.public_key()];
+        trusted_submitters.extend(config.producers.iter().map(|p| p.public_key));
+        let screener = screener.unwrap_or_else(|| Arc::new(StandardScreener::new(config.screening.clone())));
+        let shutdown = CancellationToken::new();
+        let ctx = Arc::new(Ctx {
+            log: Arc::clone(&log),
+            federation,
+            registry: Arc::clone(&registry),
+            screener,
+            agents,
+            trusted_submitters,
+            shutdown: shutdown.clone(),
+            finals: Finals::default(),
+            next_is_cancel_safe,
+            poll_interval,
+        });
+        let refresher = {
+            let (log, registry, shutdown) = (Arc::clone(&log), Arc::clone(&registry), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(REGISTRY_REFRESH_MS)) => {}
+                    }
+                    if let Err(error) = registry.refresh(log.as_ref()).await {
+                        tracing::warn!(%error, "registry refresh failed");
+                    }
+                }
+            })
+        };
+        let args = SupervisorArgs { ctx: Arc::clone(&ctx), phases: phases(Execution::new(limits)) };
+        let (supervisor, supervisor_task) = Actor::spawn(None, Supervisor, args)
+            .await
+            .map_err(|e| Error::Actor { name: "supervisor".into(), reason: e.to_string() })?;
+        let submissions = match nats {
+            Some(client) => Some(
+                crate::submissions::listen(Arc::clone(&ctx), client, config.nats.submit_subject.clone())
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok(Self { ctx, supervisor, supervisor_task, refresher, submissions })
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.ctx.log
+    }
+
+    /// The registry view.
+    pub fn registry(&self) -> &Registry {
+        &self.ctx.registry
+    }
+
+    /// Submits a task signed with the federation key (channel `local`).
+    pub async fn submit(&self, spec: TaskSpec) -> Result<TaskId> {
+        crate::client::submit(self.ctx.log.as_ref(), &self.ctx.federation, spec, Channel::Local, "runtime")
+            .await
+    }
+
+    /// Waits until the task ends (or `timeout` passes) and returns its state. Woken at once
+    /// when this process ends the task; another process ending it is seen within a second.
+    pub async fn wait_final(&self, task_id: TaskId, timeout: Duration) -> Result<TaskState> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut woken = self.ctx.finals.watch(task_id);
+            let loaded = load_task(self.ctx.log.as_ref(), task_id).await?;
+            if loaded.is_final() {
+                self.ctx.finals.forget(task_id);
+                return Ok(loaded.state);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                self.ctx.finals.forget(task_id);
+                return Err(Error::Timeout(format!("task {task_id} is still {}", loaded.state.status)));
+            }
+            let wait = (deadline - now).min(Duration::from_secs(1));
+            let _ = tokio::time::timeout(wait, &mut woken).await;
+        }
+    }
+
+    /// How many times the supervisor restarted a phase actor.
+    pub async fn restarts(&self) -> u32 {
+        ractor::call_t!(self.supervisor, SupervisorMsg::Restarts, 1_000).unwrap_or(0)
+    }
+
+    /// Inputs handled by each phase's current actor.
+    pub async fn handled(&self) -> Vec<(&'static str, u64)> {
+        ractor::call_t!(self.supervisor, SupervisorMsg::Handled, 5_000).unwrap_or_default()
+    }
+
+    /// Makes a phase's actor fail as a fault would; the supervisor restarts it. For
+    /// fault-injection tests. Returns whether the phase was found.
+    pub async fn fail_phase(&self, name: &str) -> bool {
+        ractor::call_t!(self.supervisor, |reply| SupervisorMsg::Fail(name.to_string(), reply), 1_000)
+            .unwrap_or(false)
+    }
+
+    /// Stops pulling new inputs, lets in-flight handlers finish (waits end at once and stay
+    /// unacknowledged for the next start), and stops every actor.
+    pub async fn shutdown(self) {
+        self.ctx.shutdown.cancel();
+        if let Some(submissions) = self.submissions {
+            let _ = submissions.await;
+        }
+        let _ = self.supervisor.stop_and_wait(Some("shutdown".into()), None).await;
+        let _ = self.supervisor_task.await;
+        let _ = self.refresher.await;
+    }
+}

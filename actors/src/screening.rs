@@ -1,0 +1,247 @@
+//! Phase 1, ingress screening: the screening seam ([`Screener`]) shared with egress, its
+//! default ([`StandardScreener`]: size limits, then the `security` crate's scanner and policy),
+//! and the phase that turns `task_submitted` into `ingress_screened` or `task_rejected`.
+//!
+//! The phase checks, in order: the submission's signature (against the trusted keys), the
+//! screener's verdict on the spec, and that some registered agent offers the capability.
+
+use async_trait::async_trait;
+use events::task::{
+    Channel, IngressScreened, RejectionCode, ScreeningFinding, TaskEvent, TaskRejected, TaskStatus,
+};
+use events::{RecordedEvent, SignedSubmission, TaskSpec};
+
+use crate::config::ScreeningConfig;
+use crate::error::Result;
+use crate::phase::{Ctx, Handled, Loaded, Output, Phase, decide_and_append};
+
+/// What screening decided about a text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Let it through, with what was found (flagged) and, if anything was redacted, the
+    /// redacted text.
+    Pass {
+        /// Findings flagged or redacted.
+        findings: Vec<ScreeningFinding>,
+        /// The text to use instead, when something was redacted.
+        redacted: Option<String>,
+    },
+    /// Refuse it.
+    Refuse {
+        /// Why it is refused.
+        code: RejectionCode,
+        /// A sentence a person can act on (kinds and rules, never the matched text).
+        reason: String,
+        /// What was found.
+        findings: Vec<ScreeningFinding>,
+    },
+}
+
+/// The screening seam used by the ingress and egress phases.
+pub trait Screener: Send + Sync + 'static {
+    /// Screens a submitted spec: its description and input.
+    fn screen_ingress(&self, spec: &TaskSpec) -> Verdict;
+
+    /// Screens an agent's output (as JSON text).
+    fn screen_egress(&self, output: &serde_json::Value) -> Verdict;
+}
+
+/// The default screener: size limits and an empty description, then (when enabled) the
+/// `security` crate's scanner for prompt injection, secrets and personal data with its
+/// default block / redact / flag policy.
+pub struct StandardScreener {
+    limits: ScreeningConfig,
+    scanner: Option<(security::Scanner, security::Policy)>,
+}
+
+impl std::fmt::Debug for StandardScreener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandardScreener").field("limits", &self.limits).finish()
+    }
+}
+
+impl StandardScreener {
+    /// A screener with these limits; the scanner is built when `limits.scan` is on.
+    pub fn new(limits: ScreeningConfig) -> Self {
+        let scanner = if limits.scan {
+            match security::Scanner::new(security::ScanConfig::default()) {
+                Ok(scanner) => Some((scanner, security::Policy::default())),
+                Err(error) => {
+                    tracing::error!(%error, "the content scanner did not build; screening by limits only");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Self { limits, scanner }
+    }
+
+    fn scan(&self, text: &str) -> Verdict {
+        let Some((scanner, policy)) = &self.scanner else {
+            return Verdict::Pass { findings: Vec::new(), redacted: None };
+        };
+        let report = scanner.scan(text);
+        let convert = |findings: &[security::Finding], action: &str| -> Vec<ScreeningFinding> {
+            findings
+                .iter()
+                .map(|f| ScreeningFinding {
+                    kind: f.kind.key(),
+                    rule_id: f.rule_id.as_str().to_string(),
+                    start: f.span.start,
+                    end: f.span.end,
+                    action: action.to_string(),
+                })
+                .collect()
+        };
+        match policy.apply(text, &report) {
+            security::Decision::Allow { flagged } => {
+                Verdict::Pass { findings: convert(&flagged, "flag"), redacted: None }
+            }
+            security::Decision::Redacted { text, redacted, flagged } => {
+                let mut findings = convert(&redacted, "redact");
+                findings.extend(convert(&flagged, "flag"));
+                Verdict::Pass { findings, redacted: Some(text) }
+            }
+            security::Decision::Blocked { reason, findings } => Verdict::Refuse {
+                code: RejectionCode::Blocked,
+                reason,
+                findings: convert(&findings, "block"),
+            },
+        }
+    }
+}
+
+impl Screener for StandardScreener {
+    fn screen_ingress(&self, spec: &TaskSpec) -> Verdict {
+        let invalid = |reason: String| Verdict::Refuse {
+            code: RejectionCode::InvalidSubmission,
+            reason,
+            findings: Vec::new(),
+        };
+        if spec.description.trim().is_empty() {
+            return invalid("the description is empty: say what the task is".into());
+        }
+        if spec.description.len() > self.limits.description_bytes_max {
+            return invalid(format!(
+                "the description is {} bytes; the limit is {} bytes",
+                spec.description.len(),
+                self.limits.description_bytes_max
+            ));
+        }
+        let input_bytes = serde_json::to_vec(&spec.input).map_or(usize::MAX, |v| v.len());
+        if input_bytes > self.limits.input_bytes_max {
+            return invalid(format!(
+                "the input is {input_bytes} bytes of JSON; the limit is {} bytes",
+                self.limits.input_bytes_max
+            ));
+        }
+        if spec.timeout_ms == 0 {
+            return invalid("the timeout is 0 ms".into());
+        }
+        if spec.max_attempts == 0 {
+            return invalid("max_attempts is 0: a task needs at least one attempt".into());
+        }
+        self.scan(&spec.description)
+    }
+
+    fn screen_egress(&self, output: &serde_json::Value) -> Verdict {
+        match output {
+            serde_json::Value::String(text) => self.scan(text),
+            serde_json::Value::Null => Verdict::Pass { findings: Vec::new(), redacted: None },
+            other => {
+                // Scan the JSON text; a redaction is reported but the structured output is
+                // withheld rather than mangled.
+                let text = other.to_string();
+                match self.scan(&text) {
+                    Verdict::Pass { findings, redacted: Some(redacted) } => {
+                        match serde_json::from_str::<serde_json::Value>(&redacted) {
+                            Ok(value) => Verdict::Pass {
+                                findings,
+                                redacted: Some(serde_json::to_string(&value).unwrap_or(redacted)),
+                            },
+                            Err(_) => Verdict::Refuse {
+                                code: RejectionCode::Blocked,
+                                reason: "the output needed redaction that would break its JSON".into(),
+                                findings,
+                            },
+                        }
+                    }
+                    verdict => verdict,
+                }
+            }
+        }
+    }
+}
+
+/// Phase 1: `task_submitted` → `ingress_screened` | `task_rejected`.
+pub(crate) struct IngressScreening;
+
+/// The decision of ingress screening on a freshly submitted task.
+fn decide(ctx: &Ctx, loaded: &Loaded) -> Vec<Output> {
+    if loaded.state.status != TaskStatus::Submitted {
+        return Vec::new();
+    }
+    let Some(submitted) = loaded.state.submitted.as_ref() else { return Vec::new() };
+    let reject = |code, reason: String, findings| {
+        vec![("rejected".into(), TaskEvent::Rejected(TaskRejected { code, reason, findings }))]
+    };
+    let submission = SignedSubmission {
+        task_id: submitted.task_id,
+        spec: submitted.spec.clone(),
+        signed_by: submitted.signed_by,
+        signature: submitted.signature,
+    };
+    if submitted.task_id != loaded.task_id {
+        return reject(
+            RejectionCode::InvalidSubmission,
+            "the submission names another task id".into(),
+            Vec::new(),
+        );
+    }
+    if let Err(error) = submission.verify(&ctx.trusted_submitters) {
+        let channel = match submitted.channel {
+            Channel::Nats => "a registered producer key",
+            _ => "the federation or gateway key",
+        };
+        return reject(
+            RejectionCode::Unauthenticated,
+            format!("the submission's signature does not verify against {channel}: {error}"),
+            Vec::new(),
+        );
+    }
+    let (findings, redacted) = match ctx.screener.screen_ingress(&submitted.spec) {
+        Verdict::Refuse { code, reason, findings } => return reject(code, reason, findings),
+        Verdict::Pass { findings, redacted } => (findings, redacted),
+    };
+    let capability = &submitted.spec.capability;
+    if !ctx.registry.offers(capability) {
+        return reject(
+            RejectionCode::UnknownCapability,
+            format!(
+                "no registered agent offers the capability {capability:?} (offered: {})",
+                ctx.registry.capabilities().join(", ")
+            ),
+            Vec::new(),
+        );
+    }
+    vec![(
+        "screened".into(),
+        TaskEvent::IngressScreened(IngressScreened { findings, redacted_description: redacted }),
+    )]
+}
+
+#[async_trait]
+impl Phase for IngressScreening {
+    fn name(&self) -> &'static str {
+        "screening"
+    }
+
+    fn inputs(&self) -> &'static [&'static str] {
+        &["task_submitted"]
+    }
+
+    async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {
+        decide_and_append(ctx, input, self.name(), |loaded| decide(ctx, loaded)).await
+    }
+}

@@ -1,0 +1,135 @@
+//! `pantheon agents`: the registered agents — status, capabilities, maximum concurrency,
+//! tasks in flight (from the log), success rate, latency and health — and
+//! `pantheon agents suspend|reinstate|retire <id>`.
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use events::{AgentId, AgentStatus};
+
+use super::up::{BackendArgs, open_backend};
+use crate::Cli;
+
+#[derive(Debug, Args)]
+pub(crate) struct AgentsArgs {
+    #[command(subcommand)]
+    pub(crate) action: Option<AgentsAction>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentsAction {
+    /// Take an agent out of matching.
+    Suspend {
+        /// The agent.
+        agent: AgentId,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Put a suspended agent back.
+    Reinstate {
+        /// The agent.
+        agent: AgentId,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Remove an agent for good.
+    Retire {
+        /// The agent.
+        agent: AgentId,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
+    let backend = open_backend(cli, &args.backend).await?;
+    let log = backend.log.as_ref();
+    if let Some(action) = &args.action {
+        use actors::registry::{AgentAction, change_agent};
+        let (agent, what, reason) = match action {
+            AgentsAction::Suspend { agent, reason } => (agent, AgentAction::Suspend, reason),
+            AgentsAction::Reinstate { agent, reason } => (agent, AgentAction::Reinstate, reason),
+            AgentsAction::Retire { agent, reason } => (agent, AgentAction::Retire, reason),
+        };
+        change_agent(log, agent, what, "cli", reason).await.with_context(|| format!("agent {agent}"))?;
+        println!("agent {agent}: {what:?} recorded");
+        return Ok(());
+    }
+    let registry = actors::Registry::new();
+    registry.refresh(log).await?;
+    let open = registry.open_tasks_by_agent();
+    let agents = registry.agents();
+    let now = events::now_ms();
+    let rows: Vec<serde_json::Value> = agents
+        .iter()
+        .map(|(id, view)| {
+            let registration = view.state.registration.as_ref();
+            let passport = registration.map(|r| &r.passport.passport);
+            let valid = passport.is_some_and(|p| p.not_before_ms <= now && now < p.not_after_ms);
+            let health = match view.state.status {
+                AgentStatus::Active if valid => "healthy",
+                AgentStatus::Active => "passport invalid",
+                AgentStatus::Suspended => "suspended",
+                AgentStatus::Retired => "retired",
+                AgentStatus::Unknown => "unknown",
+            };
+            serde_json::json!({
+                "agent_id": id,
+                "status": view.state.status,
+                "capabilities": passport.map(|p| p.capabilities.clone()).unwrap_or_default(),
+                "max_concurrency": registration.map(|r| r.max_concurrency),
+                "transport": registration.map(|r| &r.transport),
+                "in_flight": open.get(id).copied().unwrap_or(0),
+                "succeeded": view.stats.succeeded,
+                "failed": view.stats.failed,
+                "refused": view.stats.refused,
+                "success_rate": (view.stats.success_rate() * 1_000.0).round() / 1_000.0,
+                "latency_ms": view.stats.latency_ms.round(),
+                "health": health,
+                "status_reason": view.state.status_reason,
+                "key": passport.map(|p| p.public_key.key_id()),
+            })
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!(
+            "no agents registered in {} (`pantheon up` registers the configured ones)",
+            backend.description
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:<10} {:<24} {:>5} {:>9} {:>8} {:>8} {:>9}  health",
+        "agent", "status", "capabilities", "max", "in flight", "ok", "failed", "latency"
+    );
+    for row in rows {
+        let caps: Vec<String> = row["capabilities"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<16} {:<10} {:<24} {:>5} {:>9} {:>8} {:>8} {:>7}ms  {}",
+            row["agent_id"].as_str().unwrap_or("?"),
+            row["status"].as_str().unwrap_or("?"),
+            caps.join(","),
+            row["max_concurrency"].to_string(),
+            row["in_flight"].to_string(),
+            row["succeeded"].to_string(),
+            row["failed"].to_string(),
+            row["latency_ms"].to_string(),
+            row["health"].as_str().unwrap_or("?"),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! `pantheon bench`: tasks per second and submit → result latency (p50, p99) through the whole
+//! pipeline with the echo agent, at each concurrency asked for, then the resident memory with
+//! many tasks in flight. Runs the pipeline in this process: on a fresh SQLite file in a temp
+//! dir by default (never the data dir's), or on `--nats` / `--database`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actors::config::AgentConfig;
+use actors::{Config, Runtime};
+use anyhow::Context as _;
+use clap::Args;
+use events::{KeyPair, TaskSpec};
+
+use super::up::{BackendArgs, open_backend, runtime_options};
+use crate::Cli;
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Tasks per concurrency level.
+    #[arg(long, default_value_t = 2_000)]
+    pub(crate) tasks: usize,
+    /// Concurrency levels (comma-separated): tasks submitted and awaited at once.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 64])]
+    pub(crate) concurrency: Vec<usize>,
+    /// Tasks to put in flight at once for the memory measurement (0 to skip).
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) in_flight: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+}
+
+/// Resident set size of this process, bytes (Linux), 0 elsewhere.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()))
+        })
+        .map_or(0, |kb| kb * 1_024)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+async fn run_level(
+    runtime: &Arc<Runtime>,
+    tasks: usize,
+    concurrency: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (runtime, next) = (Arc::clone(runtime), Arc::clone(&next));
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failed = 0usize;
+            while next.fetch_add(1, Ordering::Relaxed) < tasks {
+                let t0 = Instant::now();
+                let task = runtime.submit(TaskSpec::new("echo", "benchmark task")).await?;
+                let state = runtime.wait_final(task, Duration::from_secs(60)).await?;
+                if state.status != events::task::TaskStatus::Completed {
+                    failed += 1;
+                }
+                latencies.push(t0.elapsed());
+            }
+            anyhow::Ok((latencies, failed))
+        });
+    }
+    let mut latencies = Vec::with_capacity(tasks);
+    let mut failed = 0;
+    while let Some(done) = workers.join_next().await {
+        let (mut l, f) = done.context("a bench worker panicked")??;
+        latencies.append(&mut l);
+        failed += f;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let ms = |d: Duration| (d.as_secs_f64() * 1_000.0 * 100.0).round() / 100.0;
+    Ok(serde_json::json!({
+        "concurrency": concurrency,
+        "tasks": latencies.len(),
+        "failed": failed,
+        "seconds": (elapsed.as_secs_f64() * 100.0).round() / 100.0,
+        "tasks_per_second": (latencies.len() as f64 / elapsed.as_secs_f64()).round(),
+        "p50_ms": ms(percentile(&latencies, 0.50)),
+        "p99_ms": ms(percentile(&latencies, 0.99)),
+    }))
+}
+
+async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<serde_json::Value> {
+    let baseline = rss_bytes();
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(count);
+    let mut peak = baseline;
+    for _ in 0..count {
+        ids.push(runtime.submit(TaskSpec::new("echo", "in-flight task")).await?);
+        if ids.len() % 100 == 0 {
+            peak = peak.max(rss_bytes());
+        }
+    }
+    let submitted_in = started.elapsed();
+    // Every task is submitted: wait for all of them, sampling memory meanwhile.
+    let sampler = {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = tokio::spawn(async move {
+            let mut peak = 0;
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(rss_bytes());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            peak
+        });
+        (stop, handle)
+    };
+    for id in &ids {
+        runtime.wait_final(*id, Duration::from_secs(600)).await?;
+    }
+    sampler.0.store(true, Ordering::Relaxed);
+    peak = peak.max(sampler.1.await.unwrap_or(0));
+    let elapsed = started.elapsed();
+    let per_task = peak.saturating_sub(baseline) as f64 / count as f64;
+    Ok(serde_json::json!({
+        "tasks": count,
+        "submitted_in_seconds": (submitted_in.as_secs_f64() * 100.0).round() / 100.0,
+        "drained_in_seconds": (elapsed.as_secs_f64() * 100.0).round() / 100.0,
+        "rss_baseline_mib": baseline / (1024 * 1024),
+        "rss_peak_mib": peak / (1024 * 1024),
+        "rss_bytes_per_task": per_task.round(),
+    }))
+}
+
+pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
+    let temp = tempdir_for_bench()?;
+    let bench_cli;
+    let cli = if cli.database.is_none() && args.backend.nats.is_none() {
+        bench_cli = Cli {
+            data_dir: temp.clone(),
+            database: Some(format!("sqlite://{}?mode=rwc", temp.join("bench.db").display())),
+            command: crate::Command::Bench(BenchArgs {
+                tasks: args.tasks,
+                concurrency: args.concurrency.clone(),
+                in_flight: args.in_flight,
+                json: args.json,
+                backend: args.backend.clone(),
+            }),
+        };
+        &bench_cli
+    } else {
+        cli
+    };
+    let backend = open_backend(cli, &args.backend).await?;
+    let key = Arc::new(KeyPair::generate());
+    let mut echo = AgentConfig::echo();
+    echo.max_concurrency = 100_000;
+    let config = Config { agents: vec![echo], ..Config::default() };
+    let mut options = runtime_options(&backend, key, config);
+    options.poll_interval = None; // everything happens in this process
+    let runtime = Arc::new(Runtime::start(options).await.context("cannot start the pipeline")?);
+    if !args.json {
+        eprintln!(
+            "bench on {} ({} cores)",
+            backend.description,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+    }
+    // Warm up: the first tasks pay for connections and caches.
+    run_level(&runtime, 20.min(args.tasks), 4).await?;
+    let mut levels = Vec::new();
+    for &concurrency in &args.concurrency {
+        let level = run_level(&runtime, args.tasks, concurrency).await?;
+        if !args.json {
+            println!(
+                "concurrency {:>4}: {:>6} tasks/s, p50 {:>8} ms, p99 {:>8} ms ({} tasks, {} failed, {} s)",
+                level["concurrency"],
+                level["tasks_per_second"],
+                level["p50_ms"],
+                level["p99_ms"],
+                level["tasks"],
+                level["failed"],
+                level["seconds"]
+            );
+        }
+        levels.push(level);
+    }
+    let memory = if args.in_flight > 0 {
+        let memory = run_in_flight(&runtime, args.in_flight).await?;
+        if !args.json {
+            println!(
+                "{} tasks in flight: RSS {} MiB → peak {} MiB, {} bytes per task (submitted in {} s, all done in {} s)",
+                memory["tasks"],
+                memory["rss_baseline_mib"],
+                memory["rss_peak_mib"],
+                memory["rss_bytes_per_task"],
+                memory["submitted_in_seconds"],
+                memory["drained_in_seconds"]
+            );
+        }
+        Some(memory)
+    } else {
+        None
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "backend": backend.description, "levels": levels, "in_flight": memory })
+        );
+    }
+    match Arc::try_unwrap(runtime) {
+        Ok(runtime) => runtime.shutdown().await,
+        Err(_) => tracing::warn!("bench runtime still shared at exit"),
+    }
+    let _ = std::fs::remove_dir_all(&temp);
+    Ok(())
+}
+
+fn tempdir_for_bench() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("pantheon-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}

@@ -1,0 +1,117 @@
+//! `pantheon tail`: live events, one line each (or JSON with `--json`), filtered by event
+//! type, task or agent, until interrupted.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args;
+use events::{
+    AgentId, EventId, EventType, Filter, RecordedEvent, StartFrom, StreamId, SubscribeOptions, TaskId, codec,
+};
+
+use super::events::to_json;
+use super::up::{BackendArgs, open_backend};
+use crate::Cli;
+
+/// How often `tail` looks at an SQLite log for events appended by other processes.
+const TAIL_POLL_MS: u64 = 100;
+
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    /// Only these event types (repeatable), e.g. `task_completed`.
+    #[arg(long = "type")]
+    pub(crate) event_types: Vec<EventType>,
+    /// Only this task's events.
+    #[arg(long)]
+    pub(crate) task: Option<TaskId>,
+    /// Only events about this agent (its stream, and task events naming it).
+    #[arg(long)]
+    pub(crate) agent: Option<AgentId>,
+    /// Start from the beginning of the log instead of only new events.
+    #[arg(long)]
+    pub(crate) from_start: bool,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub(crate) count: Option<usize>,
+    /// Print JSON lines.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+}
+
+fn mentions_agent(event: &RecordedEvent, agent: &AgentId) -> bool {
+    if event.stream_id == StreamId::agent(agent) {
+        return true;
+    }
+    let Ok(data) = codec::msgpack_to_json(&event.payload) else { return false };
+    fn walk(value: &serde_json::Value, agent: &str, depth: usize) -> bool {
+        match value {
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| {
+                (k == "agent_id" && v.as_str() == Some(agent)) || (depth < 4 && walk(v, agent, depth + 1))
+            }),
+            _ => false,
+        }
+    }
+    walk(&data, agent.as_str(), 0)
+}
+
+pub(crate) async fn run(cli: &Cli, args: &TailArgs) -> anyhow::Result<()> {
+    let backend = open_backend(cli, &args.backend).await?;
+    let name = format!("cli-tail-{}", EventId::new());
+    let filter = Filter { categories: Vec::new(), event_types: args.event_types.clone() };
+    let options = SubscribeOptions {
+        filter,
+        start: if args.from_start { StartFrom::Beginning } else { StartFrom::End },
+    };
+    let mut subscription = backend.log.subscribe(&name, options).await?;
+    let poll = backend.nats.is_none();
+    let task_stream = args.task.map(StreamId::task);
+    let mut out = std::io::stdout().lock();
+    let mut seen = 0;
+    while args.count.is_none_or(|c| seen < c) {
+        let next = async {
+            if poll {
+                loop {
+                    // The SQL subscription's `next` is cancel-safe: re-polled for other writers.
+                    if let Ok(delivery) =
+                        tokio::time::timeout(Duration::from_millis(TAIL_POLL_MS), subscription.next()).await
+                    {
+                        return delivery;
+                    }
+                }
+            } else {
+                subscription.next().await
+            }
+        };
+        let delivery = tokio::select! {
+            delivery = next => delivery?,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let event = &delivery.event;
+        let wanted = task_stream.as_ref().is_none_or(|s| &event.stream_id == s)
+            && args.agent.as_ref().is_none_or(|a| mentions_agent(event, a));
+        if wanted {
+            if args.json {
+                writeln!(out, "{}", to_json(event))?;
+            } else {
+                let time = humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH
+                        + Duration::from_millis(event.metadata.occurred_at_ms.max(0) as u64),
+                );
+                writeln!(
+                    out,
+                    "{time}  {:<44} v{:<3} {:<20} {}",
+                    event.stream_id.as_str(),
+                    event.version,
+                    event.event_type.as_str(),
+                    event.metadata.emitter
+                )?;
+            }
+            out.flush()?;
+            seen += 1;
+        }
+        subscription.ack(event.position).await?;
+    }
+    Ok(())
+}

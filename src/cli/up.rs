@@ -1,0 +1,196 @@
+//! `pantheon up`: runs the whole pipeline in this process until SIGINT or SIGTERM, on the
+//! embedded default (an SQLite file in the data dir) or on NATS JetStream (`--nats`), with
+//! PostgreSQL (`--database postgres://…`) as the archive of every event.
+//!
+//! Also the shared setup of the commands that run or reach the pipeline: the backend, the
+//! federation key (`<data-dir>/federation.key`, 0600) and the config
+//! (`<data-dir>/pantheon.toml` or `--config`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::{Config, Runtime, RuntimeOptions};
+use anyhow::Context as _;
+use clap::Args;
+use events::{EventLog, KeyPair};
+use tokio_util::sync::CancellationToken;
+
+use crate::Cli;
+
+/// How often the screening phase of `pantheon up` looks at an SQLite log for submissions made
+/// by other processes (`pantheon submit`); the log wakes only its own process's subscribers.
+pub(crate) const SQLITE_CROSS_PROCESS_POLL_MS: u64 = 50;
+
+/// Where the pipeline's log lives.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct BackendArgs {
+    /// NATS server URL: use JetStream as the log (with `--database postgres://…` as archive).
+    #[arg(long, env = "PANTHEON_NATS_URL")]
+    pub(crate) nats: Option<String>,
+    /// The config file. Default: `<data-dir>/pantheon.toml` (missing: one `echo` agent).
+    #[arg(long, env = "PANTHEON_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// An opened backend.
+pub(crate) struct Backend {
+    pub(crate) log: Arc<dyn EventLog>,
+    /// The SQL store (the log itself on the embedded default; the archive in NATS mode).
+    pub(crate) sql: Option<store::SqlLog>,
+    pub(crate) nats: Option<Arc<nats::NatsLog>>,
+    pub(crate) description: String,
+}
+
+impl Backend {
+    pub(crate) fn is_sqlite(&self) -> bool {
+        self.nats.is_none() && matches!(self.sql, Some(store::SqlLog::Sqlite(_)))
+    }
+}
+
+/// Opens the log: JetStream when `--nats` is given, else the SQL store of `--database` (the
+/// SQLite file in the data dir by default).
+pub(crate) async fn open_backend(cli: &Cli, backend: &BackendArgs) -> anyhow::Result<Backend> {
+    match &backend.nats {
+        Some(url) => {
+            let nats = nats::NatsLog::connect(nats::NatsLogConfig::new(url.clone()))
+                .await
+                .with_context(|| format!("cannot reach NATS at {url}"))?;
+            let nats = Arc::new(nats);
+            let sql = match &cli.database {
+                Some(url) => {
+                    Some(store::SqlLog::open(url).await.context("cannot open the archive database")?)
+                }
+                None => None,
+            };
+            let description = match &cli.database {
+                Some(db) => format!("NATS JetStream at {url}, archived to {}", redact_url(db)),
+                None => format!("NATS JetStream at {url}"),
+            };
+            Ok(Backend { log: nats.clone(), sql, nats: Some(nats), description })
+        }
+        None => {
+            let url = cli.database_url()?;
+            let sql = store::SqlLog::open(&url).await.context("cannot open the event store")?;
+            Ok(Backend {
+                log: sql.clone().into_dyn(),
+                sql: Some(sql),
+                nats: None,
+                description: redact_url(&url),
+            })
+        }
+    }
+}
+
+/// A URL without its password.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The federation key of the data dir, created (0600) on first use.
+pub(crate) fn federation_key(cli: &Cli) -> anyhow::Result<Arc<KeyPair>> {
+    std::fs::create_dir_all(&cli.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", cli.data_dir.display()))?;
+    let path = cli.data_dir.join("federation.key");
+    let key =
+        KeyPair::load_or_generate(&path).with_context(|| format!("federation key {}", path.display()))?;
+    Ok(Arc::new(key))
+}
+
+/// The config: `--config`, or `<data-dir>/pantheon.toml`, or the defaults.
+pub(crate) fn load_config(cli: &Cli, backend: &BackendArgs) -> anyhow::Result<Config> {
+    let path = backend.config.clone().unwrap_or_else(|| cli.data_dir.join("pantheon.toml"));
+    if backend.config.is_some() && !path.exists() {
+        anyhow::bail!("the config file {} does not exist", path.display());
+    }
+    Ok(Config::load_or_default(&path)?)
+}
+
+/// Runtime options for a backend.
+pub(crate) fn runtime_options(backend: &Backend, key: Arc<KeyPair>, config: Config) -> RuntimeOptions {
+    let mut options = RuntimeOptions::new(Arc::clone(&backend.log), key);
+    options.config = config;
+    options.next_is_cancel_safe = backend.nats.is_none();
+    if backend.is_sqlite() {
+        options.poll_interval = Some(Duration::from_millis(SQLITE_CROSS_PROCESS_POLL_MS));
+    }
+    options.nats = backend.nats.as_ref().map(|n| n.client().clone());
+    options
+}
+
+/// Copies every JetStream event into the SQL archive (the nats crate's archiver) until `stop`.
+pub(crate) fn spawn_archiver(
+    backend: &Backend,
+    stop: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let (Some(nats), Some(sql)) = (backend.nats.clone(), backend.sql.clone()) else { return None };
+    Some(tokio::spawn(async move {
+        let archiver = nats::Archiver::new(nats, Arc::new(sql));
+        match archiver.run(stop.cancelled_owned()).await {
+            Ok(report) => tracing::info!(?report, "the archiver stopped"),
+            Err(error) => tracing::error!(%error, "the archiver failed"),
+        }
+    }))
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+}
+
+pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
+    let backend = open_backend(cli, &args.backend).await?;
+    let key = federation_key(cli)?;
+    let config = load_config(cli, &args.backend)?;
+    let agents: Vec<String> =
+        config.agents.iter().map(|a| format!("{} ({})", a.id, a.capabilities().join(", "))).collect();
+    let options = runtime_options(&backend, Arc::clone(&key), config);
+    let runtime = Runtime::start(options).await.context("cannot start the pipeline")?;
+    let stop = CancellationToken::new();
+    let archiver = spawn_archiver(&backend, stop.clone());
+    eprintln!("pantheon is up on {}", backend.description);
+    eprintln!("  agents: {}", agents.join("; "));
+    eprintln!("  federation key {}", key.public_key().key_id());
+    eprintln!("  stop with Ctrl-C (in-flight work is drained)");
+    shutdown_signal().await;
+    eprintln!("stopping: draining in-flight work…");
+    runtime.shutdown().await;
+    stop.cancel();
+    if let Some(archiver) = archiver {
+        let _ = archiver.await;
+    }
+    eprintln!("stopped");
+    Ok(())
+}
