@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// client-side buffer; a nack bounces at most this many buffered events back to the server.
 pub const FETCH_BATCH_COUNT_MAX: usize = 1_000;
 
-/// The most events one replay request asks the server for at once.
+/// The most events `read_all` reserves memory for up front (a larger limit grows as it reads).
 pub const REPLAY_BATCH_COUNT_MAX: usize = 10_000;
 
 /// How the JetStream log is set up.

