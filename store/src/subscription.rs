@@ -112,7 +112,8 @@ impl SqlSubscription {
 #[async_trait]
 impl Subscription for SqlSubscription {
     async fn next(&mut self) -> Result<Delivery, LogError> {
-        // Cancel-safe: state changes only between awaits, so a dropped `next` loses nothing.
+        // Cancel-safe: every await leaves the state consistent (at worst the stored checkpoint
+        // lags), so a dropped `next` loses nothing.
         loop {
             while let Some(position) = self.ready.pop_front() {
                 if let Some(pending) = self.pending.get_mut(&position) {
@@ -151,6 +152,14 @@ impl Subscription for SqlSubscription {
                     self.pending.insert(position, Pending { event, attempts: 0 });
                     self.ready.push_back(position);
                 }
+            }
+            // A narrow filter may pass over many events with nothing to acknowledge: store the
+            // progress now and then, so a restart does not scan them all again.
+            if self.pending.is_empty()
+                && self.scanned >= self.saved.saturating_add(SUBSCRIPTION_PAGE_COUNT as u64)
+            {
+                self.source.save_checkpoint(&self.name, self.scanned).await?;
+                self.saved = self.scanned;
             }
         }
     }
