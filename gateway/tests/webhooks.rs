@@ -1,0 +1,211 @@
+//! Webhooks against a local receiver: Standard Webhooks signatures, retries with backoff, the
+//! dead letter, every attempt in the task's history, and the SSRF guard.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use base64::Engine as _;
+use common::{Driver, TestGateway, assert_error, token};
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+use tokio::sync::mpsc;
+
+#[derive(Debug)]
+struct Received {
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+/// A receiver that fails the first `failures` deliveries with 500, then answers 204.
+async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<Received>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (tx, seen) = (tx.clone(), seen.clone());
+            async move {
+                let _ = tx.send(Received { headers, body: body.to_vec() });
+                if seen.fetch_add(1, Ordering::SeqCst) < failures {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), rx)
+}
+
+fn verify(secret: &str, received: &Received) {
+    let header = |name: &str| received.headers.get(name).and_then(|v| v.to_str().ok()).unwrap().to_string();
+    let (id, timestamp, signature) =
+        (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
+    let key =
+        base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(&received.body);
+    let expected =
+        format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+    assert_eq!(signature, expected);
+    let age = events::now_ms() / 1000 - timestamp.parse::<i64>().unwrap();
+    assert!(age.abs() < 60);
+}
+
+async fn types(gw: &TestGateway, id: &str, last: &str) -> Vec<events::TaskEvent> {
+    gw.wait_for_event(id, last)
+        .await
+        .iter()
+        .map(|e| <events::TaskEvent as events::DomainEvent>::from_recorded(e).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_completed_task_is_delivered_signed() {
+    let gw = TestGateway::start().await;
+    let _driver = Driver::start(gw.log.clone()).await;
+    let (url, mut received) = receiver(0).await;
+    let alice = token("alice", &["producer"]);
+    let response = gw
+        .post_json(
+            "/tasks/submit",
+            &alice,
+            json!({"capability": "echo", "description": "x", "input": 7, "webhook_url": url}),
+        )
+        .await;
+    let body: serde_json::Value = response.json().await.unwrap();
+    let secret = body["webhook_secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let id = body["task_id"].as_str().unwrap();
+    let delivery =
+        tokio::time::timeout(std::time::Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
+    verify(&secret, &delivery);
+    let payload: serde_json::Value = serde_json::from_slice(&delivery.body).unwrap();
+    assert_eq!(payload["type"], "task.completed");
+    assert_eq!(payload["data"]["task_id"], id);
+    assert_eq!(payload["data"]["output"], 7);
+    let history = types(&gw, id, "webhook_attempted").await;
+    let Some(events::TaskEvent::WebhookAttempted(attempt)) = history.last() else { panic!("no attempt") };
+    assert!(attempt.delivered);
+    assert_eq!(attempt.status, Some(204));
+    assert_eq!(attempt.webhook_id, delivery.headers["webhook-id"].to_str().unwrap());
+    let task: serde_json::Value = gw.get(&format!("/tasks/{id}"), &alice).await.json().await.unwrap();
+    assert_eq!(task["webhook"]["delivered"], true);
+}
+
+#[tokio::test]
+async fn failures_are_retried_then_delivered_with_one_id() {
+    let gw = TestGateway::start().await;
+    let (url, mut received) = receiver(2).await;
+    let alice = token("alice", &["producer"]);
+    let body: serde_json::Value = gw
+        .post_json(
+            "/tasks/submit",
+            &alice,
+            json!({"capability": "slow", "description": "x", "webhook_url": url}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["task_id"].as_str().unwrap();
+    // Cancelling ends the task: the webhook reports it.
+    assert_eq!(gw.post_json(&format!("/tasks/{id}/cancel"), &alice, json!({})).await.status(), 200);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let delivery =
+            tokio::time::timeout(std::time::Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
+        verify(body["webhook_secret"].as_str().unwrap(), &delivery);
+        let payload: serde_json::Value = serde_json::from_slice(&delivery.body).unwrap();
+        assert_eq!(payload["type"], "task.cancelled");
+        ids.push(delivery.headers["webhook-id"].to_str().unwrap().to_string());
+    }
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "one webhook id across retries");
+    let history = types(&gw, id, "webhook_attempted").await;
+    let mut attempts: Vec<(u32, bool)> = Vec::new();
+    for _ in 0..100 {
+        attempts = types(&gw, id, "webhook_attempted")
+            .await
+            .iter()
+            .filter_map(|e| match e {
+                events::TaskEvent::WebhookAttempted(a) => Some((a.attempt, a.delivered)),
+                _ => None,
+            })
+            .collect();
+        if attempts.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(attempts, vec![(1, false), (2, false), (3, true)], "{history:?}");
+}
+
+#[tokio::test]
+async fn a_webhook_that_keeps_failing_is_dead_lettered() {
+    let gw = TestGateway::start().await;
+    let (url, _received) = receiver(usize::MAX).await;
+    let alice = token("alice", &["producer"]);
+    let id = gw.submit(&alice, json!({"capability": "slow", "description": "x", "webhook_url": url})).await;
+    gw.post_json(&format!("/tasks/{id}/cancel"), &alice, json!({})).await;
+    let history = types(&gw, &id, "webhook_dead_lettered").await;
+    let attempts = history.iter().filter(|e| matches!(e, events::TaskEvent::WebhookAttempted(_))).count();
+    assert_eq!(attempts, 3);
+    let Some(events::TaskEvent::WebhookDeadLettered(dead)) = history.last() else { panic!("no dead letter") };
+    assert!(dead.reason.contains("500"), "{}", dead.reason);
+}
+
+#[tokio::test]
+async fn an_unreachable_target_is_retried_as_an_error() {
+    let gw = TestGateway::start().await;
+    // A port nothing listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let alice = token("alice", &["producer"]);
+    let id = gw.submit(&alice, json!({"capability": "slow", "description": "x", "webhook_url": url})).await;
+    gw.post_json(&format!("/tasks/{id}/cancel"), &alice, json!({})).await;
+    let history = types(&gw, &id, "webhook_dead_lettered").await;
+    let errors: Vec<_> = history
+        .iter()
+        .filter_map(|e| match e {
+            events::TaskEvent::WebhookAttempted(a) => Some((a.status, a.error.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 3);
+    assert!(errors.iter().all(|(status, error)| status.is_none() && error.is_some()));
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_unless_allowed() {
+    let mut config = common::config();
+    config.webhooks.allow_loopback = false;
+    let gw = TestGateway::start_with(config).await;
+    let alice = token("alice", &["producer"]);
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost/x",
+        "http://169.254.169.254/latest",
+        "http://10.0.0.1/",
+        "ftp://example.com/",
+        "http://[::1]/",
+    ] {
+        let response = gw
+            .post_json(
+                "/tasks/submit",
+                &alice,
+                json!({"capability": "echo", "description": "x", "webhook_url": url}),
+            )
+            .await;
+        assert_error(response, 422, "webhook_refused").await;
+    }
+}
