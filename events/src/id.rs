@@ -16,13 +16,47 @@ pub const STREAM_ID_BYTES_MAX: usize = 160;
 /// The longest event type name, in bytes.
 pub const EVENT_TYPE_BYTES_MAX: usize = 64;
 
+/// Reads a UUID from text, or from 16 raw bytes (the form older MessagePack payloads used).
+struct UuidVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UuidVisitor {
+    type Value = Uuid;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a UUID as text or 16 bytes")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Uuid, E> {
+        Uuid::parse_str(v).map_err(E::custom)
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<Uuid, E> {
+        Uuid::from_slice(v).map_err(E::custom)
+    }
+}
+
 /// Declares a UUID newtype with the common conversions.
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
-        #[serde(transparent)]
+        ///
+        /// Encoded as its hyphenated text in every format (MessagePack too), so producers in
+        /// any language write and read the same form the JSON Schemas describe.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+        #[schemars(transparent)]
         pub struct $name(pub Uuid);
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_str(&self.0.hyphenated())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                d.deserialize_any(UuidVisitor).map(Self)
+            }
+        }
 
         impl $name {
             /// A new, time-ordered id (UUIDv7).
@@ -298,6 +332,29 @@ mod tests {
         assert_eq!(EventId::derived(cause, "screened"), EventId::derived(cause, "screened"));
         assert_ne!(EventId::derived(cause, "screened"), EventId::derived(cause, "context"));
         assert_ne!(EventId::derived(cause, "screened"), EventId::derived(EventId::new(), "screened"));
+    }
+
+    #[test]
+    fn uuid_ids_are_text_in_msgpack_and_bytes_still_decode() {
+        let id = TaskId::new();
+        let bytes = crate::codec::to_msgpack(&id).unwrap();
+        let text: String = crate::codec::from_msgpack(&bytes).unwrap();
+        assert_eq!(text, id.to_string());
+        assert_eq!(crate::codec::from_msgpack::<TaskId>(&bytes).unwrap(), id);
+        let legacy = rmp_serde::to_vec(&serde_bytes_of(&id)).unwrap();
+        assert_eq!(crate::codec::from_msgpack::<TaskId>(&legacy).unwrap(), id);
+        assert!(crate::codec::from_msgpack::<TaskId>(&crate::codec::to_msgpack("nope").unwrap()).is_err());
+    }
+
+    /// The 16 raw bytes of an id, as MessagePack `bin`.
+    fn serde_bytes_of(id: &TaskId) -> impl serde::Serialize + '_ {
+        struct Raw<'a>(&'a [u8]);
+        impl serde::Serialize for Raw<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        Raw(id.0.as_bytes())
     }
 
     #[test]
