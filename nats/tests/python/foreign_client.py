@@ -22,7 +22,7 @@ async def publish(url, task_id):
     subject = f"pantheon.task.{task_id}"
     event_id = str(uuid.uuid4())
     payload = msgpack.packb({
-        "task_id": uuid.UUID(task_id).bytes,  # UUIDs are 16-byte `bin` in MessagePack
+        "task_id": str(uuid.UUID(task_id)),  # UUIDs are hyphenated text, as in JSON
         "spec": {"capability": "echo", "description": "say hello", "input": {"text": "hello"},
                  "submitter": "py-producer"},
         "channel": "nats",

@@ -23,8 +23,8 @@ info:
     `pantheon.task.<task_id>`). The stream id is `<category>-<entity_id>`.
 
     **Payload**: the event as MessagePack with named fields (a map), schema per event type
-    below (JSON Schema; the same shape in MessagePack, except that UUIDs — `format: uuid` —
-    are 16-byte `bin` values, not strings). **Metadata** travels in headers.
+    below (JSON Schema; the same shape in MessagePack: UUIDs are hyphenated text, hashes,
+    keys and signatures hex text). **Metadata** travels in headers.
 
     **Appending** (producers): publish with JetStream (wait for the publish ack) and set
       - `Nats-Msg-Id`: the event id (a UUID). Republishing the same event within the
