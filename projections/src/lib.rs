@@ -52,6 +52,7 @@ pub use db::{
     SQLITE_READ_CONNECTION_COUNT_MAX,
 };
 pub use error::{Error, Result};
+pub use health::{AgentHealth, HealthReader, HealthReport, HealthStatus, SloReport, SloWindow};
 pub use reputation::{Reputation, ReputationReader};
 pub use runner::{
     BATCH_COUNT_MAX, LAG_SCAN_COUNT_MAX, POLL_INTERVAL_MS, ProjectionName, ProjectionStatus, Projections,

@@ -31,6 +31,8 @@ pub(crate) enum OutcomeKind {
 /// One attempt's outcome.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Outcome {
+    /// The task (none for a quality rating).
+    pub(crate) task_id: Option<String>,
     pub(crate) agent_id: String,
     pub(crate) capability: String,
     pub(crate) kind: OutcomeKind,
@@ -106,6 +108,7 @@ pub(crate) async fn extract(
         if event.stream_id.category() == "feedback" {
             match FeedbackEvent::from_recorded(event) {
                 Ok(FeedbackEvent::QualityRated(e)) => happenings.push(Happening::Ended(Outcome {
+                    task_id: None,
                     agent_id: e.agent_id.to_string(),
                     capability: e.capability,
                     kind: OutcomeKind::Quality(e.score.clamp(0.0, 1.0)),
@@ -137,6 +140,7 @@ pub(crate) async fn extract(
             |task: &Running| task.attempt_start_ms.map(|start| at_ms.saturating_sub(start).max(0));
         let mut ended = |agent_id: String, kind: OutcomeKind, latency_ms: Option<i64>, capability: &str| {
             happenings.push(Happening::Ended(Outcome {
+                task_id: Some(task_id.clone()),
                 agent_id,
                 capability: capability.to_string(),
                 kind,

@@ -313,7 +313,14 @@ mod tests {
     use super::*;
 
     fn outcome(kind: OutcomeKind, at_ms: i64) -> Outcome {
-        Outcome { agent_id: "a".into(), capability: "c".into(), kind, latency_ms: Some(100), at_ms }
+        Outcome {
+            task_id: None,
+            agent_id: "a".into(),
+            capability: "c".into(),
+            kind,
+            latency_ms: Some(100),
+            at_ms,
+        }
     }
 
     #[test]
