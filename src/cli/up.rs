@@ -180,6 +180,15 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let runtime = Runtime::start(options).await.context("cannot start the pipeline")?;
     let stop = CancellationToken::new();
     let archiver = spawn_archiver(&backend, stop.clone());
+    // Read models (task view, reputation, health, audit ledger) in the SQL database.
+    let read_models = projections::run_all(
+        Arc::clone(&backend.log),
+        &cli.database_url()?,
+        (*key).clone(),
+        stop.clone().cancelled_owned(),
+    )
+    .await
+    .context("cannot start the projections")?;
     eprintln!("pantheon is up on {}", backend.description);
     eprintln!("  agents: {}", agents.join("; "));
     eprintln!("  federation key {}", key.public_key().key_id());
@@ -190,6 +199,9 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     stop.cancel();
     if let Some(archiver) = archiver {
         let _ = archiver.await;
+    }
+    if let Err(error) = read_models.join().await {
+        tracing::warn!(%error, "a projection stopped with an error");
     }
     eprintln!("stopped");
     Ok(())
