@@ -94,8 +94,8 @@ impl Config {
             if !seen.insert(agent.id.clone()) {
                 return Err(format!("agent {} is configured twice", agent.id));
             }
-            if agent.capabilities.is_empty() {
-                return Err(format!("agent {} declares no capability", agent.id));
+            if agent.capabilities().iter().any(|c| c.trim().is_empty()) {
+                return Err(format!("agent {} declares an empty capability", agent.id));
             }
             if agent.max_concurrency == 0 {
                 return Err(format!("agent {}: max-concurrency must be at least 1", agent.id));

@@ -1,0 +1,133 @@
+//! `pantheon up` / `submit --wait` / `replay` as a new user runs them, and a `pantheon up`
+//! killed with SIGKILL mid-task then started again: the task completes with each phase's
+//! output exactly once. On the embedded default, in a temp data dir.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use events::task::TaskStatus;
+use events::{EventLog, KeyPair, StreamId, TaskId, TaskSpec};
+
+fn pantheon(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pantheon"));
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("PANTHEON_DATABASE_URL")
+        .env_remove("PANTHEON_NATS_URL");
+    command
+}
+
+fn up(data_dir: &std::path::Path) -> Child {
+    pantheon(data_dir)
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pantheon up starts")
+}
+
+/// Kills the child at the end of the test whatever happens.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for<F: Fn(&events::TaskState) -> bool>(
+    log: &dyn EventLog,
+    task: TaskId,
+    what: F,
+) -> events::TaskState {
+    let started = Instant::now();
+    loop {
+        let state = actors::client::task_state(log, task).await.unwrap();
+        if what(&state) {
+            return state;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "timed out; task is {}", state.status);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_submit_replay_and_a_sigkill_mid_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    // A slow command agent next to echo, so a task can be caught mid-execution.
+    std::fs::write(
+        data.join("pantheon.toml"),
+        r#"
+        [[agents]]
+        id = "echo"
+        builtin = "echo"
+        [[agents]]
+        id = "slow"
+        builtin = "command"
+        capabilities = ["slow"]
+        command = { program = "sh", args = ["-c", "sleep 2; cat"] }
+        "#,
+    )
+    .unwrap();
+    let mut child = Guard(up(data));
+    // `up` creates the federation key and registers the agents before taking tasks.
+    let started = Instant::now();
+    while !data.join("federation.key").exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "pantheon up did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // submit --wait prints the result.
+    let out = pantheon(data).args(["submit", "echo", "hello there", "--wait"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello there");
+    // --json for scripts; bad input answered with the reason.
+    let out = pantheon(data).args(["submit", "teleport", "x", "--wait", "--json"]).output().unwrap();
+    assert!(!out.status.success());
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["status"], "rejected");
+    assert!(answer["reason"].as_str().unwrap().contains("teleport"));
+    // replay shows the timeline with verified signatures.
+    let task = answer["task_id"].as_str().unwrap().to_string();
+    let out = pantheon(data).args(["replay", &task]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("task_rejected") && text.contains("ok: submission signed"), "{text}");
+
+    // SIGKILL mid-task, then start again.
+    let url = format!("sqlite://{}?mode=rwc", data.join("pantheon.db").display());
+    let log = store::open(&url).await.unwrap();
+    let key = Arc::new(KeyPair::load(&data.join("federation.key")).unwrap());
+    let task = actors::client::submit(
+        log.as_ref(),
+        &key,
+        TaskSpec::new("slow", "survive a SIGKILL"),
+        events::task::Channel::Local,
+        "test",
+    )
+    .await
+    .unwrap();
+    wait_for(log.as_ref(), task, |s| s.status == TaskStatus::Running).await;
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(actors::client::task_state(log.as_ref(), task).await.unwrap().status, TaskStatus::Running);
+    let _again = Guard(up(data));
+    let state = wait_for(log.as_ref(), task, |s| s.status.is_final()).await;
+    assert_eq!(state.status, TaskStatus::Completed, "{state:?}");
+    let mut counts = BTreeMap::new();
+    for event in log.read_stream(&StreamId::task(task), 1, 1_000).await.unwrap() {
+        *counts.entry(event.event_type.to_string()).or_insert(0) += 1;
+    }
+    for (kind, n) in &counts {
+        if kind != "progress_reported" {
+            assert_eq!(*n, 1, "{kind} appears {n} times: {counts:?}");
+        }
+    }
+    assert_eq!(counts.len(), 12, "{counts:?}");
+}
