@@ -288,7 +288,11 @@ pub fn document() -> Value {
                 json!({ "description": "WebSocket: frames are StreamFrame JSON; the client may send StreamCommand." }),
             ),
             "200",
-            json!({ "description": "Server-Sent Events: one event per task event (id = version, event = type, data = EventView).", "content": { "text/event-stream": { "schema": { "type": "string" } } } }),
+            json!({ "description": "Server-Sent Events: one event per task event (id = version, event = type, data = EventView).", "content": { "text/event-stream": { "schema": {
+                "type": "object",
+                "description": "One server-sent event: `data` is an EventView as JSON (an ErrorBody for `event: error`).",
+                "properties": { "id": { "type": "string" }, "event": { "type": "string" }, "data": { "type": "string" }, "retry": { "type": "integer" } }
+            } } } }),
         ),
     );
     let agents = operation(

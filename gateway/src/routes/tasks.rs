@@ -28,8 +28,9 @@ use crate::state::AppState;
 use crate::task::{EventView, TaskView, TrackedTask, parse_task_id};
 use crate::webhooks;
 
-/// How often a cancel re-reads the task when another writer got there first.
-const CANCEL_ATTEMPT_COUNT_MAX: usize = 5;
+/// How often a cancel re-reads the task when another writer got there first (a busy task's
+/// phases append quickly one after another; past this the client is told to retry).
+const CANCEL_ATTEMPT_COUNT_MAX: usize = 20;
 
 /// The longest cancel reason, in bytes.
 pub const CANCEL_REASON_BYTES_MAX: usize = 1_024;
@@ -250,7 +251,7 @@ pub(crate) async fn cancel_task(
             Err(error) => return Err(error.into()),
         }
     }
-    Err(Error::Internal(format!("task {id} kept changing while being cancelled")))
+    Err(Error::Overloaded { what: "concurrent changes to this task (retry the cancel)" })
 }
 
 /// `POST /tasks/{id}/cancel`: appends `TaskCancelled` at the version read; 409 if it ended.

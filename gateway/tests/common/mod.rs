@@ -3,8 +3,8 @@
 //!
 //! The driver is a stand-in for the `actors` pipeline, which is built separately: it consumes
 //! `TaskSubmitted` from the log and appends the phase events a real run would, by capability —
-//! `echo` completes with the input as output, `fail` fails, `slow` starts running and reports
-//! progress but never finishes (for timeouts, cancels and streams). It writes real, valid,
+//! `fail` fails, `slow` starts running and reports progress but never finishes (for timeouts,
+//! cancels and streams), any other capability (`echo`) completes with the input as output. It writes real, valid,
 //! signed events to the real log; nothing is mocked.
 
 #![allow(dead_code, unreachable_pub)]
@@ -97,6 +97,13 @@ impl TestGateway {
 
     pub async fn start_on_log(config: GatewayConfig, log: Arc<dyn EventLog>, dir: tempfile::TempDir) -> Self {
         gateway::webhooks::install_crypto_provider();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("PANTHEON_LOG")
+                    .unwrap_or_else(|_| "gateway=error".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -243,7 +250,12 @@ async fn drive(log: Arc<dyn EventLog>, submitted: TaskSubmitted) {
         }),
     ];
     match spec.capability.as_str() {
-        "echo" => {
+        "slow" => {}
+        "fail" => phases.push(TaskEvent::Failed(TaskFailed {
+            code: FailureCode::TaskError,
+            reason: "asked to fail".into(),
+        })),
+        _ => {
             let result = SignedResult::sign(
                 AgentResult {
                     task_id,
@@ -267,11 +279,6 @@ async fn drive(log: Arc<dyn EventLog>, submitted: TaskSubmitted) {
                 TaskEvent::Completed(TaskCompleted { agent_id: agent, output: spec.input.clone() }),
             ]);
         }
-        "fail" => phases.push(TaskEvent::Failed(TaskFailed {
-            code: FailureCode::TaskError,
-            reason: "asked to fail".into(),
-        })),
-        _ => {}
     }
     // One append per phase, as the pipeline's actors do: streams see them arrive one by one.
     for event in phases {

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Fuzzes a running gateway from its own OpenAPI document with schemathesis (from PyPI):
+# zero 5xx and zero responses that break the document are required.
+#
+#   gateway/tests/schemathesis.sh BASE_URL TOKEN
+#
+# The virtual environment lives under target/ (created on first use). Exit code 3 means
+# python3/pip/venv are unavailable; any other non-zero code is a failure.
+set -euo pipefail
+base_url=${1:?base url}
+token=${2:?bearer token}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+venv="${CARGO_TARGET_DIR:-$root/target}/schemathesis-venv"
+version=4.32.5
+examples=${SCHEMATHESIS_MAX_EXAMPLES:-25}
+
+command -v python3 >/dev/null || { echo "python3 is not installed"; exit 3; }
+if [ ! -x "$venv/bin/st" ] || ! "$venv/bin/pip" show schemathesis 2>/dev/null | grep -q "^Version: $version$"; then
+  python3 -m venv "$venv" || { echo "python3 cannot create a venv"; exit 3; }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version" || { echo "pip cannot install schemathesis"; exit 3; }
+fi
+
+exec "$venv/bin/st" run "$base_url/openapi.json" \
+  --url "$base_url" \
+  --header "Authorization: Bearer $token" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+  --max-examples "$examples" \
+  --request-timeout 20 \
+  --seed 1 \
+  --no-color
