@@ -18,6 +18,15 @@
 //!   trees and proofs; [`verify`]: the ledger verifier and offline-checkable proofs.
 //! - [`Error`]: what can fail.
 //!
+//! # Performance
+//! `cargo run --release -p projections --example projection_bench -- 100000 postgres` (2-core
+//! machine shared with other builds, load average ~7; PostgreSQL private server, durable
+//! commits, batches of [`BATCH_COUNT_MAX`] events): rebuilds from position 0 of 98,000 events
+//! applied at 63,000 (tasks), 63,000 (reputation), 78,000 (health) and 48,000 (audit)
+//! events/s, all four at once 100,000 events/s in total; a full audit verification read and
+//! checked 291,000 entries/s from the database and 840,000 entries/s for the hashing alone.
+//! One million events would rebuild in about 16 s per projection (extrapolated, not measured).
+//!
 //! # Examples
 //! ```no_run
 //! # async fn example(log: std::sync::Arc<dyn events::EventLog>) -> projections::Result<()> {

@@ -13,8 +13,8 @@ use events::task::{
 };
 use events::{
     AgentEvent, AgentId, AgentResult, DomainEvent, EventId, EventLog, ExpectedVersion, KeyPair, Metadata,
-    Passport, SealedEnvelope, SignedPassport, SignedResult, StreamId, TaskEnvelope, TaskEvent, TaskId,
-    TaskSpec,
+    NewEvent, Passport, SealedEnvelope, SignedPassport, SignedResult, StreamId, TaskEnvelope, TaskEvent,
+    TaskId, TaskSpec,
 };
 use projections::{Db, Projections};
 
@@ -39,7 +39,7 @@ impl World {
         Self::open(url, None).await
     }
 
-    async fn open(url: String, dir: Option<tempfile::TempDir>) -> Self {
+    pub async fn open(url: String, dir: Option<tempfile::TempDir>) -> Self {
         let log = store::open(&url).await.expect("open the log");
         let db = Db::connect(&url).await.expect("open the read models");
         Self { log, url, db, key: KeyPair::from_seed([7; 32]), _dir: dir }
@@ -93,7 +93,7 @@ impl World {
     }
 
     /// Submits a task and runs one attempt by `agent` to `outcome`, starting at `t0_ms`.
-    pub async fn task(
+    pub fn task_events(
         &self,
         capability: &str,
         description: &str,
@@ -101,9 +101,10 @@ impl World {
         agent: &str,
         outcome: Outcome,
         t0_ms: i64,
-    ) -> TaskId {
+    ) -> (StreamId, Vec<NewEvent>, TaskId) {
         let task_id = TaskId::new();
         let stream = StreamId::task(task_id);
+        let mut batch = Vec::new();
         let agent_id = AgentId::new(agent).unwrap();
         let mut spec = TaskSpec::new(capability, description);
         spec.submitter = submitter.to_string();
@@ -114,21 +115,19 @@ impl World {
             signed_by: self.key.public_key(),
             signature: self.key.sign(b"test"),
         });
-        self.append(&stream, &submitted, t0_ms, "gateway").await;
-        self.append(
-            &stream,
+        batch.push(new_event(&submitted, t0_ms, "gateway"));
+        batch.push(new_event(
             &TaskEvent::IngressScreened(IngressScreened { findings: vec![], redacted_description: None }),
             t0_ms + 1,
             "security",
-        )
-        .await;
+        ));
         if matches!(outcome, Outcome::CancelledBeforeMatching) {
             let cancel = TaskEvent::Cancelled(TaskCancelled {
                 by: "operator".into(),
                 reason: "no longer needed".into(),
             });
-            self.append(&stream, &cancel, t0_ms + 2, "gateway").await;
-            return task_id;
+            batch.push(new_event(&cancel, t0_ms + 2, "gateway"));
+            return (stream, batch, task_id);
         }
         let context = TaskEvent::ContextGathered(ContextGathered {
             similar_tasks: vec![],
@@ -137,7 +136,7 @@ impl World {
             complexity: 0.5,
             sources: vec![],
         });
-        self.append(&stream, &context, t0_ms + 2, "context").await;
+        batch.push(new_event(&context, t0_ms + 2, "context"));
         let candidate = CandidateScore {
             agent_id: agent_id.clone(),
             total: 0.9,
@@ -153,7 +152,7 @@ impl World {
             attempt: 1,
             candidates: vec![candidate],
         });
-        self.append(&stream, &selected, t0_ms + 3, "matching").await;
+        batch.push(new_event(&selected, t0_ms + 3, "matching"));
         let envelope = TaskEnvelope {
             task_id,
             attempt: 1,
@@ -167,20 +166,16 @@ impl World {
         };
         let sealed = SealedEnvelope::seal(envelope, &self.key).expect("seal");
         let envelope_hash = sealed.hash;
-        self.append(
-            &stream,
+        batch.push(new_event(
             &TaskEvent::EnvelopeSealed(EnvelopeSealed { envelope: sealed }),
             t0_ms + 4,
             "federation",
-        )
-        .await;
-        self.append(
-            &stream,
+        ));
+        batch.push(new_event(
             &TaskEvent::ExecutionStarted(ExecutionStarted { agent_id: agent_id.clone(), attempt: 1 }),
             t0_ms + 5,
             "execution",
-        )
-        .await;
+        ));
         match outcome {
             Outcome::Success { latency_ms } => {
                 let done = t0_ms + 5 + latency_ms;
@@ -194,47 +189,37 @@ impl World {
                 };
                 let signed = SignedResult::sign(result, &KeyPair::from_seed([9; 32])).expect("sign");
                 let hash = signed.hash;
-                self.append(
-                    &stream,
+                batch.push(new_event(
                     &TaskEvent::ResultReceived(ResultReceived { result: signed }),
                     done,
                     "execution",
-                )
-                .await;
-                self.append(
-                    &stream,
+                ));
+                batch.push(new_event(
                     &TaskEvent::ResultVerified(ResultVerified {
                         agent_id: agent_id.clone(),
                         result_hash: hash,
                     }),
                     done + 1,
                     "federation",
-                )
-                .await;
-                self.append(
-                    &stream,
+                ));
+                batch.push(new_event(
                     &TaskEvent::ResultStored(ResultStored { result_hash: hash, output_bytes: 10 }),
                     done + 2,
                     "federation",
-                )
-                .await;
-                self.append(
-                    &stream,
+                ));
+                batch.push(new_event(
                     &TaskEvent::EgressScreened(EgressScreened { findings: vec![], redacted_output: None }),
                     done + 3,
                     "security",
-                )
-                .await;
-                self.append(
-                    &stream,
+                ));
+                batch.push(new_event(
                     &TaskEvent::Completed(TaskCompleted {
                         agent_id,
                         output: serde_json::json!({"ok": true}),
                     }),
                     done + 4,
                     "security",
-                )
-                .await;
+                ));
             }
             Outcome::Failure { cause, after_ms } => {
                 let failed = TaskEvent::ExecutionFailed(ExecutionFailed {
@@ -243,15 +228,32 @@ impl World {
                     cause,
                     reason: "it broke".into(),
                 });
-                self.append(&stream, &failed, t0_ms + 5 + after_ms, "execution").await;
+                batch.push(new_event(&failed, t0_ms + 5 + after_ms, "execution"));
             }
             Outcome::Timeout { timeout_ms } => {
                 let timed_out =
                     TaskEvent::ExecutionTimedOut(ExecutionTimedOut { agent_id, attempt: 1, timeout_ms });
-                self.append(&stream, &timed_out, t0_ms + 5 + timeout_ms as i64, "execution").await;
+                batch.push(new_event(&timed_out, t0_ms + 5 + timeout_ms as i64, "execution"));
             }
             Outcome::CancelledBeforeMatching => {}
         }
+        (stream, batch, task_id)
+    }
+
+    /// Submits a task and runs one attempt by `agent` to `outcome`, starting at `t0_ms`: one
+    /// append of all its events.
+    pub async fn task(
+        &self,
+        capability: &str,
+        description: &str,
+        submitter: &str,
+        agent: &str,
+        outcome: Outcome,
+        t0_ms: i64,
+    ) -> TaskId {
+        let (stream, batch, task_id) =
+            self.task_events(capability, description, submitter, agent, outcome, t0_ms);
+        self.log.append(&stream, ExpectedVersion::Any, batch).await.expect("append");
         task_id
     }
 }
@@ -263,6 +265,18 @@ pub enum Outcome {
     Failure { cause: FailureCause, after_ms: i64 },
     Timeout { timeout_ms: u64 },
     CancelledBeforeMatching,
+}
+
+/// An event with a chosen time and emitter.
+pub fn new_event<E: DomainEvent>(event: &E, at_ms: i64, emitter: &str) -> NewEvent {
+    let metadata = Metadata {
+        occurred_at_ms: at_ms,
+        causation_id: None,
+        correlation_id: None,
+        emitter: emitter.to_string(),
+        traceparent: None,
+    };
+    event.to_new_event(EventId::new(), metadata).expect("encode")
 }
 
 pub fn ok(latency_ms: i64) -> Outcome {
