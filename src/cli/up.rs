@@ -168,12 +168,61 @@ pub(crate) async fn shutdown_signal() {
 pub(crate) struct UpArgs {
     #[command(flatten)]
     pub(crate) backend: BackendArgs,
+    /// Where the HTTP gateway listens.
+    #[arg(long, env = "PANTHEON_HTTP", default_value = "127.0.0.1:8080")]
+    pub(crate) http: std::net::SocketAddr,
+    /// The gateway's token keys and roles (JSON: issuer, audience, hs256_secrets,
+    /// rs256_public_keys, eddsa_public_keys, jwks_file, roles_claim, roles). Without it, the
+    /// embedded default creates a local HS256 secret and prints a dev token.
+    #[arg(long, env = "PANTHEON_AUTH_CONFIG")]
+    pub(crate) auth_config: Option<PathBuf>,
+    /// Refuse dev conveniences (the generated secret and dev token) even on the embedded default.
+    #[arg(long)]
+    pub(crate) production: bool,
+}
+
+/// How long the printed dev token is valid: 30 days.
+const DEV_TOKEN_TTL_S: u64 = 30 * 24 * 60 * 60;
+
+/// The gateway's configuration: its signing key and webhook secret live in the data dir; the
+/// token keys come from `--auth-config`, or (embedded default only) from a local secret, with
+/// a dev token to print.
+fn gateway_config(
+    cli: &Cli,
+    args: &UpArgs,
+    backend: &Backend,
+) -> anyhow::Result<(gateway::GatewayConfig, Option<String>)> {
+    let dev_mode = backend.is_sqlite() && !args.production;
+    let (auth, dev_token) = match &args.auth_config {
+        Some(path) => (gateway::AuthConfig::from_file(path)?, None),
+        None if dev_mode => {
+            let secret = gateway::auth::load_or_create_secret(&cli.data_dir.join("gateway-hs256.secret"))?;
+            let token = gateway::auth::issue_hs256_token(&secret, "dev", &["admin"], DEV_TOKEN_TTL_S)?;
+            (gateway::AuthConfig::with_keys(vec![gateway::VerifyingKey::hs256(&secret)]), Some(token))
+        }
+        None => anyhow::bail!(
+            "the gateway needs token keys outside the embedded default: pass --auth-config FILE (see `pantheon up --help`)"
+        ),
+    };
+    let key_path = cli.data_dir.join("gateway.key");
+    let key = KeyPair::load_or_generate(&key_path)
+        .with_context(|| format!("gateway key {}", key_path.display()))?;
+    let webhook_secret = gateway::auth::load_or_create_secret(&cli.data_dir.join("webhook.secret"))?;
+    let mut config = gateway::GatewayConfig::new(args.http, auth, key, webhook_secret);
+    config.data_dir = Some(cli.data_dir.clone());
+    Ok((config, dev_token))
 }
 
 pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let backend = open_backend(cli, &args.backend).await?;
     let key = federation_key(cli)?;
-    let config = load_config(cli, &args.backend)?;
+    let mut config = load_config(cli, &args.backend)?;
+    let (gateway_config, dev_token) = gateway_config(cli, args, &backend)?;
+    // The pipeline trusts what the gateway signs.
+    config.producers.push(actors::config::ProducerConfig {
+        name: "gateway".into(),
+        public_key: gateway_config.signing_key.public_key(),
+    });
     let agents: Vec<String> =
         config.agents.iter().map(|a| format!("{} ({})", a.id, a.capabilities().join(", "))).collect();
     let options = runtime_options(&backend, Arc::clone(&key), config);
@@ -189,12 +238,40 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     )
     .await
     .context("cannot start the projections")?;
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("the gateway cannot listen on {}", args.http))?;
+    let http_stop = CancellationToken::new();
+    let http = tokio::spawn(gateway::serve_on(
+        listener,
+        gateway_config,
+        Arc::clone(&backend.log),
+        http_stop.clone().cancelled_owned(),
+    ));
     eprintln!("pantheon is up on {}", backend.description);
+    eprintln!("  http: http://{} (OpenAPI at /openapi.json)", args.http);
+    if let Some(token) = &dev_token {
+        eprintln!(
+            "  dev token (admin, 30 days; local secret in {}):",
+            cli.data_dir.join("gateway-hs256.secret").display()
+        );
+        eprintln!("    export PANTHEON_TOKEN={token}");
+        eprintln!(
+            "    curl -s -H \"authorization: Bearer $PANTHEON_TOKEN\" -H 'content-type: application/json' \\\n      -d '{{\"capability\":\"echo\",\"description\":\"say hi\",\"input\":\"hi\"}}' http://{}/tasks/execute",
+            args.http
+        );
+    }
     eprintln!("  agents: {}", agents.join("; "));
     eprintln!("  federation key {}", key.public_key().key_id());
     eprintln!("  stop with Ctrl-C (in-flight work is drained)");
     shutdown_signal().await;
     eprintln!("stopping: draining in-flight work…");
+    http_stop.cancel();
+    match http.await {
+        Ok(Err(error)) => tracing::warn!(%error, "the gateway stopped with an error"),
+        Err(error) => tracing::warn!(%error, "the gateway task failed"),
+        Ok(Ok(())) => {}
+    }
     runtime.shutdown().await;
     stop.cancel();
     if let Some(archiver) = archiver {
