@@ -12,14 +12,32 @@ use events::{
 use crate::error::{Error, Result};
 use crate::phase::load_task;
 
-/// Signs `spec` with `key` and appends it as a new task's `task_submitted`.
+/// Redacts secrets and personal data from a spec's description and input, as the default
+/// screening policy asks, before it is signed and logged: the log is append-only, so what must
+/// be redacted must never reach it. Returns whether anything changed.
+pub fn scrub_spec(spec: &mut TaskSpec) -> bool {
+    let mut changed = false;
+    if let Some(clean) = security::scrub(&spec.description) {
+        spec.description = clean;
+        changed = true;
+    }
+    if let Some(clean) = security::scrub_json(&spec.input) {
+        spec.input = clean;
+        changed = true;
+    }
+    changed
+}
+
+/// Scrubs `spec` ([`scrub_spec`]), signs it with `key` and appends it as a new task's
+/// `task_submitted`.
 pub async fn submit(
     log: &dyn EventLog,
     key: &KeyPair,
-    spec: TaskSpec,
+    mut spec: TaskSpec,
     channel: Channel,
     emitter: &str,
 ) -> Result<TaskId> {
+    scrub_spec(&mut spec);
     let submission = SignedSubmission::sign(TaskId::new(), spec, key)?;
     submit_signed(log, submission, channel, emitter).await
 }

@@ -72,8 +72,22 @@ pub(crate) async fn listen(
 /// Records one submission's payload.
 pub(crate) async fn accept(ctx: &Ctx, payload: &[u8]) -> SubmitAnswer {
     match serde_json::from_slice::<SignedSubmission>(payload) {
-        Ok(submission) => {
+        Ok(mut submission) => {
             let task_id = submission.task_id;
+            // Secrets must not reach the log. A producer's signature covers the text as sent,
+            // so when scrubbing changes a submission whose signature verifies, the federation
+            // re-signs the scrubbed spec and records which producer key it vouches for. One that
+            // does not verify keeps its signature and is rejected by ingress as before.
+            let verified = submission.verify(&ctx.trusted_submitters).is_ok();
+            if crate::client::scrub_spec(&mut submission.spec) && verified {
+                submission.spec.labels.insert("producer_key".into(), submission.signed_by.key_id());
+                match SignedSubmission::sign(task_id, submission.spec.clone(), &ctx.federation) {
+                    Ok(resigned) => submission = resigned,
+                    Err(error) => {
+                        return SubmitAnswer { task_id: Some(task_id), accepted: false, error: Some(error.to_string()) };
+                    }
+                }
+            }
             match crate::client::submit_signed(ctx.log.as_ref(), submission, Channel::Nats, "nats").await {
                 Ok(_) => SubmitAnswer { task_id: Some(task_id), accepted: true, error: None },
                 Err(Error::Log(LogError::Conflict { .. })) => SubmitAnswer {

@@ -278,3 +278,27 @@ async fn a_restarted_runtime_finishes_what_it_left() {
     }
     runtime.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_redacted_before_they_reach_the_log() {
+    let (_dir, log) = sqlite_log().await;
+    let key = Arc::new(KeyPair::generate());
+    let runtime = start(sqlite_options(Arc::clone(&log), key)).await;
+
+    let mut spec = TaskSpec::new("echo", "deploy with key AKIAIOSFODNN7EXAMPLE please");
+    spec.input = json!({"contact": "mail a.new.user@example.com", "n": 1});
+    let task = runtime.submit(spec).await.unwrap();
+    let state = runtime.wait_final(task, WAIT).await.unwrap();
+    assert_eq!(state.status, TaskStatus::Completed, "{state:?}");
+    assert_eq!(state.output, Some(json!({"contact": "mail [REDACTED:email]", "n": 1})));
+
+    // Nothing the policy redacts is anywhere in the log, in any event.
+    let everything = log.read_all(1, 1_000).await.unwrap();
+    assert!(everything.len() >= 11);
+    for event in &everything {
+        let text = String::from_utf8_lossy(&event.payload);
+        assert!(!text.contains("AKIAIOSFODNN7EXAMPLE"), "{} holds the key", event.event_type);
+        assert!(!text.contains("a.new.user@example.com"), "{} holds the address", event.event_type);
+    }
+    runtime.shutdown().await;
+}

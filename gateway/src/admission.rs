@@ -177,7 +177,15 @@ pub async fn admit(
         }
         state.targets.check(url).await?;
     }
-    let spec = spec_of(request, principal, idempotency_key.clone())?;
+    let mut spec = spec_of(request, principal, idempotency_key.clone())?;
+    // Secrets and personal data are redacted before the spec is signed and logged: the log is
+    // append-only, so nothing the policy redacts may reach it. Ingress screens what remains.
+    if let Some(clean) = security::scrub(&spec.description) {
+        spec.description = clean;
+    }
+    if let Some(clean) = security::scrub_json(&spec.input) {
+        spec.input = clean;
+    }
     let timeout_ms = spec.timeout_ms;
     let task_id = match &idempotency_key {
         Some(key) => idempotent_task_id(&principal.subject, key),

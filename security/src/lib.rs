@@ -49,6 +49,7 @@ mod normalize;
 mod policy;
 mod rules;
 mod scanner;
+mod scrub;
 mod sensitive;
 
 pub use decode::DECODE_DEPTH_MAX;
@@ -57,5 +58,6 @@ pub use finding::{Category, Finding, FindingKind, PiiKind, Report, RuleId, Secre
 pub use injection::MATCHES_PER_RULE_MAX;
 pub use normalize::INVISIBLE_SPANS_MAX;
 pub use policy::{Action, Decision, Policy, redact};
+pub use scrub::{scrub, scrub_json, scrub_with};
 pub use scanner::{ScanConfig, Scanner, WINDOW_BYTES, WINDOW_OVERLAP_BYTES};
 pub use sensitive::PRIVATE_KEY_BYTES_MAX;
