@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use events::signals::{FeedbackEvent, HeartbeatEvent};
 use events::{AgentEvent, TaskEvent, WorkflowEvent};
 
 fn generated() -> BTreeMap<String, String> {
@@ -12,6 +13,8 @@ fn generated() -> BTreeMap<String, String> {
         ("task", TaskEvent::payload_schemas()),
         ("agent", AgentEvent::payload_schemas()),
         ("workflow", WorkflowEvent::payload_schemas()),
+        ("heartbeat", HeartbeatEvent::payload_schemas()),
+        ("feedback", FeedbackEvent::payload_schemas()),
     ];
     for (category, schemas) in all {
         for (event_type, version, schema) in schemas {
