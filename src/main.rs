@@ -32,8 +32,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Work with the raw event log: append, read and tail events as JSON.
-    #[command(subcommand)]
-    Events(cli::events::EventsCommand),
+    Events(cli::events::EventsArgs),
     /// The audit ledger: verify it, prove an entry's inclusion, check a proof offline.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),

@@ -20,6 +20,8 @@ if [ ! -x "$venv/bin/st" ] || ! "$venv/bin/pip" show schemathesis 2>/dev/null | 
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version" || { echo "pip cannot install schemathesis"; exit 3; }
 fi
 
+# schemathesis keeps a cache in its working directory: keep it under target/, out of the tree.
+cd "$venv"
 exec "$venv/bin/st" run "$base_url/openapi.json" \
   --url "$base_url" \
   --header "Authorization: Bearer $token" \

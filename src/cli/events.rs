@@ -12,6 +12,15 @@ use serde::Deserialize;
 
 use crate::Cli;
 
+/// `pantheon events`: the backend and the command.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EventsArgs {
+    #[command(flatten)]
+    pub(crate) backend: super::up::BackendArgs,
+    #[command(subcommand)]
+    pub(crate) command: EventsCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum EventsCommand {
     /// Append events to a stream. Reads JSON from stdin: one object or an array of objects,
@@ -153,8 +162,10 @@ pub(crate) fn to_json(event: &RecordedEvent) -> serde_json::Value {
     })
 }
 
-pub(crate) async fn run(cli: &Cli, command: &EventsCommand) -> anyhow::Result<()> {
-    let log = store::open(&cli.database_url()?).await.context("cannot open the event store")?;
+pub(crate) async fn run(cli: &Cli, args: &EventsArgs) -> anyhow::Result<()> {
+    // On NATS with `--database`, reads fall back to the archive for what retention dropped.
+    let log = super::up::open_backend(cli, &args.backend).await?.log;
+    let command = &args.command;
     let mut out = std::io::stdout().lock();
     match command {
         EventsCommand::Append { stream, expect } => {

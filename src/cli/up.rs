@@ -67,7 +67,13 @@ pub(crate) async fn open_backend(cli: &Cli, backend: &BackendArgs) -> anyhow::Re
                 Some(db) => format!("NATS JetStream at {url}, archived to {}", redact_url(db)),
                 None => format!("NATS JetStream at {url}"),
             };
-            Ok(Backend { log: nats.clone(), sql, nats: Some(nats), description })
+            // With an archive, reads fall back to it for what JetStream's retention dropped,
+            // and appends continue the versions of streams that live on only there.
+            let log: Arc<dyn EventLog> = match &sql {
+                Some(sql) => Arc::new(nats::ArchivedLog::new(Arc::clone(&nats), sql.clone().into_dyn())),
+                None => nats.clone(),
+            };
+            Ok(Backend { log, sql, nats: Some(nats), description })
         }
         None => {
             let url = cli.database_url()?;
