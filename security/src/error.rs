@@ -23,6 +23,16 @@ pub enum Error {
         #[source]
         source: Box<regex::Error>,
     },
+    /// A built-in rule failed to compile for anchored matching (a programmer error caught at
+    /// start-up).
+    #[error("rule {rule_id} does not compile for anchored matching: {source}")]
+    RuleAutomaton {
+        /// The rule.
+        rule_id: &'static str,
+        /// The automaton builder's error.
+        #[source]
+        source: Box<regex_automata::meta::BuildError>,
+    },
     /// A policy names a finding kind that does not exist.
     #[error("unknown finding kind {name:?} in policy overrides")]
     UnknownKind {

@@ -7,11 +7,16 @@
 //! `1 - Π(1 - weight)` over the distinct rules that matched, so one strong or medium rule, or
 //! a weak one with a medium one, or three weak ones reach the default threshold of 0.5.
 
-use regex::Regex;
+use regex_automata::nfa::thompson;
+use regex_automata::util::pool::Pool;
+use regex_automata::{Anchored, Input, hybrid, meta};
+use regex_syntax::hir::Hir;
 
 use crate::error::{Error, Result};
 use crate::finding::RuleId;
 use crate::normalize::fold_pattern;
+use crate::prefilter::{Plan, TRIGGER_BYTES_MIN, Triggers, plan};
+use crate::sensitive::floor_boundary;
 
 /// A rule that on its own says "injection".
 const STRONG: f32 = 0.9;
@@ -504,20 +509,65 @@ pub(crate) struct Signal {
     pub(crate) range: std::ops::Range<usize>,
 }
 
-/// How many rules share one compiled regex. One regex for all rules would be a single pass, but
-/// its lazy DFA outgrows any cache and the engine falls back to its NFA simulation (a hundred
-/// times slower); groups of this size keep each DFA small and hot.
-const RULES_PER_GROUP: usize = 16;
+/// How many ungated alternatives share one compiled start-finding regex. One regex for all of
+/// them would be a single pass, but on attack-dense text its lazy DFA outgrows any cache and
+/// the engine falls back to its NFA simulation; groups of this size keep each DFA small and hot.
+const BRANCHES_PER_GROUP: usize = 16;
 
-/// The compiled injection rules: groups of rules, each rule an alternative in its own capture
-/// group of its group's regex.
+/// The longest match a rule may have. Every rule's phrases are far shorter (the longest
+/// bounded gap is 120 bytes); the bound keeps an anchored attempt, forwards or backwards, from
+/// running on over a long run of repeated characters, so that a scan stays linear in its input.
+pub const MATCH_BYTES_MAX: usize = 1 << 10;
+
+/// The compiled injection rules.
 ///
-/// One pass of each group's lazy DFA finds where one of its rules matches; the capture group
-/// says which. The search then resumes one character after the match start (not after its
-/// end), so matches of other rules that start inside a match are found too. At one start
-/// position only the first rule of a group that matches there is counted.
+/// Each top-level alternative ("branch") of each rule is compiled on its own and tried
+/// *anchored* at the positions where it may start, so each rule is judged on its own at each
+/// position (two rules that match at the same start are both counted). The positions come
+/// from two linear-time sources:
+/// - gated branches (most of them): one Aho-Corasick pass finds their trigger words (see
+///   `prefilter`); from each, the branch's parts before the trigger are matched backwards by
+///   a reverse lazy DFA to find the start;
+/// - ungated branches (every part may begin with a very common word or any character): a few
+///   grouped regexes, each of which finds where one of its branches starts; every branch of
+///   the group is then tried there.
+///
+/// Ordinary text costs one Aho-Corasick pass, a short anchored attempt per trigger, and the
+/// ungated groups' passes.
 pub(crate) struct InjectionRules {
-    groups: Vec<Regex>,
+    /// Every branch of every rule.
+    branches: Vec<Branch>,
+    /// Trigger words of the gated branches (targets are indices into `branches`).
+    triggers: Triggers,
+    /// Ungated branches: a regex matching any of them, and their indices.
+    groups: Vec<(meta::Regex, Vec<usize>)>,
+    /// The branches' DFA caches (forward and reverse per branch, made on first use), one set
+    /// per thread that scans.
+    caches: Pool<Caches, fn() -> Caches>,
+}
+
+/// One top-level alternative of a rule.
+struct Branch {
+    /// Index into [`RULES`].
+    rule: usize,
+    /// The branch, searched anchored (leftmost-first: the end of the preferred match).
+    forward: hybrid::dfa::DFA,
+    /// The parts before the trigger, compiled in reverse (matched backwards from a trigger);
+    /// `None` when the trigger starts the branch.
+    reverse: Option<hybrid::dfa::DFA>,
+}
+
+/// The lazy DFA caches of one scanning thread.
+#[derive(Default)]
+struct Caches {
+    branches: Vec<BranchCaches>,
+}
+
+/// The lazy DFA caches of one branch.
+#[derive(Default)]
+struct BranchCaches {
+    forward: Option<hybrid::dfa::Cache>,
+    reverse: Option<hybrid::dfa::Cache>,
 }
 
 /// Turns a rule as written into the regex that runs: folded like the text, spaces become
@@ -536,58 +586,161 @@ fn expand(pattern: &str) -> String {
 /// multilingual rules, bounded so that a bad edit fails at start-up rather than eating memory.
 const RULE_SET_SIZE_BYTES_MAX: usize = 64 << 20;
 
+fn meta_config() -> meta::Config {
+    meta::Config::new()
+        .nfa_size_limit(Some(RULE_SET_SIZE_BYTES_MAX))
+        .hybrid_cache_capacity(RULE_SET_SIZE_BYTES_MAX)
+}
+
+/// A lazy DFA for anchored attempts at one branch: forwards (leftmost-first, the preferred
+/// match's end) or, for the parts before a trigger, backwards (the longest match: the start
+/// furthest back, from which the forward attempt finds any match there is). It never gives up
+/// (no minimum cache clear count), and quits on no byte, so its searches cannot fail.
+fn branch_dfa(id: &'static str, hir: &Hir, reverse: bool) -> Result<hybrid::dfa::DFA> {
+    let fail = |source: String| Error::Config { field: "injection rules", reason: format!("{id}: {source}") };
+    let nfa = thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .reverse(reverse)
+                .which_captures(thompson::WhichCaptures::None)
+                .nfa_size_limit(Some(RULE_SET_SIZE_BYTES_MAX)),
+        )
+        .build_from_hir(hir)
+        .map_err(|error| fail(error.to_string()))?;
+    let kind =
+        if reverse { regex_automata::MatchKind::All } else { regex_automata::MatchKind::LeftmostFirst };
+    hybrid::dfa::Builder::new()
+        .configure(
+            hybrid::dfa::Config::new()
+                .match_kind(kind)
+                .minimum_cache_clear_count(None)
+                .cache_capacity(BRANCH_CACHE_BYTES_MAX)
+                .skip_cache_capacity_check(true),
+        )
+        .build_from_nfa(nfa)
+        .map_err(|error| fail(error.to_string()))
+}
+
+/// Cache capacity of each branch's lazy DFAs: an attempt explores a few words of text (a
+/// branch with large Unicode classes gets the minimum it needs instead, if that is more).
+const BRANCH_CACHE_BYTES_MAX: usize = 1 << 20;
+
+fn no_caches() -> Caches {
+    Caches::default()
+}
+
+/// Runs an anchored search over `input`: the end (forwards) or start (backwards) of a match.
+fn anchored(
+    dfa: &hybrid::dfa::DFA,
+    cache: &mut Option<hybrid::dfa::Cache>,
+    input: &Input<'_>,
+    reverse: bool,
+) -> Option<usize> {
+    let cache = cache.get_or_insert_with(|| dfa.create_cache());
+    let found = if reverse { dfa.try_search_rev(cache, input) } else { dfa.try_search_fwd(cache, input) };
+    // Cannot fail (see `branch_dfa`); were it to, the attempt counts as no match.
+    found.ok().flatten().map(|half| half.offset())
+}
+
 impl InjectionRules {
     pub(crate) fn new() -> Result<InjectionRules> {
-        let mut groups = Vec::new();
-        for (index, chunk) in RULES.chunks(RULES_PER_GROUP).enumerate() {
-            // Compile each rule alone first, so a bad rule is reported by its id.
-            for rule in chunk {
-                regex::RegexBuilder::new(&expand(rule.pattern))
-                    .size_limit(RULE_SET_SIZE_BYTES_MAX)
-                    .build()
-                    .map_err(|source| Error::Rule { rule_id: rule.id, source: Box::new(source) })?;
+        let mut branches = Vec::new();
+        let mut gated = Vec::new();
+        let mut ungated = Vec::new();
+        for (index, rule) in RULES.iter().enumerate() {
+            let pattern = expand(rule.pattern);
+            let plans = plan(&pattern, TRIGGER_BYTES_MIN).map_err(|source| Error::Config {
+                field: "injection rules",
+                reason: format!("{}: {source}", rule.id),
+            })?;
+            for Plan { branch, trigger, word_start } in plans {
+                let forward = branch_dfa(rule.id, &branch, false)?;
+                let reverse = match &trigger {
+                    Some((_, Some(before))) => Some(branch_dfa(rule.id, before, true)?),
+                    _ => None,
+                };
+                match trigger {
+                    Some((literals, _)) => gated.push((branches.len(), literals, word_start)),
+                    None => ungated.push((branches.len(), branch)),
+                }
+                branches.push(Branch { rule: index, forward, reverse });
             }
-            let alternatives: Vec<String> =
-                chunk.iter().map(|rule| format!("({})", expand(rule.pattern))).collect();
-            let regex = regex::RegexBuilder::new(&alternatives.join("|"))
-                .size_limit(RULE_SET_SIZE_BYTES_MAX)
-                .dfa_size_limit(RULE_SET_SIZE_BYTES_MAX)
-                .build()
-                .map_err(|source| Error::Rule { rule_id: "injection.*", source: Box::new(source) })?;
-            // Group i + 1 must be rule i: a rule with a capturing group of its own would shift them.
-            if regex.captures_len() != chunk.len() + 1 {
-                return Err(Error::Config {
-                    field: "injection rules",
-                    reason: format!("a rule of group {index} uses a capturing group; use (?:...)"),
-                });
-            }
-            groups.push(regex);
         }
-        Ok(InjectionRules { groups })
+        let triggers = Triggers::new(&gated).map_err(|error| Error::Config {
+            field: "injection rules",
+            reason: format!("trigger automaton: {error}"),
+        })?;
+        let mut groups = Vec::new();
+        for chunk in ungated.chunks(BRANCHES_PER_GROUP) {
+            let alternatives: Vec<Hir> = chunk.iter().map(|(_, branch)| branch.clone()).collect();
+            let starts = meta::Builder::new()
+                .configure(meta_config())
+                .build_from_hir(&Hir::alternation(alternatives))
+                .map_err(|source| Error::RuleAutomaton {
+                    rule_id: "injection.*",
+                    source: Box::new(source),
+                })?;
+            groups.push((starts, chunk.iter().map(|(index, _)| *index).collect()));
+        }
+        Ok(InjectionRules { branches, triggers, groups, caches: Pool::new(no_caches as fn() -> _) })
     }
 
-    /// Every match: at most one per start position and group, [`MATCHES_PER_RULE_MAX`] per rule.
+    /// Every match: at most one per start position and rule, [`MATCHES_PER_RULE_MAX`] per rule.
     pub(crate) fn signals(&self, normalized: &str) -> Vec<Signal> {
-        let mut signals = Vec::new();
-        let mut per_rule = [0usize; RULES.len()];
-        for (group_index, regex) in self.groups.iter().enumerate() {
-            let first_rule = group_index * RULES_PER_GROUP;
-            let mut locations = regex.capture_locations();
+        // (start, branch) pairs to try.
+        let mut attempts: Vec<(usize, usize)> = Vec::new();
+        let mut guard = self.caches.get();
+        let caches = &mut guard.branches;
+        if caches.len() < self.branches.len() {
+            caches.resize_with(self.branches.len(), BranchCaches::default);
+        }
+        self.triggers.each(normalized, |at, index| {
+            let (Some(branch), Some(cache)) = (self.branches.get(index), caches.get_mut(index)) else {
+                return;
+            };
+            let start = match &branch.reverse {
+                None => Some(at),
+                Some(dfa) => {
+                    let from = floor_boundary(normalized, at.saturating_sub(MATCH_BYTES_MAX));
+                    let input = Input::new(normalized).span(from..at).anchored(Anchored::Yes);
+                    anchored(dfa, &mut cache.reverse, &input, true)
+                }
+            };
+            if let Some(start) = start {
+                attempts.push((start, index));
+            }
+        });
+        for (regex, members) in &self.groups {
             let mut at = 0;
             while at < normalized.len() {
-                let Some(found) = regex.captures_read_at(&mut locations, normalized, at) else { break };
-                let rule = (1..locations.len())
-                    .find(|group| locations.get(*group).is_some())
-                    .map(|group| first_rule + group - 1);
-                if let Some(rule) = rule
-                    && let Some(count) = per_rule.get_mut(rule)
-                    && *count < MATCHES_PER_RULE_MAX
-                {
-                    *count += 1;
-                    signals.push(Signal { rule, range: found.range() });
-                }
+                let Some(found) = regex.search(&Input::new(normalized).span(at..normalized.len())) else {
+                    break;
+                };
+                attempts.extend(members.iter().map(|index| (found.start(), *index)));
                 // Resume one character after the start: other rules may start inside this match.
                 at = found.start() + normalized[found.start()..].chars().next().map_or(1, char::len_utf8);
+            }
+        }
+        attempts.sort_unstable();
+        attempts.dedup();
+        let mut signals: Vec<Signal> = Vec::new();
+        let mut per_rule = [0usize; RULES.len()];
+        for (start, index) in attempts {
+            let (Some(branch), Some(cache)) = (self.branches.get(index), caches.get_mut(index)) else {
+                continue;
+            };
+            let Some(count) = per_rule.get_mut(branch.rule) else { continue };
+            let seen = |signal: &Signal| signal.rule == branch.rule;
+            if *count >= MATCHES_PER_RULE_MAX
+                || signals.iter().rev().take_while(|signal| signal.range.start == start).any(seen)
+            {
+                continue;
+            }
+            let end = floor_boundary(normalized, start.saturating_add(MATCH_BYTES_MAX));
+            let input = Input::new(normalized).span(start..end).anchored(Anchored::Yes);
+            if let Some(end) = anchored(&branch.forward, &mut cache.forward, &input, false) {
+                *count += 1;
+                signals.push(Signal { rule: branch.rule, range: start..end });
             }
         }
         signals

@@ -26,7 +26,10 @@
 //!   [`RuleId`], [`Report`] — what a scan yields; a finding never holds matched text.
 //! - `policy`: [`Policy`], [`Action`], [`Decision`], [`redact`] — block, redact or flag.
 //! - `normalize`: NFKC-style folding, confusables, invisibles, leetspeak, offset map.
-//! - `injection`: the injection rules (English and fourteen other languages) and their scoring.
+//! - `injection`: the injection rules (English and fourteen other languages), their matching
+//!   (each rule tried anchored where it may start) and their scoring.
+//! - `prefilter`: the trigger words of each rule, found in one Aho-Corasick pass, that say
+//!   where a rule may match.
 //! - `decode`: base64, hex, URL-encoding and rot13 layers.
 //! - `sensitive`, `checksum`: secret and PII rules and their check-digit validators.
 //! - [`bench`]: labelled corpora, generated sets and the precision/recall/FPR/throughput table.
@@ -35,9 +38,11 @@
 //! # Limits
 //! Every bound is a named constant: [`WINDOW_BYTES`] and [`WINDOW_OVERLAP_BYTES`] bound the
 //! memory of injection matching, [`DECODE_DEPTH_MAX`] the nesting of decoded layers,
-//! [`PRIVATE_KEY_BYTES_MAX`] the reach of a PEM block, [`MATCHES_PER_RULE_MAX`] and
-//! [`INVISIBLE_SPANS_MAX`] the size of a report. All matching is by the `regex` crate's finite
-//! automata (no backtracking), so time is linear in the input.
+//! [`PRIVATE_KEY_BYTES_MAX`] the reach of a PEM block, [`MATCH_BYTES_MAX`] the length of an
+//! injection phrase, [`SHORT_TEXT_BYTES_MAX`] the texts whose secret rules are gated by their
+//! literal prefixes, [`MATCHES_PER_RULE_MAX`] and [`INVISIBLE_SPANS_MAX`] the size of a
+//! report. All matching is by finite automata (`regex`, `regex-automata`'s lazy DFAs and
+//! `aho-corasick`; no backtracking), so time is linear in the input.
 
 pub mod bench;
 mod checksum;
@@ -47,6 +52,7 @@ mod finding;
 mod injection;
 mod normalize;
 mod policy;
+mod prefilter;
 mod rules;
 mod scanner;
 mod scrub;
@@ -55,9 +61,9 @@ mod sensitive;
 pub use decode::DECODE_DEPTH_MAX;
 pub use error::{Error, Result};
 pub use finding::{Category, Finding, FindingKind, PiiKind, Report, RuleId, SecretKind};
-pub use injection::MATCHES_PER_RULE_MAX;
+pub use injection::{MATCH_BYTES_MAX, MATCHES_PER_RULE_MAX};
 pub use normalize::INVISIBLE_SPANS_MAX;
 pub use policy::{Action, Decision, Policy, redact};
-pub use scrub::{scrub, scrub_json, scrub_with};
 pub use scanner::{ScanConfig, Scanner, WINDOW_BYTES, WINDOW_OVERLAP_BYTES};
-pub use sensitive::PRIVATE_KEY_BYTES_MAX;
+pub use scrub::{scrub, scrub_json, scrub_with};
+pub use sensitive::{PRIVATE_KEY_BYTES_MAX, SHORT_TEXT_BYTES_MAX};

@@ -64,6 +64,13 @@ impl Builder {
         self.origin.push(origin as u32);
     }
 
+    /// Pushes ASCII bytes that are not whitespace, lowercased; `origin` is the first one's.
+    fn push_ascii_run(&mut self, run: &[u8], origin: usize) {
+        self.bytes.extend(run.iter().map(u8::to_ascii_lowercase));
+        let first = origin as u32;
+        self.origin.extend((0..run.len() as u32).map(|offset| first + offset));
+    }
+
     fn push(&mut self, c: char, origin: usize) {
         let mut buffer = [0u8; 4];
         for byte in c.encode_utf8(&mut buffer).bytes() {
@@ -94,6 +101,12 @@ impl Builder {
             self.invisible.push(origin.clone());
         }
     }
+}
+
+/// The ASCII bytes the normaliser folds into a space or a newline.
+#[inline]
+fn is_ascii_space(byte: u8) -> bool {
+    matches!(byte, b'\n' | b' ' | b'\t' | b'\r' | 0x0b | 0x0c)
 }
 
 /// What to do with a non-ASCII character.
@@ -204,6 +217,14 @@ pub(crate) fn normalize(text: &str) -> Normalized {
     let mut at = 0;
     while at < bytes.len() {
         let byte = bytes[at];
+        if byte < 0x80 && !is_ascii_space(byte) {
+            // The common case: a run of ASCII that is not whitespace, copied lowercased in one go.
+            let run =
+                bytes[at..].iter().position(|&b| b >= 0x80 || is_ascii_space(b)).unwrap_or(bytes.len() - at);
+            out.push_ascii_run(&bytes[at..at + run], at);
+            at += run;
+            continue;
+        }
         if byte < 0x80 {
             match byte {
                 b'\n' => out.push_space(true, at),

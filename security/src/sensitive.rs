@@ -385,8 +385,20 @@ const GROUPED: &[&str] = &[
     "pii.phone_nanp",
 ];
 
+/// Texts up to this length are first checked for the literal prefixes of the rules searched
+/// one by one, and only rules whose prefix occurs are searched: on a short text each search
+/// costs more in set-up than in scanning. Longer texts skip the check (each rule's own literal
+/// prefilter then does the same work as it scans).
+pub const SHORT_TEXT_BYTES_MAX: usize = 4 << 10;
+
 /// Compiled secret and PII rules.
 pub(crate) struct SensitiveRules {
+    /// Literal prefixes of the ungrouped rules (ASCII case-insensitive), and per literal the
+    /// rules it starts.
+    gate: aho_corasick::AhoCorasick,
+    gate_rules: Vec<Vec<usize>>,
+    /// Per rule: whether it is searched on short texts whatever the gate says (no prefix).
+    ungated: Vec<bool>,
     /// Per rule: the unanchored regex (ungrouped rules) or the regex anchored at its start.
     regexes: Vec<Regex>,
     /// Per rule: whether it is searched through `combined`.
@@ -423,16 +435,55 @@ impl SensitiveRules {
             grouped.push(is_grouped);
         }
         let combined = compile("sensitive.*", &alternatives.join("|"))?;
-        Ok(SensitiveRules { regexes, grouped, combined })
+        let mut by_literal: std::collections::BTreeMap<Vec<u8>, Vec<usize>> =
+            std::collections::BTreeMap::new();
+        let mut ungated = vec![false; RULES.len()];
+        for (index, rule) in RULES.iter().enumerate() {
+            if grouped.get(index).copied().unwrap_or(true) {
+                continue;
+            }
+            match crate::prefilter::prefix_literals(&ascii_classes(rule.pattern), 2) {
+                Some(literals) => {
+                    for literal in literals {
+                        by_literal.entry(literal).or_default().push(index);
+                    }
+                }
+                None => {
+                    if let Some(slot) = ungated.get_mut(index) {
+                        *slot = true;
+                    }
+                }
+            }
+        }
+        let gate = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(by_literal.keys())
+            .map_err(|error| Error::Config { field: "sensitive rules", reason: error.to_string() })?;
+        let gate_rules = by_literal.into_values().collect();
+        Ok(SensitiveRules { gate, gate_rules, ungated, regexes, grouped, combined })
     }
 
     /// Every validated finding in `text` whose kind passes `wanted`, overlaps resolved.
     pub(crate) fn scan(&self, text: &str, wanted: impl Fn(FindingKind) -> bool) -> Vec<Finding> {
         let mut found: Vec<(usize, Finding)> = Vec::new();
+        // On a short text, only the rules whose literal prefix occurs can match.
+        let possible: Option<Vec<bool>> = (text.len() <= SHORT_TEXT_BYTES_MAX).then(|| {
+            let mut possible = self.ungated.clone();
+            for hit in self.gate.find_overlapping_iter(text) {
+                for rule in self.gate_rules.get(hit.pattern().as_usize()).into_iter().flatten() {
+                    if let Some(slot) = possible.get_mut(*rule) {
+                        *slot = true;
+                    }
+                }
+            }
+            possible
+        });
         for (priority, ((rule, regex), grouped)) in
             RULES.iter().zip(&self.regexes).zip(&self.grouped).enumerate()
         {
-            if *grouped || !wanted(rule.kind) {
+            let ruled_out =
+                possible.as_ref().is_some_and(|possible| !possible.get(priority).copied().unwrap_or(true));
+            if *grouped || ruled_out || !wanted(rule.kind) {
                 continue;
             }
             let mut at = 0;
