@@ -23,7 +23,9 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::agents::{AgentFailure, PROGRESS_QUEUE_COUNT_MAX};
 use crate::error::Result;
-use crate::phase::{Appended, Ctx, Handled, Loaded, Phase, append_outputs, decide_and_append, load_task};
+use crate::phase::{
+    Appended, Ctx, Handled, Loaded, Phase, append_outputs, decide_and_append, load_task_cached,
+};
 
 /// How often a running attempt checks whether its task was cancelled.
 pub const CANCEL_CHECK_MS: u64 = 250;
@@ -68,7 +70,7 @@ impl Execution {
         sealed: &SealedEnvelope,
     ) -> Result<Option<Loaded>> {
         for _ in 0..crate::phase::CONFLICT_RETRY_COUNT_MAX {
-            let loaded = load_task(ctx.log.as_ref(), sealed.envelope.task_id).await?;
+            let loaded = load_task_cached(ctx, sealed.envelope.task_id).await?;
             if !same_attempt(&loaded, sealed) {
                 return Ok(None);
             }
@@ -242,7 +244,7 @@ impl Execution {
                     .await?;
                 }
                 _ = check.tick() => {
-                    let loaded = load_task(ctx.log.as_ref(), sealed.envelope.task_id).await?;
+                    let loaded = load_task_cached(ctx, sealed.envelope.task_id).await?;
                     if loaded.is_final() || !same_attempt(&loaded, sealed) {
                         tracing::info!(task_id = %sealed.envelope.task_id, "attempt abandoned: the task ended or moved on");
                         return Ok(Err(Handled::Done));

@@ -10,7 +10,8 @@
 //! - [`Runtime`] / [`RuntimeOptions`] / [`HostedAgent`] (`runtime`): start and stop a process.
 //! - `phase`: what phases share — [`PhaseMsg`] / [`PhaseState`] of the phase actor, the pump
 //!   that pulls inputs and acknowledges them after the outputs are appended, the fold of a task
-//!   and the deterministic append; [`PHASE_IN_FLIGHT_MAX`]. Every limit is re-exported here.
+//!   and the deterministic append, the shared cache of folded tasks; [`PHASE_IN_FLIGHT_MAX`],
+//!   [`TASK_CACHE_COUNT_MAX`]. Every limit is re-exported here.
 //! - `supervisor`: [`SupervisorMsg`] / [`SupervisorState`]; restarts failed phase actors.
 //! - The phases, one file each: `screening` (ingress, and the [`Screener`] seam with
 //!   [`StandardScreener`]), `context`, `matching`, `sealing`, `execution`, `retry`,
@@ -63,7 +64,10 @@ pub use context::{CONTEXT_SOURCE_MS_MAX, SIMILAR_TASKS_MAX};
 pub use error::{BoxError, Error, Result};
 pub use execution::{CANCEL_CHECK_MS, PROGRESS_EVENTS_PER_ATTEMPT_MAX};
 pub use matching::{CANDIDATES_RECORDED_MAX, NO_AGENT_WAIT_MS_BASE, NO_AGENT_WAIT_MS_MAX};
-pub use phase::{CONFLICT_RETRY_COUNT_MAX, PHASE_DRAIN_MS_MAX, PHASE_IN_FLIGHT_MAX, PhaseMsg, PhaseState};
+pub use phase::{
+    CONFLICT_RETRY_COUNT_MAX, PHASE_DRAIN_MS_MAX, PHASE_IN_FLIGHT_MAX, PhaseMsg, PhaseState,
+    TASK_CACHE_COUNT_MAX,
+};
 pub use registry::Registry;
 pub use retry::{RETRY_BACKOFF_MS_BASE, RETRY_BACKOFF_MS_MAX};
 pub use runtime::{HostedAgent, Runtime, RuntimeOptions};

@@ -10,8 +10,12 @@
 //! ids `EventId::derived(input.id, purpose)`. A redelivered input, or the same input handled by
 //! another process at the same moment, derives the same ids: the log answers `duplicate`, or a
 //! conflict after which the handler re-reads, finds the phase done, and does nothing.
+//!
+//! The read starts from the process's cached fold ([`TaskCache`], [`TASK_CACHE_COUNT_MAX`])
+//! and fetches only later events: the cache saves reads and decides nothing (a stale entry
+//! only costs a conflict and a re-read).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +24,7 @@ use async_trait::async_trait;
 use events::task::TaskEvent;
 use events::{
     Aggregate, DomainEvent, EventId, EventLog, EventType, ExpectedVersion, Filter, KeyPair, LogError,
-    Metadata, Position, PublicKey, RecordedEvent, StreamId, SubscribeOptions, Subscription, TaskId,
+    Metadata, NewEvent, Position, PublicKey, RecordedEvent, StreamId, SubscribeOptions, Subscription, TaskId,
     TaskState, Version, now_ms,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -50,15 +54,83 @@ const TASK_READ_PAGE_COUNT: usize = 1_000;
 /// (reopening its subscription).
 const LOG_FAILURE_COUNT_MAX: u32 = 8;
 
+/// The most folded tasks kept by a process's [`TaskCache`]. A folded task takes a few KiB
+/// (spec, envelope, result), so the cache stays under a few MiB whatever the number of tasks
+/// in flight; 1,024 is many times the tasks the phases work on at once at the benchmark's
+/// concurrency (64). Past it, the least recently stored entries go and are read from the log
+/// again when needed.
+pub const TASK_CACHE_COUNT_MAX: usize = 1_024;
+
+/// Folded tasks by id, shared by every phase of a process, so that a handler reads only the
+/// events recorded after the cached version instead of the whole stream. Only an
+/// optimisation: a cached fold is always the fold of the log's first `version` events (it is
+/// stored after a read, or after an append that expected exactly that version), and every
+/// append still expects the version its decision was made on. Finished tasks are evicted.
+#[derive(Debug, Default)]
+pub(crate) struct TaskCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    entries: HashMap<TaskId, Loaded>,
+    /// Ids in the order they were first stored (may name entries gone since).
+    order: VecDeque<TaskId>,
+}
+
+impl TaskCache {
+    fn get(&self, task_id: TaskId) -> Option<Loaded> {
+        self.inner.lock().ok().and_then(|inner| inner.entries.get(&task_id).cloned())
+    }
+
+    /// Keeps `loaded` unless the cache holds a later version of the task; forgets a finished
+    /// task.
+    fn put(&self, loaded: &Loaded) {
+        if loaded.is_final() {
+            self.forget(loaded.task_id);
+            return;
+        }
+        let Ok(mut inner) = self.inner.lock() else { return };
+        let inner = &mut *inner;
+        match inner.entries.get_mut(&loaded.task_id) {
+            Some(cached) => {
+                if cached.version < loaded.version {
+                    cached.clone_from(loaded);
+                }
+            }
+            None => {
+                while inner.entries.len() >= TASK_CACHE_COUNT_MAX {
+                    let Some(oldest) = inner.order.pop_front() else { break };
+                    inner.entries.remove(&oldest);
+                }
+                inner.entries.insert(loaded.task_id, loaded.clone());
+                inner.order.push_back(loaded.task_id);
+                // Ids of evicted (finished) tasks linger in `order`: sweep them now and then so
+                // it stays bounded too.
+                if inner.order.len() >= 2 * TASK_CACHE_COUNT_MAX {
+                    let entries = &inner.entries;
+                    inner.order.retain(|id| entries.contains_key(id));
+                }
+            }
+        }
+    }
+
+    fn forget(&self, task_id: TaskId) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.entries.remove(&task_id);
+        }
+    }
+}
+
 /// Waiters on tasks reaching a final state in this process.
 #[derive(Debug, Default)]
 pub(crate) struct Finals {
-    waiters: Mutex<HashMap<TaskId, Vec<oneshot::Sender<()>>>>,
+    waiters: Mutex<HashMap<TaskId, Vec<oneshot::Sender<TaskState>>>>,
 }
 
 impl Finals {
-    /// A receiver fired when this process appends a final event for `task_id`.
-    pub(crate) fn watch(&self, task_id: TaskId) -> oneshot::Receiver<()> {
+    /// A receiver given the final state when this process appends a final event for `task_id`.
+    pub(crate) fn watch(&self, task_id: TaskId) -> oneshot::Receiver<TaskState> {
         let (tx, rx) = oneshot::channel();
         if let Ok(mut waiters) = self.waiters.lock() {
             waiters.entry(task_id).or_default().push(tx);
@@ -72,10 +144,10 @@ impl Finals {
         }
     }
 
-    pub(crate) fn notify(&self, task_id: TaskId) {
+    pub(crate) fn notify(&self, task_id: TaskId, state: &TaskState) {
         let senders = self.waiters.lock().ok().and_then(|mut waiters| waiters.remove(&task_id));
         for sender in senders.into_iter().flatten() {
-            let _ = sender.send(());
+            let _ = sender.send(state.clone());
         }
     }
 }
@@ -93,6 +165,8 @@ pub(crate) struct Ctx {
     /// Cancelled when the runtime shuts down: waits end, nothing new is pulled.
     pub(crate) shutdown: CancellationToken,
     pub(crate) finals: Finals,
+    /// Folded tasks, so handlers read only what is new.
+    pub(crate) tasks: TaskCache,
     /// Whether dropping a pending `Subscription::next` loses nothing (true for the SQL log);
     /// when false, a phase only stops waiting for the next input on shutdown.
     pub(crate) next_is_cancel_safe: bool,
@@ -138,34 +212,78 @@ pub(crate) async fn load_task(log: &dyn EventLog, task_id: TaskId) -> Result<Loa
     let stream_id = StreamId::task(task_id);
     let mut loaded = Loaded {
         task_id,
-        stream_id: stream_id.clone(),
+        stream_id,
         state: TaskState::default(),
         version: 0,
         submitted_at_ms: now_ms(),
         correlation_id: None,
     };
+    read_after(log, &mut loaded).await?;
+    Ok(loaded)
+}
+
+/// [`load_task`] starting from the process's cached fold, if any: reads only the events after
+/// the cached version, and caches the result.
+pub(crate) async fn load_task_cached(ctx: &Ctx, task_id: TaskId) -> Result<Loaded> {
+    let Some(mut loaded) = ctx.tasks.get(task_id) else {
+        let loaded = load_task(ctx.log.as_ref(), task_id).await?;
+        ctx.tasks.put(&loaded);
+        return Ok(loaded);
+    };
+    let before = loaded.version;
+    read_after(ctx.log.as_ref(), &mut loaded).await?;
+    if loaded.version != before {
+        ctx.tasks.put(&loaded);
+    }
+    Ok(loaded)
+}
+
+/// Folds the events of the task's stream after `loaded.version` into `loaded`.
+async fn read_after(log: &dyn EventLog, loaded: &mut Loaded) -> Result<()> {
     loop {
-        let page = log.read_stream(&stream_id, loaded.version + 1, TASK_READ_PAGE_COUNT).await?;
+        let page = log.read_stream(&loaded.stream_id, loaded.version + 1, TASK_READ_PAGE_COUNT).await?;
         let count = page.len();
         for recorded in page {
-            loaded.version = recorded.version;
-            if recorded.version == 1 {
-                loaded.submitted_at_ms = recorded.metadata.occurred_at_ms;
-                loaded.correlation_id = Some(recorded.id);
-            }
-            match TaskEvent::from_recorded(&recorded) {
-                Ok(event) => {
-                    if let Err(refused) = loaded.state.apply(&event) {
-                        tracing::warn!(%stream_id, version = recorded.version, %refused, "fold skips an event");
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%stream_id, version = recorded.version, %error, "fold skips an unreadable event");
-                }
-            }
+            fold_one(
+                loaded,
+                recorded.version,
+                recorded.id,
+                recorded.metadata.occurred_at_ms,
+                &recorded.event_type,
+                recorded.schema_version,
+                &recorded.payload,
+            );
         }
         if count < TASK_READ_PAGE_COUNT {
-            return Ok(loaded);
+            return Ok(());
+        }
+    }
+}
+
+/// Folds one recorded event (given by its parts, so that a just-appended event folds exactly
+/// as it will be read back).
+fn fold_one(
+    loaded: &mut Loaded,
+    version: Version,
+    id: EventId,
+    occurred_at_ms: i64,
+    event_type: &EventType,
+    schema_version: u32,
+    payload: &[u8],
+) {
+    loaded.version = version;
+    if version == 1 {
+        loaded.submitted_at_ms = occurred_at_ms;
+        loaded.correlation_id = Some(id);
+    }
+    match TaskEvent::from_payload(event_type, schema_version, payload) {
+        Ok(event) => {
+            if let Err(refused) = loaded.state.apply(&event) {
+                tracing::warn!(stream_id = %loaded.stream_id, version, %refused, "fold skips an event");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(stream_id = %loaded.stream_id, version, %error, "fold skips an unreadable event");
         }
     }
 }
@@ -214,12 +332,21 @@ pub(crate) async fn append_outputs(
     }
     let expected =
         if loaded.version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(loaded.version) };
+    // Once written, the log holds `loaded`'s events and then the batch (the append expects
+    // exactly `loaded.version`): the batch folded as it will be read back is the new state, for
+    // the cache and the waiters.
+    let mut after = loaded.clone();
+    for (version, event) in (loaded.version + 1..).zip(&batch) {
+        let NewEvent { id, event_type, schema_version, payload, metadata } = event;
+        fold_one(&mut after, version, *id, metadata.occurred_at_ms, event_type, *schema_version, payload);
+    }
     match ctx.log.append(&loaded.stream_id, expected, batch).await {
         Ok(outcome) if outcome.duplicate => Ok(Appended::Duplicate),
         Ok(_) => {
             if final_now {
-                ctx.finals.notify(loaded.task_id);
+                ctx.finals.notify(loaded.task_id, &after.state);
             }
+            ctx.tasks.put(&after);
             Ok(Appended::Written)
         }
         Err(LogError::Conflict { .. }) => Ok(Appended::Conflict),
@@ -246,7 +373,7 @@ pub(crate) async fn decide_and_append(
 ) -> Result<Handled> {
     let Some(task_id) = task_id_of(&input.stream_id) else { return Ok(Handled::Done) };
     for _ in 0..CONFLICT_RETRY_COUNT_MAX {
-        let loaded = load_task(ctx.log.as_ref(), task_id).await?;
+        let loaded = load_task_cached(ctx, task_id).await?;
         let outputs = decide(&loaded);
         if outputs.is_empty() {
             return Ok(Handled::Done);
@@ -399,15 +526,17 @@ async fn pump(
     let mut running: JoinSet<(Position, Result<Handled>)> = JoinSet::new();
     let mut failures = 0u32;
     let poll = ctx.poll_interval;
+    let mut finished = Vec::new();
     loop {
         // Acknowledge whatever finished, first.
         while let Some(done) = running.try_join_next() {
-            if let Err(reason) = settle(&mut sub, done, phase.name(), &handled).await {
-                failures += 1;
-                if failures >= LOG_FAILURE_COUNT_MAX {
-                    let _ = actor.cast(PhaseMsg::PumpFailed(reason));
-                    return;
-                }
+            finished.push(done);
+        }
+        if let Err(reason) = settle_all(&mut sub, &mut finished, phase.name(), &handled).await {
+            failures += 1;
+            if failures >= LOG_FAILURE_COUNT_MAX {
+                let _ = actor.cast(PhaseMsg::PumpFailed(reason));
+                return;
             }
         }
         let room = running.len() < PHASE_IN_FLIGHT_MAX;
@@ -416,14 +545,8 @@ async fn pump(
             biased;
             () = stop.cancelled() => break,
             Some(done) = running.join_next(), if !running.is_empty() && (can_race || !room) => {
-                if let Err(reason) = settle(&mut sub, done, phase.name(), &handled).await {
-                    failures += 1;
-                    if failures >= LOG_FAILURE_COUNT_MAX {
-                        let _ = actor.cast(PhaseMsg::PumpFailed(reason));
-                        return;
-                    }
-                }
-                continue;
+                finished.push(done);
+                continue; // settled at the top of the loop, with whatever else finished
             }
             delivery = next_delivery(&mut sub, poll), if room => delivery,
         };
@@ -467,10 +590,33 @@ async fn pump(
     }
 }
 
+/// What a spawned handler hands back: its input's position and what it did.
+type Finished = std::result::Result<(Position, Result<Handled>), tokio::task::JoinError>;
+
+/// Settles every finished handler, highest position first: an acknowledgement above an
+/// unacknowledged input does not move the subscription's checkpoint, so only the last one
+/// (the lowest) stores it — one durable write for the whole batch instead of one each.
+/// Returns the last failure, if any.
+async fn settle_all(
+    sub: &mut Box<dyn Subscription>,
+    finished: &mut Vec<Finished>,
+    phase: &str,
+    handled: &std::sync::atomic::AtomicU64,
+) -> std::result::Result<(), String> {
+    finished.sort_by_key(|done| std::cmp::Reverse(done.as_ref().map_or(0, |(position, _)| *position)));
+    let mut outcome = Ok(());
+    for done in finished.drain(..) {
+        if let Err(reason) = settle(sub, done, phase, handled).await {
+            outcome = Err(reason);
+        }
+    }
+    outcome
+}
+
 /// Acknowledges a finished input, or leaves it for redelivery.
 async fn settle(
     sub: &mut Box<dyn Subscription>,
-    done: std::result::Result<(Position, Result<Handled>), tokio::task::JoinError>,
+    done: Finished,
     phase: &str,
     handled: &std::sync::atomic::AtomicU64,
 ) -> std::result::Result<(), String> {

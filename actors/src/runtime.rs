@@ -22,7 +22,7 @@ use crate::egress::EgressScreening;
 use crate::error::{Error, Result};
 use crate::execution::Execution;
 use crate::matching::Matching;
-use crate::phase::{Ctx, Finals, Phase, load_task};
+use crate::phase::{Ctx, Finals, Phase, TaskCache, load_task_cached};
 use crate::registry::{REGISTRY_REFRESH_MS, Registry, builtin_agent_key, register_agent};
 use crate::retry::Retry;
 use crate::screening::{IngressScreening, Screener, StandardScreener};
@@ -197,6 +197,7 @@ impl Runtime {
             trusted_submitters,
             shutdown: shutdown.clone(),
             finals: Finals::default(),
+            tasks: TaskCache::default(),
             next_is_cancel_safe,
             poll_interval,
         });
@@ -250,7 +251,7 @@ impl Runtime {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let mut woken = self.ctx.finals.watch(task_id);
-            let loaded = load_task(self.ctx.log.as_ref(), task_id).await?;
+            let loaded = load_task_cached(&self.ctx, task_id).await?;
             if loaded.is_final() {
                 self.ctx.finals.forget(task_id);
                 return Ok(loaded.state);
@@ -261,7 +262,9 @@ impl Runtime {
                 return Err(Error::Timeout(format!("task {task_id} is still {}", loaded.state.status)));
             }
             let wait = (deadline - now).min(Duration::from_secs(1));
-            let _ = tokio::time::timeout(wait, &mut woken).await;
+            if let Ok(Ok(state)) = tokio::time::timeout(wait, &mut woken).await {
+                return Ok(state); // this process just appended the final event
+            }
         }
     }
 

@@ -8,8 +8,9 @@
 //! - [`open`] / [`SqlLog::open`]: pick the backend from a URL (`sqlite://path?mode=rwc`,
 //!   `postgres://…`), connect, and apply the embedded migrations (`migrations/sqlite`,
 //!   `migrations/postgres`).
-//! - [`SqliteLog`]: one file in WAL mode, `synchronous=FULL`, one writer connection; subscribers
-//!   are woken in-process.
+//! - [`SqliteLog`]: one file in WAL mode, `synchronous=FULL`, one writer task that commits
+//!   every queued append (and acknowledgement) in one transaction — one fsync per group, each
+//!   caller answered after the commit; subscribers are woken in-process.
 //! - [`PostgresLog`]: appends serialised by a transaction-scoped advisory lock so positions
 //!   become visible in order; subscribers are woken by `LISTEN/NOTIFY`.
 //! - [`ImportOutcome`]: the result of [`SqlLog::import`], the archiver's idempotent copy of an
@@ -53,7 +54,10 @@ use events::{
 
 pub use error::{Error, Result};
 pub use postgres::{POSTGRES_CONNECTION_COUNT_MAX, PostgresLog};
-pub use sqlite::{SQLITE_BUSY_TIMEOUT_MS, SQLITE_READ_CONNECTION_COUNT_MAX, SqliteLog};
+pub use sqlite::{
+    SQLITE_BUSY_TIMEOUT_MS, SQLITE_READ_CONNECTION_COUNT_MAX, SQLITE_WRITE_GROUP_COUNT_MAX,
+    SQLITE_WRITE_QUEUE_COUNT_MAX, SqliteLog,
+};
 pub use subscription::{SUBSCRIPTION_PENDING_COUNT_MAX, SUBSCRIPTION_POLL_MS};
 
 /// The most events one `read_stream` / `read_all` call returns, whatever limit the caller
