@@ -84,7 +84,11 @@ pub(crate) async fn accept(ctx: &Ctx, payload: &[u8]) -> SubmitAnswer {
                 match SignedSubmission::sign(task_id, submission.spec.clone(), &ctx.federation) {
                     Ok(resigned) => submission = resigned,
                     Err(error) => {
-                        return SubmitAnswer { task_id: Some(task_id), accepted: false, error: Some(error.to_string()) };
+                        return SubmitAnswer {
+                            task_id: Some(task_id),
+                            accepted: false,
+                            error: Some(error.to_string()),
+                        };
                     }
                 }
             }
