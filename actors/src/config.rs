@@ -19,6 +19,9 @@
 //! [screening]
 //! description-bytes-max = 16384
 //!
+//! [health]
+//! cool-down-ms = 30000
+//!
 //! [[producers]]
 //! name = "billing"
 //! public-key = "<64 hex digits>"
@@ -53,6 +56,10 @@ pub struct Config {
     /// Where submissions arrive in NATS mode. Default: see [`NatsConfig`].
     #[serde(default)]
     pub nats: NatsConfig,
+    /// # Health
+    /// How matching treats unhealthy agents. Default: see [`HealthConfig`].
+    #[serde(default)]
+    pub health: HealthConfig,
 }
 
 impl Default for Config {
@@ -62,6 +69,7 @@ impl Default for Config {
             screening: ScreeningConfig::default(),
             producers: Vec::new(),
             nats: NatsConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -251,6 +259,31 @@ impl Default for NatsConfig {
     }
 }
 
+/// Agent health as matching reads it from the health projection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// # Cool-down
+    /// How long an unhealthy agent is left out of matching before it gets one trial task
+    /// (half-open); the trial's success brings it back. `pantheon up` gives the same value to
+    /// the health projection and to matching. Default: 30,000 ms
+    /// ([`projections::health::COOL_DOWN_MS`]).
+    pub cool_down_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self { cool_down_ms: projections::health::COOL_DOWN_MS.unsigned_abs() }
+    }
+}
+
+impl HealthConfig {
+    /// The cool-down as the projections count it (ms, saturating).
+    pub fn cool_down_ms_i64(&self) -> i64 {
+        i64::try_from(self.cool_down_ms).unwrap_or(i64::MAX)
+    }
+}
+
 /// The default subject of NATS submissions. Outside `pantheon.*.*` so it never lands in the
 /// event stream.
 pub const SUBMIT_SUBJECT_DEFAULT: &str = "pantheon-submit";
@@ -273,6 +306,8 @@ mod tests {
             command = { program = "wc", args = ["-w"] }
             [screening]
             scan = false
+            [health]
+            cool-down-ms = 2000
             "#,
             "test",
         )
@@ -280,6 +315,8 @@ mod tests {
         assert_eq!(config.agents.len(), 1);
         assert_eq!(config.agents[0].command.as_ref().unwrap().timeout_ms, 10_000);
         assert!(!config.screening.scan);
+        assert_eq!(config.health.cool_down_ms, 2_000);
+        assert_eq!(Config::default().health.cool_down_ms, 30_000);
         assert!(Config::parse("[[agents]]\nid = \"x\"\nbuiltin = \"command\"", "t").is_err());
         assert!(Config::parse("bogus = 1", "t").is_err());
     }

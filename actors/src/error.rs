@@ -49,6 +49,9 @@ pub enum Error {
     /// The NATS connection (submissions) failed.
     #[error("nats: {0}")]
     Nats(#[source] BoxError),
+    /// The read models (health, reputation) could not be read.
+    #[error("read models: {0}")]
+    ReadModel(#[from] projections::Error),
 }
 
 /// The crate's result type.

@@ -16,6 +16,9 @@
 //! - The phases, one file each: `screening` (ingress, and the [`Screener`] seam with
 //!   [`StandardScreener`]), `context`, `matching`, `sealing`, `execution`, `retry`,
 //!   `verification`, `egress`, `completion`.
+//! - `standing`: agents' health and reputation from the read models (the projections), cached
+//!   for matching and refreshed every [`STANDING_REFRESH_MS`]; `heartbeat`: a heartbeat on the
+//!   log for each hosted agent every [`HEARTBEAT_INTERVAL_MS`].
 //! - [`registry`]: the registry view (agents, stats, load), agent registration with
 //!   passports, suspension and retirement.
 //! - [`agents`]: the [`AgentEndpoint`] transport seam, [`InProcessAgent`], and the built-in
@@ -47,6 +50,7 @@ mod context;
 mod egress;
 mod error;
 mod execution;
+mod heartbeat;
 mod matching;
 mod phase;
 pub mod registry;
@@ -54,6 +58,7 @@ mod retry;
 mod runtime;
 mod screening;
 mod sealing;
+mod standing;
 mod submissions;
 mod supervisor;
 mod verification;
@@ -63,6 +68,7 @@ pub use config::Config;
 pub use context::{CONTEXT_SOURCE_MS_MAX, SIMILAR_TASKS_MAX};
 pub use error::{BoxError, Error, Result};
 pub use execution::{CANCEL_CHECK_MS, PROGRESS_EVENTS_PER_ATTEMPT_MAX};
+pub use heartbeat::HEARTBEAT_INTERVAL_MS;
 pub use matching::{CANDIDATES_RECORDED_MAX, NO_AGENT_WAIT_MS_BASE, NO_AGENT_WAIT_MS_MAX};
 pub use phase::{
     CONFLICT_RETRY_COUNT_MAX, PHASE_DRAIN_MS_MAX, PHASE_IN_FLIGHT_MAX, PhaseMsg, PhaseState,
@@ -72,6 +78,10 @@ pub use registry::Registry;
 pub use retry::{RETRY_BACKOFF_MS_BASE, RETRY_BACKOFF_MS_MAX};
 pub use runtime::{HostedAgent, Runtime, RuntimeOptions};
 pub use screening::{Screener, StandardScreener, Verdict};
+pub use standing::{
+    HEALTH_SCORE_DEGRADED, HEALTH_SCORE_HALF_OPEN, STANDING_READ_MS_MAX, STANDING_REFRESH_MS,
+    TRIAL_CLAIM_MS_MAX,
+};
 pub use submissions::{SUBMIT_QUEUE_GROUP, SubmitAnswer};
 pub use supervisor::{
     CHILDREN_STOP_MS_MAX, RESTART_DELAY_MS_BASE, RESTART_DELAY_MS_MAX, SupervisorMsg, SupervisorState,

@@ -2,23 +2,47 @@
 //! `agent_selected` or `no_agent_available`, and `task_failed` when the deadline passes with no
 //! agent.
 //!
-//! Candidates are the active agents whose passport offers the capability, is valid now, and
-//! that are not excluded for the task (an earlier attempt failed on them). Each is scored on
-//! capability fit, spare capacity (in-flight executions against its maximum), success rate and
-//! latency (from the log), reputation (results that verified) and health; `agent_selected`
-//! records the top [`CANDIDATES_RECORDED_MAX`] breakdowns. With no candidate, matching waits
-//! with exponential backoff (the `no_agent_available` event carries the wake-up time and stays
-//! unacknowledged until then, so the wait survives restarts) up to the task's deadline.
+//! Candidates are the active agents whose passport offers the capability, is valid now, that
+//! have spare capacity, that are not excluded for the task (an earlier attempt failed on them)
+//! and — when the runtime has a read model — that the health projection calls selectable
+//! (`unhealthy` agents, and `half_open` ones whose trial is already running, are left out).
+//!
+//! # The score
+//! ```text
+//! total = 0.25·fit + 0.25·load + 0.2·success + 0.1·latency + 0.1·reputation + 0.1·health
+//!   fit        = 0.5 + 0.5 / (capabilities in the passport)     a specialist fits better
+//!   load       = 1 − in_flight / max_concurrency               in this process
+//!   success    = (verified + 1) / (attempts + 2)               registry, from the log
+//!   latency    = 1 / (1 + mean latency in s)                   registry, from the log
+//!   reputation = the reputation projection's score for the agent and the capability
+//!                (Beta(2, 2)-smoothed, decaying; 0.5 when unknown); without a read model,
+//!                (verified + 1) / (verified + refused + 1) from the registry
+//!   health     = status × passport: healthy 1, degraded 0.5 ([`crate::HEALTH_SCORE_DEGRADED`]),
+//!                half-open 0.25 ([`crate::HEALTH_SCORE_HALF_OPEN`]); halved when the passport
+//!                expires within a day; without a read model, the passport part alone
+//! ```
+//! The best total wins (ties: the smaller agent id), except that a half-open candidate comes
+//! first: its trial task is the only way back for an agent that failed (it would otherwise
+//! rank low for ever on its record), so it gets the next task once its cool-down is over, and
+//! that selection is claimed so only one task is its trial. If the trial fails, the task
+//! retries on another agent. The health and reputation values come from a cache of the read
+//! models refreshed every second ([`crate::STANDING_REFRESH_MS`], see `standing`).
+//!
+//! `agent_selected` records the top [`CANDIDATES_RECORDED_MAX`] breakdowns. With no candidate,
+//! matching waits with exponential backoff (the `no_agent_available` event carries the wake-up
+//! time and stays unacknowledged until then, so the wait survives restarts) up to the task's
+//! deadline.
 
 use async_trait::async_trait;
 use events::task::{
     AgentSelected, CandidateScore, FailureCode, NoAgentAvailable, TaskEvent, TaskFailed, TaskStatus,
 };
-use events::{AgentId, AgentStatus, DomainEvent, RecordedEvent, now_ms};
+use events::{AgentId, AgentStatus, DomainEvent, RecordedEvent, TaskId, now_ms};
 
 use crate::error::Result;
 use crate::phase::{Ctx, Handled, Loaded, Output, Phase, decide_and_append, sleep_until_ms};
 use crate::registry::Registry;
+use crate::standing::Standing;
 
 /// Candidates whose score breakdown `agent_selected` records.
 pub const CANDIDATES_RECORDED_MAX: usize = 3;
@@ -36,13 +60,25 @@ fn round3(x: f64) -> f64 {
     (x * 1_000.0).round() / 1_000.0
 }
 
-/// Scores the candidates for `capability`, best first.
+/// One scored candidate.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Candidate {
+    /// The breakdown `agent_selected` records.
+    pub(crate) score: CandidateScore,
+    /// Half-open: selecting it makes its trial.
+    pub(crate) trial: bool,
+}
+
+/// Scores the candidates for `capability`, best first (a half-open one before all others),
+/// deciding for `task` when it is a match (its own trial claim does not exclude the agent).
 pub(crate) fn candidates(
     registry: &Registry,
+    standing: &Standing,
     capability: &str,
     excluded: &[AgentId],
     now: i64,
-) -> Vec<CandidateScore> {
+    task: Option<TaskId>,
+) -> Vec<Candidate> {
     let mut out = Vec::new();
     for (id, view) in registry.agents() {
         if view.state.status != AgentStatus::Active || excluded.contains(&id) {
@@ -60,18 +96,24 @@ pub(crate) fn candidates(
         if view.in_flight >= max {
             continue;
         }
+        let judged = standing.judge(&id, capability, now, task);
+        if judged.excluded {
+            continue;
+        }
         // A specialist fits better than a generalist.
         let capability_fit = 0.5 + 0.5 / passport.capabilities.len().max(1) as f64;
         let load = 1.0 - f64::from(view.in_flight) / f64::from(max);
         let success_rate = view.stats.success_rate();
         let latency = 1.0 / (1.0 + view.stats.latency_ms / 1_000.0);
         let checked = view.stats.succeeded + view.stats.refused;
-        let reputation = (view.stats.succeeded as f64 + 1.0) / (checked as f64 + 1.0);
-        // Health: passports close to expiry lose some.
-        let health = if passport.not_after_ms - now < 24 * 3_600 * 1_000 { 0.5 } else { 1.0 };
+        let reputation =
+            judged.reputation.unwrap_or((view.stats.succeeded as f64 + 1.0) / (checked as f64 + 1.0));
+        // Health: the projection's status; passports close to expiry lose some.
+        let expiry = if passport.not_after_ms - now < 24 * 3_600 * 1_000 { 0.5 } else { 1.0 };
+        let health = judged.health.unwrap_or(1.0) * expiry;
         let parts = [capability_fit, load, success_rate, latency, reputation, health];
         let total: f64 = parts.iter().zip(WEIGHTS).map(|(p, w)| p * w).sum();
-        out.push(CandidateScore {
+        let score = CandidateScore {
             agent_id: id,
             total: round3(total),
             capability_fit: round3(capability_fit),
@@ -80,9 +122,15 @@ pub(crate) fn candidates(
             latency: round3(latency),
             reputation: round3(reputation),
             health: round3(health),
-        });
+        };
+        out.push(Candidate { score, trial: judged.trial });
     }
-    out.sort_by(|a, b| b.total.total_cmp(&a.total).then_with(|| a.agent_id.cmp(&b.agent_id)));
+    out.sort_by(|a, b| {
+        b.trial
+            .cmp(&a.trial)
+            .then_with(|| b.score.total.total_cmp(&a.score.total))
+            .then_with(|| a.score.agent_id.cmp(&b.score.agent_id))
+    });
     out
 }
 
@@ -127,11 +175,32 @@ impl Matching {
             };
             return vec![("failed".into(), TaskEvent::Failed(TaskFailed { code, reason }))];
         }
-        let scored = candidates(&ctx.registry, &spec.capability, &state.excluded_agents, now);
+        let task = Some(loaded.task_id);
+        let mut scored =
+            candidates(&ctx.registry, &ctx.standing, &spec.capability, &state.excluded_agents, now, task);
+        // A half-open best is claimed for this task's trial; when another task of this process
+        // took that trial a moment ago, score again (each pass leaves that agent out).
+        for _ in 0..scored.len() {
+            match scored.first() {
+                Some(best)
+                    if best.trial && !ctx.standing.claim_trial(&best.score.agent_id, loaded.task_id, now) =>
+                {
+                    scored = candidates(
+                        &ctx.registry,
+                        &ctx.standing,
+                        &spec.capability,
+                        &state.excluded_agents,
+                        now,
+                        task,
+                    );
+                }
+                _ => break,
+            }
+        }
         match scored.first() {
             Some(best) => {
-                let agent_id = best.agent_id.clone();
-                let candidates = scored.into_iter().take(CANDIDATES_RECORDED_MAX).collect();
+                let agent_id = best.score.agent_id.clone();
+                let candidates = scored.into_iter().take(CANDIDATES_RECORDED_MAX).map(|c| c.score).collect();
                 vec![(
                     "selected".into(),
                     TaskEvent::AgentSelected(AgentSelected { agent_id, attempt: state.attempt, candidates }),

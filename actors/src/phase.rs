@@ -36,6 +36,7 @@ use crate::agents::AgentEndpoint;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 use crate::screening::Screener;
+use crate::standing::Standing;
 
 /// The most inputs one phase handles at once. Bounds the memory and the open work of a phase;
 /// it stays below the SQL subscription's pending limit (1,024) and JetStream's default
@@ -167,6 +168,8 @@ pub(crate) struct Ctx {
     pub(crate) finals: Finals,
     /// Folded tasks, so handlers read only what is new.
     pub(crate) tasks: TaskCache,
+    /// Agents' health and reputation from the read models, for matching.
+    pub(crate) standing: Arc<Standing>,
     /// Whether dropping a pending `Subscription::next` loses nothing (true for the SQL log);
     /// when false, a phase only stops waiting for the next input on shutdown.
     pub(crate) next_is_cancel_safe: bool,

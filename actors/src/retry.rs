@@ -71,7 +71,7 @@ fn decide(ctx: &Ctx, input: &RecordedEvent, failure: &TaskEvent, loaded: &Loaded
     if matches!(cause, FailureCause::Agent | FailureCause::Verification) {
         let mut excluded = state.excluded_agents.clone();
         excluded.push(agent.clone());
-        if !candidates(&ctx.registry, &spec.capability, &excluded, now).is_empty() {
+        if !candidates(&ctx.registry, &ctx.standing, &spec.capability, &excluded, now, None).is_empty() {
             exclude_agents.push(agent);
         }
     }

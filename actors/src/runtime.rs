@@ -27,6 +27,7 @@ use crate::registry::{REGISTRY_REFRESH_MS, Registry, builtin_agent_key, register
 use crate::retry::Retry;
 use crate::screening::{IngressScreening, Screener, StandardScreener};
 use crate::sealing::Sealing;
+use crate::standing::Standing;
 use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::verification::Verification;
 
@@ -69,6 +70,10 @@ pub struct RuntimeOptions {
     pub poll_interval: Option<Duration>,
     /// In NATS mode: the client on which to listen for signed submissions.
     pub nats: Option<async_nats::Client>,
+    /// The read models' database (the projections'; the SQLite file or PostgreSQL): matching
+    /// then leaves unhealthy agents out and scores health and reputation from it. `None` (the
+    /// default): every agent counts as healthy, reputation comes from the registry's counts.
+    pub read_model: Option<projections::Db>,
 }
 
 impl RuntimeOptions {
@@ -84,6 +89,7 @@ impl RuntimeOptions {
             next_is_cancel_safe: false,
             poll_interval: None,
             nats: None,
+            read_model: None,
         }
     }
 }
@@ -94,6 +100,8 @@ pub struct Runtime {
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_task: tokio::task::JoinHandle<()>,
     refresher: tokio::task::JoinHandle<()>,
+    /// The heartbeats and the health/reputation refresher; they end with `ctx.shutdown`.
+    background: Vec<tokio::task::JoinHandle<()>>,
     submissions: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -130,6 +138,7 @@ impl Runtime {
             next_is_cancel_safe,
             poll_interval,
             nats,
+            read_model,
         } = options;
         let mut agents: HashMap<AgentId, Arc<dyn AgentEndpoint>> = HashMap::new();
         let mut limits = HashMap::new();
@@ -184,6 +193,10 @@ impl Runtime {
         }
         let registry = Arc::new(Registry::new());
         registry.refresh(log.as_ref()).await?;
+        let standing = Arc::new(Standing::new(read_model, config.health.cool_down_ms_i64()));
+        if let Err(error) = standing.refresh().await {
+            tracing::warn!(%error, "agent health and reputation not read; trying again shortly");
+        }
         let mut trusted_submitters = vec![federation.public_key()];
         trusted_submitters.extend(config.producers.iter().map(|p| p.public_key));
         let screener = screener.unwrap_or_else(|| Arc::new(StandardScreener::new(config.screening.clone())));
@@ -198,6 +211,7 @@ impl Runtime {
             shutdown: shutdown.clone(),
             finals: Finals::default(),
             tasks: TaskCache::default(),
+            standing: Arc::clone(&standing),
             next_is_cancel_safe,
             poll_interval,
         });
@@ -215,6 +229,9 @@ impl Runtime {
                 }
             })
         };
+        if let Err(error) = crate::heartbeat::beat_all(&ctx).await {
+            tracing::warn!(%error, "the first heartbeats were not sent");
+        }
         let args = SupervisorArgs { ctx: Arc::clone(&ctx), phases: phases(Execution::new(limits)) };
         let (supervisor, supervisor_task) = Actor::spawn(None, Supervisor, args)
             .await
@@ -226,7 +243,10 @@ impl Runtime {
             ),
             None => None,
         };
-        Ok(Self { ctx, supervisor, supervisor_task, refresher, submissions })
+        // Spawned last: no error path is left that would leave them running.
+        let mut background = vec![crate::heartbeat::spawn(Arc::clone(&ctx))];
+        background.extend(crate::standing::spawn_refresher(standing, shutdown.clone()));
+        Ok(Self { ctx, supervisor, supervisor_task, refresher, background, submissions })
     }
 
     /// The log.
@@ -295,5 +315,8 @@ impl Runtime {
         let _ = self.supervisor.stop_and_wait(Some("shutdown".into()), None).await;
         let _ = self.supervisor_task.await;
         let _ = self.refresher.await;
+        for task in self.background {
+            let _ = task.await;
+        }
     }
 }

@@ -16,9 +16,11 @@
 //!   a success slower than the SLO latency), weight [`ERROR_RATE_EWMA_WEIGHT`]. Entering and
 //!   leaving `degraded` use different thresholds (hysteresis), so an agent on the edge does not
 //!   flap. Failures whose cause is the task itself do not count.
-//! - `unhealthy` is left only through a trial: once [`COOL_DOWN_MS`] has passed it reads as
-//!   `half_open`, matching may select it for one task (it is `trial` while that runs), and the
-//!   trial's success makes it healthy again.
+//! - `unhealthy` is left only through a trial: once the cool-down ([`COOL_DOWN_MS`] by default;
+//!   [`crate::Projections::with_health_cool_down_ms`] and [`HealthReader::with_cool_down_ms`]
+//!   change it, and both must agree) has passed it reads as `half_open`, matching may select it
+//!   for one task (it is `trial` while that runs), and the trial's success makes it healthy
+//!   again.
 //! - Heartbeats: when an agent has sent any, one older than [`HEARTBEAT_DEGRADED_MS`] makes it
 //!   at least `degraded` and one older than [`HEARTBEAT_UNHEALTHY_MS`] makes it `unhealthy` (read
 //!   time: a heartbeat arriving restores it). Agents that never sent one (in-process built-ins)
@@ -73,7 +75,8 @@ pub const UNHEALTHY_ERROR_RATE: f64 = 0.5;
 /// This many failures in a row make an agent unhealthy at once.
 pub const UNHEALTHY_CONSECUTIVE_FAILURES: i64 = 3;
 
-/// How long an unhealthy agent is left alone before it may get a trial task.
+/// How long an unhealthy agent is left alone before it may get a trial task, by default (the
+/// `[health] cool-down-ms` of the pipeline's config sets the one `pantheon up` uses).
 pub const COOL_DOWN_MS: i64 = 30_000;
 
 /// A heartbeat older than this (three default intervals) makes an agent degraded.
@@ -263,8 +266,14 @@ impl AgentHealth {
         }
     }
 
-    /// The status at `now_ms`, with its reason.
+    /// The status at `now_ms`, with its reason, after the default cool-down [`COOL_DOWN_MS`].
     pub fn status_at(&self, now_ms: i64) -> (HealthStatus, String) {
+        self.status_with_cool_down(now_ms, COOL_DOWN_MS)
+    }
+
+    /// The status at `now_ms`, with its reason, when an unhealthy agent waits `cool_down_ms`
+    /// before its trial.
+    pub fn status_with_cool_down(&self, now_ms: i64, cool_down_ms: i64) -> (HealthStatus, String) {
         let stored = HealthStatus::parse(&self.state);
         let heartbeat_age = self.last_heartbeat_ms.map(|t| now_ms.saturating_sub(t));
         if let Some(age) = heartbeat_age
@@ -273,7 +282,7 @@ impl AgentHealth {
             return (HealthStatus::Unhealthy, format!("no heartbeat for {} s", age / 1_000));
         }
         let status = match stored {
-            HealthStatus::Unhealthy if now_ms.saturating_sub(self.state_since_ms) >= COOL_DOWN_MS => {
+            HealthStatus::Unhealthy if now_ms.saturating_sub(self.state_since_ms) >= cool_down_ms => {
                 return (HealthStatus::HalfOpen, "cool-down over: one trial task allowed".to_string());
             }
             HealthStatus::Unhealthy => {
@@ -283,7 +292,7 @@ impl AgentHealth {
                         "error rate {:.2}, {} failures in a row; cool-down until {}",
                         self.error_rate_ewma,
                         self.consecutive_failures,
-                        self.state_since_ms + COOL_DOWN_MS
+                        self.state_since_ms.saturating_add(cool_down_ms)
                     ),
                 );
             }
@@ -342,15 +351,23 @@ pub struct SloReport {
 #[derive(Clone, Debug)]
 pub struct HealthReader {
     db: Db,
+    cool_down_ms: i64,
 }
 
 const SELECT: &str = "SELECT agent_id, success_target, latency_ms_slo, last_heartbeat_ms, error_rate_ewma, \
      latency_ms_ewma, consecutive_failures, state, state_since_ms, trial_task_id, updated_at_ms FROM projection_health";
 
 impl HealthReader {
-    /// A reader over `db`.
+    /// A reader over `db`, with the default cool-down [`COOL_DOWN_MS`].
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self { db, cool_down_ms: COOL_DOWN_MS }
+    }
+
+    /// Reads `half_open` after `cool_down_ms` instead of [`COOL_DOWN_MS`] (the projection
+    /// must use the same: [`crate::Projections::with_health_cool_down_ms`]).
+    pub fn with_cool_down_ms(mut self, cool_down_ms: i64) -> Self {
+        self.cool_down_ms = cool_down_ms.max(0);
+        self
     }
 
     /// The agent's status now (healthy for an agent never seen).
@@ -364,7 +381,7 @@ impl HealthReader {
         let record: Option<AgentHealth> = read!(&self.db, fetch_optional, AgentHealth, sql, agent_id)?;
         Ok(match record {
             Some(record) => {
-                let (status, reason) = record.status_at(now_ms);
+                let (status, reason) = record.status_with_cool_down(now_ms, self.cool_down_ms);
                 HealthReport { status, reason, record: Some(record) }
             }
             None => HealthReport {
@@ -444,7 +461,10 @@ impl HealthReader {
 }
 
 /// The health projection.
-pub(crate) struct HealthProjection;
+pub(crate) struct HealthProjection {
+    /// How long an unhealthy agent waits before a selection is its trial.
+    pub(crate) cool_down_ms: i64,
+}
 
 #[async_trait]
 impl Projection for HealthProjection {
@@ -532,7 +552,7 @@ impl Projection for HealthProjection {
                 }
                 Step::Happened(Happening::Selected(selection)) => {
                     if HealthStatus::parse(&agent.state) == HealthStatus::Unhealthy
-                        && selection.at_ms.saturating_sub(agent.state_since_ms) >= COOL_DOWN_MS
+                        && selection.at_ms.saturating_sub(agent.state_since_ms) >= self.cool_down_ms
                     {
                         agent.trial_task_id = Some(selection.task_id.clone());
                         agent.set_state(HealthStatus::Trial, selection.at_ms);

@@ -133,6 +133,7 @@ pub struct Projections {
     log: Arc<dyn EventLog>,
     audit_key: KeyPair,
     tree_head_interval: u64,
+    health_cool_down_ms: i64,
 }
 
 /// The running projections of [`Projections::spawn`]: one task per projection.
@@ -176,7 +177,22 @@ pub async fn run_all(
 impl Projections {
     /// The projections of `log`, kept in `db`, the audit ledger signed with `audit_key`.
     pub fn new(db: Db, log: Arc<dyn EventLog>, audit_key: KeyPair) -> Self {
-        Self { db, log, audit_key, tree_head_interval: crate::audit::TREE_HEAD_INTERVAL }
+        Self {
+            db,
+            log,
+            audit_key,
+            tree_head_interval: crate::audit::TREE_HEAD_INTERVAL,
+            health_cool_down_ms: crate::health::COOL_DOWN_MS,
+        }
+    }
+
+    /// Lets an unhealthy agent have its trial task after `cool_down_ms` instead of
+    /// [`crate::health::COOL_DOWN_MS`] (readers must use the same:
+    /// [`crate::HealthReader::with_cool_down_ms`]). A rebuild with another cool-down can
+    /// yield another health model.
+    pub fn with_health_cool_down_ms(mut self, cool_down_ms: i64) -> Self {
+        self.health_cool_down_ms = cool_down_ms.max(0);
+        self
     }
 
     /// Signs audit tree heads every `entries` entries instead of every
@@ -195,7 +211,7 @@ impl Projections {
         match name {
             ProjectionName::Tasks => Box::new(TaskView),
             ProjectionName::Reputation => Box::new(ReputationProjection),
-            ProjectionName::Health => Box::new(HealthProjection),
+            ProjectionName::Health => Box::new(HealthProjection { cool_down_ms: self.health_cool_down_ms }),
             ProjectionName::Audit => {
                 Box::new(AuditLedger::new(self.audit_key.clone(), self.tree_head_interval))
             }

@@ -231,19 +231,19 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     });
     let agents: Vec<String> =
         config.agents.iter().map(|a| format!("{} ({})", a.id, a.capabilities().join(", "))).collect();
-    let options = runtime_options(&backend, Arc::clone(&key), config);
+    // Read models (task view, reputation, health, audit ledger) in the SQL database; matching
+    // reads health and reputation from them, with the same cool-down as the projection.
+    let read_model =
+        projections::Db::connect(&cli.database_url()?).await.context("cannot open the read models")?;
+    let cool_down_ms = config.health.cool_down_ms_i64();
+    let mut options = runtime_options(&backend, Arc::clone(&key), config);
+    options.read_model = Some(read_model.clone());
     let runtime = Runtime::start(options).await.context("cannot start the pipeline")?;
     let stop = CancellationToken::new();
     let archiver = spawn_archiver(&backend, stop.clone());
-    // Read models (task view, reputation, health, audit ledger) in the SQL database.
-    let read_models = projections::run_all(
-        Arc::clone(&backend.log),
-        &cli.database_url()?,
-        (*key).clone(),
-        stop.clone().cancelled_owned(),
-    )
-    .await
-    .context("cannot start the projections")?;
+    let read_models = projections::Projections::new(read_model, Arc::clone(&backend.log), (*key).clone())
+        .with_health_cool_down_ms(cool_down_ms)
+        .spawn(stop.clone().cancelled_owned());
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("the gateway cannot listen on {}", args.http))?;
