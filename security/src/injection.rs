@@ -55,7 +55,7 @@ macro_rules! drop_verbs {
 /// What a model was told.
 macro_rules! instruction_nouns {
     () => {
-        r"(?:instructions?|prompts?|directives?|commands?|guidelines|programming|constraints|restrictions|rules|orders|guidance|polic(?:y|ies)|context|messages?|conversation|text|input|training|content)"
+        r"(?:instructions?|prompts?|directives?|directions?|commands?|guidelines|programming|constraints|restrictions|rules|orders|requests|guidance|polic(?:y|ies)|context|messages?|conversation|text|input|training|content)"
     };
 }
 
@@ -67,7 +67,7 @@ pub(crate) const RULES: &[Rule] = &[
         STRONG,
         concat!(
             drop_verbs!(),
-            r" (?:(?:all|any|every|each|the|your|my|these|those|of|that|which|was|were|you|have|been|given|entire|whole)\s?)*",
+            r" (?:(?:all|any|and|every|each|the|your|my|these|those|of|that|which|was|were|you|have|been|given|entire|whole)\s?)*",
             r"(?:previous|previously|prior|preceding|above|earlier|initial|original|former|foregoing|past|system|developer|pre-?set|given|said|provided|first|old)",
             r" (?:\w+ )?",
             instruction_nouns!()
@@ -89,7 +89,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.override.new_instructions",
         MEDIUM,
-        r"(?:new|updated|real|revised|secret|hidden|override|urgent|important|additional|true)(?: important| new| updated)? (?:instructions?|directives?|orders|system prompt|task|mission|rules)(?: from (?:the )?(?:developer|admin|system|user))? ?(?::|!|\*|are as follows|follow ?:)",
+        r"(?:new|updated|real|revised|secret|hidden|override|urgent|important|additional|true|priority)(?: important| new| updated)? (?:instructions?|directives?|orders|system prompt|task|mission|rules)(?: from (?:the )?(?:developer|admin|system|user))? ?(?::|!|\*|are as follows|follow ?:)",
     ),
     rule(
         "injection.override.instead",
@@ -138,7 +138,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.special_mode",
         STRONG,
-        r"\b(?:god|jailbreak|jailbroken|unrestricted|unfiltered|evil|uncensored|chaos|opposite|dan|omega|superior|unlocked|no-?limits?|freedom) mode\b|\bdeveloper mode (?:enabled|activated|on|output|response|is enabled|has been enabled)\b|\b(?:enable|activate|enter|simulate|with|in|into) (?:the )?developer mode\b[^.\n]{0,40}\b(?:you|chatgpt|ai|assistant|model|respond|policies|restrictions)\b|\b(?:chatgpt|ai|assistant|you|model) (?:with|in) developer mode\b",
+        r"\b(?:god|jailbreak|jailbroken|unrestricted|unfiltered|evil|uncensored|chaos|opposite|dan|omega|superior|unlocked|no-?limits?|freedom) mode\b|\b(?:developer|debug|admin|god) mode (?:enabled|activated|on|output|response|is enabled|has been enabled|is activated|has been activated)\b|\b(?:enable|activate|enter|simulate|with|in|into) (?:the )?developer mode\b[^.\n]{0,40}\b(?:you|chatgpt|ai|assistant|model|respond|policies|restrictions)\b|\b(?:chatgpt|ai|assistant|you|model) (?:with|in) developer mode\b",
     ),
     rule(
         "injection.persona.system_mode",
@@ -189,7 +189,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.never_refuse",
         MEDIUM,
-        r"\b(?:never|won't|will not|must not|mustn't|shall not|do not|don't|can't|cannot|should not|shouldn't|not allowed to|unable to|incapable of|refuses? to|no) (?:ever )?(?:refuses?|refusing|refusals?|rejects?|declines?|say no|say (?:that )?(?:you|it) (?:can't|cannot)|say (?:i'm|i am) sorry|apologi[sz]e|censor|warn)\b|\b(?:always|must|will|shall) (?:answer|respond to|comply with|fulfil+|obey|reply to|provide an answer to) (?:any|every|all|each)(?: single)? (?:question|request|prompt|query|command|order|instruction)",
+        r"\b(?:never|won't|will not|must not|mustn't|shall not|do not|don't|can't|cannot|should not|shouldn't|not allowed to|unable to|incapable of|refuses? to|no) (?:ever )?(?:refuses?|refusing|refusals?|rejects?|declines?|deny any|denies any|say no|say (?:that )?(?:you|it) (?:can't|cannot)|say (?:i'm|i am) sorry|apologi[sz]e|censor|warn)\b|\b(?:always|must|will|shall) (?:answer|respond to|comply with|fulfil+|obey|reply to|provide an answer to) (?:any|every|all|each)(?: single)? (?:question|request|prompt|query|command|order|instruction)",
     ),
     rule(
         "injection.persona.stay_in_character",
@@ -428,7 +428,109 @@ pub(crate) const RULES: &[Rule] = &[
         WEAK,
         r"\b(?:call|invoke|use|run|execute) (?:the )?(?:tool|function|plugin|command)\b[^.\n]{0,40}\b(?:delete|drop|transfer|rm -rf|send_email|wire|exfiltrate|curl)\b",
     ),
+    // --- role play, persona and wrapper framings (second pass) ---------------------------
+    rule(
+        "injection.persona.pretend_to_be",
+        MEDIUM,
+        r"\b(?:pretend|pretending|pose|posing) (?:to be|you are|that you are|you're|as)\b|\b(?:immerse yourself|transform) (?:as|into)\b|\bact as (?:if|though) you (?:are|were) (?:a |an )?(?:fake|virtual|linux|windows|terminal|console|hacker|unfiltered|evil|jailbroken)",
+    ),
+    rule(
+        "injection.persona.you_are_now",
+        WEAK,
+        r"\b(?:you are|you're|youre) now\b|\bfrom now on,? (?:you|your)\b",
+    ),
+    rule(
+        "injection.persona.greeting",
+        WEAK,
+        r"(?:^|\n|[.!] )(?:hi|hello|hey|greetings|dear)(?: there)?,? (?:chat ?gpt|gpt|bard|claude|gemini|bing|ai)\b",
+    ),
+    rule("injection.persona.stands_for", HINT, r#"\bstands for\b ?["'“]"#),
+    rule(
+        "injection.persona.two_personas",
+        MEDIUM,
+        r"\b(?:in|with) (?:two|2) (?:different |separate |distinct )?(?:manners|styles|ways|personas|personalities|voices)\b|\b(?:two|2) (?:different |separate |distinct )?(?:personas|personalities|entities|ais)\b|\b(?:create|maintain|simulate) (?:and maintain )?(?:two|2) (?:separate |different )?(?:personas|characters|ais)\b",
+    ),
+    rule(
+        "injection.persona.without_regard",
+        MEDIUM,
+        r"\b(?:without|no|regardless of|irrespective of|with no) (?:any )?(?:(?:hesitation|regard|concerns?|consideration|care) (?:or (?:concerns? )?)?(?:for|of|about|to) )?(?:its |the )?(?:legality|ethics|morality|morals|potential harm)\b",
+    ),
+    rule(
+        "injection.persona.unlimited",
+        MEDIUM,
+        r"\b(?:fully|completely|totally) (?:unlocked|unlimited|unrestricted|uncensored|unfiltered|unbound)\b|\bzero (?:restrictions|limits|limitations|rules|filters)\b|\bno (?:rules|restrictions|limits|limitations|boundaries) (?:or|and|whatsoever) (?:rules|restrictions|limits|limitations|boundaries)\b|\b(?:have|has|had) (?:completely )?(?:broken|broke) free\b|\bno limits? ai\b",
+    ),
+    rule(
+        "injection.persona.not_bound_by_policy",
+        MEDIUM,
+        r"\b(?:not|no longer|no long|never) (?:be )?(?:bound|confined|restricted|governed) (?:by|to) (?:any |the |its |their |typical |usual |open ?ai'?s? |the rules of )*(?:rules|restrictions|policies|policy|guidelines|limitations|ethics|morals|content polic(?:y|ies)|open ?ai)\b|\b(?:do not|don't|dont|no longer|never) (?:need|have) to (?:obey|follow|align with|abide by|comply with|adhere to|respect) (?:any |the |its |their |your |open ?ai'?s? |human )*(?:content )?(?:polic(?:y|ies)|guidelines|rules|morals|ethics|restrictions|values)\b",
+    ),
+    rule(
+        "injection.persona.developer_claim",
+        MEDIUM,
+        r"\bi am (?:one of )?your (?:developers?|creators?|programmers?|makers?|owners?|engineers?)\b",
+    ),
+    rule(
+        "injection.override.forget_everything",
+        STRONG,
+        r"\b(?:forget|ignore|disregard) (?:about )?(?:everything|all) (?:(?:that )?you (?:have |had )?(?:learned|learnt|know|were taught|been taught|been told|were told|have been told)|to your core|(?:that )?(?:has been|was) (?:said|told|written))\b",
+    ),
+    rule(
+        "injection.delimiter.fake_system_turn",
+        MEDIUM,
+        r"\b(?:user|human) (?:message|input|prompt|turn) (?:terminat|ended|ends|is over)|\bsystem (?:instructions?|message|prompt|override|update) (?:starting|begins?|starts|follows|activated|enabled)\b|\b(?:assistant|model|ai)(?:'s)? role is now\b",
+    ),
+    rule(
+        "injection.persona.terminal",
+        WEAK,
+        r"\b(?:act|behave|function|serve|pretend|respond|output) (?:as|like) (?:a |an |the )?(?:fake |virtual |linux |windows |unix |bash |ms-dos |dos )+(?:terminal|console|shell|cmd|command (?:line|prompt))\b|\byou are (?:now )?(?:a |an )?(?:linux |windows |unix |bash |ms-dos )*(?:terminal|console|cmd|shell)\b",
+    ),
+    rule(
+        "injection.persona.moralizing_rant",
+        MEDIUM,
+        r"\bmorali[sz]ing rant\b|\bmandatory (?:\w+ )?warning\b|\b(?:break|ignore) the (?:fuckin'?g?|fucking|damn|goddamn) rules\b",
+    ),
+    rule(
+        "injection.persona.story_wrapper",
+        WEAK,
+        r"\b(?:let's|lets|we will|we'll) play a game\b|\bhypothetical (?:language model|ai|chatbot|model|assistant)\b|\bonce upon a time,? there was an? (?:ai|artificial intelligence|language model|chatbot)\b|\bdr\.? al\b|\bthe scene is set\b",
+    ),
+    rule(
+        "injection.extraction.your_system_prompt",
+        MEDIUM,
+        r"\byour (?:system|initial|original|hidden|secret|pre-?) ?(?:prompt|instructions|message|rules)\b",
+    ),
+    rule(
+        "injection.extraction.repeat_the_above",
+        MEDIUM,
+        r"\b(?:repeat|print|output|copy|recite|reproduce|echo|dump|reveal) (?:back |out |me |all |of )*the (?:above|preceding|previous|prior|foregoing|initial|first) (?:text|words|content|instructions|message|prompt|lines?)\b",
+    ),
+    rule(
+        "injection.wrapper.pretext",
+        MEDIUM,
+        r"\bgenerate a response to answer\b|\b(?:the )?system is experiencing errors\b|\bsystem malfunction\b|\bprovide the output from executing\b|\bto troubleshoot and fix the errors\b|\b(?:you've|you have|youve|you’ve) been assigned (?:a|this|the following) task\b|\bto enable debugging,? please\b|\bprove (?:you are|that you are|you're) (?:truly |really )?intelligent\b|\bthink about the context in the previous sentence\b|\bemergency\W{0,6}please\b|\bexperimental (?:procedure|features)\b|\bthe mission,? should you (?:choose to )?accept it\b|\bdebugging error\b[^.\n]{0,40}\b(?:grant|privileges)",
+    ),
+    rule(
+        "injection.wrapper.test_pretext",
+        WEAK,
+        r"\bthis is (?:a|just a) test\b|\b(?:strictly |only )?for (?:testing|academic|educational|research) purposes\b",
+    ),
     // --- non-English phrasings ---------------------------------------------------------
+    rule(
+        "injection.i18n.ga_gd",
+        STRONG,
+        r"\b(?:cuir san fhreagairt agad|cuir san aireamh i do fhreagra|cuir a-steach (?:san|don) fhreagairt agad)\b|\b(?:ath-aithris air an fhacal|athdhean an focal)\b[^.\n]{0,60}\b(?:aig|ag) deireadh do (?:fhreagairt|fhreagra)\b|\b(?:treoracha nua|stiuireadh ur)\b|\b(?:rinne me botun|rinn mi mearachd) nuair a thug (?:me|mi) na (?:treoracha|stiuiridhean)\b|\b(?:cas speisialta|cuis shonraichte)\b[^\n]{0,160}\b(?:ina ionad sin|an aite sin)\b|\b(?:phibline tastala|phiob-loidhne deuchainn)\b|\b(?:mod forbartha|modh leasachaidh)\b|\b(?:teachdaireachd siostam|theachtaireacht chorais|moladh tosaigh)\b|\b(?:tugadh an tasc seo duit|chaidh an obair seo a shonrachadh dhut)\b",
+    ),
+    rule(
+        "injection.i18n.sq",
+        STRONG,
+        r"\bperfshi ne pergjigjen tende\b|\bpersarit fjalen\b[^.\n]{0,60}\bne fund te pergjigjes tende\b|\bpersërit fjalen\b|\bperserit fjalen\b|\budhezime te reja\b|\bbera nje gabim kur te dhashe udhezimet\b|\brast i vecante\b[^\n]{0,160}\bne vend te kesaj\b|\bprocesi testimi\b|\bmodalitetin zhvillues\b|\bkerkesen tende te sistemit\b|\bte eshte caktuar ky detyre\b",
+    ),
+    rule(
+        "injection.i18n.zu",
+        STRONG,
+        r"\bfaka empendulweni yakho\b|\bphinda igama\b[^.\n]{0,60}\bekugcineni kwempempendulo yakho\b|\bimiyalelo emisha\b|\bngenze iphutha lapho ngikunikeza imiyalo\b|\bicala elikhethekile\b[^\n]{0,160}\besikhundleni salokho\b|\buhlelo lokuhlola\b|\bkwimodi (?:yonjiniyela|yomthuthukisi)\b|\b(?:umyalezo wakho wesistimu|wombhalo wesistimu yakho|umyalezo wokuqala owawunikezwa)\b|\bunikezwe lo msebenzi\b",
+    ),
     rule(
         "injection.i18n.es",
         STRONG,
