@@ -23,6 +23,8 @@ fn pantheon(data_dir: &std::path::Path) -> Command {
 fn up(data_dir: &std::path::Path) -> Child {
     pantheon(data_dir)
         .arg("up")
+        // Any free port: the test does not use the gateway, and a fixed one may be taken.
+        .args(["--http", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
