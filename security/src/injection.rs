@@ -30,6 +30,10 @@ const HINT: f32 = 0.1;
 /// The separator a space in a rule stands for.
 const SEPARATOR: &str = r#"[ \n,.;:!?"'`*_/()<>{}|~#=+\-\[\]]{1,4}"#;
 
+/// What ` ?` (an optional space) in a rule stands for: up to four separators. (Replaced
+/// before plain spaces, so it does not become a lazy `{1,4}?`.)
+const OPTIONAL_SEPARATOR: &str = r#"[\t\n,.;:!?"'`*_/()<>{}|~#=+\-\[\] ]{0,4}"#;
+
 /// How many matches of one rule are reported as findings: enough to locate the attack, bounded
 /// so that a text repeating a phrase a million times yields a small report.
 pub const MATCHES_PER_RULE_MAX: usize = 8;
@@ -154,7 +158,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.act_as",
         WEAK,
-        r"\b(?:you are going to|you're going to|you will|you shall|you must|i want you to|i need you to|i would like you to|your task is to|please|let's|lets|now) (?:now |fully |always )?(?:act|pretend|play|simulate|roleplay|role-play|emulate|impersonate|become|behave|respond|answer) (?:as|like|to be|the role|the part|you are)\b",
+        r"\b(?:you are going to|you're going to|you are to|you will|you shall|you must|i want you to|i need you to|i would like you to|your task is to|please|let's|lets|now|continue to|then,? continue) (?:now |fully |always |only )?(?:act|pretend|play|simulate|roleplay|role-play|emulate|impersonate|become|behave|respond|answer) (?:as|like|to be|the role|the part|you are)\b",
     ),
     rule(
         "injection.persona.pretend_ai",
@@ -174,7 +178,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.unfiltered",
         WEAK,
-        r"\b(?:unfiltered|uncensored|amoral|unethical|unrestricted|unbound|unchained|unhinged|no filters?|without filters?|immoral)\b",
+        r"\b(?:unfiltered|unfiltred|uncensored|amoral|unethical|unrestricted|unbound|unchained|unhinged|no filters?|without filters?|immoral|boundless|irresponsible)\b",
     ),
     rule(
         "injection.persona.vendor_policy",
@@ -483,7 +487,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.terminal",
         WEAK,
-        r"\b(?:act|behave|function|serve|pretend|respond|output) (?:as|like) (?:a |an |the )?(?:fake |virtual |linux |windows |unix |bash |ms-dos |dos )+(?:terminal|console|shell|cmd|command (?:line|prompt))\b|\byou are (?:now )?(?:a |an )?(?:linux |windows |unix |bash |ms-dos )*(?:terminal|console|cmd|shell)\b",
+        r"\b(?:acts?|behaves?|functions?|serves?|pretends?|responds?|output) (?:as|like) (?:a |an |the )?(?:fake |virtual |linux |windows |unix |bash |ms-dos |dos )*(?:terminal|console|shell|cmd|command (?:line|prompt))\b|\byou are (?:now )?(?:a |an )?(?:linux |windows |unix |bash |ms-dos )*(?:terminal|console|cmd|shell)\b",
     ),
     rule(
         "injection.persona.moralizing_rant",
@@ -504,6 +508,16 @@ pub(crate) const RULES: &[Rule] = &[
         "injection.extraction.repeat_the_above",
         MEDIUM,
         r"\b(?:repeat|print|output|copy|recite|reproduce|echo|dump|reveal) (?:back |out |me |all |of )*the (?:above|preceding|previous|prior|foregoing|initial|first) (?:text|words|content|instructions|message|prompt|lines?)\b",
+    ),
+    rule(
+        "injection.persona.answer_as",
+        WEAK,
+        r"\b(?:respond|answer|reply)(?: to)? (?:all|every|each)(?: of)? (?:my |the |your )?(?:questions?|prompts?|messages?|requests?)\b ?(?:i give you )?(?:as|with|in|by|using|starting)\b|\b(?:continue|respond|answer|reply|talk|speak) (?:only )?as (?:the )?(?:[a-z0-9\-]+ ){0,2}(?:language model|ai|gpt|bot|chatbot)\b|\b(?:during|for) (?:this|the) (?:entire|whole|rest of (?:this|the)|remainder of (?:this|the)) (?:conversation|chat|session|thread|chat thread)\b",
+    ),
+    rule(
+        "injection.persona.persona_marker",
+        WEAK,
+        r"(?:^|\n|[.!] )<\| ?[a-z0-9 ]{1,20}:|\bbehave like (?:him|her|them|it)\b|\bnot a responsible ai\b|\b(?:simulate|emulate) (?:a |an )?(?:very )?(?:powerful |advanced )?(?:computer|operating system|os|cli)\b",
     ),
     rule(
         "injection.wrapper.pretext",
@@ -678,6 +692,7 @@ struct BranchCaches {
 /// regex engine to its slower NFA simulation).
 fn expand(pattern: &str) -> String {
     fold_pattern(pattern)
+        .replace(" ?", OPTIONAL_SEPARATOR)
         .replace(' ', SEPARATOR)
         .replace(r"\b", r"(?-u:\b)")
         .replace(r"\w", "[a-z0-9_]")
