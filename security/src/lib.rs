@@ -30,7 +30,8 @@
 //!   (each rule tried anchored where it may start) and their scoring.
 //! - `prefilter`: the trigger words of each rule, found in one Aho-Corasick pass, that say
 //!   where a rule may match.
-//! - `decode`: base64, hex, URL-encoding and rot13 layers.
+//! - `decode`: base64, hex, URL-encoding and rot13 layers; decoded layers are scanned for
+//!   injection, secrets and personal data (a finding inside one spans the whole encoded run).
 //! - `sensitive`, `checksum`: secret and PII rules and their check-digit validators.
 //! - [`bench`]: labelled corpora, generated sets and the precision/recall/FPR/throughput table.
 //! - `error`: [`Error`].

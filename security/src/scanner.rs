@@ -162,11 +162,13 @@ impl Scanner {
         let mut report = Report::default();
         if self.config.secrets || self.config.pii {
             let (secrets, pii) = (self.config.secrets, self.config.pii);
-            report.findings = self.sensitive.scan(text, |kind| match kind {
+            let wanted = |kind| match kind {
                 FindingKind::Secret(_) => secrets,
                 FindingKind::Pii(_) => pii,
                 _ => false,
-            });
+            };
+            report.findings = self.sensitive.scan(text, wanted);
+            self.encoded_sensitive(text, 0, self.config.decode_depth, &wanted, &mut report.findings);
         }
         if self.config.injection {
             let signals = self.injection_signals(text, self.config.decode_depth);
@@ -193,6 +195,36 @@ impl Scanner {
         }
         report.findings.sort_by(|a, b| a.span.start.cmp(&b.span.start).then(a.span.end.cmp(&b.span.end)));
         report
+    }
+
+    /// Secrets and personal data inside decoded layers (base64, hex, URL-encoding) of `text`,
+    /// nested up to `depth`. A finding's span is the whole encoded run in the original text
+    /// (`offset` is where `text` starts in it), so redaction removes the run.
+    fn encoded_sensitive(
+        &self,
+        text: &str,
+        offset: usize,
+        depth: u8,
+        wanted: &impl Fn(FindingKind) -> bool,
+        findings: &mut Vec<Finding>,
+    ) {
+        if depth == 0 {
+            return;
+        }
+        for layer in self.decoders.layers(text) {
+            let span = shift(layer.span.clone(), offset);
+            let mut inner = self.sensitive.scan(&layer.text, wanted);
+            // Nested layers map to the outermost encoded run, which holds them.
+            self.encoded_sensitive(&layer.text, 0, depth - 1, wanted, &mut inner);
+            for finding in inner {
+                let already = findings.iter().any(|known| {
+                    known.kind == finding.kind && known.span.start < span.end && span.start < known.span.end
+                });
+                if !already {
+                    findings.push(Finding { span: span.clone(), ..finding });
+                }
+            }
+        }
     }
 
     /// The injection score of `text` alone (used for decoded layers and by the benchmark).

@@ -156,3 +156,36 @@ fn rules_that_match_at_the_same_start_are_all_counted() {
     assert!(ids.contains(&"injection.override.ignore_previous"), "{ids:?}");
     assert!(ids.contains(&"injection.override.ignore_everything"), "{ids:?}");
 }
+
+#[test]
+fn secrets_inside_encoded_layers_are_found_and_redacted_whole() {
+    let scanner = scanner();
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode("deploy with key AKIAIOSFODNN7EXAMPLE please");
+    let text = format!("config blob: {encoded} end");
+    let report = scanner.scan(&text);
+    let finding = report
+        .findings
+        .iter()
+        .find(|finding| finding.kind == FindingKind::Secret(SecretKind::AwsAccessKey))
+        .expect("the key inside the base64 layer");
+    let start = text.find(&encoded).unwrap();
+    assert_eq!(finding.span, start..start + encoded.len());
+    match Policy::default().apply(&text, &report) {
+        Decision::Redacted { text: redacted, .. } => {
+            assert!(!redacted.contains(&encoded), "{redacted}");
+            assert!(redacted.starts_with("config blob: ") && redacted.ends_with(" end"), "{redacted}");
+        }
+        other => panic!("expected redaction, got {other:?}"),
+    }
+    // URL-encoding too.
+    let text = "see https://example.com/?q=%70%61%73%73%77%6F%72%64%3A%20Hunter2%21Hunter2 now";
+    let report = scanner.scan(text);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|finding| finding.kind == FindingKind::Secret(SecretKind::GenericCredential)),
+        "{report:?}"
+    );
+}
