@@ -366,8 +366,9 @@ pub(crate) enum Handled {
     Interrupted,
 }
 
-/// Reads, decides with `decide`, appends; on a conflict re-reads and re-decides. An empty
-/// decision means there is nothing (left) to do for this input.
+/// Reads (or takes the cached fold), decides with `decide`, appends; on a conflict re-reads
+/// and re-decides. An empty decision on what was read means there is nothing (left) to do for
+/// this input.
 pub(crate) async fn decide_and_append(
     ctx: &Ctx,
     input: &RecordedEvent,
@@ -375,11 +376,21 @@ pub(crate) async fn decide_and_append(
     mut decide: impl FnMut(&Loaded) -> Vec<Output> + Send,
 ) -> Result<Handled> {
     let Some(task_id) = task_id_of(&input.stream_id) else { return Ok(Handled::Done) };
+    // First, without reading: the cached fold, when it includes the input already (the phase
+    // that appended the input cached the result). Appending expects that version, so a stale
+    // fold only costs a conflict; a decision to do nothing is confirmed on a fresh read first.
+    let mut unread = ctx.tasks.get(task_id).filter(|cached| cached.version >= input.version);
     for _ in 0..CONFLICT_RETRY_COUNT_MAX {
-        let loaded = load_task_cached(ctx, task_id).await?;
+        let (loaded, read) = match unread.take() {
+            Some(cached) => (cached, false),
+            None => (load_task_cached(ctx, task_id).await?, true),
+        };
         let outputs = decide(&loaded);
         if outputs.is_empty() {
-            return Ok(Handled::Done);
+            if read {
+                return Ok(Handled::Done);
+            }
+            continue;
         }
         match append_outputs(ctx, &loaded, input, emitter, outputs).await? {
             Appended::Written | Appended::Duplicate => return Ok(Handled::Done),

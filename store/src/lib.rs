@@ -25,7 +25,10 @@
 //!   already refuses the batch with [`events::LogError::DuplicateEventId`].
 //! - Subscriptions filter in the process (the log is read in pages of 256 and matched), keep
 //!   at most [`SUBSCRIPTION_PENDING_COUNT_MAX`] unacknowledged events, and store their
-//!   checkpoint on acknowledgement. One consumer per subscription name at a time.
+//!   checkpoint on acknowledgement. One consumer per subscription name at a time. On SQLite
+//!   they take new events from the writer's ring of recent events
+//!   ([`SUBSCRIPTION_RING_COUNT_MAX`], [`SUBSCRIPTION_RING_BYTES_MAX`]) rather than the file,
+//!   and read the file at least every [`SUBSCRIPTION_RING_TRUST_MS`] they are asking for more.
 //! - Reads return at most [`READ_COUNT_MAX`] events per call.
 //!
 //! # Examples
@@ -58,7 +61,10 @@ pub use sqlite::{
     SQLITE_BUSY_TIMEOUT_MS, SQLITE_READ_CONNECTION_COUNT_MAX, SQLITE_WRITE_GROUP_COUNT_MAX,
     SQLITE_WRITE_QUEUE_COUNT_MAX, SqliteLog,
 };
-pub use subscription::{SUBSCRIPTION_PENDING_COUNT_MAX, SUBSCRIPTION_POLL_MS};
+pub use subscription::{
+    SUBSCRIPTION_PENDING_COUNT_MAX, SUBSCRIPTION_POLL_MS, SUBSCRIPTION_RING_BYTES_MAX,
+    SUBSCRIPTION_RING_COUNT_MAX, SUBSCRIPTION_RING_TRUST_MS,
+};
 
 /// The most events one `read_stream` / `read_all` call returns, whatever limit the caller
 /// asks for: it bounds the memory one call can take (1,000 events of at most 512 KiB).

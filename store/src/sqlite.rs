@@ -21,6 +21,9 @@
 //! - Subscription checkpoints are stored by the writer too, in the next group, and the
 //!   acknowledgement returns after its commit, like an append.
 //! - Readers use their own small pool and see committed data only (WAL snapshots).
+//! - After each commit the writer adds the group's events to the log's ring of recent events
+//!   (`crate::subscription::Ring`), from which this process's subscriptions take new events
+//!   without querying.
 
 use std::fmt;
 use std::str::FromStr;
@@ -40,7 +43,7 @@ use sqlx::{AssertSqlSafe, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::record::{self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, to_sql};
-use crate::subscription::{Source, SqlSubscription};
+use crate::subscription::{Ring, Source, SqlSubscription};
 use crate::{Error, ImportOutcome, Result};
 
 /// The embedded SQLite migrations.
@@ -80,6 +83,8 @@ struct Inner {
     queue: mpsc::Sender<Write>,
     /// Bumped after every commit that adds events, to wake this process's subscribers.
     wake: Arc<watch::Sender<u64>>,
+    /// The events the writer committed last, for this process's subscriptions.
+    ring: Arc<Ring>,
 }
 
 fn bump(wake: &watch::Sender<u64>) {
@@ -109,10 +114,33 @@ impl Write {
     }
 }
 
-/// What a write of a group did (sent to its caller once the group is committed).
+/// What a write of a group did (sent to its caller once the group is committed), with the
+/// positions of the events an append wrote.
 enum Answer {
-    Appended(Result<AppendOutcome, LogError>),
+    Appended(Result<AppendOutcome, LogError>, Vec<Position>),
     Stored,
+}
+
+/// The events of an append as they were recorded.
+fn record(
+    stream_id: &StreamId,
+    first_version: Version,
+    events: Vec<NewEvent>,
+    positions: Vec<Position>,
+) -> impl Iterator<Item = RecordedEvent> {
+    let stream_id = stream_id.clone();
+    events.into_iter().zip(positions).zip(first_version..).map(move |((event, position), version)| {
+        RecordedEvent {
+            stream_id: stream_id.clone(),
+            version,
+            position,
+            id: event.id,
+            event_type: event.event_type,
+            schema_version: event.schema_version,
+            payload: event.payload,
+            metadata: event.metadata,
+        }
+    })
 }
 
 impl fmt::Debug for SqliteLog {
@@ -149,9 +177,10 @@ impl SqliteLog {
         };
         let (wake, _) = watch::channel(0);
         let wake = Arc::new(wake);
+        let ring = Arc::new(Ring::default());
         let (queue, requests) = mpsc::channel(SQLITE_WRITE_QUEUE_COUNT_MAX);
-        tokio::spawn(write_loop(writer.clone(), requests, Arc::clone(&wake)));
-        Ok(Self { inner: Arc::new(Inner { readers, writer, queue, wake }) })
+        tokio::spawn(write_loop(writer.clone(), requests, Arc::clone(&wake), Arc::clone(&ring)));
+        Ok(Self { inner: Arc::new(Inner { readers, writer, queue, wake, ring }) })
     }
 
     /// Copies an event recorded elsewhere, keyed by stream and version (see
@@ -192,6 +221,8 @@ impl SqliteLog {
             Err(e) => return Err(backend(e)),
         };
         tx.commit().await.map_err(backend)?;
+        // Written outside the writer: the ring no longer holds everything after its start.
+        self.inner.ring.extend(Vec::new(), false);
         bump(&self.inner.wake);
         Ok(ImportOutcome::Inserted { position: from_sql(position) })
     }
@@ -199,7 +230,12 @@ impl SqliteLog {
 
 /// The writer task: takes every queued append (up to the group limits), commits them in one
 /// transaction, answers each caller after the commit. Ends when every log handle is gone.
-async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<Write>, wake: Arc<watch::Sender<u64>>) {
+async fn write_loop(
+    pool: SqlitePool,
+    mut requests: mpsc::Receiver<Write>,
+    wake: Arc<watch::Sender<u64>>,
+    ring: Arc<Ring>,
+) {
     let mut group = Vec::with_capacity(SQLITE_WRITE_GROUP_COUNT_MAX);
     while let Some(first) = requests.recv().await {
         let mut events = first.event_count();
@@ -213,24 +249,26 @@ async fn write_loop(pool: SqlitePool, mut requests: mpsc::Receiver<Write>, wake:
                 Err(_) => break,
             }
         }
-        commit_group(&pool, &mut group, &wake).await;
+        commit_group(&pool, &mut group, &wake, &ring).await;
     }
 }
 
 /// Commits one group and answers its writes.
-async fn commit_group(pool: &SqlitePool, group: &mut Vec<Write>, wake: &watch::Sender<u64>) {
+async fn commit_group(pool: &SqlitePool, group: &mut Vec<Write>, wake: &watch::Sender<u64>, ring: &Ring) {
+    let before = ring.last_position();
     match write_group(pool, group).await {
         Ok(answers) => {
-            let wrote = answers
-                .iter()
-                .any(|answer| matches!(answer, Answer::Appended(Ok(outcome)) if !outcome.duplicate));
-            if wrote {
-                bump(wake);
-            }
+            let mut recorded = Vec::new();
+            let mut replies = Vec::with_capacity(group.len());
             for (write, answer) in group.drain(..).zip(answers) {
                 match (write, answer) {
-                    (Write::Append { reply, .. }, Answer::Appended(answer)) => {
-                        let _ = reply.send(answer);
+                    (Write::Append { stream_id, events, reply, .. }, Answer::Appended(answer, positions)) => {
+                        if let Ok(outcome) = &answer
+                            && !outcome.duplicate
+                        {
+                            recorded.extend(record(&stream_id, outcome.first_version, events, positions));
+                        }
+                        replies.push((reply, answer));
                     }
                     (Write::Checkpoint { reply, .. }, _) => {
                         let _ = reply.send(Ok(()));
@@ -239,6 +277,16 @@ async fn commit_group(pool: &SqlitePool, group: &mut Vec<Write>, wake: &watch::S
                         let _ = reply.send(Err(LogError::backend("the writer lost track of an append")));
                     }
                 }
+            }
+            if let Some(first) = recorded.first() {
+                // Complete when this commit follows the ring's last event: nobody else wrote
+                // in between (a gap in positions makes the ring start over, which is safe).
+                let complete = before.is_some_and(|last| last.saturating_add(1) == first.position);
+                ring.extend(recorded, complete);
+                bump(wake);
+            }
+            for (reply, answer) in replies {
+                let _ = reply.send(answer);
             }
         }
         Err(error) => {
@@ -264,53 +312,64 @@ async fn commit_group(pool: &SqlitePool, group: &mut Vec<Write>, wake: &watch::S
 async fn write_group(pool: &SqlitePool, group: &[Write]) -> Result<Vec<Answer>, LogError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
     let mut answers = Vec::with_capacity(group.len());
+    // Several acknowledgements of one subscription in a group: only the highest is stored.
+    let mut checkpoints: Vec<(&str, Position)> = Vec::new();
     for write in group {
         let answer = match write {
             Write::Append { stream_id, expected, events, encoded, .. } => {
-                Answer::Appended(append_in(&mut tx, stream_id, *expected, events, encoded).await?)
+                let (answer, positions) = append_in(&mut tx, stream_id, *expected, events, encoded).await?;
+                Answer::Appended(answer, positions)
             }
             Write::Checkpoint { name, checkpoint, .. } => {
-                store_checkpoint(&mut tx, name, *checkpoint).await?;
+                match checkpoints.iter_mut().find(|(known, _)| *known == name.as_str()) {
+                    Some((_, highest)) => *highest = (*highest).max(*checkpoint),
+                    None => checkpoints.push((name.as_str(), *checkpoint)),
+                }
                 Answer::Stored
             }
         };
         answers.push(answer);
     }
+    for (name, checkpoint) in checkpoints {
+        store_checkpoint(&mut tx, name, checkpoint).await?;
+    }
     tx.commit().await.map_err(backend)?;
     Ok(answers)
 }
 
-/// One append inside a group's transaction: its answer (outcome, conflict, duplicate id), or
-/// a backend failure that aborts the group.
+/// One append inside a group's transaction: its answer (outcome, conflict, duplicate id) and
+/// the positions it wrote, or a backend failure that aborts the group.
 async fn append_in(
     conn: &mut SqliteConnection,
     stream_id: &StreamId,
     expected: ExpectedVersion,
     events: &[NewEvent],
     encoded: &[Encoded],
-) -> Result<Result<AppendOutcome, LogError>, LogError> {
-    if let Some(outcome) = earlier_outcome(conn, events).await? {
-        return Ok(Ok(outcome)); // nothing written
+) -> Result<(Result<AppendOutcome, LogError>, Vec<Position>), LogError> {
+    let (current, earlier) = check(conn, stream_id, events).await?;
+    if let Some(outcome) = earlier {
+        return Ok((Ok(outcome), Vec::new())); // nothing written
     }
-    let current = version_of(conn, stream_id).await?;
     if !expected.admits(current) {
-        return Ok(Err(LogError::Conflict { stream_id: stream_id.clone(), expected, actual: current }));
+        let conflict = LogError::Conflict { stream_id: stream_id.clone(), expected, actual: current };
+        return Ok((Err(conflict), Vec::new()));
     }
-    let last_position = match insert(conn, stream_id, current + 1, encoded).await {
-        Ok(position) => position,
+    let positions = match insert_returning(conn, stream_id, current + 1, encoded).await {
+        Ok(positions) => positions,
         // The statement is undone, the transaction goes on.
         Err(e) if is_unique_violation(&e) => {
-            return Ok(Err(classify_violation(conn, stream_id, expected, events).await?));
+            return Ok((Err(classify_violation(conn, stream_id, expected, events).await?), Vec::new()));
         }
         Err(e) => return Err(backend(e)),
     };
     let count = encoded.len() as u64;
-    Ok(Ok(AppendOutcome {
+    let outcome = AppendOutcome {
         first_version: current + 1,
         last_version: current + count,
-        last_position: from_sql(last_position),
+        last_position: positions.last().copied().unwrap_or(0),
         duplicate: false,
-    }))
+    };
+    Ok((Ok(outcome), positions))
 }
 
 /// After a unique violation undid an insert: a later event's id is recorded already, or
@@ -378,37 +437,46 @@ async fn event_exists(conn: &mut SqliteConnection, event_id: EventId) -> Result<
     Ok(found.is_some())
 }
 
-/// The outcome of an earlier append of this batch, if its first event is recorded already.
-async fn earlier_outcome(
+/// In one statement (each is a round trip to SQLite's worker thread): the stream's last
+/// version, and the outcome of an earlier append of this batch if its first event is recorded
+/// already.
+async fn check(
     conn: &mut SqliteConnection,
+    stream_id: &StreamId,
     events: &[NewEvent],
-) -> Result<Option<AppendOutcome>, LogError> {
+) -> Result<(Version, Option<AppendOutcome>), LogError> {
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
-        return Ok(None);
+        return Ok((0, None));
     };
-    let found: Option<(String, i64, i64)> =
-        sqlx::query_as("SELECT stream_id, version, position FROM events WHERE event_id = $1")
-            .bind(first.id.to_string())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(backend)?;
-    let Some((stream_id, first_version, first_position)) = found else {
-        return Ok(None);
+    let (current, first_version, first_position, last_version, last_position): (
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    ) = sqlx::query_as(
+        "SELECT (SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1), \
+                f.version, f.position, l.version, l.position \
+         FROM (SELECT 1) AS one \
+         LEFT JOIN events f ON f.event_id = $2 \
+         LEFT JOIN events l ON l.event_id = $3 AND l.stream_id = f.stream_id",
+    )
+    .bind(stream_id.as_str())
+    .bind(first.id.to_string())
+    .bind(last.id.to_string())
+    .fetch_one(conn)
+    .await
+    .map_err(backend)?;
+    let earlier = match (first_version, first_position) {
+        (Some(first_version), Some(first_position)) => Some(AppendOutcome {
+            first_version: from_sql(first_version),
+            last_version: from_sql(last_version.unwrap_or(first_version)),
+            last_position: from_sql(last_position.unwrap_or(first_position)),
+            duplicate: true,
+        }),
+        _ => None,
     };
-    let last_found: Option<(i64, i64)> =
-        sqlx::query_as("SELECT version, position FROM events WHERE event_id = $1 AND stream_id = $2")
-            .bind(last.id.to_string())
-            .bind(&stream_id)
-            .fetch_optional(conn)
-            .await
-            .map_err(backend)?;
-    let (last_version, last_position) = last_found.unwrap_or((first_version, first_position));
-    Ok(Some(AppendOutcome {
-        first_version: from_sql(first_version),
-        last_version: from_sql(last_version),
-        last_position: from_sql(last_position),
-        duplicate: true,
-    }))
+    Ok((from_sql(current), earlier))
 }
 
 /// Columns bound per inserted event.
@@ -439,14 +507,25 @@ fn insert_statement(count: usize) -> String {
     sql
 }
 
-/// Inserts `events` at versions `first_version`, `first_version + 1`, … (in that order, so
-/// positions follow versions); returns the last position.
+/// Inserts `events` like [`insert_returning`]; returns the last position.
 async fn insert(
     conn: &mut SqliteConnection,
     stream_id: &StreamId,
     first_version: Version,
     events: &[Encoded],
 ) -> Result<i64, sqlx::Error> {
+    let positions = insert_returning(conn, stream_id, first_version, events).await?;
+    Ok(positions.last().map_or(0, |&position| to_sql(position)))
+}
+
+/// Inserts `events` at versions `first_version`, `first_version + 1`, … (in that order, so
+/// positions follow versions); returns their positions, in order.
+async fn insert_returning(
+    conn: &mut SqliteConnection,
+    stream_id: &StreamId,
+    first_version: Version,
+    events: &[Encoded],
+) -> Result<Vec<Position>, sqlx::Error> {
     // The statement holds only numbered placeholders, never input.
     let sql = AssertSqlSafe(insert_statement(events.len()));
     let mut query = sqlx::query_scalar::<_, i64>(sql);
@@ -460,8 +539,9 @@ async fn insert(
             .bind(&event.payload)
             .bind(&event.metadata);
     }
-    let positions = query.fetch_all(conn).await?;
-    Ok(positions.into_iter().max().unwrap_or(0))
+    let mut positions: Vec<Position> = query.fetch_all(conn).await?.into_iter().map(from_sql).collect();
+    positions.sort_unstable();
+    Ok(positions)
 }
 
 #[async_trait]
@@ -567,5 +647,9 @@ impl Source for Inner {
 
     fn wake(&self) -> watch::Receiver<u64> {
         self.wake.subscribe()
+    }
+
+    fn ring(&self) -> Option<&Ring> {
+        Some(&self.ring)
     }
 }

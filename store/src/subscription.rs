@@ -7,9 +7,19 @@
 //! (at least once). New events wake it through a channel the backend bumps on every append
 //! (in-process on SQLite, `LISTEN/NOTIFY` on PostgreSQL); a slow poll covers writers the channel
 //! does not see (another process on the same SQLite file).
+//!
+//! # The ring of recent events
+//! A backend whose appends go through one writer in this process (SQLite) keeps the events it
+//! committed last in a [`Ring`], so its subscriptions — every phase of the pipeline, each
+//! reading every event — take new events from memory instead of each querying and decoding
+//! them again. The ring only answers for positions it holds *all* the events of (it starts
+//! over when a commit does not follow the previous one: another process wrote in between), so
+//! order and completeness are the database's; anything older, or newer, is read from the
+//! database. A subscription still reads the database at least every [`SUBSCRIPTION_RING_TRUST_MS`]
+//! when it asks for more, so writers in other processes are seen as before.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,6 +28,7 @@ use events::{
     Delivery, Filter, LogError, Position, RecordedEvent, StartFrom, SubscribeOptions, Subscription,
 };
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// How long a waiting subscription sleeps before looking at the log again when no wake-up
 /// arrived: a fallback for writers outside this process, not the normal path.
@@ -30,6 +41,96 @@ pub const SUBSCRIPTION_PENDING_COUNT_MAX: usize = 1_024;
 
 /// Events read from the log per query.
 const SUBSCRIPTION_PAGE_COUNT: usize = 256;
+
+/// The most events a [`Ring`] keeps: a few seconds of the pipeline at full speed (about ten
+/// events per task), so a subscription that falls behind by less than that still reads from
+/// memory; one that falls further behind reads the database, as without the ring.
+pub const SUBSCRIPTION_RING_COUNT_MAX: usize = 8_192;
+
+/// The most payload and metadata bytes a [`Ring`] keeps, whatever the count: events may be up
+/// to 512 KiB each, and the ring must stay a small, fixed part of the process's memory.
+pub const SUBSCRIPTION_RING_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// How long a subscription takes new events from the ring alone before it reads the database
+/// again (when it asks for more): the delay, at worst, before it sees an event appended by
+/// another process, as the SQLite log's other wake-up paths only cover this process.
+pub const SUBSCRIPTION_RING_TRUST_MS: u64 = 50;
+
+/// Events scanned in the ring per look (matching or not).
+const RING_SCAN_COUNT_MAX: usize = 4 * SUBSCRIPTION_PAGE_COUNT;
+
+/// The events this process committed last, in position order, with no event of the log
+/// missing between the first and the last (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Ring {
+    inner: Mutex<RingInner>,
+}
+
+#[derive(Debug, Default)]
+struct RingInner {
+    events: VecDeque<RecordedEvent>,
+    bytes: usize,
+}
+
+fn weight(event: &RecordedEvent) -> usize {
+    event.payload.len() + event.metadata.emitter.len() + 128
+}
+
+impl Ring {
+    /// Adds the events of one commit, in position order. `complete` says whether the commit
+    /// follows the ring's last event with nothing in between (the writer held the write lock
+    /// from the ring's last commit to this one's); otherwise the ring starts over.
+    pub(crate) fn extend(&self, events: Vec<RecordedEvent>, complete: bool) {
+        let Ok(mut inner) = self.inner.lock() else { return };
+        if !complete {
+            inner.events.clear();
+            inner.bytes = 0;
+        }
+        for event in events {
+            if inner.events.back().is_some_and(|last| last.position >= event.position) {
+                // Out of order: cannot happen with one writer; start over to stay exact.
+                inner.events.clear();
+                inner.bytes = 0;
+            }
+            inner.bytes += weight(&event);
+            inner.events.push_back(event);
+        }
+        while inner.events.len() > SUBSCRIPTION_RING_COUNT_MAX || inner.bytes > SUBSCRIPTION_RING_BYTES_MAX {
+            let Some(oldest) = inner.events.pop_front() else { break };
+            inner.bytes = inner.bytes.saturating_sub(weight(&oldest));
+        }
+    }
+
+    /// The last position in the ring, if any.
+    pub(crate) fn last_position(&self) -> Option<Position> {
+        self.inner.lock().ok().and_then(|inner| inner.events.back().map(|e| e.position))
+    }
+
+    /// The events matching `filter` from position `from` on (at most `limit` of them), and the
+    /// last position looked at (`from - 1` when the ring has nothing new) — or `None` when the
+    /// ring does not hold everything from `from` on.
+    fn read(&self, from: Position, limit: usize, filter: &Filter) -> Option<(Vec<RecordedEvent>, Position)> {
+        let inner = self.inner.lock().ok()?;
+        let first = inner.events.front()?.position;
+        let last = inner.events.back()?.position;
+        if from < first || from > last.saturating_add(1) {
+            return None;
+        }
+        let start = inner.events.partition_point(|e| e.position < from);
+        let mut matching = Vec::new();
+        let mut scanned = from.saturating_sub(1);
+        for event in inner.events.iter().skip(start).take(RING_SCAN_COUNT_MAX) {
+            if matching.len() >= limit {
+                break;
+            }
+            scanned = event.position;
+            if filter.matches(&event.stream_id, &event.event_type) {
+                matching.push(event.clone());
+            }
+        }
+        Some((matching, scanned))
+    }
+}
 
 /// What a subscription needs from its backend.
 #[async_trait]
@@ -48,6 +149,11 @@ pub(crate) trait Source: Send + Sync + 'static {
 
     /// A receiver that changes whenever new events may have been recorded.
     fn wake(&self) -> watch::Receiver<u64>;
+
+    /// The backend's ring of recent events, if it keeps one.
+    fn ring(&self) -> Option<&Ring> {
+        None
+    }
 }
 
 /// One matching event held until acknowledged.
@@ -73,6 +179,9 @@ pub(crate) struct SqlSubscription {
     pending: BTreeMap<Position, Pending>,
     /// Positions to deliver next, in order (new events, then nacked ones as they come).
     ready: VecDeque<Position>,
+    /// When the database was last read; the ring is used only until
+    /// [`SUBSCRIPTION_RING_TRUST_MS`] after it.
+    read_at: Option<Instant>,
 }
 
 impl SqlSubscription {
@@ -100,7 +209,23 @@ impl SqlSubscription {
             saved: checkpoint,
             pending: BTreeMap::new(),
             ready: VecDeque::new(),
+            read_at: None,
         })
+    }
+
+    /// Waits for a wake-up or the poll interval; after the poll interval, the next read goes
+    /// to the database (a writer in another process may have appended).
+    async fn wait(&mut self) {
+        tokio::select! {
+            changed = self.wake.changed() => {
+                if changed.is_err() {
+                    // The backend's waker is gone: fall back to polling.
+                    tokio::time::sleep(Duration::from_millis(SUBSCRIPTION_POLL_MS)).await;
+                    self.read_at = None;
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(SUBSCRIPTION_POLL_MS)) => self.read_at = None,
+        }
     }
 
     /// The position at or below which every matching event is acknowledged.
@@ -131,26 +256,45 @@ impl Subscription for SqlSubscription {
             // Mark the current wake-up as seen before reading, so an append that lands after
             // the read still wakes the wait below.
             self.wake.borrow_and_update();
-            let page = self.source.read_page(self.cursor, room.min(SUBSCRIPTION_PAGE_COUNT)).await?;
-            if page.is_empty() {
-                tokio::select! {
-                    changed = self.wake.changed() => {
-                        if changed.is_err() {
-                            // The backend's waker is gone: fall back to polling.
-                            tokio::time::sleep(Duration::from_millis(SUBSCRIPTION_POLL_MS)).await;
+            let limit = room.min(SUBSCRIPTION_PAGE_COUNT);
+            let trusted = self
+                .read_at
+                .is_some_and(|at| at.elapsed() < Duration::from_millis(SUBSCRIPTION_RING_TRUST_MS));
+            let recent = if trusted {
+                self.source.ring().and_then(|ring| ring.read(self.cursor, limit, &self.filter))
+            } else {
+                None
+            };
+            match recent {
+                Some((events, scanned)) => {
+                    if scanned < self.cursor {
+                        self.wait().await;
+                        continue;
+                    }
+                    self.cursor = scanned.saturating_add(1);
+                    self.scanned = scanned;
+                    for event in events {
+                        let position = event.position;
+                        self.pending.insert(position, Pending { event, attempts: 0 });
+                        self.ready.push_back(position);
+                    }
+                }
+                None => {
+                    let page = self.source.read_page(self.cursor, limit).await?;
+                    self.read_at = Some(Instant::now());
+                    if page.is_empty() {
+                        self.wait().await;
+                        continue;
+                    }
+                    for event in page {
+                        let position = event.position;
+                        self.cursor = position.saturating_add(1);
+                        self.scanned = position;
+                        if self.filter.matches(&event.stream_id, &event.event_type) {
+                            self.pending.insert(position, Pending { event, attempts: 0 });
+                            self.ready.push_back(position);
                         }
                     }
-                    () = tokio::time::sleep(Duration::from_millis(SUBSCRIPTION_POLL_MS)) => {}
-                }
-                continue;
-            }
-            for event in page {
-                let position = event.position;
-                self.cursor = position.saturating_add(1);
-                self.scanned = position;
-                if self.filter.matches(&event.stream_id, &event.event_type) {
-                    self.pending.insert(position, Pending { event, attempts: 0 });
-                    self.ready.push_back(position);
                 }
             }
             // A narrow filter may pass over many events with nothing to acknowledge: store the
@@ -181,5 +325,64 @@ impl Subscription for SqlSubscription {
             self.ready.push_back(position);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use events::{EventId, EventType, Metadata, StreamId};
+
+    use super::*;
+
+    fn recorded(position: Position, kind: &str) -> RecordedEvent {
+        RecordedEvent {
+            stream_id: StreamId::new("task-ring").expect("valid stream id"),
+            version: position,
+            position,
+            id: EventId::new(),
+            event_type: EventType::new(kind).expect("valid event type"),
+            schema_version: 1,
+            payload: vec![0; 16],
+            metadata: Metadata::now("test"),
+        }
+    }
+
+    #[test]
+    fn the_ring_answers_only_where_it_holds_everything() {
+        let ring = Ring::default();
+        let all = Filter::all();
+        assert!(ring.read(1, 10, &all).is_none(), "an empty ring knows nothing");
+        ring.extend((5..=7).map(|p| recorded(p, "a")).collect(), false);
+        assert!(ring.read(4, 10, &all).is_none(), "before its first event: the database");
+        assert!(ring.read(9, 10, &all).is_none(), "past its end and a gap: the database");
+        let (events, scanned) = ring.read(6, 10, &all).expect("inside");
+        assert_eq!((events.iter().map(|e| e.position).collect::<Vec<_>>(), scanned), (vec![6, 7], 7));
+        let (events, scanned) = ring.read(8, 10, &all).expect("caught up");
+        assert!(events.is_empty());
+        assert_eq!(scanned, 7, "nothing scanned past the end");
+
+        // Filtered: the skipped events still count as scanned.
+        ring.extend(vec![recorded(8, "b"), recorded(9, "a")], true);
+        let only_b = Filter::all().with_types([EventType::new("b").expect("valid")]);
+        let (events, scanned) = ring.read(6, 10, &only_b).expect("inside");
+        assert_eq!((events.len(), events[0].position, scanned), (1, 8, 9));
+
+        // A commit that does not follow the ring (another writer in between) starts it over.
+        ring.extend(vec![recorded(12, "a")], false);
+        assert!(ring.read(9, 10, &all).is_none());
+        assert_eq!(ring.read(12, 10, &all).expect("inside").0.len(), 1);
+    }
+
+    #[test]
+    fn the_ring_is_bounded() {
+        let ring = Ring::default();
+        let count = SUBSCRIPTION_RING_COUNT_MAX as u64 + 10;
+        ring.extend((1..=count).map(|p| recorded(p, "a")).collect(), false);
+        assert!(ring.read(10, 1, &Filter::all()).is_none(), "the oldest went");
+        assert_eq!(ring.read(11, 1, &Filter::all()).expect("kept").0[0].position, 11);
+        let mut big = recorded(count + 1, "a");
+        big.payload = vec![0; SUBSCRIPTION_RING_BYTES_MAX];
+        ring.extend(vec![big], true);
+        assert!(ring.read(count, 1, &Filter::all()).is_none(), "bytes bound the ring too");
     }
 }
