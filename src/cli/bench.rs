@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use actors::config::AgentConfig;
 use actors::{Config, Runtime};
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, Subcommand};
 use events::{KeyPair, TaskSpec};
 
 use super::up::{BackendArgs, open_backend, runtime_options};
@@ -32,6 +32,35 @@ pub(crate) struct BenchArgs {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) backend: BackendArgs,
+    #[command(subcommand)]
+    pub(crate) command: Option<BenchCommand>,
+}
+
+/// Benchmarks other than the pipeline's.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Precision, recall and false-positive rate of the security scanner per category on the
+    /// labelled corpora (prompt injection, secrets, PII), and its throughput.
+    Scan(ScanArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ScanArgs {
+    /// Directory of labelled injection corpora (`*.jsonl`). Default: the corpora vendored in
+    /// the source tree (`security/testdata/injection`).
+    #[arg(long)]
+    pub(crate) corpus: Option<std::path::PathBuf>,
+}
+
+/// `pantheon bench scan`: runs `security::bench` and prints its table.
+fn run_scan(args: &ScanArgs) -> anyhow::Result<()> {
+    let dir = args.corpus.clone().unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("security").join("testdata").join("injection")
+    });
+    let scanner = security::Scanner::new(security::ScanConfig::default())?;
+    let report = security::bench::run(&scanner, &dir)?;
+    print!("{report}");
+    Ok(())
 }
 
 /// Resident set size of this process, bytes (Linux), 0 elsewhere.
@@ -144,6 +173,9 @@ async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<s
 }
 
 pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchCommand::Scan(scan)) = &args.command {
+        return run_scan(scan);
+    }
     let temp = tempdir_for_bench()?;
     let bench_cli;
     let cli = if cli.database.is_none() && args.backend.nats.is_none() {
@@ -156,6 +188,7 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
                 in_flight: args.in_flight,
                 json: args.json,
                 backend: args.backend.clone(),
+                command: None,
             }),
         };
         &bench_cli
