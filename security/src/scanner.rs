@@ -267,7 +267,7 @@ impl Scanner {
             let Some(rule) = self.injection.rule(signal.rule) else { continue };
             let span = shift(normalized.original_span(window, &signal.range), offset);
             if owned(&span) {
-                signals.add(injection::rule_id(rule).as_str(), rule.weight, span);
+                signals.add(injection::rule_id(rule).as_str(), self.injection.weight(rule), span);
             }
         }
         for span in &normalized.invisible {
@@ -281,7 +281,11 @@ impl Scanner {
             let mut inner = Signals::default();
             for signal in self.injection.signals(&rotated) {
                 let Some(rule) = self.injection.rule(signal.rule) else { continue };
-                inner.add(rule.id, rule.weight, normalized.original_span(window, &signal.range));
+                inner.add(
+                    rule.id,
+                    self.injection.weight(rule),
+                    normalized.original_span(window, &signal.range),
+                );
             }
             if inner.score() >= self.config.injection_threshold {
                 for (_, _, span) in inner.matches {
