@@ -25,6 +25,7 @@
 //!   (`crate::subscription::Ring`), from which this process's subscriptions take new events
 //!   without querying.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -308,33 +309,250 @@ async fn commit_group(pool: &SqlitePool, group: &mut Vec<Write>, wake: &watch::S
 }
 
 /// Runs a group in one transaction: each write's answer, in order, or the failure that
-/// aborted the group (nothing written).
+/// aborted the group (nothing written). The appends are judged together — two queries look up
+/// every stream's version and every event id of the group, the appends are checked in order in
+/// memory, and one statement inserts all that pass — since each statement is a round trip to
+/// SQLite's worker thread; a group that repeats an event id takes the slower path, one append
+/// after the other.
 async fn write_group(pool: &SqlitePool, group: &[Write]) -> Result<Vec<Answer>, LogError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-    let mut answers = Vec::with_capacity(group.len());
+    let answers = match append_together(&mut tx, group).await? {
+        Some(answers) => answers,
+        None => {
+            // Something the combined path does not judge: start over, one append at a time.
+            drop(tx);
+            tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+            append_one_by_one(&mut tx, group).await?
+        }
+    };
     // Several acknowledgements of one subscription in a group: only the highest is stored.
     let mut checkpoints: Vec<(&str, Position)> = Vec::new();
     for write in group {
-        let answer = match write {
-            Write::Append { stream_id, expected, events, encoded, .. } => {
-                let (answer, positions) = append_in(&mut tx, stream_id, *expected, events, encoded).await?;
-                Answer::Appended(answer, positions)
+        if let Write::Checkpoint { name, checkpoint, .. } = write {
+            match checkpoints.iter_mut().find(|(known, _)| *known == name.as_str()) {
+                Some((_, highest)) => *highest = (*highest).max(*checkpoint),
+                None => checkpoints.push((name.as_str(), *checkpoint)),
             }
-            Write::Checkpoint { name, checkpoint, .. } => {
-                match checkpoints.iter_mut().find(|(known, _)| *known == name.as_str()) {
-                    Some((_, highest)) => *highest = (*highest).max(*checkpoint),
-                    None => checkpoints.push((name.as_str(), *checkpoint)),
-                }
-                Answer::Stored
-            }
-        };
-        answers.push(answer);
+        }
     }
-    for (name, checkpoint) in checkpoints {
-        store_checkpoint(&mut tx, name, checkpoint).await?;
-    }
+    store_checkpoints(&mut tx, &checkpoints).await?;
     tx.commit().await.map_err(backend)?;
     Ok(answers)
+}
+
+/// The group's appends one after the other, each checked and inserted on its own.
+async fn append_one_by_one(conn: &mut SqliteConnection, group: &[Write]) -> Result<Vec<Answer>, LogError> {
+    let mut answers = Vec::with_capacity(group.len());
+    for write in group {
+        answers.push(match write {
+            Write::Append { stream_id, expected, events, encoded, .. } => {
+                let (answer, positions) = append_in(conn, stream_id, *expected, events, encoded).await?;
+                Answer::Appended(answer, positions)
+            }
+            Write::Checkpoint { .. } => Answer::Stored,
+        });
+    }
+    Ok(answers)
+}
+
+/// Where an event id of the group is recorded already: stream, version, position.
+type Found = (String, i64, i64);
+
+/// The group's appends judged together and inserted by one statement; `None` (nothing
+/// written) when an event id appears in two appends of the group, or when the insert meets a
+/// unique violation the checks did not foresee.
+async fn append_together(
+    conn: &mut SqliteConnection,
+    group: &[Write],
+) -> Result<Option<Vec<Answer>>, LogError> {
+    let appends: Vec<(&StreamId, ExpectedVersion, &[NewEvent], &[Encoded])> = group
+        .iter()
+        .filter_map(|write| match write {
+            Write::Append { stream_id, expected, events, encoded, .. } => {
+                Some((stream_id, *expected, events.as_slice(), encoded.as_slice()))
+            }
+            Write::Checkpoint { .. } => None,
+        })
+        .collect();
+    let event_count: usize = appends.iter().map(|(_, _, events, _)| events.len()).sum();
+    let mut ids = HashSet::with_capacity(event_count);
+    for (_, _, _, encoded) in &appends {
+        for event in *encoded {
+            if !ids.insert(event.event_id.as_str()) {
+                return Ok(None);
+            }
+        }
+    }
+    let mut versions =
+        stream_versions(conn, appends.iter().map(|(stream_id, ..)| stream_id.as_str())).await?;
+    let found = recorded_ids(conn, &ids).await?;
+    // Judge each append in order, on the versions as the earlier appends of the group leave them.
+    let mut verdicts: Vec<Result<AppendOutcome, LogError>> = Vec::with_capacity(appends.len());
+    let mut rows: Vec<(&StreamId, Version, &Encoded)> = Vec::with_capacity(event_count);
+    for (stream_id, expected, events, encoded) in &appends {
+        let (Some(first), Some(last)) = (encoded.first(), encoded.last()) else {
+            verdicts.push(Err(LogError::EmptyBatch));
+            continue;
+        };
+        if let Some((first_stream, first_version, first_position)) = found.get(&first.event_id) {
+            let (last_version, last_position) = match found.get(&last.event_id) {
+                Some((last_stream, version, position)) if last_stream == first_stream => {
+                    (*version, *position)
+                }
+                _ => (*first_version, *first_position),
+            };
+            verdicts.push(Ok(AppendOutcome {
+                first_version: from_sql(*first_version),
+                last_version: from_sql(last_version),
+                last_position: from_sql(last_position),
+                duplicate: true,
+            }));
+            continue;
+        }
+        if let Some(taken) =
+            encoded.iter().zip(events.iter()).skip(1).find(|(e, _)| found.contains_key(&e.event_id))
+        {
+            verdicts.push(Err(LogError::DuplicateEventId { event_id: taken.1.id }));
+            continue;
+        }
+        let current = versions.get(stream_id.as_str()).copied().unwrap_or(0);
+        if !expected.admits(current) {
+            verdicts.push(Err(LogError::Conflict {
+                stream_id: (*stream_id).clone(),
+                expected: *expected,
+                actual: current,
+            }));
+            continue;
+        }
+        for (version, event) in (current + 1..).zip(encoded.iter()) {
+            rows.push((stream_id, version, event));
+        }
+        let count = encoded.len() as u64;
+        versions.insert(stream_id.as_str(), current + count);
+        verdicts.push(Ok(AppendOutcome {
+            first_version: current + 1,
+            last_version: current + count,
+            last_position: 0, // known after the insert
+            duplicate: false,
+        }));
+    }
+    let positions = match insert_rows(conn, &rows).await {
+        Ok(positions) => positions,
+        Err(e) if is_unique_violation(&e) => return Ok(None),
+        Err(e) => return Err(backend(e)),
+    };
+    if positions.len() != rows.len() {
+        return Err(LogError::backend(format!("{} rows inserted, {} returned", rows.len(), positions.len())));
+    }
+    // Rows went in in order, so positions (sorted) follow them: hand each append its own.
+    let mut positions = positions.into_iter();
+    let mut answers = Vec::with_capacity(group.len());
+    let mut verdicts = verdicts.into_iter();
+    for write in group {
+        answers.push(match write {
+            Write::Append { .. } => {
+                let Some(verdict) = verdicts.next() else {
+                    return Err(LogError::backend("the writer lost track of an append"));
+                };
+                match verdict {
+                    Ok(mut outcome) if !outcome.duplicate => {
+                        let count =
+                            usize::try_from(outcome.last_version - outcome.first_version + 1).unwrap_or(0);
+                        let mine: Vec<Position> = positions.by_ref().take(count).collect();
+                        outcome.last_position = mine.last().copied().unwrap_or(0);
+                        Answer::Appended(Ok(outcome), mine)
+                    }
+                    other => Answer::Appended(other, Vec::new()),
+                }
+            }
+            Write::Checkpoint { .. } => Answer::Stored,
+        });
+    }
+    Ok(Some(answers))
+}
+
+/// Statements bind at most this many values, under SQLite's limit (`SQLITE_MAX_VARIABLE_NUMBER`).
+const STATEMENT_PARAMETER_COUNT_MAX: usize = 30_000;
+
+/// The last version of each of `streams` that has events.
+async fn stream_versions<'s>(
+    conn: &mut SqliteConnection,
+    streams: impl Iterator<Item = &'s str>,
+) -> Result<HashMap<&'s str, Version>, LogError> {
+    let mut distinct: Vec<&str> = streams.collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut versions = HashMap::with_capacity(distinct.len());
+    for chunk in distinct.chunks(STATEMENT_PARAMETER_COUNT_MAX) {
+        let placeholders = vec!["?"; chunk.len()].join(", ");
+        // The statement holds only placeholders, never input.
+        let sql = AssertSqlSafe(format!(
+            "SELECT stream_id, MAX(version) FROM events WHERE stream_id IN ({placeholders}) GROUP BY stream_id"
+        ));
+        let mut query = sqlx::query_as::<_, (String, i64)>(sql);
+        for stream in chunk {
+            query = query.bind(*stream);
+        }
+        for (stream, version) in query.fetch_all(&mut *conn).await.map_err(backend)? {
+            if let Some(known) = chunk.iter().find(|s| **s == stream) {
+                versions.insert(*known, from_sql(version));
+            }
+        }
+    }
+    Ok(versions)
+}
+
+/// Which of `ids` the log holds already, and where.
+async fn recorded_ids(
+    conn: &mut SqliteConnection,
+    ids: &HashSet<&str>,
+) -> Result<HashMap<String, Found>, LogError> {
+    let ids: Vec<&str> = ids.iter().copied().collect();
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(STATEMENT_PARAMETER_COUNT_MAX) {
+        let placeholders = vec!["?"; chunk.len()].join(", ");
+        // The statement holds only placeholders, never input.
+        let sql = AssertSqlSafe(format!(
+            "SELECT event_id, stream_id, version, position FROM events WHERE event_id IN ({placeholders})"
+        ));
+        let mut query = sqlx::query_as::<_, (String, String, i64, i64)>(sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for (id, stream, version, position) in query.fetch_all(&mut *conn).await.map_err(backend)? {
+            found.insert(id, (stream, version, position));
+        }
+    }
+    Ok(found)
+}
+
+/// Inserts `rows` (stream, version, event) in order, as few statements as the parameter limit
+/// allows; returns their positions, in order.
+async fn insert_rows(
+    conn: &mut SqliteConnection,
+    rows: &[(&StreamId, Version, &Encoded)],
+) -> Result<Vec<Position>, sqlx::Error> {
+    let mut positions = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(STATEMENT_PARAMETER_COUNT_MAX / INSERT_PARAMETER_COUNT) {
+        // The statement holds only placeholders, never input.
+        let sql = AssertSqlSafe(insert_statement(chunk.len()));
+        let mut query = sqlx::query_scalar::<_, i64>(sql);
+        for (stream_id, version, event) in chunk {
+            query = query
+                .bind(stream_id.as_str())
+                .bind(to_sql(*version))
+                .bind(&event.event_id)
+                .bind(&event.event_type)
+                .bind(event.schema_version)
+                .bind(&event.payload)
+                .bind(&event.metadata);
+        }
+        let mut inserted: Vec<Position> =
+            query.fetch_all(&mut *conn).await?.into_iter().map(from_sql).collect();
+        inserted.sort_unstable();
+        positions.extend(inserted);
+    }
+    Ok(positions)
 }
 
 /// One append inside a group's transaction: its answer (outcome, conflict, duplicate id) and
@@ -389,22 +607,25 @@ async fn classify_violation(
     Ok(LogError::Conflict { stream_id: stream_id.clone(), expected, actual })
 }
 
-/// Raises the stored checkpoint of `name` (never lowers it).
-async fn store_checkpoint(
+/// Raises the stored checkpoints of `checkpoints` (never lowers one), in one statement.
+async fn store_checkpoints(
     conn: &mut SqliteConnection,
-    name: &str,
-    checkpoint: Position,
+    checkpoints: &[(&str, Position)],
 ) -> Result<(), LogError> {
-    sqlx::query(
-        "INSERT INTO subscriptions (name, checkpoint) VALUES ($1, $2) \
-         ON CONFLICT (name) DO UPDATE SET checkpoint = excluded.checkpoint \
-         WHERE excluded.checkpoint > subscriptions.checkpoint",
-    )
-    .bind(name)
-    .bind(to_sql(checkpoint))
-    .execute(conn)
-    .await
-    .map_err(backend)?;
+    for chunk in checkpoints.chunks(STATEMENT_PARAMETER_COUNT_MAX / 2) {
+        let rows = vec!["(?, ?)"; chunk.len()].join(", ");
+        // The statement holds only placeholders, never input.
+        let sql = AssertSqlSafe(format!(
+            "INSERT INTO subscriptions (name, checkpoint) VALUES {rows} \
+             ON CONFLICT (name) DO UPDATE SET checkpoint = excluded.checkpoint \
+             WHERE excluded.checkpoint > subscriptions.checkpoint"
+        ));
+        let mut query = sqlx::query(sql);
+        for (name, checkpoint) in chunk {
+            query = query.bind(*name).bind(to_sql(*checkpoint));
+        }
+        query.execute(&mut *conn).await.map_err(backend)?;
+    }
     Ok(())
 }
 
