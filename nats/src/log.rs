@@ -144,10 +144,24 @@ impl NatsLog {
 
     /// Asks the server for the last event of a stream.
     async fn fetch_head(&self, stream_id: &StreamId) -> Result<Head, LogError> {
+        Ok(self.fetch_head_and_last(stream_id).await?.0)
+    }
+
+    /// Asks the server for the last event of a stream: its head, and the event itself when it
+    /// is a valid one (the request returns it anyway).
+    async fn fetch_head_and_last(
+        &self,
+        stream_id: &StreamId,
+    ) -> Result<(Head, Option<RecordedEvent>), LogError> {
         let subject = stream_subject(stream_id);
         match self.events.direct_get_last_for_subject(subject.as_str()).await {
             Ok(message) => match version_of(&message.headers) {
-                Ok(version) => Ok(Head { version, sequence: message.sequence }),
+                Ok(version) => {
+                    let last =
+                        decode_event(&subject, message.sequence, Some(&message.headers), &message.payload)
+                            .ok();
+                    Ok((Head { version, sequence: message.sequence }, last))
+                }
                 Err(reason) => {
                     // A foreign message is the last on the subject: the stream's version is its
                     // last valid event's, and the next append must follow the foreign one.
@@ -155,10 +169,10 @@ impl NatsLog {
                     let head = Head { version: u64::MAX, sequence: message.sequence };
                     let events = self.read_subject(&subject, 1, usize::MAX, head).await?;
                     let version = events.last().map_or(0, |e| e.version);
-                    Ok(Head { version, sequence: message.sequence })
+                    Ok((Head { version, sequence: message.sequence }, None))
                 }
             },
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(Head::EMPTY),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok((Head::EMPTY, None)),
             Err(e) => Err(backend(e)),
         }
     }
@@ -467,10 +481,15 @@ impl EventLog for NatsLog {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let head = self.fetch_head(stream_id).await?;
+        let (head, last) = self.fetch_head_and_last(stream_id).await?;
         self.remember_head(stream_id, Some(head));
         if head.version == 0 || head.version < from {
             return Ok(Vec::new());
+        }
+        // Only the last event is asked for (a reader that folded the rest already): the head
+        // request brought it.
+        if let Some(last) = last.filter(|last| last.version == head.version && head.version == from.max(1)) {
+            return Ok(vec![last]);
         }
         self.read_subject(&stream_subject(stream_id), from.max(1), limit, head).await
     }

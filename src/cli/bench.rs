@@ -1,7 +1,9 @@
 //! `pantheon bench`: tasks per second and submit → result latency (p50, p99) through the whole
 //! pipeline with the echo agent, at each concurrency asked for, then the resident memory with
 //! many tasks in flight. Runs the pipeline in this process: on a fresh SQLite file in a temp
-//! dir by default (never the data dir's), or on `--nats` / `--database`.
+//! dir by default (never the data dir's), or on `--nats` / `--database`. Every figure comes with
+//! the machine's load average (one minute) taken when it was measured: on a shared machine the
+//! figures mean little without it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,6 +77,19 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1_024)
 }
 
+/// The one-minute load average (Linux), 0 elsewhere.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|l| l.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Tasks the completion phase has finished since this runtime started.
+async fn completed(runtime: &Runtime) -> u64 {
+    runtime.handled().await.into_iter().find(|(phase, _)| *phase == "completion").map_or(0, |(_, n)| n)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -126,18 +141,28 @@ async fn run_level(
         "tasks_per_second": (latencies.len() as f64 / elapsed.as_secs_f64()).round(),
         "p50_ms": ms(percentile(&latencies, 0.50)),
         "p99_ms": ms(percentile(&latencies, 0.99)),
+        "load_average": load_average(),
     }))
 }
 
 async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<serde_json::Value> {
     let baseline = rss_bytes();
+    let done_before = completed(runtime).await;
     let started = Instant::now();
     let mut ids = Vec::with_capacity(count);
     let mut peak = baseline;
+    // The pipeline works while tasks are submitted: count how many were really in flight when
+    // the memory peaked.
+    let mut in_flight_at_peak = 0u64;
     for _ in 0..count {
         ids.push(runtime.submit(TaskSpec::new("echo", "in-flight task")).await?);
         if ids.len() % 100 == 0 {
-            peak = peak.max(rss_bytes());
+            let rss = rss_bytes();
+            if rss > peak {
+                peak = rss;
+                let done = completed(runtime).await.saturating_sub(done_before);
+                in_flight_at_peak = (ids.len() as u64).saturating_sub(done);
+            }
         }
     }
     let submitted_in = started.elapsed();
@@ -145,13 +170,20 @@ async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<s
     let sampler = {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let runtime = Arc::clone(runtime);
+        let submitted = ids.len() as u64;
         let handle = tokio::spawn(async move {
-            let mut peak = 0;
+            let (mut peak, mut in_flight) = (0, 0);
             while !flag.load(Ordering::Relaxed) {
-                peak = peak.max(rss_bytes());
+                let rss = rss_bytes();
+                if rss > peak {
+                    peak = rss;
+                    in_flight =
+                        submitted.saturating_sub(completed(&runtime).await.saturating_sub(done_before));
+                }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            peak
+            (peak, in_flight)
         });
         (stop, handle)
     };
@@ -159,9 +191,15 @@ async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<s
         runtime.wait_final(*id, Duration::from_secs(600)).await?;
     }
     sampler.0.store(true, Ordering::Relaxed);
-    peak = peak.max(sampler.1.await.unwrap_or(0));
+    let (drain_peak, drain_in_flight) = sampler.1.await.unwrap_or((0, 0));
+    if drain_peak > peak {
+        peak = drain_peak;
+        in_flight_at_peak = drain_in_flight;
+    }
     let elapsed = started.elapsed();
-    let per_task = peak.saturating_sub(baseline) as f64 / count as f64;
+    let grown = peak.saturating_sub(baseline) as f64;
+    let per_task = grown / count as f64;
+    let per_in_flight = grown / in_flight_at_peak.max(1) as f64;
     Ok(serde_json::json!({
         "tasks": count,
         "submitted_in_seconds": (submitted_in.as_secs_f64() * 100.0).round() / 100.0,
@@ -169,6 +207,9 @@ async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<s
         "rss_baseline_mib": baseline / (1024 * 1024),
         "rss_peak_mib": peak / (1024 * 1024),
         "rss_bytes_per_task": per_task.round(),
+        "in_flight_at_peak": in_flight_at_peak,
+        "rss_bytes_per_in_flight_task": per_in_flight.round(),
+        "load_average": load_average(),
     }))
 }
 
@@ -217,14 +258,15 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         let level = run_level(&runtime, args.tasks, concurrency).await?;
         if !args.json {
             println!(
-                "concurrency {:>4}: {:>6} tasks/s, p50 {:>8} ms, p99 {:>8} ms ({} tasks, {} failed, {} s)",
+                "concurrency {:>4}: {:>6} tasks/s, p50 {:>8} ms, p99 {:>8} ms ({} tasks, {} failed, {} s, load {})",
                 level["concurrency"],
                 level["tasks_per_second"],
                 level["p50_ms"],
                 level["p99_ms"],
                 level["tasks"],
                 level["failed"],
-                level["seconds"]
+                level["seconds"],
+                level["load_average"]
             );
         }
         levels.push(level);
@@ -233,13 +275,16 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         let memory = run_in_flight(&runtime, args.in_flight).await?;
         if !args.json {
             println!(
-                "{} tasks in flight: RSS {} MiB → peak {} MiB, {} bytes per task (submitted in {} s, all done in {} s)",
+                "{} tasks submitted: RSS {} MiB → peak {} MiB, {} bytes per task; {} in flight at the peak, {} bytes each (submitted in {} s, all done in {} s, load {})",
                 memory["tasks"],
                 memory["rss_baseline_mib"],
                 memory["rss_peak_mib"],
                 memory["rss_bytes_per_task"],
+                memory["in_flight_at_peak"],
+                memory["rss_bytes_per_in_flight_task"],
                 memory["submitted_in_seconds"],
-                memory["drained_in_seconds"]
+                memory["drained_in_seconds"],
+                memory["load_average"]
             );
         }
         Some(memory)
