@@ -145,70 +145,70 @@ async fn run_level(
     }))
 }
 
+/// Tasks submitted at once by the memory measurement: enough for submissions to outpace the
+/// pipeline, so that the tasks in flight pile up to (nearly) the number asked for.
+const IN_FLIGHT_SUBMITTERS: usize = 64;
+
+/// How often the memory measurement samples the RSS and the tasks in flight.
+const IN_FLIGHT_SAMPLE_MS: u64 = 20;
+
 async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<serde_json::Value> {
     let baseline = rss_bytes();
     let done_before = completed(runtime).await;
     let started = Instant::now();
-    let mut ids = Vec::with_capacity(count);
-    let mut peak = baseline;
-    // The pipeline works while tasks are submitted: count how many were really in flight when
-    // the memory peaked.
-    let mut in_flight_at_peak = 0u64;
-    for _ in 0..count {
-        ids.push(runtime.submit(TaskSpec::new("echo", "in-flight task")).await?);
-        if ids.len() % 100 == 0 {
-            let rss = rss_bytes();
-            if rss > peak {
-                peak = rss;
-                let done = completed(runtime).await.saturating_sub(done_before);
-                in_flight_at_peak = (ids.len() as u64).saturating_sub(done);
+    let submitted = Arc::new(AtomicUsize::new(0));
+    // Sampled while the tasks are submitted and while they drain: the peak RSS, and the most
+    // tasks submitted and not yet completed at one time.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (stop, runtime, submitted) = (Arc::clone(&stop), Arc::clone(runtime), Arc::clone(&submitted));
+        tokio::spawn(async move {
+            let (mut peak, mut in_flight_max) = (0, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(rss_bytes());
+                let done = completed(&runtime).await.saturating_sub(done_before);
+                in_flight_max =
+                    in_flight_max.max((submitted.load(Ordering::Relaxed) as u64).saturating_sub(done));
+                tokio::time::sleep(Duration::from_millis(IN_FLIGHT_SAMPLE_MS)).await;
             }
-        }
+            (peak, in_flight_max)
+        })
+    };
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut submitters = tokio::task::JoinSet::new();
+    for _ in 0..IN_FLIGHT_SUBMITTERS {
+        let (runtime, next, submitted) = (Arc::clone(runtime), Arc::clone(&next), Arc::clone(&submitted));
+        submitters.spawn(async move {
+            let mut ids = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < count {
+                ids.push(runtime.submit(TaskSpec::new("echo", "in-flight task")).await?);
+                submitted.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(ids)
+        });
+    }
+    let mut ids = Vec::with_capacity(count);
+    while let Some(done) = submitters.join_next().await {
+        ids.extend(done.context("a bench submitter panicked")??);
     }
     let submitted_in = started.elapsed();
-    // Every task is submitted: wait for all of them, sampling memory meanwhile.
-    let sampler = {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let runtime = Arc::clone(runtime);
-        let submitted = ids.len() as u64;
-        let handle = tokio::spawn(async move {
-            let (mut peak, mut in_flight) = (0, 0);
-            while !flag.load(Ordering::Relaxed) {
-                let rss = rss_bytes();
-                if rss > peak {
-                    peak = rss;
-                    in_flight =
-                        submitted.saturating_sub(completed(&runtime).await.saturating_sub(done_before));
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            (peak, in_flight)
-        });
-        (stop, handle)
-    };
     for id in &ids {
         runtime.wait_final(*id, Duration::from_secs(600)).await?;
     }
-    sampler.0.store(true, Ordering::Relaxed);
-    let (drain_peak, drain_in_flight) = sampler.1.await.unwrap_or((0, 0));
-    if drain_peak > peak {
-        peak = drain_peak;
-        in_flight_at_peak = drain_in_flight;
-    }
+    stop.store(true, Ordering::Relaxed);
+    let (peak, in_flight_max) = sampler.await.unwrap_or((0, 0));
+    let peak = peak.max(rss_bytes());
     let elapsed = started.elapsed();
     let grown = peak.saturating_sub(baseline) as f64;
-    let per_task = grown / count as f64;
-    let per_in_flight = grown / in_flight_at_peak.max(1) as f64;
     Ok(serde_json::json!({
         "tasks": count,
         "submitted_in_seconds": (submitted_in.as_secs_f64() * 100.0).round() / 100.0,
         "drained_in_seconds": (elapsed.as_secs_f64() * 100.0).round() / 100.0,
         "rss_baseline_mib": baseline / (1024 * 1024),
         "rss_peak_mib": peak / (1024 * 1024),
-        "rss_bytes_per_task": per_task.round(),
-        "in_flight_at_peak": in_flight_at_peak,
-        "rss_bytes_per_in_flight_task": per_in_flight.round(),
+        "rss_bytes_per_task": (grown / count.max(1) as f64).round(),
+        "in_flight_max": in_flight_max,
+        "rss_bytes_per_in_flight_task": (grown / in_flight_max.max(1) as f64).round(),
         "load_average": load_average(),
     }))
 }
@@ -275,12 +275,12 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         let memory = run_in_flight(&runtime, args.in_flight).await?;
         if !args.json {
             println!(
-                "{} tasks submitted: RSS {} MiB → peak {} MiB, {} bytes per task; {} in flight at the peak, {} bytes each (submitted in {} s, all done in {} s, load {})",
+                "{} tasks submitted: RSS {} MiB → peak {} MiB, {} bytes per task; at most {} in flight at once, {} bytes each (submitted in {} s, all done in {} s, load {})",
                 memory["tasks"],
                 memory["rss_baseline_mib"],
                 memory["rss_peak_mib"],
                 memory["rss_bytes_per_task"],
-                memory["in_flight_at_peak"],
+                memory["in_flight_max"],
                 memory["rss_bytes_per_in_flight_task"],
                 memory["submitted_in_seconds"],
                 memory["drained_in_seconds"],
