@@ -19,11 +19,13 @@ pub fn leaf_hash(data: &[u8]) -> Hash {
 
 /// The hash of an interior node: `blake3(0x01 ‖ left ‖ right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&[0x01]);
-    hasher.update(&left.0);
-    hasher.update(&right.0);
-    Hash(*hasher.finalize().as_bytes())
+    // One contiguous input hashed in one call: cheaper than three small hasher updates, and
+    // the verifier hashes about one node per entry.
+    let mut input = [0u8; 65];
+    input[0] = 0x01;
+    input[1..33].copy_from_slice(&left.0);
+    input[33..].copy_from_slice(&right.0);
+    Hash(*blake3::hash(&input).as_bytes())
 }
 
 /// The root of the empty tree: `blake3("")`, as RFC 6962 defines MTH({}) = HASH().
@@ -253,6 +255,16 @@ mod tests {
 
     fn leaves(n: usize) -> Vec<Hash> {
         (0..n).map(|i| leaf_hash(&(i as u64).to_be_bytes())).collect()
+    }
+
+    #[test]
+    fn node_hash_is_blake3_of_one_left_right() {
+        let (left, right) = (Hash([1; 32]), Hash([2; 32]));
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&[0x01]);
+        hasher.update(&left.0);
+        hasher.update(&right.0);
+        assert_eq!(node_hash(&left, &right).0, *hasher.finalize().as_bytes());
     }
 
     #[test]
