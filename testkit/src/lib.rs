@@ -19,3 +19,9 @@ pub mod postgres;
 
 pub use error::{Error, Result};
 pub use postgres::PgServer;
+
+/// A TCP port on 127.0.0.1 nobody listens on right now, for a throwaway server.
+pub(crate) fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}

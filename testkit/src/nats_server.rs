@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -81,7 +81,7 @@ impl NatsServer {
             });
         }
         let dir = tempfile::Builder::new().prefix("pantheon-nats-").tempdir()?.keep();
-        let port = free_port()?;
+        let port = crate::free_port()?;
         let store = dir.join("jetstream");
         let sync = if options.sync_always { ", sync_interval: always" } else { "" };
         let config = format!(
@@ -221,11 +221,6 @@ fn greet(port: u16) -> std::io::Result<()> {
     let mut buffer = [0u8; 4];
     stream.read_exact(&mut buffer)?;
     if &buffer == b"INFO" { Ok(()) } else { Err(std::io::Error::other("no INFO greeting")) }
-}
-
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 #[cfg(test)]

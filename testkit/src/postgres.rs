@@ -15,7 +15,6 @@
 
 use std::fs;
 use std::io::Read;
-use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -117,7 +116,7 @@ impl PgServer {
             .stdin(Stdio::null());
         run(as_owner(&mut initdb, owner), "initdb")?;
 
-        let port = free_port()?;
+        let port = crate::free_port()?;
         let log = fs::File::create(dir.join("postgres.log"))?;
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(dir.join("postgres.log"), Some(uid), Some(gid))?;
@@ -340,12 +339,6 @@ fn run(command: &mut Command, name: &str) -> Result<()> {
             ),
         })
     }
-}
-
-/// A TCP port nobody listens on right now.
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
 }
 
 #[cfg(test)]
