@@ -25,6 +25,9 @@ const IN_FLIGHT: usize = 256;
 /// filters out the noise of other work on the machine.
 const ROUNDS: usize = 3;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn event(i: usize) -> NewEvent {
     let body = serde_json::json!({
         "task_id": EventId::new().to_string(),
