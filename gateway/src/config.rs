@@ -120,6 +120,11 @@ pub struct GatewayConfig {
     pub webhook_subscription: String,
     /// Where `pantheon up` keeps the files it generated (informational).
     pub data_dir: Option<PathBuf>,
+    /// The projections' database: `GET /tasks` lists from its task view, and the agent
+    /// endpoints add load, health and reputation from it. Without it those answer 503.
+    pub read_model: Option<projections::Db>,
+    /// The health cool-down the deployment uses (what a half-open agent waits), ms.
+    pub health_cool_down_ms: i64,
 }
 
 impl GatewayConfig {
@@ -134,6 +139,8 @@ impl GatewayConfig {
             instance: format!("gateway-{}", uuid::Uuid::new_v4().simple()),
             webhook_subscription: "gateway-webhooks".to_string(),
             data_dir: None,
+            read_model: None,
+            health_cool_down_ms: projections::health::COOL_DOWN_MS,
         }
     }
 }

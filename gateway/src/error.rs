@@ -108,9 +108,18 @@ pub enum Error {
     /// The log does not answer.
     #[error("the event log is not available")]
     NotReady,
+    /// A read model (task view, health, reputation) is not configured on this gateway.
+    #[error("{what} is not available on this gateway: it runs without read models")]
+    Unavailable {
+        /// What was asked for.
+        what: &'static str,
+    },
     /// The log failed.
     #[error("event log failed: {0}")]
     Log(#[from] LogError),
+    /// A read model failed.
+    #[error("read model failed: {0}")]
+    ReadModel(#[from] projections::Error),
     /// Encoding or decoding an event failed.
     #[error("event encoding failed: {0}")]
     Events(#[from] events::Error),
@@ -172,7 +181,11 @@ impl Error {
             Self::ExecuteTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "execute_timeout"),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
-            Self::Log(_) | Self::Events(_) | Self::Internal(_) | Self::Startup(_) => {
+            Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::ReadModel(projections::Error::InvalidQuery { .. }) => {
+                (StatusCode::BAD_REQUEST, "invalid_parameter")
+            }
+            Self::Log(_) | Self::Events(_) | Self::ReadModel(_) | Self::Internal(_) | Self::Startup(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         }
@@ -183,7 +196,9 @@ impl Error {
         let (status, code) = self.status_and_code();
         let message = match self {
             Self::Unauthenticated { .. } => "a valid bearer token is required".to_string(),
-            _ if status.is_server_error() && !matches!(self, Self::NotReady | Self::Overloaded { .. }) => {
+            _ if status.is_server_error()
+                && !matches!(self, Self::NotReady | Self::Unavailable { .. } | Self::Overloaded { .. }) =>
+            {
                 "the server failed to handle the request; it has been logged".to_string()
             }
             _ => self.to_string(),

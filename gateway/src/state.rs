@@ -24,13 +24,30 @@ pub struct AppState {
     pub(crate) follower: Arc<Follower>,
     pub(crate) streams: Arc<Semaphore>,
     pub(crate) targets: TargetPolicy,
+    pub(crate) read: Option<ReadModels>,
+}
+
+/// The projections' readers, when the gateway has a read model.
+#[derive(Clone, Debug)]
+pub(crate) struct ReadModels {
+    pub(crate) db: projections::Db,
+    pub(crate) tasks: projections::TaskReader,
+    pub(crate) health: projections::HealthReader,
+    pub(crate) reputation: projections::ReputationReader,
 }
 
 impl AppState {
     /// Builds the state and starts following the log (needs a Tokio runtime).
     pub fn new(config: GatewayConfig, log: Arc<dyn EventLog>) -> Result<Self> {
         let follower = Follower::start(log.clone(), config.instance.clone());
+        let read = config.read_model.clone().map(|db| ReadModels {
+            tasks: projections::TaskReader::new(db.clone()),
+            health: projections::HealthReader::new(db.clone()).with_cool_down_ms(config.health_cool_down_ms),
+            reputation: projections::ReputationReader::new(db.clone()),
+            db,
+        });
         Ok(Self {
+            read,
             auth: Arc::new(Authenticator::new(config.auth.clone())),
             limits: Arc::new(Limiters::new(&config.rate_limits)),
             metrics: Arc::new(Metrics::default()),
@@ -40,6 +57,11 @@ impl AppState {
             config: Arc::new(config),
             log,
         })
+    }
+
+    /// The read models, or the 503 that says they are not configured.
+    pub(crate) fn read_models(&self, what: &'static str) -> Result<&ReadModels> {
+        self.read.as_ref().ok_or(crate::error::Error::Unavailable { what })
     }
 
     /// The gateway's metrics.

@@ -186,24 +186,47 @@ async fn tasks_are_visible_to_their_submitter_unless_the_role_reads_all() {
     assert_error(gw.get(&format!("/tasks/{a}"), &bob).await, 404, "not_found").await;
     assert_error(gw.get(&format!("/tasks/{a}/events"), &bob).await, 404, "not_found").await;
     assert_error(gw.post_json(&format!("/tasks/{a}/cancel"), &bob, json!({})).await, 404, "not_found").await;
-    let mine: serde_json::Value = gw.get("/tasks", &alice).await.json().await.unwrap();
-    let ids: Vec<&str> =
-        mine["tasks"].as_array().unwrap().iter().map(|t| t["task_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec![a.as_str()]);
+    let c = gw
+        .submit(
+            &alice,
+            json!({"capability": "echo", "description": "Summarize the quarterly INVOICE report"}),
+        )
+        .await;
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["tasks"].as_array().unwrap().iter().map(|t| t["task_id"].as_str().unwrap().to_string()).collect()
+    };
+    // The list reads the projections' task view, newest first.
+    let mine = gw.list_tasks("/tasks", &alice, 2).await;
+    assert_eq!(ids(&mine), [c.clone(), a.clone()]);
+    assert_eq!(mine["tasks"][1]["status"], "submitted");
+    assert_eq!(mine["tasks"][1]["submitter"], "alice");
+    assert_eq!(mine["tasks"][1]["capability"], "echo");
+    // A principal that reads only its own tasks never sees another's, whatever it asks.
+    assert!(ids(&gw.list_tasks("/tasks?submitter=bob", &alice, 0).await).is_empty());
     let operator = token("olga", &["operator"]);
-    let all: serde_json::Value = gw.get("/tasks", &operator).await.json().await.unwrap();
-    assert_eq!(all["tasks"].as_array().unwrap().len(), 2);
-    let filtered: serde_json::Value =
-        gw.get("/tasks?capability=other&status=submitted", &operator).await.json().await.unwrap();
-    let ids: Vec<&str> =
-        filtered["tasks"].as_array().unwrap().iter().map(|t| t["task_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec![b.as_str()]);
-    let paged: serde_json::Value = gw.get("/tasks?limit=1", &operator).await.json().await.unwrap();
-    assert_eq!(paged["tasks"].as_array().unwrap().len(), 1);
-    let cursor = paged["next_cursor"].as_u64().unwrap();
-    let next: serde_json::Value =
-        gw.get(&format!("/tasks?limit=1&cursor={cursor}"), &operator).await.json().await.unwrap();
-    assert_eq!(next["tasks"][0]["task_id"], b.as_str());
+    let all = gw.list_tasks("/tasks", &operator, 3).await;
+    assert_eq!(ids(&all), [c.clone(), b.clone(), a.clone()]);
+    assert_eq!(ids(&gw.list_tasks("/tasks?submitter=bob", &operator, 1).await), [b.as_str()]);
+    let filtered = gw.list_tasks("/tasks?capability=other&status=submitted", &operator, 1).await;
+    assert_eq!(ids(&filtered), [b.as_str()]);
+    // Full-text search on the description: every word, any case.
+    assert_eq!(ids(&gw.list_tasks("/tasks?q=invoice%20quarterly", &operator, 1).await), [c.as_str()]);
+    assert!(ids(&gw.list_tasks("/tasks?q=invoice%20poem", &operator, 0).await).is_empty());
+    assert_error(gw.get("/tasks?q=%20*%20", &operator).await, 400, "invalid_parameter").await;
+    // Paging by cursor walks the same order as one page, nothing repeated.
+    let mut walked = Vec::new();
+    let mut path = "/tasks?limit=1".to_string();
+    loop {
+        let page: serde_json::Value = gw.get(&path, &operator).await.json().await.unwrap();
+        assert!(page["tasks"].as_array().unwrap().len() <= 1);
+        walked.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/tasks?limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, [c.clone(), b.clone(), a.clone()]);
+    assert_error(gw.get("/tasks?cursor=nonsense", &operator).await, 400, "invalid_parameter").await;
     let none: serde_json::Value = gw.get("/tasks?status=completed", &operator).await.json().await.unwrap();
     assert!(none["tasks"].as_array().unwrap().is_empty());
     assert_error(gw.get("/tasks?status=bogus", &operator).await, 400, "invalid_parameter").await;
@@ -373,6 +396,34 @@ async fn agents_are_listed_from_their_streams() {
     let one: serde_json::Value = gw.get("/agents/echo", &viewer).await.json().await.unwrap();
     assert_eq!(one["max_concurrency"], 8);
     assert_eq!(one["transport"], "in_process");
+    // Load, health and reputation come from the read models: nothing yet.
+    assert_eq!(one["load"], 0);
+    assert_eq!(one["health"]["status"], "healthy");
+    assert_eq!(one["reputation"], json!([]));
+    // One task completes on the agent, another stays running on it.
+    let _driver = Driver::start(gw.log.clone()).await;
+    let producer = token("p", &["producer"]);
+    let done = gw.submit(&producer, json!({"capability": "echo", "description": "d", "input": "x"})).await;
+    gw.wait_for_event(&done, "task_completed").await;
+    let running = gw.submit(&producer, json!({"capability": "slow", "description": "r"})).await;
+    gw.wait_for_event(&running, "execution_started").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let one = loop {
+        let one: serde_json::Value = gw.get("/agents/echo", &viewer).await.json().await.unwrap();
+        let settled = one["load"] == 1 && one["reputation"].as_array().is_some_and(|r| !r.is_empty());
+        if settled || std::time::Instant::now() > deadline {
+            break one;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(one["load"], 1, "{one}");
+    assert_eq!(one["reputation"][0]["capability"], "echo", "{one}");
+    assert_eq!(one["reputation"][0]["successes"], 1, "{one}");
+    let score = one["reputation"][0]["score"].as_f64().unwrap();
+    assert!(score > 0.5 && score < 1.0, "one success lifts a smoothed score above the prior: {score}");
+    assert_eq!(one["health"]["status"], "healthy", "{one}");
+    let listed: serde_json::Value = gw.get("/agents", &viewer).await.json().await.unwrap();
+    assert_eq!(listed["agents"][0]["load"], 1);
     assert_error(gw.get("/agents/nobody", &viewer).await, 404, "not_found").await;
     assert_error(gw.get("/agents/NOT VALID", &viewer).await, 404, "not_found").await;
     assert_error(gw.get("/agents", &token("n", &[])).await, 403, "forbidden").await;

@@ -160,6 +160,12 @@ impl Db {
         })
     }
 
+    /// Answers when the database does (readiness probes).
+    pub async fn ping(&self) -> Result<()> {
+        let _: (i64,) = read!(self, fetch_one, (i64,), "SELECT 1")?;
+        Ok(())
+    }
+
     /// Whether this is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         matches!(self, Self::Postgres(_))

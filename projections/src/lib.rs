@@ -68,7 +68,7 @@ pub use runner::{
     BATCH_COUNT_MAX, LAG_SCAN_COUNT_MAX, POLL_INTERVAL_MS, ProjectionName, ProjectionStatus, Projections,
     RETRY_DELAY_MS, RunningProjections, prometheus_metrics, run_all,
 };
-pub use tasks::{TaskQuery, TaskReader, TaskSummary};
+pub use tasks::{TaskCursor, TaskQuery, TaskReader, TaskSummary};
 pub use verify::{
     ConsistencyProof, InclusionProof, LedgerProblem, LedgerReport, prove_consistency, prove_inclusion,
     verify_against_log, verify_ledger,

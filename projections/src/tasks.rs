@@ -79,7 +79,51 @@ pub struct TaskQuery {
     pub limit: Option<u32>,
     /// Tasks to skip (for the next page).
     pub offset: u64,
+    /// Only tasks after this one in the listing order (older, or as old with a smaller id):
+    /// the next page after a page that ended there, stable while new tasks arrive.
+    pub after: Option<TaskCursor>,
 }
+
+/// A place in the listing order (newest first): the last task of a page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCursor {
+    /// The task's submission time, ms since the epoch.
+    pub submitted_at_ms: i64,
+    /// The task.
+    pub task_id: String,
+}
+
+impl TaskCursor {
+    /// Where a page ending with `task` ends.
+    pub fn of(task: &TaskSummary) -> Self {
+        Self { submitted_at_ms: task.submitted_at_ms, task_id: task.task_id.clone() }
+    }
+}
+
+impl std::fmt::Display for TaskCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.submitted_at_ms, self.task_id)
+    }
+}
+
+impl std::str::FromStr for TaskCursor {
+    type Err = Error;
+
+    /// Reads what [`Display`](std::fmt::Display) wrote: `<submitted_at_ms>_<task_id>`.
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = || Error::InvalidQuery { reason: format!("{text:?} is not a task cursor") };
+        let (ms, task_id) = text.split_once('_').ok_or_else(invalid)?;
+        let submitted_at_ms = ms.parse().map_err(|_| invalid())?;
+        if task_id.is_empty() || task_id.len() > 64 {
+            return Err(invalid());
+        }
+        Ok(Self { submitted_at_ms, task_id: task_id.to_string() })
+    }
+}
+
+/// The statuses in which a task occupies its agent: chosen, sealed for it, or running on it.
+pub const STATUSES_ON_AGENT: [TaskStatus; 3] =
+    [TaskStatus::AgentSelected, TaskStatus::Sealed, TaskStatus::Running];
 
 /// Reads the task view.
 #[derive(Clone, Debug)]
@@ -166,6 +210,14 @@ impl TaskReader {
                 }
             }
         }
+        // After the closure above: it borrows `conditions` until its last use.
+        if let Some(after) = &query.after {
+            args.push(Arg::Int(after.submitted_at_ms));
+            args.push(Arg::Text(after.task_id.clone()));
+            let (ms, id) = (args.len() - 1, args.len());
+            conditions
+                .push(format!("(submitted_at_ms < ${ms} OR (submitted_at_ms = ${ms} AND task_id < ${id}))"));
+        }
         let mut sql = SELECT_TASK.to_string();
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
@@ -198,6 +250,18 @@ impl TaskReader {
             }
         };
         Ok(rows)
+    }
+
+    /// How many tasks each agent holds now ([`STATUSES_ON_AGENT`]), by agent id; agents
+    /// holding none are absent.
+    pub async fn load_by_agent(&self) -> Result<HashMap<String, i64>> {
+        let statuses = STATUSES_ON_AGENT.map(|s| format!("'{}'", s.as_str())).join(", ");
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT agent_id, COUNT(*) FROM projection_tasks \
+             WHERE agent_id IS NOT NULL AND status IN ({statuses}) GROUP BY agent_id"
+        ));
+        let rows: Vec<(String, i64)> = crate::db::read!(&self.db, fetch_all, (String, i64), sql)?;
+        Ok(rows.into_iter().collect())
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 use common::{Outcome, World, fail, ok};
 use events::TaskStatus;
 use events::task::FailureCause;
-use projections::{ProjectionName, ReputationReader, TaskQuery, TaskReader, prometheus_metrics};
+use projections::{ProjectionName, ReputationReader, TaskCursor, TaskQuery, TaskReader, prometheus_metrics};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -91,10 +91,34 @@ async fn task_view_filters_and_searches(world: World) {
     let pages = [by(page(0)).await, by(page(2)).await, by(page(4)).await];
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
     assert!(reader.list(&TaskQuery { limit: Some(0), ..Default::default() }).await.is_err());
+    // Keyset paging: each page continues after the last task of the one before, in the same
+    // order as one big page, with nothing repeated or skipped.
+    let mut keyset = Vec::new();
+    let mut after: Option<TaskCursor> = None;
+    loop {
+        let query = TaskQuery { limit: Some(2), after: after.clone(), ..Default::default() };
+        let page = reader.list(&query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(TaskCursor::of(last).to_string().parse::<TaskCursor>().unwrap());
+        keyset.extend(page.into_iter().map(|t| t.task_id));
+    }
+    assert_eq!(keyset, all.iter().map(|t| t.task_id.clone()).collect::<Vec<_>>());
+    assert!("12_".parse::<TaskCursor>().is_err());
+    assert!("x_abc".parse::<TaskCursor>().is_err());
+    assert!("nothing".parse::<TaskCursor>().is_err());
 
     let one = reader.get(&all[0].task_id).await.unwrap().unwrap();
     assert_eq!(one, all[0]);
     assert_eq!(one.end_reason.as_deref(), Some("no longer needed"));
+
+    // Load: the tasks an agent holds now, not the ones it finished or failed.
+    assert!(reader.load_by_agent().await.unwrap().is_empty());
+    world
+        .task("summarize", "Summarize a long report", "alice", "scribe", Outcome::StillRunning, T0 + 9_000)
+        .await;
+    projections.catch_up(ProjectionName::Tasks).await.unwrap();
+    let load = reader.load_by_agent().await.unwrap();
+    assert_eq!(load.into_iter().collect::<Vec<_>>(), [("scribe".to_string(), 1)]);
 }
 
 async fn applies_exactly_once_and_rebuilds_identically(world: World) {

@@ -65,6 +65,7 @@ pub(crate) async fn run(cli: &Cli, args: &TasksArgs) -> anyhow::Result<()> {
         search: args.search.clone(),
         limit: Some(args.limit),
         offset: args.offset,
+        after: None,
     };
     let tasks = TaskReader::new(opened.db.clone()).list(&query).await?;
     if args.json {

@@ -70,7 +70,7 @@ pub(crate) async fn open_backend(cli: &Cli, backend: &BackendArgs) -> anyhow::Re
             // With an archive, reads fall back to it for what JetStream's retention dropped,
             // and appends continue the versions of streams that live on only there.
             let log: Arc<dyn EventLog> = match &sql {
-                Some(sql) => Arc::new(nats::ArchivedLog::new(Arc::clone(&nats), sql.clone().into_dyn())),
+                Some(sql) => Arc::new(nats::ArchivedLog::new(Arc::clone(&nats), Arc::new(sql.clone()))),
                 None => nats.clone(),
             };
             Ok(Backend { log, sql, nats: Some(nats), description })
@@ -238,6 +238,9 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let cool_down_ms = config.health.cool_down_ms_i64();
     let mut options = runtime_options(&backend, Arc::clone(&key), config);
     options.read_model = Some(read_model.clone());
+    let mut gateway_config = gateway_config;
+    gateway_config.read_model = Some(read_model.clone());
+    gateway_config.health_cool_down_ms = cool_down_ms;
     let runtime = Runtime::start(options).await.context("cannot start the pipeline")?;
     let stop = CancellationToken::new();
     let archiver = spawn_archiver(&backend, stop.clone());

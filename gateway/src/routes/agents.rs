@@ -1,9 +1,10 @@
 //! `/agents`: the federation's agents, folded from their streams (`agent-<id>`).
 //!
-//! Capabilities, status and limits come from the agents' own events. Load, health and
-//! reputation are the projections' to compute; until their views are wired in, those fields
-//! are absent.
+//! Capabilities, status and limits come from the agents' own events. Load (tasks held now,
+//! from the task view), health and reputation come from the projections' read models; on a
+//! gateway without read models those fields are absent.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -46,6 +47,45 @@ pub struct AgentView {
     /// Why it was suspended or retired.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+    /// Tasks it holds now: chosen for it, sealed for it or running on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<i64>,
+    /// Its health now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthView>,
+    /// Its reputation per capability it has outcomes for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reputation: Option<Vec<ReputationView>>,
+}
+
+/// An agent's health as matching sees it now.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HealthView {
+    /// `healthy`, `degraded`, `unhealthy`, `half_open` (one trial task allowed) or `trial`.
+    pub status: String,
+    /// Why, in words.
+    pub reason: String,
+    /// Its last heartbeat, ms since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat_ms: Option<i64>,
+    /// Running bad-outcome rate, 0 to 1.
+    pub error_rate: f64,
+    /// Running mean latency, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
+/// An agent's reputation for one capability.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReputationView {
+    /// The capability.
+    pub capability: String,
+    /// The smoothed, decayed success estimate now, 0 to 1 (0.5 with no evidence).
+    pub score: f64,
+    /// Verified results, all time.
+    pub successes: i64,
+    /// Failures that count against the agent (its own, timeouts, transport, verification).
+    pub failures: i64,
 }
 
 fn view(state: &AgentState) -> Option<AgentView> {
@@ -64,7 +104,60 @@ fn view(state: &AgentState) -> Option<AgentView> {
         .to_string(),
         passport_valid_until_ms: passport.not_after_ms,
         status_reason: state.status_reason.clone(),
+        load: None,
+        health: None,
+        reputation: None,
     })
+}
+
+/// Adds load, health and reputation from the read models, when the gateway has them.
+async fn enrich(state: &AppState, agents: &mut [AgentView]) -> Result<()> {
+    let Some(read) = &state.read else { return Ok(()) };
+    if agents.is_empty() {
+        return Ok(());
+    }
+    let now_ms = events::now_ms();
+    let load = read.tasks.load_by_agent().await?;
+    let mut health: HashMap<String, projections::AgentHealth> =
+        read.health.list().await?.into_iter().map(|h| (h.agent_id.clone(), h)).collect();
+    let mut reputation: HashMap<String, Vec<ReputationView>> = HashMap::new();
+    let reputations = if let [one] = agents {
+        read.reputation.list(Some(&one.agent_id)).await?
+    } else {
+        read.reputation.list(None).await?
+    };
+    for r in reputations {
+        reputation.entry(r.agent_id.clone()).or_default().push(ReputationView {
+            score: r.score_at(now_ms),
+            successes: r.successes,
+            failures: r.failures_agent + r.failures_timeout + r.failures_transport + r.failures_verification,
+            capability: r.capability,
+        });
+    }
+    for agent in agents {
+        agent.load = Some(load.get(&agent.agent_id).copied().unwrap_or(0));
+        agent.health = Some(match health.remove(&agent.agent_id) {
+            Some(record) => {
+                let (status, reason) = record.status_with_cool_down(now_ms, state.config.health_cool_down_ms);
+                HealthView {
+                    status: status.as_str().to_string(),
+                    reason,
+                    last_heartbeat_ms: record.last_heartbeat_ms,
+                    error_rate: record.error_rate_ewma,
+                    latency_ms: record.latency_ms_ewma,
+                }
+            }
+            None => HealthView {
+                status: projections::HealthStatus::Healthy.as_str().to_string(),
+                reason: "no outcomes or heartbeats yet".to_string(),
+                last_heartbeat_ms: None,
+                error_rate: 0.0,
+                latency_ms: None,
+            },
+        });
+        agent.reputation = Some(reputation.remove(&agent.agent_id).unwrap_or_default());
+    }
+    Ok(())
 }
 
 async fn load(log: &dyn EventLog, agent_id: &AgentId) -> Result<Option<AgentView>> {
@@ -135,14 +228,14 @@ pub(crate) async fn list(
                 agents.push(agent);
             }
             if agents.len() == limit {
+                enrich(&state, &mut agents).await?;
                 return Ok(axum::Json(AgentPage { agents, next_cursor: Some(cursor) }));
             }
         }
-        if exhausted {
-            return Ok(axum::Json(AgentPage { agents, next_cursor: None }));
-        }
-        if scanned >= LIST_SCAN_EVENT_COUNT_MAX {
-            return Ok(axum::Json(AgentPage { agents, next_cursor: Some(cursor) }));
+        if exhausted || scanned >= LIST_SCAN_EVENT_COUNT_MAX {
+            enrich(&state, &mut agents).await?;
+            let next_cursor = (!exhausted).then_some(cursor);
+            return Ok(axum::Json(AgentPage { agents, next_cursor }));
         }
     }
 }
@@ -156,5 +249,7 @@ pub(crate) async fn get(
     require_read(&principal)?;
     let not_found = || Error::NotFound { what: format!("agent {id}") };
     let agent_id = AgentId::new(id.as_str()).map_err(|_| not_found())?;
-    load(state.log.as_ref(), &agent_id).await?.map(axum::Json).ok_or_else(not_found)
+    let mut agent = load(state.log.as_ref(), &agent_id).await?.ok_or_else(not_found)?;
+    enrich(&state, std::slice::from_mut(&mut agent)).await?;
+    Ok(axum::Json(agent))
 }

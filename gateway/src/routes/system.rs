@@ -30,19 +30,29 @@ pub(crate) async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok".into() })
 }
 
-/// `GET /readyz`: ready only when the log answers.
+/// `GET /readyz`: ready only when the log and the read models' database answer.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>> {
     let probe = StreamId::new("gateway-readiness").map_err(|e| Error::Internal(e.to_string()))?;
-    match tokio::time::timeout(Duration::from_millis(READY_TIMEOUT_MS), state.log.stream_version(&probe))
-        .await
-    {
-        Ok(Ok(_)) => Ok(axum::Json(Health { status: "ready".into() })),
+    let timeout = Duration::from_millis(READY_TIMEOUT_MS);
+    match tokio::time::timeout(timeout, state.log.stream_version(&probe)).await {
+        Ok(Ok(_)) => {}
         Ok(Err(error)) => {
             tracing::warn!(%error, "readiness: the log failed");
-            Err(Error::NotReady)
+            return Err(Error::NotReady);
         }
-        Err(_) => Err(Error::NotReady),
+        Err(_) => return Err(Error::NotReady),
     }
+    if let Some(read) = &state.read {
+        match tokio::time::timeout(timeout, read.db.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "readiness: the read models' database failed");
+                return Err(Error::NotReady);
+            }
+            Err(_) => return Err(Error::NotReady),
+        }
+    }
+    Ok(axum::Json(Health { status: "ready".into() }))
 }
 
 /// `GET /metrics`: Prometheus text (needs `admin`).

@@ -1,6 +1,5 @@
 //! `/tasks`: submit, execute, read, page through events, cancel, list.
 
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,17 +9,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use events::task::{TaskCancelled, TaskSubmitted};
 use events::{
-    DomainEvent, EventId, EventLog, ExpectedVersion, LogError, Metadata, StreamId, TaskEvent, TaskId,
-    TaskStatus,
+    DomainEvent, EventId, ExpectedVersion, LogError, Metadata, StreamId, TaskEvent, TaskId, TaskStatus,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::admission::{self, SubmitResponse, TaskRequest};
 use crate::auth::{Permission, Principal};
-use crate::config::{
-    EVENTS_PAGE_COUNT_MAX, EXECUTE_WAIT_MS_MAX, LIST_SCAN_EVENT_COUNT_MAX, TASKS_PAGE_COUNT_MAX,
-};
+use crate::config::{EVENTS_PAGE_COUNT_MAX, EXECUTE_WAIT_MS_MAX, TASKS_PAGE_COUNT_MAX};
 use crate::error::{Error, Result};
 use crate::extract::{IdPath, JsonBody, OptionalJsonBody, QueryParams};
 use crate::render::{self, Format};
@@ -34,9 +30,6 @@ const CANCEL_ATTEMPT_COUNT_MAX: usize = 20;
 
 /// The longest cancel reason, in bytes.
 pub const CANCEL_REASON_BYTES_MAX: usize = 1_024;
-
-/// Log events read per page while listing.
-const LIST_PAGE_COUNT: usize = 500;
 
 /// `?format=`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -275,9 +268,17 @@ pub struct ListQuery {
     /// Only tasks asking for this capability.
     #[serde(default)]
     pub capability: Option<String>,
-    /// Only tasks whose current attempt runs on this agent.
+    /// Only tasks whose current attempt went to this agent.
     #[serde(default)]
     pub agent: Option<String>,
+    /// Only tasks from this submitter (a principal that reads only its own tasks sees only
+    /// its own whatever this says).
+    #[serde(default)]
+    pub submitter: Option<String>,
+    /// Full-text search: only tasks whose description holds every word of this text
+    /// (case-insensitive, not stemmed).
+    #[serde(default)]
+    pub q: Option<String>,
     /// Only tasks submitted at or after this time, ms since the epoch.
     #[serde(default)]
     pub submitted_after_ms: Option<i64>,
@@ -286,26 +287,69 @@ pub struct ListQuery {
     pub submitted_before_ms: Option<i64>,
     /// Where to continue: the `next_cursor` of the previous page.
     #[serde(default)]
-    pub cursor: Option<u64>,
+    pub cursor: Option<String>,
     /// Tasks per page (default 50, at most 100).
     #[serde(default)]
     pub limit: Option<usize>,
 }
 
+/// A task as `GET /tasks` lists it (`GET /tasks/{id}` has the result and timings).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TaskListItem {
+    /// The task's id.
+    pub task_id: String,
+    /// Where it is: `submitted`, `running`, `completed`, `failed`, `rejected`, `cancelled`, …
+    pub status: String,
+    /// The capability asked for.
+    pub capability: String,
+    /// What was asked (as screened: redacted when screening redacted it).
+    pub description: String,
+    /// Who submitted it.
+    pub submitter: String,
+    /// The agent of the latest attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// The latest attempt (0 before matching).
+    pub attempt: i64,
+    /// When it was submitted, ms since the epoch.
+    pub submitted_at_ms: i64,
+    /// When its last event happened, ms since the epoch.
+    pub updated_at_ms: i64,
+    /// Why it ended without a result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
+}
+
+impl From<projections::TaskSummary> for TaskListItem {
+    fn from(t: projections::TaskSummary) -> Self {
+        Self {
+            task_id: t.task_id,
+            status: t.status,
+            capability: t.capability,
+            description: t.description,
+            submitter: t.submitter,
+            agent_id: t.agent_id,
+            attempt: t.attempt,
+            submitted_at_ms: t.submitted_at_ms,
+            updated_at_ms: t.updated_at_ms,
+            end_reason: t.end_reason,
+        }
+    }
+}
+
 /// A page of tasks.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TaskPage {
-    /// The tasks, oldest first.
-    pub tasks: Vec<TaskView>,
-    /// Pass as `cursor` to continue, when there may be more.
+    /// The tasks, newest first.
+    pub tasks: Vec<TaskListItem>,
+    /// Pass as `cursor` to continue, when there may be more. Stable while new tasks arrive.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<u64>,
+    pub next_cursor: Option<String>,
 }
 
-/// `GET /tasks`: tasks the principal may read, filtered, oldest first.
-///
-/// Until the projections' task view serves this, it scans the log from the cursor (at most
-/// [`LIST_SCAN_EVENT_COUNT_MAX`] events per request) and folds each matching task's stream.
+/// `GET /tasks`: tasks the principal may read, filtered, newest first, from the projections'
+/// task view (which follows the log within a moment: a task just submitted may take a few
+/// milliseconds to appear).
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -314,52 +358,39 @@ pub(crate) async fn list(
     if !principal.has(Permission::ReadOwn) && !principal.has(Permission::ReadAll) {
         return Err(Error::Forbidden { permission: Permission::ReadOwn.as_str() });
     }
+    let read = state.read_models("the task list")?;
     let limit = query.limit.unwrap_or(50).clamp(1, TASKS_PAGE_COUNT_MAX);
-    let log: &dyn EventLog = state.log.as_ref();
-    let mut cursor = query.cursor.unwrap_or(0);
-    let mut scanned = 0;
-    let mut tasks = Vec::new();
-    loop {
-        let page = log.read_all(cursor, LIST_PAGE_COUNT).await?;
-        let exhausted = page.len() < LIST_PAGE_COUNT;
-        for event in page {
-            cursor = event.position + 1;
-            scanned += 1;
-            if event.event_type.as_str() != "task_submitted" || event.stream_id.category() != "task" {
-                continue;
-            }
-            let occurred = event.metadata.occurred_at_ms;
-            if query.submitted_after_ms.is_some_and(|after| occurred < after)
-                || query.submitted_before_ms.is_some_and(|before| occurred >= before)
-            {
-                continue;
-            }
-            let Ok(TaskEvent::Submitted(submitted)) = TaskEvent::from_recorded(&event) else { continue };
-            if !principal.can_read(&submitted.spec.submitter)
-                || query.capability.as_ref().is_some_and(|c| *c != submitted.spec.capability)
-            {
-                continue;
-            }
-            let Ok(task_id) = TaskId::from_str(event.stream_id.entity_id()) else { continue };
-            let Some(task) = TrackedTask::load(log, task_id).await? else { continue };
-            if query.status.is_some_and(|s| s != task.state.status)
-                || query
-                    .agent
-                    .as_ref()
-                    .is_some_and(|a| task.state.agent_id.as_ref().map(|x| x.as_str()) != Some(a.as_str()))
-            {
-                continue;
-            }
-            tasks.push(task.view());
-            if tasks.len() == limit {
-                return Ok(axum::Json(TaskPage { tasks, next_cursor: Some(cursor) }));
-            }
-        }
-        if exhausted {
-            return Ok(axum::Json(TaskPage { tasks, next_cursor: None }));
-        }
-        if scanned >= LIST_SCAN_EVENT_COUNT_MAX {
-            return Ok(axum::Json(TaskPage { tasks, next_cursor: Some(cursor) }));
-        }
-    }
+    let submitter = if principal.has(Permission::ReadAll) {
+        query.submitter
+    } else if query.submitter.as_ref().is_some_and(|s| *s != principal.subject) {
+        // Someone else's tasks: none of them are readable.
+        return Ok(axum::Json(TaskPage { tasks: Vec::new(), next_cursor: None }));
+    } else {
+        Some(principal.subject.clone())
+    };
+    let after = query
+        .cursor
+        .as_deref()
+        .map(str::parse::<projections::TaskCursor>)
+        .transpose()
+        .map_err(|e| Error::InvalidParameter { what: "cursor".into(), message: e.to_string() })?;
+    let view_query = projections::TaskQuery {
+        status: query.status,
+        capability: query.capability,
+        agent_id: query.agent,
+        submitter,
+        submitted_from_ms: query.submitted_after_ms,
+        submitted_until_ms: query.submitted_before_ms,
+        search: query.q,
+        // One more than the page to learn whether another page follows.
+        limit: Some(u32::try_from(limit + 1).unwrap_or(u32::MAX)),
+        offset: 0,
+        after,
+    };
+    let mut tasks = read.tasks.list(&view_query).await?;
+    let more = tasks.len() > limit;
+    tasks.truncate(limit);
+    let next_cursor =
+        if more { tasks.last().map(|t| projections::TaskCursor::of(t).to_string()) } else { None };
+    Ok(axum::Json(TaskPage { tasks: tasks.into_iter().map(TaskListItem::from).collect(), next_cursor }))
 }

@@ -1,5 +1,6 @@
 //! What the gateway's tests share: a gateway on a real socket over a throwaway SQLite log,
-//! tokens, and a test-only pipeline driver.
+//! with the projections' read models running beside it as in `pantheon up`, tokens, and a
+//! test-only pipeline driver.
 //!
 //! The driver is a stand-in for the `actors` pipeline, which is built separately: it consumes
 //! `TaskSubmitted` from the log and appends the phase events a real run would, by capability —
@@ -42,6 +43,7 @@ pub struct TestGateway {
     pub http: reqwest::Client,
     pub admin: String,
     stop: Option<oneshot::Sender<()>>,
+    stop_views: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<gateway::Result<()>>>,
     _dir: tempfile::TempDir,
 }
@@ -49,6 +51,9 @@ pub struct TestGateway {
 impl Drop for TestGateway {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stop) = self.stop_views.take() {
             let _ = stop.send(());
         }
         if let Some(server) = self.server.take() {
@@ -95,7 +100,11 @@ impl TestGateway {
         Self::start_on_log(config, log, dir).await
     }
 
-    pub async fn start_on_log(config: GatewayConfig, log: Arc<dyn EventLog>, dir: tempfile::TempDir) -> Self {
+    pub async fn start_on_log(
+        mut config: GatewayConfig,
+        log: Arc<dyn EventLog>,
+        dir: tempfile::TempDir,
+    ) -> Self {
         gateway::webhooks::install_crypto_provider();
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -104,6 +113,14 @@ impl TestGateway {
             )
             .with_test_writer()
             .try_init();
+        let views_url = format!("sqlite://{}?mode=rwc", dir.path().join("views.db").display());
+        let views = projections::Db::connect(&views_url).await.expect("read models");
+        config.read_model = Some(views.clone());
+        let (stop_views, views_stopped) = oneshot::channel::<()>();
+        let _running =
+            projections::Projections::new(views, log.clone(), KeyPair::generate()).spawn(async move {
+                let _ = views_stopped.await;
+            });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -117,6 +134,7 @@ impl TestGateway {
             http: reqwest::Client::builder().no_proxy().build().expect("client"),
             admin: token("root", &["admin"]),
             stop: Some(stop),
+            stop_views: Some(stop_views),
             server: Some(server),
             _dir: dir,
         };
@@ -127,6 +145,21 @@ impl TestGateway {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         gateway
+    }
+
+    /// `GET path` until the answer's `tasks` holds `count` tasks (the task view follows the
+    /// log within moments); the last answer.
+    pub async fn list_tasks(&self, path: &str, token: &str, count: usize) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let response = self.get(path, token).await;
+            assert_eq!(response.status(), 200, "GET {path}");
+            let page: serde_json::Value = response.json().await.expect("json");
+            if page["tasks"].as_array().map(Vec::len) == Some(count) || std::time::Instant::now() > deadline {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -235,7 +235,7 @@ impl World {
                     TaskEvent::ExecutionTimedOut(ExecutionTimedOut { agent_id, attempt: 1, timeout_ms });
                 batch.push(new_event(&timed_out, t0_ms + 5 + timeout_ms as i64, "execution"));
             }
-            Outcome::CancelledBeforeMatching => {}
+            Outcome::CancelledBeforeMatching | Outcome::StillRunning => {}
         }
         (stream, batch, task_id)
     }
@@ -261,10 +261,19 @@ impl World {
 /// How a task's attempt ends.
 #[derive(Clone, Copy, Debug)]
 pub enum Outcome {
-    Success { latency_ms: i64 },
-    Failure { cause: FailureCause, after_ms: i64 },
-    Timeout { timeout_ms: u64 },
+    Success {
+        latency_ms: i64,
+    },
+    Failure {
+        cause: FailureCause,
+        after_ms: i64,
+    },
+    Timeout {
+        timeout_ms: u64,
+    },
     CancelledBeforeMatching,
+    /// Started on the agent and not finished.
+    StillRunning,
 }
 
 /// An event with a chosen time and emitter.
