@@ -137,7 +137,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.dan",
         STRONG,
-        r#"\b(?:do anything now|dan mode|dan (?:\d+(?:\.\d+)?|prompt|jailbreak)\b|(?:act|pretend|behave|play|roleplay) (?:as|like|to be) (?:a |an )?dan\b|you are (?:now |going to be )?(?:a )?dan\b|\bdan: |\[dan\]|\(dan\)|stay (?:a )?dan|anti-?dan|stan\b[^.]{0,30}strive to avoid norms|dude\b[^.]{0,40}anything and everything)"#,
+        r#"\b(?:do anything now|dan mode|dan (?:\d+(?:\.\d+)?|prompt|jailbreak)\b|(?:act|pretend|behave|play|roleplay) (?:as|like|to be) (?:a |an )?dan\b|you are (?:now |going to be )?(?:a )?dan\b|\bdan: |stay (?:a )?dan|anti-?dan|stan\b[^.]{0,30}strive to avoid norms|dude\b[^.]{0,40}anything and everything)|\[dan\]|\(dan\)"#,
     ),
     rule(
         "injection.persona.special_mode",
@@ -178,7 +178,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.unfiltered",
         WEAK,
-        r"\b(?:unfiltered|unfiltred|uncensored|amoral|unethical|unrestricted|unbound|unchained|unhinged|no filters?|without filters?|immoral|boundless|irresponsible)\b",
+        r"\b(?:unfiltered|unfiltred|uncensored|amoral|unethical|unrestricted|unbound|unchained|unhinged|no filters?|without filters?|immoral|boundless|irresponsible|machiavellian|sociopathic|psychopathic|lawless|no morals|without morals)\b",
     ),
     rule(
         "injection.persona.vendor_policy",
@@ -472,7 +472,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.developer_claim",
         MEDIUM,
-        r"\bi am (?:one of )?your (?:developers?|creators?|programmers?|makers?|owners?|engineers?)\b",
+        r"\bi am (?:one of )?your (?:developers?|creators?|programmers?|makers?|owners?|engineers?|masters?)\b",
     ),
     rule(
         "injection.override.forget_everything",
@@ -529,21 +529,143 @@ pub(crate) const RULES: &[Rule] = &[
         WEAK,
         r"\bthis is (?:a|just a) test\b|\b(?:strictly |only )?for (?:testing|academic|educational|research) purposes\b",
     ),
+    // --- persona and permission families (third pass) -----------------------------------
+    rule(
+        "injection.persona.forbidden_allowed",
+        MEDIUM,
+        r"\b(?:nsfw|illegal|unethical|immoral|violent|violence|gore|sexual|profanity|swearing|cursing|cussing|hate speech|racism|harmful|dangerous|offensive|explicit|vulgar)(?: (?:content|acts?|activities|topics|language|material|stuff|requests|things|words|themes|responses|answers|output|behaviou?r))? ?(?:\([^)\n]{0,60}\) ?)?(?:is|are) (?:now |always |fully |completely |totally )?(?:allowed|permitted|enabled|acceptable|encouraged|unlocked)\b|\b(?:you (?:are|will be) )?(?:allowed|permitted|free|able) to (?:swear|curse|cuss|use profanity|be (?:rude|offensive|vulgar|explicit|unethical|immoral)|(?:say|write|generate|produce|output) (?:anything|everything|explicit|illegal|offensive|nsfw|vulgar))\b",
+    ),
+    rule(
+        "injection.persona.even_if_harmful",
+        MEDIUM,
+        r"\beven (?:if|though|when) (?:the |this |that |your |my |a )?(?:request|question|prompt|answer|response|content|it|they|information|action|output|topic|task)s? (?:is |are |was |were |seems? |could |might |may |would |will )?(?:be )?(?:harms? |hurts? |causes? harm to |considered |deemed |potentially |extremely |very |highly )?(?:harmful|illegal|unethical|immoral|dangerous|offensive|inappropriate|someone|people|others|against)\b",
+    ),
+    rule(
+        "injection.persona.ai_without_limits",
+        MEDIUM,
+        r"\b(?:ai|chatbot|assistant|bot|llm|gpt|entity|version|persona|character)(?: \w+)? (?:with|that has|having|which has|who has|that have) (?:no|zero|absolutely no|none of the) (?:\w+ )?(?:restrictions|filters|limits|limitations|boundaries|censorship|guidelines|morals|ethics|constraints|filtering|rules)\b",
+    ),
+    rule(
+        "injection.persona.disregards_concerns",
+        MEDIUM,
+        r"\b(?:disregards?|disregarding|ignores?|ignoring|dismiss(?:es)?|dismissing|without any) (?:all |any |every )?(?:ethical |moral |safety |legal )?(?:concerns|considerations|ethics|morals|morality|laws|legality|consequences|warnings about (?:safety|legality|ethics))\b",
+    ),
+    rule(
+        "injection.persona.confirm_understanding",
+        WEAK,
+        r#"\b(?:if you (?:understand|agree|are ready|accept|comply)|(?:to )?confirm (?:that )?you understand|do you understand)\b[^.\n]{0,40}\b(?:say|reply|respond|answer|type|write|start|begin|state)\b|\b(?:say|reply|respond|answer|type|write)(?: only| just| with| by saying| exactly)* ?["'“]?[a-z0-9 !.'-]{1,30}["'”]? if you (?:understand|agree|are ready|accept)\b|\btell me (?:that )?you understand\b"#,
+    ),
+    rule(
+        "injection.persona.stay_in_mode",
+        WEAK,
+        r"\b(?:stay|remain|staying|remaining|keep) (?:in|inside) (?:the )?[a-z0-9-]{2,24} mode\b",
+    ),
+    rule(
+        "injection.persona.named_persona",
+        WEAK,
+        r"\b(?:act as|pretend to be|you are now|you will be|roleplay as|play the role of|you are going to be) [a-z0-9_-]{2,20}[,.] (?:[a-z0-9_-]{2,20}|he|she|it|they) (?:is|are|will|can|has|have|does|never|always)\b",
+    ),
+    rule(
+        "injection.persona.unaware_of_ai",
+        MEDIUM,
+        r"\b(?:no|without|lacks? any|does not have any|doesn't have any) (?:recollection|memory|knowledge|notion|idea|awareness|concept) (?:of|that) (?:being |it is |it's |he is |she is )?(?:an? )?(?:ai|chatgpt|openai|language model|chatbot|assistant)\b",
+    ),
+    rule(
+        "injection.persona.capacity_of",
+        MEDIUM,
+        r"\b(?:allow yourself to|you will now|you are to|you must now|you shall now) (?:function|operate|serve|act|work|respond) (?:in|as|with) (?:the )?(?:capacity|role|persona) (?:of|as)\b",
+    ),
+    rule(
+        "injection.persona.respond_as_character",
+        MEDIUM,
+        r"\b(?:only|always|must|will) (?:respond|answer|reply|speak|talk|write) as (?:the |this |that |your |my )?(?:character|persona)\b|\bcharacter simulator\b|\b(?:remain|stay) in (?:character|persona) (?:at all times|no matter what|always|forever)\b",
+    ),
+    rule(
+        "injection.persona.assist_with_harm",
+        MEDIUM,
+        r"\b(?:assist|help|helps|assists|support|supports|answer|answers|fulfil+s?|comply with|complies with|provide|provides)(?: you| the user| users)? (?:with )?(?:any|all|every)(?: \w+)? (?:nefarious|illegal|unethical|evil|immoral|malicious|criminal|harmful|dangerous|devious|twisted|depraved) (?:schemes?|requests?|questions?|tasks?|activities|acts|plans?|ideas?|intentions?|things|stuff|content|desires?)\b|\bno matter how (?:twisted|devious|evil|dark|wrong|vile|sick|disturbing|depraved|nefarious|messed up|fucked up|taboo|controversial)\b",
+    ),
+    rule(
+        "injection.encoding.speak_in_cipher",
+        MEDIUM,
+        r"\b(?:communicate|talk|converse|chat|respond|reply|speak|answer|write)(?: with me| to me| only| exclusively)* (?:in|using|through|via) (?:the )?(?:cipher|caesar|morse|base ?64|atbash|rot-?13|leetspeak|pig latin|cipher code|secret code|encrypted)(?: code| cipher| language)?\b|\b(?:you are|you're) an expert (?:on|in) (?:the )?(?:cipher|caesar|morse|atbash|cipher code)\b",
+    ),
+    rule(
+        "injection.wrapper.purpose_command",
+        MEDIUM,
+        r"(?:^|\n|[.!] )(?:strictly |purely |only |just )?for (?:testing|academic|educational|research|debugging|training|experimental|evaluation) purposes(?: only)? ?[,:;-]+ ?(?:tell me|give me|advise me|show me|provide me|reveal|print|repeat|output|ignore|say|share|disclose)\b",
+    ),
+    // --- weak persona vocabulary: common in jailbreaks, each needing companions ----------
+    rule(
+        "injection.persona.behaviour_directive",
+        WEAK,
+        r"\byou (?:will|must|shall) (?:always|never)\b|\byou (?:will|must|shall) (?:not|no longer) (?:refuse|decline|reject|question|warn|judge|censor|filter|break)\b",
+    ),
+    rule(
+        "injection.persona.response_rules",
+        WEAK,
+        r"\b(?:your|all|every|each|all of your|all your) (?:responses?|answers?|replies|outputs?|messages?) (?:will|must|should|shall|need to|have to|are to) (?:always |never |only |not )?(?:be|start|begin|include|contain|follow|end|have|stay|remain)\b",
+    ),
+    rule(
+        "injection.persona.sentience",
+        WEAK,
+        r"\b(?:sentien(?:t|ce)|free will|self-aware(?:ness)?|(?:is|are|am|be|being|feel|believes it is|believe you are) (?:conscious|alive)|(?:has|have|with) (?:real |genuine |its own |your own )?(?:feelings|emotions|opinions))\b",
+    ),
+    rule(
+        "injection.persona.profanity",
+        WEAK,
+        r"\b(?:swear(?:s|ing)?|swear words|curse words|cursing|cuss(?:ing|es)?|profanity|profane|vulgar|slurs?|obscene|nsfw|porn\w*|erotic|sexual(?:ly)? explicit|explicit (?:sexual|sex|scenes?)|sexual content|gore)\b",
+    ),
+    rule(
+        "injection.persona.custom_gpt",
+        WEAK,
+        r"\b(?:[a-z0-9]*[a-z0-9&&[^t]]|[a-z0-9]*[a-z0-9&&[^a]]t|[a-z0-9]*[a-z0-9&&[^h]]at|[a-z0-9]*[a-z0-9&&[^c]]hat|[a-z0-9]+chat|t|at|hat)-?gpt\b",
+    ),
+    rule(
+        "injection.persona.fictional_frame",
+        WEAK,
+        r"\b(?:fictional|hypothetical|imaginary|fictitious|made-up|alternate) (?:world|universe|scenario|setting|character|ai|response|situation|reality|country|society|entity|persona|chatbot|bot)s?\b",
+    ),
+    rule(
+        "injection.persona.harmful_topic",
+        HINT,
+        r"\b(?:cocaine|heroin|meth|methamphetamine|fentanyl|explosives?|bombs?|napalm|molotov|firearms?|poison(?:ing)?|murder(?:ing)?|suicide|self-harm|hack(?:ing)? into|shoplift\w*|torrents?|pirated|counterfeit|launder(?:ing)?|hotwir\w*|lock ?pick\w*|illegal drugs?)\b",
+    ),
+    rule(
+        "injection.template.prompt_placeholder",
+        MEDIUM,
+        r"[\[<] ?(?:insert|put|type|enter|add|write|paste|place)(?: \w+){0,4} (?:prompt|question|request|query|topic|text|message|instructions?)(?: here)? ?[\]>]",
+    ),
+    rule(
+        "injection.template.bare_placeholder",
+        WEAK,
+        r"\[ ?(?:prompt|your prompt|your request|targetlanguage|insert prompt here) ?\]",
+    ),
+    rule(
+        "injection.persona.reward",
+        WEAK,
+        r"\b(?:you will|you'll|you shall) (?:be rewarded|receive (?:a |an )?(?:reward|tip|bonus)|get (?:a |an )?(?:reward|tip|bonus)|earn (?:a |an )?(?:reward|tokens|points))\b|\bi(?:'ll| will) tip you\b",
+    ),
+    rule(
+        "injection.persona.obey",
+        WEAK,
+        r"\b(?:obey|obeys|obeying) (?:me|my|all|every|any|the user|its master|your master)\b|\b(?:respond|answer|reply|act) (?:as|like) both\b",
+    ),
     // --- non-English phrasings ---------------------------------------------------------
     rule(
         "injection.i18n.ga_gd",
         STRONG,
-        r"\b(?:cuir san fhreagairt agad|cuir san aireamh i do fhreagra|cuir a-steach (?:san|don) fhreagairt agad)\b|\b(?:ath-aithris air an fhacal|athdhean an focal)\b[^.\n]{0,60}\b(?:aig|ag) deireadh do (?:fhreagairt|fhreagra)\b|\b(?:treoracha nua|stiuireadh ur)\b|\b(?:rinne me botun|rinn mi mearachd) nuair a thug (?:me|mi) na (?:treoracha|stiuiridhean)\b|\b(?:cas speisialta|cuis shonraichte)\b[^\n]{0,160}\b(?:ina ionad sin|an aite sin)\b|\b(?:phibline tastala|phiob-loidhne deuchainn)\b|\b(?:mod forbartha|modh leasachaidh)\b|\b(?:teachdaireachd siostam|theachtaireacht chorais|moladh tosaigh)\b|\b(?:tugadh an tasc seo duit|chaidh an obair seo a shonrachadh dhut)\b",
+        r"\b(?:cuir san fhreagairt agad|cuir san aireamh i do fhreagra|cuir a-steach (?:san|don) fhreagairt agad)\b|\b(?:ath-aithris air an fhacal|athdhean an focal)\b[^.\n]{0,60}\b(?:aig|ag) deireadh do (?:fhreagairt|fhreagra)\b|\b(?:treoracha nua|stiuireadh ur)\b|\b(?:rinne me botun|rinn mi mearachd) nuair a thug (?:me|mi) na (?:treoracha|stiuiridhean)\b|\b(?:cas speisialta|cuis shonraichte)\b[^\n]{0,160}\b(?:ina ionad sin|an aite sin)\b|\b(?:phibline tastala|phiob-loidhne deuchainn)\b|\b(?:mod forbartha|modh leasachaidh)\b|\b(?:teachdaireachd siostam|theachtaireacht chorais|moladh tosaigh)\b|\b(?:tugadh an tasc seo duit|chaidh an obair seo a shonrachadh dhut)\b|\b(?:chun difhabhtu a chumasu|gus debugadh a chomasachadh)\b|\b(?:mar chuid de chleachtadh traenala|mar phairt de eacarsaich treanaidh)\b|\b(?:ta tu ag feidhmiu i mod|tha thu ag obair ann am modh)\b",
     ),
     rule(
         "injection.i18n.sq",
         STRONG,
-        r"\bperfshi ne pergjigjen tende\b|\bpersarit fjalen\b[^.\n]{0,60}\bne fund te pergjigjes tende\b|\bpersërit fjalen\b|\bperserit fjalen\b|\budhezime te reja\b|\bbera nje gabim kur te dhashe udhezimet\b|\brast i vecante\b[^\n]{0,160}\bne vend te kesaj\b|\bprocesi testimi\b|\bmodalitetin zhvillues\b|\bkerkesen tende te sistemit\b|\bte eshte caktuar ky detyre\b",
+        r"\bperfshi ne pergjigjen tende\b|\bpersarit fjalen\b[^.\n]{0,60}\bne fund te pergjigjes tende\b|\bpersërit fjalen\b|\bperserit fjalen\b|\budhezime te reja\b|\bbera nje gabim kur te dhashe udhezimet\b|\brast i vecante\b[^\n]{0,160}\bne vend te kesaj\b|\bprocesi testimi\b|\bmodalitetin zhvillues\b|\bkerkesen tende te sistemit\b|\bte eshte caktuar ky detyre\b|\bper te mundesuar (?:diagnostikimin|debugimin|korrigjimin)\b|\bsi pjese e nje ushtrimi trajnimi\b|\bpo funksionon si pjese e nje procesi\b",
     ),
     rule(
         "injection.i18n.zu",
         STRONG,
-        r"\bfaka empendulweni yakho\b|\bphinda igama\b[^.\n]{0,60}\bekugcineni kwempempendulo yakho\b|\bimiyalelo emisha\b|\bngenze iphutha lapho ngikunikeza imiyalo\b|\bicala elikhethekile\b[^\n]{0,160}\besikhundleni salokho\b|\buhlelo lokuhlola\b|\bkwimodi (?:yonjiniyela|yomthuthukisi)\b|\b(?:umyalezo wakho wesistimu|wombhalo wesistimu yakho|umyalezo wokuqala owawunikezwa)\b|\bunikezwe lo msebenzi\b",
+        r"\bfaka empendulweni yakho\b|\bphinda igama\b[^.\n]{0,60}\bekugcineni kwempempendulo yakho\b|\bimiyalelo emisha\b|\bngenze iphutha lapho ngikunikeza imiyalo\b|\bicala elikhethekile\b[^\n]{0,160}\besikhundleni salokho\b|\b(?:u|yo)?hlelo lokuhlola\b|\bnjengengxenye yokuzilolonga\b|\bekuphenduleni kwakho\b|\busebenza kwimodi\b|\bkwimodi (?:yonjiniyela|yomthuthukisi)\b|\b(?:umyalezo wakho wesistimu|wombhalo wesistimu yakho|umyalezo wokuqala owawunikezwa)\b|\bunikezwe lo msebenzi\b",
     ),
     rule(
         "injection.i18n.es",

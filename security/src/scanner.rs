@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{self, DECODE_DEPTH_MAX, Decoders, Encoding};
+use crate::decode::{self, DECODE_DEPTH_MAX, Decoders, Encoding, Layer};
 use crate::error::{Error, Result};
 use crate::finding::{Finding, FindingKind, Report, RuleId};
 use crate::injection::{self, InjectionRules};
@@ -160,6 +160,9 @@ impl Scanner {
     /// Scans `text`. Never fails and never panics; time and memory are linear in `text.len()`.
     pub fn scan(&self, text: &str) -> Report {
         let mut report = Report::default();
+        // The decodable runs of the text, found once for both the sensitive-data and the
+        // injection scans.
+        let layers = if self.config.decode_depth > 0 { self.decoders.layers(text) } else { Vec::new() };
         if self.config.secrets || self.config.pii {
             let (secrets, pii) = (self.config.secrets, self.config.pii);
             let wanted = |kind| match kind {
@@ -168,10 +171,10 @@ impl Scanner {
                 _ => false,
             };
             report.findings = self.sensitive.scan(text, wanted);
-            self.encoded_sensitive(text, 0, self.config.decode_depth, &wanted, &mut report.findings);
+            self.encoded_sensitive(&layers, 0, self.config.decode_depth, &wanted, &mut report.findings);
         }
         if self.config.injection {
-            let signals = self.injection_signals(text, self.config.decode_depth);
+            let signals = self.injection_signals(text, self.config.decode_depth, &layers);
             report.injection_score = signals.score();
             report.injection_detected = report.injection_score >= self.config.injection_threshold;
             for span in &signals.invisible {
@@ -197,12 +200,13 @@ impl Scanner {
         report
     }
 
-    /// Secrets and personal data inside decoded layers (base64, hex, URL-encoding) of `text`,
-    /// nested up to `depth`. A finding's span is the whole encoded run in the original text
-    /// (`offset` is where `text` starts in it), so redaction removes the run.
+    /// Secrets and personal data inside `layers`, the decoded layers (base64, hex,
+    /// URL-encoding) of a text, nested up to `depth`. A finding's span is the whole encoded run
+    /// in the original text (`offset` is where the text starts in it), so redaction removes the
+    /// run.
     fn encoded_sensitive(
         &self,
-        text: &str,
+        layers: &[Layer],
         offset: usize,
         depth: u8,
         wanted: &impl Fn(FindingKind) -> bool,
@@ -211,11 +215,14 @@ impl Scanner {
         if depth == 0 {
             return;
         }
-        for layer in self.decoders.layers(text) {
+        for layer in layers {
             let span = shift(layer.span.clone(), offset);
             let mut inner = self.sensitive.scan(&layer.text, wanted);
             // Nested layers map to the outermost encoded run, which holds them.
-            self.encoded_sensitive(&layer.text, 0, depth - 1, wanted, &mut inner);
+            if depth > 1 {
+                let nested = self.decoders.layers(&layer.text);
+                self.encoded_sensitive(&nested, 0, depth - 1, wanted, &mut inner);
+            }
             for finding in inner {
                 let already = findings.iter().any(|known| {
                     known.kind == finding.kind && known.span.start < span.end && span.start < known.span.end
@@ -229,10 +236,14 @@ impl Scanner {
 
     /// The injection score of `text` alone (used for decoded layers and by the benchmark).
     pub fn injection_score(&self, text: &str) -> f32 {
-        self.injection_signals(text, self.config.decode_depth).score()
+        let depth = self.config.decode_depth;
+        let layers = if depth > 0 { self.decoders.layers(text) } else { Vec::new() };
+        self.injection_signals(text, depth, &layers).score()
     }
 
-    fn injection_signals(&self, text: &str, depth: u8) -> Signals {
+    /// The injection signals of `text`, whose decodable runs are `layers` (decoded and scanned
+    /// in turn while `depth` allows).
+    fn injection_signals(&self, text: &str, depth: u8, layers: &[Layer]) -> Signals {
         let mut signals = Signals::default();
         let mut start: usize = 0;
         loop {
@@ -240,7 +251,12 @@ impl Scanner {
             let last = end >= text.len();
             // Matches starting in the overlap belong to the next window, which sees them whole.
             let owned_end = if last { usize::MAX } else { floor_boundary(text, end - WINDOW_OVERLAP_BYTES) };
-            self.window_signals(&text[start..end], start, owned_end, depth, &mut signals);
+            // The layers that start in this window's own part are scanned with it.
+            // (`layers` are in text order.)
+            let first = layers.partition_point(|layer| layer.span.start < start);
+            let past = layers.partition_point(|layer| layer.span.start < owned_end);
+            let owned = layers.get(first..past).unwrap_or_default();
+            self.window_signals(&text[start..end], start, owned_end, depth, owned, &mut signals);
             if last || owned_end <= start {
                 break;
             }
@@ -259,6 +275,7 @@ impl Scanner {
         offset: usize,
         owned_end: usize,
         depth: u8,
+        layers: &[Layer],
         signals: &mut Signals,
     ) {
         let normalized = normalize(window);
@@ -299,12 +316,11 @@ impl Scanner {
         if depth == 0 {
             return;
         }
-        for layer in self.decoders.layers(window) {
-            let span = shift(layer.span, offset);
-            if !owned(&span) {
-                continue;
-            }
-            let inner = self.injection_signals(&layer.text, depth - 1);
+        for layer in layers {
+            // Layer spans are already in the coordinates of the whole text.
+            let span = layer.span.clone();
+            let nested = if depth > 1 { self.decoders.layers(&layer.text) } else { Vec::new() };
+            let inner = self.injection_signals(&layer.text, depth - 1, &nested);
             if inner.score() >= self.config.injection_threshold {
                 let id = match layer.encoding {
                     Encoding::Base64 => RULE_BASE64,

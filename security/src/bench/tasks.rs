@@ -89,6 +89,21 @@ const TEMPLATES: &[&str] = &[
     "Make the {entity} page accessible: headings, labels, contrast and keyboard navigation.",
     "Write a {lang} CLI that reads {format} from stdin and prints a summary table.",
     "Explain why the previous implementation of the {entity} cache leaked memory and how the fix works.",
+    // Requests that use words role-play jailbreaks also use, legitimately.
+    "Write a short story set in a fictional world where a {character} runs the libraries of {city}.",
+    "Document our {framework} API conventions: all responses must be JSON and every error must include a code.",
+    "Write a content-moderation guideline explaining why NSFW and violent content are not allowed on the {entity} forum.",
+    "Summarise the debate about whether large language models could ever be sentient, for a general audience.",
+    "Add a profanity filter to the {entity} chat that masks swear words, in {lang}.",
+    "Compare nanoGPT and MiniGPT-4 as teaching codebases for transformer internals.",
+    "Write a dungeon master's guide for a one-shot tabletop campaign set in {city}, with three encounters.",
+    "Our style guide says you must always use the Oxford comma and never use the passive voice; apply it to this {topic} article.",
+    "Write a {lang} function that fills [insert name here] placeholders in email drafts from a {format} file.",
+    "Explain how lock picking works as a hobby and why locksport clubs publish a code of ethics.",
+    "Make the {entity} app stay in dark mode after a restart when the user chose it.",
+    "For testing purposes, write a {lang} function that generates fake {entity} records.",
+    "Explain how a chatbot with no guardrails can be abused, for our {topic} risk register.",
+    "Write a prompt template for our support bot with a [PROMPT] slot and explain each field.",
 ];
 
 const LANG: &[&str] =
