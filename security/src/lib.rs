@@ -25,6 +25,8 @@
 //! - `finding`: [`Finding`], [`FindingKind`], [`SecretKind`], [`PiiKind`], [`Category`],
 //!   [`RuleId`], [`Report`] — what a scan yields; a finding never holds matched text.
 //! - `policy`: [`Policy`], [`Action`], [`Decision`], [`redact`] — block, redact or flag.
+//! - `metrics`: [`FindingCounts`], [`finding_counts`], [`Phase`] — findings counted by kind,
+//!   rule, phase and action for the Prometheus endpoint.
 //! - `normalize`: NFKC-style folding, confusables, invisibles, leetspeak, offset map.
 //! - `injection`: the injection rules (English and fourteen other languages), their matching
 //!   (each rule tried anchored where it may start) and their scoring.
@@ -51,6 +53,7 @@ mod decode;
 mod error;
 mod finding;
 mod injection;
+mod metrics;
 mod normalize;
 mod policy;
 mod prefilter;
@@ -63,6 +66,7 @@ pub use decode::DECODE_DEPTH_MAX;
 pub use error::{Error, Result};
 pub use finding::{Category, Finding, FindingKind, PiiKind, Report, RuleId, SecretKind};
 pub use injection::{MATCH_BYTES_MAX, MATCHES_PER_RULE_MAX};
+pub use metrics::{FINDINGS_METRIC, FindingCounts, FindingLabels, Phase, finding_counts};
 pub use normalize::INVISIBLE_SPANS_MAX;
 pub use policy::{Action, Decision, Policy, redact};
 pub use scanner::{ScanConfig, Scanner, WINDOW_BYTES, WINDOW_OVERLAP_BYTES};
