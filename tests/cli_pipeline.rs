@@ -89,6 +89,20 @@ async fn up_submit_replay_and_a_sigkill_mid_task() {
     let out = pantheon(data).args(["submit", "echo", "hello there", "--wait"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello there");
+    // `agents` shows the health and reputation the projections keep, as matching reads them.
+    let started = Instant::now();
+    loop {
+        let out = pantheon(data).args(["agents", "--json"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let echo = rows.iter().find(|r| r["agent_id"] == "echo").expect("echo is listed").clone();
+        assert_eq!(echo["health"], "healthy", "{echo}");
+        if echo["reputation"]["echo"].as_f64().is_some_and(|score| score > 0.5) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "no reputation after a success: {echo}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // --json for scripts; bad input answered with the reason.
     let out = pantheon(data).args(["submit", "teleport", "x", "--wait", "--json"]).output().unwrap();
     assert!(!out.status.success());

@@ -1,6 +1,6 @@
 //! `pantheon agents`: the registered agents — status, capabilities, maximum concurrency,
-//! tasks in flight (from the log), success rate, latency and health — and
-//! `pantheon agents suspend|reinstate|retire <id>`.
+//! tasks in flight (from the log), success rate, latency, and the health and reputation the
+//! projections hold (as matching sees them) — and `pantheon agents suspend|reinstate|retire <id>`.
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -67,19 +67,21 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
     let open = registry.open_tasks_by_agent();
     let agents = registry.agents();
     let now = events::now_ms();
+    let standing = Standing::read(cli, &args.backend, now).await;
     let rows: Vec<serde_json::Value> = agents
         .iter()
         .map(|(id, view)| {
             let registration = view.state.registration.as_ref();
             let passport = registration.map(|r| &r.passport.passport);
             let valid = passport.is_some_and(|p| p.not_before_ms <= now && now < p.not_after_ms);
-            let health = match view.state.status {
-                AgentStatus::Active if valid => "healthy",
-                AgentStatus::Active => "passport invalid",
-                AgentStatus::Suspended => "suspended",
-                AgentStatus::Retired => "retired",
-                AgentStatus::Unknown => "unknown",
+            let (health, health_reason) = match view.state.status {
+                AgentStatus::Active if valid => standing.health(id.as_str()),
+                AgentStatus::Active => ("passport invalid".to_string(), None),
+                AgentStatus::Suspended => ("suspended".to_string(), None),
+                AgentStatus::Retired => ("retired".to_string(), None),
+                AgentStatus::Unknown => ("unknown".to_string(), None),
             };
+            let reputation = standing.reputation(id.as_str());
             serde_json::json!({
                 "agent_id": id,
                 "status": view.state.status,
@@ -93,6 +95,8 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
                 "success_rate": (view.stats.success_rate() * 1_000.0).round() / 1_000.0,
                 "latency_ms": view.stats.latency_ms.round(),
                 "health": health,
+                "health_reason": health_reason,
+                "reputation": reputation,
                 "status_reason": view.state.status_reason,
                 "key": passport.map(|p| p.public_key.key_id()),
             })
@@ -110,16 +114,27 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<16} {:<10} {:<24} {:>5} {:>9} {:>8} {:>8} {:>9}  health",
-        "agent", "status", "capabilities", "max", "in flight", "ok", "failed", "latency"
+        "{:<16} {:<10} {:<24} {:>5} {:>9} {:>8} {:>8} {:>9} {:>10}  health",
+        "agent", "status", "capabilities", "max", "in flight", "ok", "failed", "latency", "reputation"
     );
     for row in rows {
         let caps: Vec<String> = row["capabilities"]
             .as_array()
             .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
             .unwrap_or_default();
+        let reputation = row["reputation"]
+            .as_object()
+            .map(|scores| {
+                let values: Vec<f64> = scores.values().filter_map(serde_json::Value::as_f64).collect();
+                if values.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.2}", values.iter().sum::<f64>() / values.len() as f64)
+                }
+            })
+            .unwrap_or_else(|| "-".to_string());
         println!(
-            "{:<16} {:<10} {:<24} {:>5} {:>9} {:>8} {:>8} {:>7}ms  {}",
+            "{:<16} {:<10} {:<24} {:>5} {:>9} {:>8} {:>8} {:>7}ms {:>10}  {}",
             row["agent_id"].as_str().unwrap_or("?"),
             row["status"].as_str().unwrap_or("?"),
             caps.join(","),
@@ -128,8 +143,69 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
             row["succeeded"].to_string(),
             row["failed"].to_string(),
             row["latency_ms"].to_string(),
+            reputation,
             row["health"].as_str().unwrap_or("?"),
         );
     }
     Ok(())
+}
+
+/// Health and reputation as the projections last saw them (what matching reads); empty
+/// when the read models cannot be opened (with a warning).
+#[derive(Default)]
+struct Standing {
+    now_ms: i64,
+    cool_down_ms: i64,
+    health: std::collections::HashMap<String, projections::AgentHealth>,
+    reputation: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>,
+    available: bool,
+}
+
+impl Standing {
+    async fn read(cli: &Cli, backend: &BackendArgs, now_ms: i64) -> Self {
+        match Self::try_read(cli, backend, now_ms).await {
+            Ok(standing) => standing,
+            Err(error) => {
+                eprintln!("note: health and reputation unavailable ({error:#})");
+                Self { now_ms, ..Self::default() }
+            }
+        }
+    }
+
+    async fn try_read(cli: &Cli, backend: &BackendArgs, now_ms: i64) -> anyhow::Result<Self> {
+        let db = projections::Db::connect(&cli.database_url()?).await?;
+        let cool_down_ms = super::up::load_config(cli, backend)?.health.cool_down_ms_i64();
+        let health = projections::HealthReader::new(db.clone())
+            .list()
+            .await?
+            .into_iter()
+            .map(|h| (h.agent_id.clone(), h))
+            .collect();
+        let mut reputation: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> =
+            std::collections::HashMap::new();
+        for r in projections::ReputationReader::new(db).list(None).await? {
+            let score = (r.score_at(now_ms) * 1_000.0).round() / 1_000.0;
+            reputation.entry(r.agent_id.clone()).or_default().insert(r.capability, score.into());
+        }
+        Ok(Self { now_ms, cool_down_ms, health, reputation, available: true })
+    }
+
+    /// The agent's health status and its reason.
+    fn health(&self, agent_id: &str) -> (String, Option<String>) {
+        if !self.available {
+            return ("active".to_string(), None);
+        }
+        match self.health.get(agent_id) {
+            Some(record) => {
+                let (status, reason) = record.status_with_cool_down(self.now_ms, self.cool_down_ms);
+                (status.as_str().to_string(), Some(reason))
+            }
+            None => ("healthy".to_string(), Some("no outcomes or heartbeats yet".to_string())),
+        }
+    }
+
+    /// The agent's reputation score per capability.
+    fn reputation(&self, agent_id: &str) -> serde_json::Map<String, serde_json::Value> {
+        self.reputation.get(agent_id).cloned().unwrap_or_default()
+    }
 }
