@@ -26,17 +26,39 @@ pub const ARCHIVE_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// The most events [`ArchivedLog::replay_all`] reads per page from either log.
 pub const REPLAY_PAGE_COUNT_MAX: usize = 1_000;
 
-/// Where the archiver writes: an SQL log with an idempotent import keyed by stream and version.
+/// The archive: a log the archiver writes with an idempotent import keyed by stream and
+/// version, keeping each event's JetStream sequence, and [`ArchivedLog`] reads by stream or by
+/// that sequence. [`SqlLog`] is the one in use.
 #[async_trait]
-pub trait Archive: Send + Sync + std::fmt::Debug {
+pub trait Archive: EventLog + std::fmt::Debug {
     /// Writes `event` unless the same event is already at its stream and version; says which.
+    /// Keeps `event.position` (its JetStream sequence) for [`Self::read_imported`].
     async fn import(&self, event: &RecordedEvent) -> Result<bool, LogError>;
+
+    /// The archived events whose JetStream sequence is in `from..before`, in that order, at
+    /// most `limit` (an implementation may answer fewer per call, never skipping one): each
+    /// with `position` set to its JetStream sequence.
+    async fn read_imported(
+        &self,
+        from: Position,
+        before: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError>;
 }
 
 #[async_trait]
 impl Archive for SqlLog {
     async fn import(&self, event: &RecordedEvent) -> Result<bool, LogError> {
         Ok(matches!(SqlLog::import(self, event).await?, ImportOutcome::Inserted { .. }))
+    }
+
+    async fn read_imported(
+        &self,
+        from: Position,
+        before: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        SqlLog::read_imported(self, from, before, limit).await
     }
 }
 
@@ -99,22 +121,58 @@ impl Archiver {
 }
 
 /// The JetStream log with the archive behind it: appends and subscriptions go to JetStream;
-/// stream reads take from the archive what JetStream no longer holds; [`Self::replay_all`]
-/// replays the whole history, archive first.
+/// reads take from the archive what JetStream no longer holds; [`Self::replay_all`] replays
+/// the whole history, archive first.
 ///
-/// Positions: events read from JetStream carry JetStream sequences; events read from the
-/// archive carry the archive's positions (its own order, the same as JetStream's because the
-/// archiver imports in order). `read_all` therefore reads JetStream only.
+/// Positions: `read_all` answers in JetStream sequences throughout. Below JetStream's first
+/// sequence it reads the archive by the sequence each event had in JetStream (kept at import,
+/// [`Archive::read_imported`]) and goes on with JetStream from its first sequence, so a caller
+/// paging with `from = last.position + 1` crosses from archive to JetStream without a gap or
+/// a repeat. `read_stream` answers in versions; the events it takes from the archive carry
+/// the archive's own positions. What the archive lacks stays missing: an event retention
+/// dropped before the archiver copied it, and events archived before the archive kept
+/// JetStream sequences (those are still read by stream and by [`Self::replay_all`]).
 #[derive(Debug)]
 pub struct ArchivedLog {
     live: Arc<NatsLog>,
-    archive: Arc<dyn EventLog>,
+    archive: Arc<dyn Archive>,
 }
 
 impl ArchivedLog {
     /// `live` in front of `archive` (the SQL log the archiver writes).
-    pub fn new(live: Arc<NatsLog>, archive: Arc<dyn EventLog>) -> Self {
+    pub fn new(live: Arc<NatsLog>, archive: Arc<dyn Archive>) -> Self {
         Self { live, archive }
+    }
+
+    /// Appends to `out` the archived events with JetStream sequences in `from..before`, in
+    /// order, until `out` holds `limit` events or the range is exhausted.
+    async fn read_archived(
+        &self,
+        from: Position,
+        before: Position,
+        limit: usize,
+        out: &mut Vec<RecordedEvent>,
+    ) -> Result<(), LogError> {
+        let mut next = from;
+        while out.len() < limit && next < before {
+            let want = (limit - out.len()).min(REPLAY_PAGE_COUNT_MAX);
+            let page = self.archive.read_imported(next, before, want).await?;
+            let Some(last) = page.last().map(|e| e.position) else { break };
+            // The archive must answer inside the range, in increasing order: an answer that
+            // does not would repeat or reorder events (and could keep this loop going).
+            let ordered = page.windows(2).all(|w| w[0].position < w[1].position);
+            if !ordered || page.first().is_some_and(|e| e.position < next) || last >= before {
+                return Err(LogError::Corrupt {
+                    position: last,
+                    reason: format!(
+                        "the archive answered a read of sequences {next}..{before} out of range or order"
+                    ),
+                });
+            }
+            next = last.saturating_add(1);
+            out.extend(page);
+        }
+        Ok(())
     }
 
     /// Hands every event of the whole history to `each`, in order, once: the archived events
@@ -209,7 +267,33 @@ impl EventLog for ArchivedLog {
     }
 
     async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
-        self.live.read_all(from, limit).await
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let from = from.max(1);
+        let (first, _) = self.live.bounds().await?;
+        let mut out = Vec::new();
+        if first == 0 {
+            // JetStream holds nothing (retention dropped it all): the archive is the history.
+            self.read_archived(from, Position::MAX, limit, &mut out).await?;
+            return Ok(out);
+        }
+        if from < first {
+            self.read_archived(from, first, limit, &mut out).await?;
+            if out.len() >= limit {
+                return Ok(out);
+            }
+        }
+        let next = from.max(first);
+        let live = self.live.read_all(next, limit - out.len()).await?;
+        // Retention dropped more since `bounds` (it removes from the front): the archive has
+        // what JetStream lost in between.
+        if let Some(start) = live.first().map(|e| e.position).filter(|&start| start > next) {
+            self.read_archived(next, start, limit, &mut out).await?;
+        }
+        out.extend(live);
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<Version, LogError> {

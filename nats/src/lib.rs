@@ -107,7 +107,7 @@
 //! let archive = store::SqlLog::open("sqlite://archive.db?mode=rwc").await?;
 //! let archiver = nats::Archiver::new(log.clone(), Arc::new(archive.clone()));
 //! tokio::spawn(async move { archiver.run(std::future::pending()).await });
-//! let history = nats::ArchivedLog::new(log.clone(), archive.into_dyn());
+//! let history = nats::ArchivedLog::new(log.clone(), Arc::new(archive));
 //! let options = SubscribeOptions { filter: Filter::category("task"), start: StartFrom::Beginning };
 //! let mut subscription = history.subscribe("matching", options).await?;
 //! let delivery = subscription.next().await?;

@@ -35,7 +35,7 @@ async fn archive_keeps_what_retention_drops() {
     let archive_log = archive.clone().into_dyn();
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let archiver = Archiver::new(log.clone(), Arc::new(archive));
+    let archiver = Archiver::new(log.clone(), Arc::new(archive.clone()));
     let running = tokio::spawn(async move {
         archiver
             .run(async {
@@ -81,7 +81,7 @@ async fn archive_keeps_what_retention_drops() {
     assert_eq!(ids.len(), sent.len());
 
     // Through the fallback, every stream reads whole, in version order.
-    let fallback = ArchivedLog::new(log.clone(), archive_log.clone());
+    let fallback = ArchivedLog::new(log.clone(), Arc::new(archive));
     for stream in &streams {
         let read = fallback.read_stream(stream, 1, 100).await.unwrap();
         let want: Vec<EventId> = sent.iter().filter(|(s, _)| s == stream).map(|(_, id)| *id).collect();
@@ -105,4 +105,119 @@ async fn archive_keeps_what_retention_drops() {
         .await
         .unwrap();
     assert_eq!(outcome.first_version, PER_STREAM as u64 + 1);
+}
+
+/// Events appended for the seam tests: this many rounds of [`SEAM_BATCH`] events, the rounds
+/// taking turns among [`STREAMS`] streams so JetStream's order interleaves them.
+const SEAM_ROUNDS: usize = 20;
+const SEAM_BATCH: usize = 5;
+
+/// Pages through `history.read_all` from `from` with pages of `page` events until it answers
+/// nothing; every page must be at most `page` long and continue the one before.
+async fn read_all_paged(history: &ArchivedLog, from: u64, page: usize) -> Vec<events::RecordedEvent> {
+    let mut from = from;
+    let mut read = Vec::new();
+    loop {
+        let got = history.read_all(from, page).await.unwrap();
+        let Some(last) = got.last() else { break };
+        assert!(got.len() <= page, "a page of {page} answered {}", got.len());
+        from = last.position + 1;
+        read.extend(got);
+    }
+    read
+}
+
+/// With a retention of [`RETAINED`] messages, `read_all` from the beginning pages through the
+/// whole history in JetStream's order: archived events below JetStream's first sequence carry
+/// the sequences they had there, so paging by `last.position + 1` crosses into JetStream with
+/// no gap and no repeat, whatever the page size. With JetStream emptied, the archive answers
+/// alone.
+async fn read_all_crosses_from_archive_to_jetstream(archive: store::SqlLog) {
+    let server = NatsServer::start().unwrap();
+    let config = NatsLogConfig { max_messages: RETAINED, ..NatsLogConfig::new(server.url()) };
+    let stream_name = config.stream_name.clone();
+    let log = Arc::new(NatsLog::connect(config).await.unwrap());
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let archiver = Archiver::new(log.clone(), Arc::new(archive.clone()));
+    let running = tokio::spawn(async move {
+        archiver
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+
+    // An event of the SQL log's own, so its positions are not JetStream's sequences.
+    let local = StreamId::new("local-0").unwrap();
+    archive.append(&local, ExpectedVersion::NoStream, vec![event(0)]).await.unwrap();
+    let streams: Vec<StreamId> = (0..STREAMS).map(|i| StreamId::new(format!("seam-{i}")).unwrap()).collect();
+    // Every event in JetStream order (the order of the appends: one writer).
+    let mut sent: Vec<EventId> = Vec::new();
+    for round in 0..SEAM_ROUNDS {
+        let batch: Vec<NewEvent> = (0..SEAM_BATCH).map(|i| event(round * SEAM_BATCH + i)).collect();
+        sent.extend(batch.iter().map(|e| e.id));
+        log.append(&streams[round % STREAMS], ExpectedVersion::Any, batch).await.unwrap();
+        // Let the archiver keep up before retention drops anything it has not copied.
+        let start = Instant::now();
+        while archive.read_all(0, 10_000).await.unwrap().len() < 1 + sent.len() {
+            assert!(start.elapsed() < Duration::from_secs(15), "the archiver fell behind");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    stop.send(()).unwrap();
+    assert_eq!(running.await.unwrap().unwrap().imported, sent.len() as u64);
+
+    let total = sent.len() as u64;
+    let (first, last) = log.bounds().await.unwrap();
+    assert_eq!((last, last - first + 1), (total, RETAINED as u64), "JetStream kept only the newest");
+    let history = ArchivedLog::new(log.clone(), Arc::new(archive.clone()));
+    let everything: Vec<u64> = (1..=total).collect();
+
+    // Page sizes that end pages before, on and across the seam, and one that takes it all.
+    for page in [1, 7, RETAINED as usize, 10_000] {
+        let read = read_all_paged(&history, 1, page).await;
+        assert_eq!(read.iter().map(|e| e.position).collect::<Vec<_>>(), everything, "pages of {page}");
+        assert_eq!(read.iter().map(|e| e.id).collect::<Vec<_>>(), sent, "pages of {page}");
+    }
+    // Position 0 is the beginning too.
+    assert_eq!(history.read_all(0, 10_000).await.unwrap().len(), sent.len());
+    // One page straddling the seam: the archive's last two, then JetStream's first three.
+    let straddle = history.read_all(first - 2, 5).await.unwrap();
+    assert_eq!(
+        straddle.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (first - 2..first + 3).collect::<Vec<_>>()
+    );
+    let want = &sent[(first - 3) as usize..(first + 2) as usize];
+    assert_eq!(straddle.iter().map(|e| e.id).collect::<Vec<_>>(), want);
+    // Stream and version survive the trip through the archive.
+    let archived = history.read_all(1, 1).await.unwrap();
+    assert_eq!((archived[0].stream_id.clone(), archived[0].version), (streams[0].clone(), 1));
+    // From inside JetStream, JetStream answers alone.
+    let live = history.read_all(first + 1, 10_000).await.unwrap();
+    assert_eq!(live.len(), RETAINED as usize - 1);
+    assert!(history.read_all(total + 1, 10).await.unwrap().is_empty());
+    // The archive's own positions are one past JetStream's (its own event came first).
+    let own = archive.read_all(2, 1).await.unwrap();
+    assert_eq!((own[0].id, own[0].position), (sent[0], 2));
+
+    // JetStream emptied: the whole history comes from the archive, in the same positions.
+    log.jetstream().get_stream(&stream_name).await.unwrap().purge().await.unwrap();
+    assert_eq!(log.bounds().await.unwrap(), (0, 0));
+    let read = read_all_paged(&history, 1, 9).await;
+    assert_eq!(read.iter().map(|e| e.position).collect::<Vec<_>>(), everything);
+    assert_eq!(read.iter().map(|e| e.id).collect::<Vec<_>>(), sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_all_crosses_the_seam_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("archive.db").display());
+    read_all_crosses_from_archive_to_jetstream(store::SqlLog::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_all_crosses_the_seam_on_postgres() {
+    let url = testkit::postgres::fresh_database_url().await.unwrap();
+    read_all_crosses_from_archive_to_jetstream(store::SqlLog::open(&url).await.unwrap()).await;
 }

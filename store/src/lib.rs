@@ -14,7 +14,9 @@
 //! - [`PostgresLog`]: appends serialised by a transaction-scoped advisory lock so positions
 //!   become visible in order; subscribers are woken by `LISTEN/NOTIFY`.
 //! - [`ImportOutcome`]: the result of [`SqlLog::import`], the archiver's idempotent copy of an
-//!   event recorded elsewhere (JetStream), unique on stream and version.
+//!   event recorded elsewhere (JetStream), unique on stream and version; the copy keeps the
+//!   event's source position (its JetStream sequence), and [`SqlLog::read_imported`] reads
+//!   imported events back by it.
 //! - [`Error`]: what can fail when opening a store; log operations fail with
 //!   [`events::LogError`].
 //!
@@ -111,10 +113,33 @@ impl SqlLog {
     /// and version: importing the same event again writes nothing. Events of a stream must be
     /// imported in version order; a gap is a [`LogError::Conflict`], and a different event
     /// already at that stream and version is [`LogError::Corrupt`].
+    ///
+    /// The event's position in the source (`event.position`, the JetStream stream sequence) is
+    /// kept as its *source position* (none when it is 0), for [`Self::read_imported`]. A
+    /// source position holds one event: importing another event from a taken source position
+    /// (the source started its positions again) is [`LogError::Corrupt`].
     pub async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, LogError> {
         match self {
             Self::Sqlite(log) => log.import(event).await,
             Self::Postgres(log) => log.import(event).await,
+        }
+    }
+
+    /// Reads imported events by the position they had in the source: those whose source
+    /// position is in `from..before`, in source order, at most `limit` (and
+    /// [`READ_COUNT_MAX`]). Each event's `position` is its source position, not its position
+    /// here, so the answer continues a read of the source seamlessly. Events appended here, or
+    /// imported before source positions were kept (migration 0002), have none and are never
+    /// returned.
+    pub async fn read_imported(
+        &self,
+        from: Position,
+        before: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        match self {
+            Self::Sqlite(log) => log.read_imported(from, before, limit).await,
+            Self::Postgres(log) => log.read_imported(from, before, limit).await,
         }
     }
 

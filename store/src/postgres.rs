@@ -26,7 +26,10 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::record::{self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, to_sql};
+use crate::record::{
+    self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, source_position,
+    source_position_taken, to_sql,
+};
 use crate::sqlite::import_gap;
 use crate::subscription::{Source, SqlSubscription};
 use crate::{Error, ImportOutcome, Result};
@@ -132,17 +135,53 @@ impl PostgresLog {
         if event.version != current.saturating_add(1) {
             return Err(import_gap(event, current));
         }
-        let position =
-            match insert(&mut tx, &event.stream_id, event.version, std::slice::from_ref(&encoded)).await {
-                Ok(position) => position,
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(LogError::DuplicateEventId { event_id: event.id });
-                }
-                Err(e) => return Err(backend(e)),
-            };
+        let position = match insert_imported(&mut tx, event, &encoded).await {
+            Ok(position) => position,
+            Err(e) if is_unique_violation(&e) => {
+                // The failed statement aborted the transaction: find which key was taken
+                // outside it (still under no lock, but a taken key stays taken).
+                drop(tx);
+                let taken: Option<(String, i64)> =
+                    sqlx::query_as("SELECT event_id::text, position FROM events WHERE source_position = $1")
+                        .bind(source_position(event))
+                        .fetch_optional(&self.inner.pool)
+                        .await
+                        .map_err(backend)?;
+                return Err(match taken {
+                    Some((event_id, position)) => source_position_taken(event, &event_id, from_sql(position)),
+                    None => LogError::DuplicateEventId { event_id: event.id },
+                });
+            }
+            Err(e) => return Err(backend(e)),
+        };
         tx.commit().await.map_err(backend)?;
         bump(&self.inner.wake);
         Ok(ImportOutcome::Inserted { position: from_sql(position) })
+    }
+
+    /// The imported events whose source position is in `from..before`, in source order, at
+    /// most `limit` (and [`crate::READ_COUNT_MAX`]); see [`crate::SqlLog::read_imported`].
+    pub async fn read_imported(
+        &self,
+        from: Position,
+        before: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        if from >= before {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT source_position, stream_id, version, event_id::text, event_type, \
+             schema_version::bigint, payload, metadata::text FROM events \
+             WHERE source_position >= $1 AND source_position < $2 ORDER BY source_position LIMIT $3",
+        )
+        .bind(to_sql(from))
+        .bind(to_sql(before))
+        .bind(read_limit(limit))
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(record::decode).collect()
     }
 
     /// Begins a transaction holding the append lock.
@@ -285,6 +324,33 @@ async fn insert(
     .fetch_one(conn)
     .await?;
     Ok(last_position.unwrap_or(0))
+}
+
+/// Inserts one imported event with its source position, and sends the NOTIFY (delivered at
+/// commit) in the same round trip; returns its position here.
+async fn insert_imported(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    encoded: &Encoded,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH inserted AS ( \
+             INSERT INTO events \
+             (stream_id, version, event_id, event_type, schema_version, payload, metadata, source_position) \
+             VALUES ($1, $2, $3::uuid, $4, $5::integer, $6, $7::jsonb, $8) \
+             RETURNING position) \
+         SELECT position, pg_notify('pantheon_events', '') FROM inserted",
+    )
+    .bind(event.stream_id.as_str())
+    .bind(to_sql(event.version))
+    .bind(&encoded.event_id)
+    .bind(&encoded.event_type)
+    .bind(encoded.schema_version)
+    .bind(&encoded.payload)
+    .bind(&encoded.metadata)
+    .bind(source_position(event))
+    .fetch_one(conn)
+    .await
 }
 
 #[async_trait]

@@ -43,7 +43,10 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::record::{self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, to_sql};
+use crate::record::{
+    self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, source_position,
+    source_position_taken, to_sql,
+};
 use crate::subscription::{Ring, Source, SqlSubscription};
 use crate::{Error, ImportOutcome, Result};
 
@@ -213,11 +216,20 @@ impl SqliteLog {
         if event.version != current.saturating_add(1) {
             return Err(import_gap(event, current));
         }
-        let inserted = insert(&mut tx, &event.stream_id, event.version, std::slice::from_ref(&encoded)).await;
-        let position = match inserted {
+        let position = match insert_imported(&mut tx, event, &encoded).await {
             Ok(position) => position,
             Err(e) if is_unique_violation(&e) => {
-                return Err(LogError::DuplicateEventId { event_id: event.id });
+                // The statement is undone, the transaction goes on: find which key was taken.
+                let taken: Option<(String, i64)> =
+                    sqlx::query_as("SELECT event_id, position FROM events WHERE source_position = $1")
+                        .bind(source_position(event))
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(backend)?;
+                return Err(match taken {
+                    Some((event_id, position)) => source_position_taken(event, &event_id, from_sql(position)),
+                    None => LogError::DuplicateEventId { event_id: event.id },
+                });
             }
             Err(e) => return Err(backend(e)),
         };
@@ -227,6 +239,53 @@ impl SqliteLog {
         bump(&self.inner.wake);
         Ok(ImportOutcome::Inserted { position: from_sql(position) })
     }
+
+    /// The imported events whose source position is in `from..before`, in source order, at
+    /// most `limit` (and [`crate::READ_COUNT_MAX`]); see [`crate::SqlLog::read_imported`].
+    pub async fn read_imported(
+        &self,
+        from: Position,
+        before: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        if from >= before {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT source_position, stream_id, version, event_id, event_type, schema_version, payload, metadata \
+             FROM events WHERE source_position >= $1 AND source_position < $2 ORDER BY source_position LIMIT $3",
+        )
+        .bind(to_sql(from))
+        .bind(to_sql(before))
+        .bind(read_limit(limit))
+        .fetch_all(&self.inner.readers)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(record::decode).collect()
+    }
+}
+
+/// Inserts one imported event with its source position; returns its position here.
+async fn insert_imported(
+    conn: &mut SqliteConnection,
+    event: &RecordedEvent,
+    encoded: &Encoded,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO events \
+         (stream_id, version, event_id, event_type, schema_version, payload, metadata, source_position) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING position",
+    )
+    .bind(event.stream_id.as_str())
+    .bind(to_sql(event.version))
+    .bind(&encoded.event_id)
+    .bind(&encoded.event_type)
+    .bind(encoded.schema_version)
+    .bind(&encoded.payload)
+    .bind(&encoded.metadata)
+    .bind(source_position(event))
+    .fetch_one(conn)
+    .await
 }
 
 /// The writer task: takes every queued append (up to the group limits), commits them in one
@@ -726,17 +785,6 @@ fn insert_statement(count: usize) -> String {
     }
     sql.push_str(" RETURNING position");
     sql
-}
-
-/// Inserts `events` like [`insert_returning`]; returns the last position.
-async fn insert(
-    conn: &mut SqliteConnection,
-    stream_id: &StreamId,
-    first_version: Version,
-    events: &[Encoded],
-) -> Result<i64, sqlx::Error> {
-    let positions = insert_returning(conn, stream_id, first_version, events).await?;
-    Ok(positions.last().map_or(0, |&position| to_sql(position)))
 }
 
 /// Inserts `events` at versions `first_version`, `first_version + 1`, … (in that order, so
