@@ -45,6 +45,13 @@ pub struct NatsLogConfig {
     /// At most this many events are kept in JetStream, the oldest removed first; -1 for no
     /// limit. Default: -1.
     pub max_messages: i64,
+    /// # Manage retention
+    /// Whether `max_age` and `max_messages` are this process's to enforce on an existing
+    /// stream. When false, they apply only when the stream is created, and an existing
+    /// stream's retention is accepted as an operator set it (a client such as `pantheon
+    /// submit` never refuses a stream over its retention). When true, a differing retention
+    /// is refused, or applied with `update_existing`. Default: false.
+    pub manage_retention: bool,
     /// # Overwrite a differing stream or consumer
     /// When an existing stream or consumer differs from this configuration in a field that can
     /// be changed, update it instead of refusing to start. Default: false (refuse, and say
@@ -95,6 +102,7 @@ impl Default for NatsLogConfig {
             duplicate_window: Duration::from_secs(10 * 60),
             max_age: Duration::ZERO,
             max_messages: -1,
+            manage_retention: false,
             update_existing: false,
             ack_wait: Duration::from_secs(30),
             redelivery_backoff: [30, 60, 300, 900].into_iter().map(Duration::from_secs).collect(),

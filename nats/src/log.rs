@@ -92,8 +92,8 @@ impl NatsLog {
         config.validate()?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(config.request_timeout);
-        let events = ensure_stream(&js, event_stream_config(&config), config.update_existing).await?;
-        ensure_stream(&js, dead_letter_stream_config(&config), config.update_existing).await?;
+        let events = ensure_stream(&js, event_stream_config(&config), &config).await?;
+        ensure_stream(&js, dead_letter_stream_config(&config), &config).await?;
         Ok(Self { client, js, events, config: Arc::new(config), heads: Mutex::new(HashMap::new()) })
     }
 

@@ -75,17 +75,23 @@ fn stream_differences(want: &stream::Config, have: &stream::Config) -> Vec<(&'st
     differences
 }
 
-/// Creates the stream `want` describes, or checks that the existing one matches.
+/// Creates the stream `want` describes, or checks that the existing one matches (its
+/// retention only when `config.manage_retention`).
 pub(crate) async fn ensure_stream(
     js: &Context,
-    want: stream::Config,
-    update_existing: bool,
+    mut want: stream::Config,
+    config: &NatsLogConfig,
 ) -> Result<stream::Stream> {
+    let update_existing = config.update_existing;
     let request =
         |e: &dyn std::fmt::Display| Error::new(ErrorKind::Request, format!("stream {}: {e}", want.name));
     match js.get_stream(&want.name).await {
         Ok(mut existing) => {
             let have = existing.info().await.map_err(|e| request(&e))?.config.clone();
+            if !config.manage_retention {
+                want.max_age = have.max_age;
+                want.max_messages = have.max_messages;
+            }
             let differences = stream_differences(&want, &have);
             if differences.is_empty() {
                 return Ok(existing);

@@ -31,6 +31,17 @@ pub(crate) struct BackendArgs {
     /// The config file. Default: `<data-dir>/pantheon.toml` (missing: one `echo` agent).
     #[arg(long, env = "PANTHEON_CONFIG")]
     pub(crate) config: Option<PathBuf>,
+    /// JetStream retention: drop events older than this (e.g. `7d`; default: keep all). The
+    /// archive (`--database`) keeps what JetStream drops, and reads fall back to it.
+    #[arg(long, env = "PANTHEON_NATS_MAX_AGE", requires = "nats")]
+    pub(crate) nats_max_age: Option<humantime::Duration>,
+    /// JetStream retention: keep at most this many events (default: no limit).
+    #[arg(long, env = "PANTHEON_NATS_MAX_MESSAGES", requires = "nats")]
+    pub(crate) nats_max_messages: Option<i64>,
+    /// Apply the retention above to an existing stream whose settings differ, instead of
+    /// refusing to start.
+    #[arg(long, requires = "nats")]
+    pub(crate) nats_update_streams: bool,
 }
 
 /// An opened backend.
@@ -53,7 +64,17 @@ impl Backend {
 pub(crate) async fn open_backend(cli: &Cli, backend: &BackendArgs) -> anyhow::Result<Backend> {
     match &backend.nats {
         Some(url) => {
-            let nats = nats::NatsLog::connect(nats::NatsLogConfig::new(url.clone()))
+            let mut config = nats::NatsLogConfig::new(url.clone());
+            if let Some(max_age) = backend.nats_max_age {
+                config.max_age = max_age.into();
+            }
+            if let Some(max_messages) = backend.nats_max_messages {
+                anyhow::ensure!(max_messages > 0, "--nats-max-messages must be at least 1");
+                config.max_messages = max_messages;
+            }
+            config.manage_retention = backend.nats_max_age.is_some() || backend.nats_max_messages.is_some();
+            config.update_existing = backend.nats_update_streams;
+            let nats = nats::NatsLog::connect(config)
                 .await
                 .with_context(|| format!("cannot reach NATS at {url}"))?;
             let nats = Arc::new(nats);
@@ -250,6 +271,8 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.http)
         .await
         .with_context(|| format!("the gateway cannot listen on {}", args.http))?;
+    // The address really bound (`--http 127.0.0.1:0` picks a free port).
+    let http_addr = listener.local_addr().unwrap_or(args.http);
     let http_stop = CancellationToken::new();
     let http = tokio::spawn(gateway::serve_on(
         listener,
@@ -258,7 +281,7 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         http_stop.clone().cancelled_owned(),
     ));
     eprintln!("pantheon is up on {}", backend.description);
-    eprintln!("  http: http://{} (OpenAPI at /openapi.json)", args.http);
+    eprintln!("  http: http://{http_addr} (OpenAPI at /openapi.json)");
     if let Some(token) = &dev_token {
         eprintln!(
             "  dev token (admin, 30 days; local secret in {}):",
@@ -267,7 +290,7 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         eprintln!("    export PANTHEON_TOKEN={token}");
         eprintln!(
             "    curl -s -H \"authorization: Bearer $PANTHEON_TOKEN\" -H 'content-type: application/json' \\\n      -d '{{\"capability\":\"echo\",\"description\":\"say hi\",\"input\":\"hi\"}}' http://{}/tasks/execute",
-            args.http
+            http_addr
         );
     }
     eprintln!("  agents: {}", agents.join("; "));
