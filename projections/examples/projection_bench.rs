@@ -12,6 +12,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Instant;
 

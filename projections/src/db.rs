@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
@@ -142,8 +142,16 @@ impl Db {
             };
             Ok(Self::Sqlite { writer, readers })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool =
-                PgPoolOptions::new().max_connections(POSTGRES_CONNECTION_COUNT_MAX).connect(url).await?;
+            // Custom plans for every statement: sqlx prepares each statement once per
+            // connection, and a generic plan made while a table was empty (a rebuild starts
+            // from nothing) kept scanning it whole as it grew: rebuilds of a million events
+            // ran at half the speed of a hundred thousand.
+            let options =
+                PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
+            let pool = PgPoolOptions::new()
+                .max_connections(POSTGRES_CONNECTION_COUNT_MAX)
+                .connect_with(options)
+                .await?;
             migrator("postgres").run(&pool).await?;
             Ok(Self::Postgres(pool))
         } else {

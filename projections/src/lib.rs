@@ -19,14 +19,13 @@
 //! - [`Error`]: what can fail.
 //!
 //! # Performance
-//! `cargo run --release -p projections --example projection_bench -- 100000 postgres` (2-core
-//! machine shared with other builds, load average ~7; PostgreSQL private server, durable
-//! commits, batches of [`BATCH_COUNT_MAX`] events): rebuilds from position 0 of 98,000 events
-//! applied at 63,000 (tasks), 63,000 (reputation), 78,000 (health) and 48,000 (audit)
-//! events/s, all four at once 100,000 events/s in total; a full audit verification read and
-//! checked 291,000 entries/s from the database and 840,000 entries/s for the hashing alone.
-//! Extrapolated, not measured: one million events would rebuild in about 16 s (tasks,
-//! reputation), 13 s (health) and 21 s (audit), or about 40 s for all four at once.
+//! `cargo run --release -p projections --example projection_bench -- 1000000 postgres` (2
+//! cores, load average ~2; PostgreSQL private server, durable commits, batches of
+//! [`BATCH_COUNT_MAX`] events): rebuilds from position 0 of 980,000 events took 6.6 s (tasks,
+//! 149,000 events/s), 5.9 s (reputation, 167,000), 7.4 s (health, 132,000) and 8.0 s (audit,
+//! 122,000); all four at once 20.9 s (187,000 events/s in total). A full audit verification of
+//! the 980,000 entries and 980 signed tree heads read and checked 894,000 entries/s from the
+//! database (median of five), 2.37 million entries/s for the hashing alone.
 //!
 //! # Examples
 //! ```no_run
