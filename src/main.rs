@@ -34,11 +34,9 @@ pub(crate) enum Command {
     /// Work with the raw event log: append, read and tail events as JSON.
     Events(cli::events::EventsArgs),
     /// The audit ledger: verify it, prove an entry's inclusion, check a proof offline.
-    #[command(subcommand)]
-    Audit(cli::audit::AuditCommand),
+    Audit(cli::audit::AuditArgs),
     /// The read models: status and lag, catch up, rebuild one from position 0.
-    #[command(subcommand)]
-    Projections(cli::projections::ProjectionsCommand),
+    Projections(cli::projections::ProjectionsArgs),
     /// List and search tasks (status, capability, agent, submitter, time, full text).
     Tasks(cli::tasks::TasksArgs),
     /// Run the whole pipeline in this process until Ctrl-C (SIGINT/SIGTERM drain in-flight work).
@@ -106,8 +104,8 @@ async fn run() -> anyhow::Result<()> {
         Command::Tail(args) => cli::tail::run(&cli, args).await,
         Command::Agents(args) => cli::agents::run(&cli, args).await,
         Command::Bench(args) => cli::bench::run(&cli, args).await,
-        Command::Audit(command) => cli::audit::run(&cli, command).await,
-        Command::Projections(command) => cli::projections::run(&cli, command).await,
+        Command::Audit(args) => cli::audit::run(&cli, args).await,
+        Command::Projections(args) => cli::projections::run(&cli, args).await,
         Command::Tasks(args) => cli::tasks::run(&cli, args).await,
     }
 }

@@ -10,6 +10,16 @@ use projections::{ConsistencyProof, InclusionProof, ProjectionName};
 
 use crate::Cli;
 
+/// `pantheon audit [--nats URL] <command>`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuditArgs {
+    /// Where the log is (for `verify --against-log` and catching the ledger up).
+    #[command(flatten)]
+    pub(crate) backend: super::up::BackendArgs,
+    #[command(subcommand)]
+    pub(crate) command: AuditCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
     /// Check every entry's hash and link and every signed tree head; name the first bad entry.
@@ -57,7 +67,8 @@ fn trusted_key(cli: &Cli, given: Option<&str>) -> anyhow::Result<PublicKey> {
     Ok(key.public_key())
 }
 
-pub(crate) async fn run(cli: &Cli, command: &AuditCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
+    let command = &args.command;
     if let AuditCommand::VerifyProof { file, public_key } = command {
         // Offline: no database, only the file and the key.
         let text = if file.as_os_str() == "-" {
@@ -95,7 +106,7 @@ pub(crate) async fn run(cli: &Cli, command: &AuditCommand) -> anyhow::Result<()>
         }
         return Ok(());
     }
-    let opened = crate::cli::projections::open(cli).await?;
+    let opened = crate::cli::projections::open(cli, &args.backend).await?;
     // Bring the ledger up to the log and sign a head over it, so proofs cover everything.
     opened.projections.catch_up(ProjectionName::Audit).await?;
     opened.projections.seal_audit().await?;

@@ -8,7 +8,18 @@ use clap::Subcommand;
 use events::{EventLog, KeyPair};
 use projections::{Db, ProjectionName, Projections};
 
+use super::up::{BackendArgs, load_config, open_backend};
 use crate::Cli;
+
+/// `pantheon projections [--nats URL] <command>`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProjectionsArgs {
+    /// Where the log is: the projections read the same log `pantheon up` runs them on.
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+    #[command(subcommand)]
+    pub(crate) command: ProjectionsCommand,
+}
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProjectionsCommand {
@@ -44,21 +55,26 @@ pub(crate) struct Opened {
     pub(crate) key: KeyPair,
 }
 
-pub(crate) async fn open(cli: &Cli) -> anyhow::Result<Opened> {
+/// Opens the log as `pantheon up` does with the same flags (JetStream with `--nats`, its
+/// positions being the projections' checkpoints), and the read models in the SQL database.
+pub(crate) async fn open(cli: &Cli, backend: &BackendArgs) -> anyhow::Result<Opened> {
     let url = cli.database_url()?;
-    let log = store::open(&url).await.context("cannot open the event store")?;
+    let log = open_backend(cli, backend).await?.log;
     let db = Db::connect(&url).await.context("cannot open the read models")?;
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("cannot create the data dir {}", cli.data_dir.display()))?;
     let key_path = federation_key_path(cli);
     let key = KeyPair::load_or_generate(&key_path)
         .with_context(|| format!("cannot load the federation key {}", key_path.display()))?;
-    let projections = Projections::new(db.clone(), log.clone(), key.clone());
+    let cool_down_ms = load_config(cli, backend)?.health.cool_down_ms_i64();
+    let projections =
+        Projections::new(db.clone(), log.clone(), key.clone()).with_health_cool_down_ms(cool_down_ms);
     Ok(Opened { log, db, projections, key })
 }
 
-pub(crate) async fn run(cli: &Cli, command: &ProjectionsCommand) -> anyhow::Result<()> {
-    let opened = open(cli).await?;
+pub(crate) async fn run(cli: &Cli, args: &ProjectionsArgs) -> anyhow::Result<()> {
+    let opened = open(cli, &args.backend).await?;
+    let command = &args.command;
     match command {
         ProjectionsCommand::Status { json, metrics } => {
             let status = opened.projections.status().await?;

@@ -39,6 +39,9 @@ pub(crate) struct TasksArgs {
     /// Read the view as it is, without applying the log's newest events first.
     #[arg(long)]
     no_catch_up: bool,
+    /// Where the log is (the task view catches up from it first).
+    #[command(flatten)]
+    backend: super::up::BackendArgs,
 }
 
 fn parse_status(text: &str) -> Result<TaskStatus, String> {
@@ -47,7 +50,7 @@ fn parse_status(text: &str) -> Result<TaskStatus, String> {
 }
 
 pub(crate) async fn run(cli: &Cli, args: &TasksArgs) -> anyhow::Result<()> {
-    let opened = crate::cli::projections::open(cli).await?;
+    let opened = crate::cli::projections::open(cli, &args.backend).await?;
     if !args.no_catch_up {
         opened.projections.catch_up(ProjectionName::Tasks).await?;
     }
