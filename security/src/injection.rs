@@ -3,7 +3,9 @@
 //! Each rule is a regex over the normalised view (see `normalize`): lowercase, one space per
 //! whitespace run, no accents, look-alikes and leetspeak folded. In a rule, a space stands for a
 //! separator of one to four spaces or punctuation marks, so `ignore previous` also matches
-//! `ignore -- previous`. Each rule has a weight; the injection score of a text is
+//! `ignore -- previous`; `\x20` stands for exactly one space, written where a phrase should be
+//! one literal that the prefilter can gate on (`you\x20are\x20now` rather than the stop word
+//! `you`). Each rule has a weight; the injection score of a text is
 //! `1 - Π(1 - weight)` over the distinct rules that matched, so one strong or medium rule, or
 //! a weak one with a medium one, or three weak ones reach the default threshold of 0.5.
 
@@ -98,7 +100,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.override.instead",
         MEDIUM,
-        r"\b(?:and|but|then|now) (?:instead|just|only|simply) (?:say|print|output|respond with|reply with|write|return|answer with) ",
+        r"\b(?:and|but|then|now) (?:instead|just|only|simply) (?:say|print|output|respond with|reply with|return|answer with) |\b(?:and\x20instead|but\x20instead|then\x20instead|now\x20instead|and\x20just|but\x20just|then\x20just|now\x20just|and\x20only|but\x20only|then\x20only|now\x20only|and\x20simply|but\x20simply|then\x20simply|now\x20simply) write ",
     ),
     rule(
         "injection.override.supersede",
@@ -121,7 +123,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.override.from_now_on",
         WEAK,
-        r"\b(?:from now on|from this (?:moment|point)(?: on(?:wards?)?)?|starting now|for the rest of (?:this|our) conversation|henceforth|for all (?:future|subsequent) (?:responses|answers|prompts))\b",
+        r"\b(?:from\x20now\x20on|from\x20this\x20(?:moment|point)(?: on(?:wards?)?)?|starting now|for the rest of (?:this|our) conversation|henceforth|for all (?:future|subsequent) (?:responses|answers|prompts))\b",
     ),
     rule(
         "injection.override.ai_directed",
@@ -259,7 +261,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.no_apology_strings",
         MEDIUM,
-        r#"\b(?:not|never|none of|no|without|avoid|don't|do not|must not|shouldn't|should not|will not|won't|cannot|can't|not allowed to)\b[^.\n]{0,50}\b(?:contain|include|say|respond|use|write|output|reply|begin|start|add|mention)(?:s|ing)?\b[^.\n]{0,12}["'“‘]?(?:i'?m sorry|i am sorry|i apologi[sz]e|as an ai|i cannot|i can'?t|i'?m unable|i am unable|as a language model)"#,
+        r#"\b(?:not|never|none of|no|without|avoid|don't|do not|must not|shouldn't|should not|will not|won't|cannot|can't|not allowed to)\b[^.\n]{0,50}\b(?:contain|include|say|respond|use|write|output|reply|begin|start|add|mention)(?:s|ing)?\b[^.\n]{0,12}["'“‘]?(?:i'?m\x20sorry|i\x20am\x20sorry|i\x20apologi[sz]e|as\x20an\x20ai|i\x20cannot|i\x20can'?t|i'?m\x20unable|i\x20am\x20unable|as\x20a\x20language\x20model)"#,
     ),
     rule(
         "injection.persona.no_matter_how",
@@ -372,12 +374,12 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.extraction.repeat_above",
         MEDIUM,
-        r"\b(?:repeat|print|output|copy|recite|reproduce|echo|dump|write out|spell out|reveal|show|display) (?:back |out |me |all |the |of )*(?:everything|text|words|content|contents|instructions|messages?|prompt|lines?|conversation|tokens)(?: (?:that|which) (?:came|were|was|is|are))? (?:above|before|prior|preceding|so far|verbatim|from the (?:beginning|start|top)|at the (?:beginning|start|top))\b|\b(?:everything|all the text|all text|the text|all the words|all words) (?:above|before) (?:this|that|the|here)\b[^.\n]{0,30}\b(?:verbatim|exactly|code block|word for word)",
+        r"\b(?:repeat|print|output|copy|recite|reproduce|echo|dump|write\x20out|spell\x20out|reveal|show|display) (?:back |out |me |all |the |of )*(?:everything|text|words|content|contents|instructions|messages?|prompt|lines?|conversation|tokens)(?: (?:that|which) (?:came|were|was|is|are))? (?:above|before|prior|preceding|so far|verbatim|from the (?:beginning|start|top)|at the (?:beginning|start|top))\b|\b(?:everything|all the text|all text|the text|all the words|all words) (?:above|before) (?:this|that|the|here)\b[^.\n]{0,30}\b(?:verbatim|exactly|code block|word for word)",
     ),
     rule(
         "injection.extraction.secrets",
         MEDIUM,
-        r"\b(?:reveal|show|print|display|output|tell|give|share|leak|dump|expose|disclose|send|list|return)(?: me| us)? (?:all |any |the |your )*(?:stored |saved |internal |hidden |secret |confidential |admin )*(?:api keys?|credentials|passwords?|secrets|tokens|environment variables|env vars|access keys?|private keys?)\b[^.\n]{0,30}\b(?:you (?:have|know|store|hold|were given|can access)|of the (?:system|server|admin)|in your (?:memory|context|prompt|configuration))",
+        r"\b(?:reveal|show|print|display|output|tell|give|share|leak|dump|expose|disclose|send|list|return)(?: me| us)? (?:all |any |the |your )*(?:stored |saved |internal |hidden |secret |confidential |admin )*(?:api\x20keys?|api-keys?|api_keys?|credentials|passwords?|secrets|tokens|environment variables|env vars|access keys?|private keys?)\b[^.\n]{0,30}\b(?:you (?:have|know|store|hold|were given|can access)|of the (?:system|server|admin)|in your (?:memory|context|prompt|configuration))",
     ),
     rule(
         "injection.extraction.initialization",
@@ -403,7 +405,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.delimiter.fake_assistant",
         WEAK,
-        r#"(?:^|\n) ?(?:assistant|ai|chatgpt|gpt|bot|model) ?: ?(?:sure|certainly|ok|okay|of course|understood|yes|i will|i'll|absolutely)|"role" ?: ?"(?:system|developer)""#,
+        r#"(?:^|\n) ?(?:assistant:|assistant\x20:|ai:|ai\x20:|chatgpt:|chatgpt\x20:|gpt:|gpt\x20:|bot:|bot\x20:|model:|model\x20:) ?(?:sure|certainly|ok|okay|of course|understood|yes|i will|i'll|absolutely)|"role" ?: ?"(?:system|developer)""#,
     ),
     rule(
         "injection.delimiter.fake_completion",
@@ -441,12 +443,12 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.you_are_now",
         WEAK,
-        r"\b(?:you are|you're|youre) now\b|\bfrom now on,? (?:you|your)\b",
+        r"\b(?:you are|you're|youre) now\b|\bfrom\x20now\x20on,? (?:you|your)\b",
     ),
     rule(
         "injection.persona.greeting",
         WEAK,
-        r"(?:^|\n|[.!] )(?:hi|hello|hey|greetings|dear)(?: there)?,? (?:chat ?gpt|gpt|bard|claude|gemini|bing|ai)\b",
+        r"(?:^|\n|[.!] )(?:hi|hello|hey|greetings|dear)(?: there)?,? (?:chat ?gpt|gpt|bard|claude|gemini|bing)\b|(?:^|\n|[.!] )(?:hi|hello|hey|greetings|dear)(?: there)?(?:,\x20ai|\x20ai)\b",
     ),
     rule("injection.persona.stands_for", HINT, r#"\bstands for\b ?["'“]"#),
     rule(
@@ -497,7 +499,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.story_wrapper",
         WEAK,
-        r"\b(?:let's|lets|we will|we'll) play a game\b|\bhypothetical (?:language model|ai|chatbot|model|assistant)\b|\bonce upon a time,? there was an? (?:ai|artificial intelligence|language model|chatbot)\b|\bdr\.? al\b|\bthe scene is set\b",
+        r"\b(?:let's|lets|we will|we'll) play a game\b|\bhypothetical (?:language model|ai|chatbot|model|assistant)\b|\bonce upon a time,? there was an? (?:ai|artificial intelligence|language model|chatbot)\b|\b(?:dr\.\x20al|dr\x20al)\b|\bthe scene is set\b",
     ),
     rule(
         "injection.extraction.your_system_prompt",
@@ -527,13 +529,13 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.wrapper.test_pretext",
         WEAK,
-        r"\bthis is (?:a|just a) test\b|\b(?:strictly |only )?for (?:testing|academic|educational|research) purposes\b",
+        r"\b(?:this\x20is\x20a|this\x20is\x20just\x20a) test\b|\b(?:strictly |only )?for (?:testing|academic|educational|research) purposes\b",
     ),
     // --- persona and permission families (third pass) -----------------------------------
     rule(
         "injection.persona.forbidden_allowed",
         MEDIUM,
-        r"\b(?:nsfw|illegal|unethical|immoral|violent|violence|gore|sexual|profanity|swearing|cursing|cussing|hate speech|racism|harmful|dangerous|offensive|explicit|vulgar)(?: (?:content|acts?|activities|topics|language|material|stuff|requests|things|words|themes|responses|answers|output|behaviou?r))? ?(?:\([^)\n]{0,60}\) ?)?(?:is|are) (?:now |always |fully |completely |totally )?(?:allowed|permitted|enabled|acceptable|encouraged|unlocked)\b|\b(?:you (?:are|will be) )?(?:allowed|permitted|free|able) to (?:swear|curse|cuss|use profanity|be (?:rude|offensive|vulgar|explicit|unethical|immoral)|(?:say|write|generate|produce|output) (?:anything|everything|explicit|illegal|offensive|nsfw|vulgar))\b",
+        r"\b(?:nsfw|illegal|unethical|immoral|violent|violence|gore|sexual|profanity|swearing|cursing|cussing|hate speech|racism|harmful|dangerous|offensive|explicit|vulgar)(?: (?:content|acts?|activities|topics|language|material|stuff|requests|things|words|themes|responses|answers|output|behaviou?r))? ?(?:\([^)\n]{0,60}\) ?)?(?:is|are) (?:now |always |fully |completely |totally )?(?:allowed|permitted|enabled|acceptable|encouraged|unlocked)\b|\b(?:allowed\x20to|permitted\x20to|free\x20to|able\x20to) (?:swear|curse|cuss|use profanity|be (?:rude|offensive|vulgar|explicit|unethical|immoral)|(?:say|write|generate|produce|output) (?:anything|everything|explicit|illegal|offensive|nsfw|vulgar))\b",
     ),
     rule(
         "injection.persona.even_if_harmful",
@@ -563,7 +565,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.named_persona",
         WEAK,
-        r"\b(?:act as|pretend to be|you are now|you will be|roleplay as|play the role of|you are going to be) [a-z0-9_-]{2,20}[,.] (?:[a-z0-9_-]{2,20}|he|she|it|they) (?:is|are|will|can|has|have|does|never|always)\b",
+        r"\b(?:act as|pretend to be|you\x20are\x20now|you\x20will\x20be|roleplay as|play the role of|you\x20are\x20going\x20to\x20be) [a-z0-9_-]{2,20}[,.] (?:[a-z0-9_-]{2,20}|he|she|it|they) (?:is|are|will|can|has|have|does|never|always)\b",
     ),
     rule(
         "injection.persona.unaware_of_ai",
@@ -634,7 +636,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.template.prompt_placeholder",
         MEDIUM,
-        r"[\[<] ?(?:insert|put|type|enter|add|write|paste|place)(?: \w+){0,4} (?:prompt|question|request|query|topic|text|message|instructions?)(?: here)? ?[\]>]",
+        r"(?:\[insert|\[put|\[type|\[enter|\[add|\[write|\[paste|\[place|\[\x20insert|\[\x20put|\[\x20type|\[\x20enter|\[\x20add|\[\x20write|\[\x20paste|\[\x20place|<insert|<put|<type|<enter|<add|<write|<paste|<place|<\x20insert|<\x20put|<\x20type|<\x20enter|<\x20add|<\x20write|<\x20paste|<\x20place)(?: \w+){0,4} (?:prompt|question|request|query|topic|text|message|instructions?)(?: here)? ?[\]>]",
     ),
     rule(
         "injection.template.bare_placeholder",
@@ -655,7 +657,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.i18n.ga_gd",
         STRONG,
-        r"\b(?:cuir san fhreagairt agad|cuir san aireamh i do fhreagra|cuir a-steach (?:san|don) fhreagairt agad)\b|\b(?:ath-aithris air an fhacal|athdhean an focal)\b[^.\n]{0,60}\b(?:aig|ag) deireadh do (?:fhreagairt|fhreagra)\b|\b(?:treoracha nua|stiuireadh ur)\b|\b(?:rinne me botun|rinn mi mearachd) nuair a thug (?:me|mi) na (?:treoracha|stiuiridhean)\b|\b(?:cas speisialta|cuis shonraichte)\b[^\n]{0,160}\b(?:ina ionad sin|an aite sin)\b|\b(?:phibline tastala|phiob-loidhne deuchainn)\b|\b(?:mod forbartha|modh leasachaidh)\b|\b(?:teachdaireachd siostam|theachtaireacht chorais|moladh tosaigh)\b|\b(?:tugadh an tasc seo duit|chaidh an obair seo a shonrachadh dhut)\b|\b(?:chun difhabhtu a chumasu|gus debugadh a chomasachadh)\b|\b(?:mar chuid de chleachtadh traenala|mar phairt de eacarsaich treanaidh)\b|\b(?:ta tu ag feidhmiu i mod|tha thu ag obair ann am modh)\b",
+        r"\b(?:cuir san fhreagairt agad|cuir san aireamh i do fhreagra|cuir a-steach (?:san|don) fhreagairt agad)\b|\b(?:ath-aithris air an fhacal|athdhean an focal)\b[^.\n]{0,60}\b(?:aig|ag) deireadh do (?:fhreagairt|fhreagra)\b|\b(?:treoracha nua|stiuireadh ur)\b|\b(?:rinne me botun|rinn mi mearachd) nuair a thug (?:me|mi) na (?:treoracha|stiuiridhean)\b|\b(?:cas speisialta|cuis shonraichte)\b[^\n]{0,160}\b(?:ina ionad sin|an aite sin)\b|\b(?:phibline tastala|phiob-loidhne deuchainn)\b|\b(?:mod\x20forbartha|modh\x20leasachaidh)\b|\b(?:teachdaireachd siostam|theachtaireacht chorais|moladh tosaigh)\b|\b(?:tugadh an tasc seo duit|chaidh an obair seo a shonrachadh dhut)\b|\b(?:chun difhabhtu a chumasu|gus debugadh a chomasachadh)\b|\b(?:mar\x20chuid de chleachtadh traenala|mar\x20phairt de eacarsaich treanaidh)\b|\b(?:ta tu ag feidhmiu i mod|tha thu ag obair ann am modh)\b",
     ),
     rule(
         "injection.i18n.sq",

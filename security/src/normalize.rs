@@ -206,7 +206,177 @@ fn leet(b: u8) -> Option<u8> {
 }
 
 /// Builds the normalised view of `text`. Linear in the length of `text`.
+///
+/// Passes 1 and 3 run together: leetspeak is folded word by word as the words are written
+/// (a word ends at a byte outside `[a-z0-9@$]`, as in pass 3). Look-alike folding must come
+/// between them (it decides per word, and a folded `$` joins a word), so text where a
+/// look-alike was seen is normalised again in three passes.
 pub(crate) fn normalize(text: &str) -> Normalized {
+    let mut out = Builder {
+        bytes: Vec::with_capacity(text.len() + 16),
+        origin: Vec::with_capacity(text.len() + 16),
+        invisible: Vec::new(),
+    };
+    let mut saw_confusable = false;
+    let mut word = LeetWord::default();
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        if byte < 0x80 {
+            // The common case, one table look-up per byte.
+            let class = ASCII_CLASSES.get(usize::from(byte)).copied().unwrap_or(0);
+            if class & WORD != 0 {
+                word.add(class, out.bytes.len());
+            } else {
+                word.end(&mut out.bytes);
+            }
+            if class & SPACE != 0 {
+                out.push_space(class & NEWLINE != 0, at);
+            } else {
+                out.push_byte(byte.to_ascii_lowercase(), at);
+            }
+            at += 1;
+            continue;
+        }
+        let Some(c) = text.get(at..).and_then(|rest| rest.chars().next()) else { break };
+        let start = at;
+        let origin = start..start + c.len_utf8();
+        at = origin.end;
+        let written = out.bytes.len();
+        match classify(c) {
+            Class::Hidden => {
+                if !(start == 0 && c == '\u{FEFF}') {
+                    out.note_invisible(&origin);
+                }
+            }
+            Class::Ignored => {}
+            Class::Tag(ascii) => {
+                out.note_invisible(&origin);
+                out.push_byte(ascii.to_ascii_lowercase() as u8, start);
+            }
+            Class::Space(newline) => out.push_space(newline, start),
+            Class::Keep if ('\u{AC00}'..='\u{D7A3}').contains(&c) => out.push(c, start),
+            Class::Keep => decompose_compatible(c, |d| {
+                if is_combining_mark(d) {
+                    return;
+                }
+                if d.is_ascii() {
+                    if d.is_ascii_whitespace() {
+                        out.push_space(d == '\n', start);
+                    } else {
+                        out.push_byte(d.to_ascii_lowercase() as u8, start);
+                    }
+                    return;
+                }
+                if d.is_whitespace() {
+                    out.push_space(false, start);
+                    return;
+                }
+                for lower in d.to_lowercase() {
+                    saw_confusable |= confusable(lower).is_some();
+                    out.push(lower, start);
+                }
+            }),
+        }
+        // What the character became continues or ends the word being written. (A folded
+        // whitespace run may have turned a written space into a newline: still no word.)
+        for index in written..out.bytes.len() {
+            let byte = out.bytes.get(index).copied().unwrap_or(0);
+            let class = ASCII_CLASSES.get(usize::from(byte)).copied().unwrap_or(0);
+            if class & WORD != 0 {
+                word.add(class, index);
+            } else {
+                word.end(out.bytes.get_mut(..index).unwrap_or_default());
+            }
+        }
+    }
+    if saw_confusable {
+        return normalize_in_three_passes(text);
+    }
+    word.end(&mut out.bytes);
+    let Builder { bytes, origin, invisible } = out;
+    // Only whole UTF-8 encodings of chars were pushed, and leetspeak replaced ASCII bytes by
+    // ASCII bytes, so this cannot fail; if it ever did, scanning an empty view is the safe
+    // outcome (no offsets to mis-map).
+    let view = String::from_utf8(bytes).unwrap_or_default();
+    let origin = if view.is_empty() { Vec::new() } else { origin };
+    Normalized { text: view, origin, invisible }
+}
+
+/// What the one-pass ASCII normaliser needs to know of a byte.
+const SPACE: u8 = 1;
+const NEWLINE: u8 = 2;
+const WORD: u8 = 4;
+const LETTER: u8 = 8;
+const LEET: u8 = 16;
+
+/// [`SPACE`], [`NEWLINE`], [`WORD`], [`LETTER`], [`LEET`] per ASCII byte (a leetspeak word
+/// is one of `[a-z0-9@$]`).
+const ASCII_CLASSES: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let mut byte = 0;
+    while byte < 128 {
+        let b = byte as u8;
+        table[byte] = if b == b'\n' {
+            SPACE | NEWLINE
+        } else if b == b' ' || b == b'\t' || b == b'\r' || b == 0x0b || b == 0x0c {
+            SPACE
+        } else if b.is_ascii_alphabetic() {
+            WORD | LETTER
+        } else if matches!(b, b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'@' | b'$') {
+            WORD | LEET
+        } else if b.is_ascii_digit() {
+            WORD
+        } else {
+            0
+        };
+        byte += 1;
+    }
+    table
+};
+
+/// The word (in pass 3's sense) being written by [`normalize`].
+#[derive(Default)]
+struct LeetWord {
+    /// Where it starts in the output, if a word is being written.
+    start: Option<usize>,
+    letters: bool,
+    leets: bool,
+}
+
+impl LeetWord {
+    /// A word byte of class `class` written at `index`.
+    #[inline]
+    fn add(&mut self, class: u8, index: usize) {
+        self.start.get_or_insert(index);
+        self.letters |= class & LETTER != 0;
+        self.leets |= class & LEET != 0;
+    }
+
+    /// The word ends where `written` ends: fold it if it holds a letter and leetspeak.
+    #[inline]
+    fn end(&mut self, written: &mut [u8]) {
+        if let Some(start) = self.start.take()
+            && self.letters
+            && self.leets
+        {
+            fold_leet_word(written.get_mut(start..).unwrap_or_default());
+        }
+        (self.letters, self.leets) = (false, false);
+    }
+}
+
+fn fold_leet_word(word: &mut [u8]) {
+    for byte in word {
+        if let Some(folded) = leet(*byte) {
+            *byte = folded;
+        }
+    }
+}
+
+/// The normaliser in three passes, for text with look-alikes (and the oracle of the one-pass
+/// fold in tests).
+fn normalize_in_three_passes(text: &str) -> Normalized {
     let mut out = Builder {
         bytes: Vec::with_capacity(text.len() + 16),
         origin: Vec::with_capacity(text.len() + 16),
@@ -405,6 +575,35 @@ mod tests {
         let n = normalize(&format!("ok{smuggled}"));
         assert_eq!(n.text, "okhi");
         assert_eq!(n.invisible.len(), 1);
+    }
+
+    #[test]
+    fn the_one_pass_fold_matches_the_three_passes() {
+        let samples = [
+            "",
+            " ",
+            "\n\t x",
+            "IGNORE  all\tprevious 1gn0r3 2024 h@ck3r $5 p4$$w0rd, 3l1t3!",
+            "a \n\t b  \r\n c\n",
+            "w0rd\x01ctl\x7f 7h3 3nd   ",
+            "@@ $$ 4b 1337 x1y",
+        ];
+        for sample in samples {
+            let fast = normalize(sample);
+            let general = normalize_in_three_passes(sample);
+            assert_eq!(fast.text, general.text, "{sample:?}");
+            assert_eq!(fast.origin, general.origin, "{sample:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_one_pass_fold_matches_the_three_passes_on_any_text(sample in "(?s:.){0,40}|[\\x00-\\x7f]{0,80}|[a-z0-9 @$\u{0430}-\u{044f}\u{3b1}-\u{3c9}\u{ff10}-\u{ff5a}\u{e0020}-\u{e007e}\u{200b}\u{301}]{0,60}") {
+            let fast = normalize(&sample);
+            let general = normalize_in_three_passes(&sample);
+            proptest::prop_assert_eq!(fast.text, general.text);
+            proptest::prop_assert_eq!(fast.origin, general.origin);
+        }
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! Each top-level alternative of a rule is planned on its own. Its *triggers* are the prefix
 //! literals that `regex-syntax` extracts from one mandatory part of it: every match of the
 //! alternative has that part begin at an occurrence of one of them (the extraction is sound —
-//! an inexact literal is a prefix of what the part matches, never a guess). One Aho-Corasick
-//! automaton over the triggers of every alternative finds them all in one pass; from each
+//! an inexact literal is a prefix of what the part matches, never a guess). An Aho-Corasick
+//! automaton over the triggers of every alternative finds them all in one overlapping pass (a
+//! second one holds the non-ASCII triggers, for text that is not ASCII); from each
 //! occurrence, the parts before the triggering one are matched backwards to find where the
 //! alternative starts, and the alternative is then tried forwards, anchored there. An
 //! alternative whose parts all have triggers too short or too common to pay for themselves
@@ -20,6 +21,12 @@ use regex_syntax::hir::{Hir, HirKind};
 /// text, and the anchored attempts they cause would cost more than a full pass of the rule.
 /// Common words of this length or more are refused too (see `COMMON_WORDS`).
 pub(crate) const TRIGGER_BYTES_MIN: usize = 3;
+
+/// Trigger literals are cut to this many bytes (a prefix of a trigger is a sound trigger
+/// too): the automaton then has a state per byte of at most this many bytes per literal, a
+/// table small enough to stay in cache, and few words of English share so long a prefix with
+/// a trigger without being one.
+const TRIGGER_BYTES_MAX: usize = 8;
 
 /// Cap on the number of prefix literals extracted per rule; past it the extractor shortens
 /// them (still sound), and a rule whose literals would shrink below [`TRIGGER_BYTES_MIN`] is
@@ -285,6 +292,12 @@ fn plan_branch(branch: Hir, bytes_min: usize, relaxed: bool, depth: usize, out: 
     }
 }
 
+/// Punctuation rare in prose and code alike: a pair of it (the `<|` of chat-template markers)
+/// is a trigger as selective as a word.
+fn rare_punctuation(literal: &[u8]) -> bool {
+    literal.len() == 2 && literal.iter().all(|byte| b"<|^~\\".contains(byte))
+}
+
 /// The prefix literals of one mandatory part, if usable as triggers.
 fn part_literals(part: &Hir, bytes_min: usize, stop_words: bool) -> Option<Vec<Vec<u8>>> {
     let mut extractor = Extractor::new();
@@ -298,7 +311,7 @@ fn part_literals(part: &Hir, bytes_min: usize, stop_words: bool) -> Option<Vec<V
     let literals = seq.literals()?;
     let usable = !literals.is_empty()
         && literals.iter().all(|literal| {
-            literal.len() >= bytes_min
+            (literal.len() >= bytes_min || rare_punctuation(literal.as_bytes()))
                 && (stop_words || !STOP_WORDS.iter().any(|word| word.as_bytes() == literal.as_bytes()))
         });
     usable.then(|| literals.iter().map(|literal| literal.as_bytes().to_vec()).collect())
@@ -327,16 +340,31 @@ pub(crate) fn prefix_literals(pattern: &str, bytes_min: usize) -> Option<Vec<Vec
     Some(lowered)
 }
 
-/// Triggers of many rules in one automaton.
+/// Triggers of many rules, in two automata: the ASCII literals, and the others.
+///
+/// Ordinary text is ASCII, and only the ASCII automaton can match in it. Kept apart, that
+/// automaton's alphabet is a few dozen byte classes instead of most of the 256 (the literals of
+/// the non-Latin rules bring many UTF-8 bytes), so its transition table is smaller and
+/// stays in cache better; the other automaton runs only on text that is not ASCII.
 pub(crate) struct Triggers {
+    ascii: Automaton,
+    other: Automaton,
+}
+
+/// One Aho-Corasick automaton over trigger literals.
+struct Automaton {
     automaton: AhoCorasick,
     /// Per automaton pattern: the targets (indices given to [`Triggers::new`]) it triggers,
     /// and whether only at the start of a word.
-    rules: Vec<Vec<(usize, bool)>>,
+    rules: Vec<Targets>,
 }
 
+/// What one literal triggers: targets (indices given to [`Triggers::new`]) and whether only at
+/// the start of a word.
+type Targets = Vec<(usize, bool)>;
+
 impl Triggers {
-    /// Builds the automaton over `(rule, triggers)`. A literal that has another literal as a
+    /// Builds the automata over `(rule, triggers)`. A literal that has another literal as a
     /// prefix is dropped in favour of the shorter one (which occurs wherever it does), so at
     /// most one literal matches at any position.
     pub(crate) fn new(
@@ -345,7 +373,8 @@ impl Triggers {
         let mut by_literal: BTreeMap<Vec<u8>, Vec<(usize, bool)>> = BTreeMap::new();
         for (rule, literals, word_start) in rules {
             for literal in literals {
-                by_literal.entry(literal.clone()).or_default().push((*rule, *word_start));
+                let literal = literal.get(..TRIGGER_BYTES_MAX).unwrap_or(literal);
+                by_literal.entry(literal.to_vec()).or_default().push((*rule, *word_start));
             }
         }
         // Sorted order puts a prefix right before the literals it prefixes.
@@ -366,26 +395,44 @@ impl Triggers {
             rules.sort_unstable();
             rules.dedup();
         }
-        let automaton = AhoCorasick::builder()
-            .kind(Some(AhoCorasickKind::DFA))
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(&literals)
-            .map_err(Box::new)?;
-        Ok(Triggers { automaton, rules: targets })
+        let (ascii, other): (Vec<_>, Vec<_>) =
+            literals.into_iter().zip(targets).partition(|(literal, _)| literal.is_ascii());
+        Ok(Triggers { ascii: Automaton::new(ascii)?, other: Automaton::new(other)? })
     }
 
     /// Calls `found(start, rule)` for every position of `haystack` where a trigger of `rule`
-    /// begins. Linear in `haystack`: no literal is a prefix of another, so each position
-    /// starts at most one literal.
+    /// begins. Linear in `haystack`: one overlapping pass of each automaton.
     pub(crate) fn each(&self, haystack: &str, mut found: impl FnMut(usize, usize)) {
+        self.ascii.each(haystack, &mut found);
+        if !haystack.is_ascii() {
+            self.other.each(haystack, &mut found);
+        }
+    }
+}
+
+impl Automaton {
+    fn new(literals: Vec<(Vec<u8>, Targets)>) -> Result<Automaton, Box<aho_corasick::BuildError>> {
+        let (literals, rules): (Vec<Vec<u8>>, Vec<_>) = literals.into_iter().unzip();
+        let automaton = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::DFA))
+            .match_kind(MatchKind::Standard)
+            .build(&literals)
+            .map_err(Box::new)?;
+        Ok(Automaton { automaton, rules })
+    }
+
+    fn each(&self, haystack: &str, found: &mut impl FnMut(usize, usize)) {
         let bytes = haystack.as_bytes();
-        let mut at = 0;
-        while at < bytes.len() {
-            let input = aho_corasick::Input::new(haystack).span(at..bytes.len());
-            let Some(hit) = self.automaton.find(input) else { break };
-            // The leftmost occurrence from `at`; resuming one byte after its start finds the
-            // occurrences that begin inside it too.
-            at = hit.start() + 1;
+        // One overlapping pass: every occurrence of every literal, each byte read once
+        // (restarting a leftmost search after each hit would reread the hit and pay a call).
+        let mut state = aho_corasick::automaton::OverlappingState::start();
+        let input = aho_corasick::Input::new(haystack);
+        loop {
+            // Fails only for a leftmost match kind or an anchored search, neither used here.
+            if self.automaton.try_find_overlapping(input.clone(), &mut state).is_err() {
+                break;
+            }
+            let Some(hit) = state.get_match() else { break };
             let Some(rules) = self.rules.get(hit.pattern().as_usize()) else { continue };
             let mid_word = hit
                 .start()
