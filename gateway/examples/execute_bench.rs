@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 use events::{KeyPair, TaskSpec};
 use gateway::{AuthConfig, GatewayConfig, VerifyingKey};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SECRET: &[u8] = b"benchmark secret, benchmark secret";
 
 struct Level {

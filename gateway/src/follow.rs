@@ -2,8 +2,11 @@
 //! requests waiting on a task (sync execute, streams), so waiting costs no polling.
 //!
 //! A waiter registers for a task id and gets a [`TaskWatch`]: a `watch` channel of the task's
-//! latest stream version seen. It then reads the task's stream itself (`read_stream`), so the
-//! log stays the only source of truth and a missed wake-up costs at most [`WAIT_POLL_MS`].
+//! latest stream version seen, and whether a final event (completed, failed, rejected,
+//! cancelled) was among them. It then reads the task's stream itself (`read_stream`), so the
+//! log stays the only source of truth and a missed wake-up costs at most [`WAIT_POLL_MS`]. A
+//! synchronous execute waits for the final event only: one read of the stream when the task
+//! ends instead of one per phase.
 //!
 //! The subscription is durable by contract; the gateway does not need that (it starts at the
 //! end, and waiters re-read the streams), so it acknowledges in batches, largest position
@@ -21,15 +24,27 @@ use tokio::task::JoinHandle;
 use crate::config::WAIT_POLL_MS;
 
 /// Deliveries acknowledged together.
-const ACK_BATCH_COUNT_MAX: usize = 64;
+const ACK_BATCH_COUNT_MAX: usize = 512;
 
 /// How long delivered positions wait for their batch before they are acknowledged anyway.
-const ACK_BATCH_WAIT_MS: u64 = 200;
+const ACK_BATCH_WAIT_MS: u64 = 500;
 
 /// How long the follower waits before reopening its subscription after a log error.
 const RESUBSCRIBE_DELAY_MS: u64 = 1_000;
 
-type Watchers = Mutex<HashMap<TaskId, watch::Sender<Version>>>;
+/// The event types that end a task.
+const FINAL_EVENT_TYPES: [&str; 4] = ["task_completed", "task_failed", "task_rejected", "task_cancelled"];
+
+/// What the follower has seen of one task.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Seen {
+    /// The latest stream version seen.
+    version: Version,
+    /// Whether a final event was seen.
+    ended: bool,
+}
+
+type Watchers = Mutex<HashMap<TaskId, watch::Sender<Seen>>>;
 
 /// The registry of waiters and the task that feeds it.
 #[derive(Debug)]
@@ -56,7 +71,8 @@ impl Follower {
     /// Registers interest in a task: the watch changes whenever an event of the task is seen.
     pub(crate) fn watch(&self, task_id: TaskId) -> TaskWatch {
         let mut watchers = self.watchers.lock().unwrap_or_else(|poison| poison.into_inner());
-        let receiver = watchers.entry(task_id).or_insert_with(|| watch::channel(0).0).subscribe();
+        let receiver =
+            watchers.entry(task_id).or_insert_with(|| watch::channel(Seen::default()).0).subscribe();
         TaskWatch { task_id, receiver, watchers: Arc::downgrade(&self.watchers) }
     }
 }
@@ -65,7 +81,7 @@ impl Follower {
 #[derive(Debug)]
 pub(crate) struct TaskWatch {
     task_id: TaskId,
-    receiver: watch::Receiver<Version>,
+    receiver: watch::Receiver<Seen>,
     watchers: Weak<Watchers>,
 }
 
@@ -75,6 +91,19 @@ impl TaskWatch {
         let poll = tokio::time::Instant::now() + Duration::from_millis(WAIT_POLL_MS);
         let until = poll.min(deadline);
         let _ = tokio::time::timeout_at(until, self.receiver.changed()).await;
+    }
+
+    /// Waits until a final event of the task is seen, or [`WAIT_POLL_MS`] passes, or
+    /// `deadline`. Returns at once when one was seen already.
+    pub(crate) async fn ended(&mut self, deadline: tokio::time::Instant) {
+        let poll = tokio::time::Instant::now() + Duration::from_millis(WAIT_POLL_MS);
+        let until = poll.min(deadline);
+        let _ = tokio::time::timeout_at(until, self.receiver.wait_for(|seen| seen.ended)).await;
+    }
+
+    /// Whether a final event of the task was seen.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.receiver.borrow().ended
     }
 
     /// Marks everything seen so far as seen: call before reading the stream.
@@ -119,9 +148,11 @@ async fn follow(log: Arc<dyn EventLog>, name: String, watchers: Weak<Watchers>) 
                     if let Ok(task_id) = TaskId::from_str(event.stream_id.entity_id()) {
                         let watchers = watchers.lock().unwrap_or_else(|poison| poison.into_inner());
                         if let Some(sender) = watchers.get(&task_id) {
+                            let ended = FINAL_EVENT_TYPES.contains(&event.event_type.as_str());
                             sender.send_if_modified(|seen| {
-                                let newer = event.version > *seen;
-                                *seen = (*seen).max(event.version);
+                                let newer = event.version > seen.version || (ended && !seen.ended);
+                                seen.version = seen.version.max(event.version);
+                                seen.ended |= ended;
                                 newer
                             });
                         }

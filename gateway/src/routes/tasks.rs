@@ -28,6 +28,10 @@ use crate::webhooks;
 /// phases append quickly one after another; past this the client is told to retry).
 const CANCEL_ATTEMPT_COUNT_MAX: usize = 20;
 
+/// How long a synchronous wait pauses before reading a task again whose final event was seen
+/// but whose fold is not final.
+const ENDED_REREAD_MS: u64 = 100;
+
 /// The longest cancel reason, in bytes.
 pub const CANCEL_REASON_BYTES_MAX: usize = 1_024;
 
@@ -94,7 +98,7 @@ pub(crate) async fn wait_final(
     let mut watch = state.follower.watch(task_id);
     let mut task = TrackedTask::new(task_id);
     loop {
-        watch.mark_seen();
+        let ended_before_read = watch.has_ended();
         task.catch_up(state.log.as_ref(), usize::MAX).await?;
         if task.state.status.is_final() {
             return Ok(Some(task));
@@ -102,7 +106,17 @@ pub(crate) async fn wait_final(
         if tokio::time::Instant::now() >= deadline {
             return Ok(None);
         }
-        watch.changed(deadline).await;
+        if ended_before_read {
+            // Seen ended, yet the fold is not final (an event it refused): read again later,
+            // never in a busy loop.
+            tokio::time::sleep(
+                Duration::from_millis(ENDED_REREAD_MS).min(deadline - tokio::time::Instant::now()),
+            )
+            .await;
+            continue;
+        }
+        // Only the end matters here: one read when it comes, not one per phase.
+        watch.ended(deadline).await;
     }
 }
 
