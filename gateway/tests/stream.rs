@@ -155,3 +155,55 @@ async fn streams_of_tasks_one_cannot_read_are_404() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_websocket_client_that_stops_reading_is_dropped_as_a_slow_consumer() {
+    use events::task::ProgressReported;
+    use events::{AgentId, DomainEvent, EventId, EventLog, ExpectedVersion, Metadata, StreamId, TaskEvent};
+    let gw = TestGateway::start().await;
+    let _driver = Driver::start(gw.log.clone()).await;
+    let producer = token("p", &["producer"]);
+    let id = gw.submit(&producer, json!({"capability": "slow", "description": "never ends"})).await;
+    gw.wait_for_event(&id, "execution_started").await;
+    // Connected, then never read again: the socket buffers fill and the server's sends stall.
+    let mut socket = connect(&gw, &id, &producer).await;
+    let stream = StreamId::new(format!("task-{id}")).unwrap();
+    let message = "x".repeat(256 * 1024);
+    for _ in 0..80 {
+        let progress = TaskEvent::ProgressReported(ProgressReported {
+            agent_id: AgentId::new("echo").unwrap(),
+            attempt: 1,
+            percent: None,
+            message: message.clone(),
+        });
+        let event = progress.to_new_event(EventId::new(), Metadata::now("test")).unwrap();
+        gw.log.append(&stream, ExpectedVersion::Any, vec![event]).await.unwrap();
+    }
+    // The stalled stream is dropped and counted, not kept with its buffers forever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let metrics = gw.get("/metrics", &gw.admin).await.text().await.unwrap();
+        if metrics.contains("pantheon_gateway_streams_dropped_slow_total 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the slow consumer was never dropped:\n{metrics}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // What the client still reads ends: a close frame if it fitted, else the connection's end.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the dropped stream ends");
+    if let Some((code, reason)) = ended {
+        assert_eq!((code, reason.as_str()), (1008, "slow consumer"));
+    }
+}
