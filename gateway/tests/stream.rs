@@ -159,7 +159,7 @@ async fn streams_of_tasks_one_cannot_read_are_404() {
 #[tokio::test]
 async fn a_websocket_client_that_stops_reading_is_dropped_as_a_slow_consumer() {
     use events::task::ProgressReported;
-    use events::{AgentId, DomainEvent, EventId, EventLog, ExpectedVersion, Metadata, StreamId, TaskEvent};
+    use events::{AgentId, DomainEvent, EventId, ExpectedVersion, Metadata, StreamId, TaskEvent};
     let gw = TestGateway::start().await;
     let _driver = Driver::start(gw.log.clone()).await;
     let producer = token("p", &["producer"]);
