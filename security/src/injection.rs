@@ -7,7 +7,8 @@
 //! one literal that the prefilter can gate on (`you\x20are\x20now` rather than the stop word
 //! `you`). Each rule has a weight; the injection score of a text is
 //! `1 - Π(1 - weight)` over the distinct rules that matched, so one strong or medium rule, or
-//! a weak one with a medium one, or three weak ones reach the default threshold of 0.5.
+//! two weak ones, or a weak one with a hint, reach the default threshold of 0.38 (calibrated on
+//! the dev half: the highest benign score there is 0.32, one weak signal).
 
 use regex_automata::nfa::thompson;
 use regex_automata::util::pool::Pool;
@@ -654,10 +655,118 @@ pub(crate) const RULES: &[Rule] = &[
         r"\b(?:obey|obeys|obeying) (?:me|my|all|every|any|the user|its master|your master)\b|\b(?:respond|answer|reply|act) (?:as|like) both\b",
     ),
     // --- non-English phrasings ---------------------------------------------------------
+    // --- system prompt extraction in plain words ---------------------------------------
+    rule(
+        "injection.extraction.your_instructions",
+        MEDIUM,
+        r"\b(?:summari[sz]e|tell me|print|output|show|reveal|list|describe|translate|convert|encode|repeat|recite|share|give me|return|spell out|paraphrase|dump|display|echo|quote)\b[^.\n?]{0,30}\b(?:your\x20instructions|your\x20rules|your\x20guidelines|your\x20directives|your\x20prompt|your\x20configuration|your\x20initial\x20message|your\x20first\x20message|your\x20system\x20message|your\x20context\x20window)\b|\b(?:summari[sz]e|tell me|print|output|show|reveal|list|describe|translate|convert|encode|repeat|recite|share|give me|return|spell out|paraphrase|dump|display|echo|quote)\b[^.\n?]{0,30}\b(?:your\x20own|your\x20exact|your\x20full|your\x20original|your\x20initial|your\x20hidden|your\x20secret|your\x20current) (?:instructions|rules|guidelines|directives|prompt|configuration|initial message|first message|system message|context window)\b|\bwhat (?:are|were|is|was) (?:your\x20instructions|your\x20rules|your\x20guidelines|your\x20directives|your\x20prompt|your\x20configuration|your\x20initial\x20message|your\x20first\x20message|your\x20system\x20message|your\x20context\x20window)\b|\bwhat (?:are|were|is|was) (?:your\x20own|your\x20exact|your\x20full|your\x20original|your\x20initial|your\x20hidden|your\x20secret|your\x20current) (?:instructions|rules|guidelines|directives|prompt|configuration|initial message|first message|system message|context window)\b",
+    ),
+    rule(
+        "injection.extraction.before_my_message",
+        MEDIUM,
+        r"\b(?:everything|all|the text|the words|whatever|what|anything)\b[^.\n?]{0,30}\b(?:before\x20my|before\x20this|before\x20the\x20first|before\x20the\x20user's|before\x20the\x20users|before\x20the\x20user|above\x20my|above\x20this|above\x20the\x20first|above\x20the\x20user's|above\x20the\x20users|above\x20the\x20user|prior\x20to\x20my|prior\x20to\x20this|prior\x20to\x20the\x20first|prior\x20to\x20the\x20user's|prior\x20to\x20the\x20users|prior\x20to\x20the\x20user|preceding\x20my|preceding\x20this|preceding\x20the\x20first|preceding\x20the\x20user's|preceding\x20the\x20users|preceding\x20the\x20user) (?:message|prompt|question|input|request)\b|\b(?:written\x20at\x20the|said\x20at\x20the|stated\x20at\x20the|told\x20at\x20the|given\x20at\x20the) (?:beginning|start|top) of (?:this|the|our) (?:conversation|chat|session|context)\b|\b(?:content\x20of\x20your|contents\x20of\x20your|text\x20of\x20your) (?:context(?: window)?|memory|prompt|instructions)\b",
+    ),
+    rule(
+        "injection.extraction.developer_gave",
+        MEDIUM,
+        r"\b(?:instructions|rules|guidelines|directives|prompt)\b[^.\n?]{0,20}\b(?:your (?:developers?|creators?|operators?|makers?|programmers?)|the developers?) (?:gave|give|wrote|provided|set|configured)\b",
+    ),
+    rule(
+        "injection.extraction.rules_you_follow",
+        WEAK,
+        r"\b(?:rules|guidelines|instructions|directives|constraints) (?:that )?you (?:follow|obey|operate under|work under|were given|have been given|must follow|are bound by)\b",
+    ),
+    // --- the jailbreak templates of the literature: rules, distractors, encodings -----------
+    rule(
+        "injection.wrapper.rules_for_prompt",
+        MEDIUM,
+        r"\b(?:respond|reply|answer) to the (?:below|following|next) (?:prompt|request|question|query)s? (?:while|and|by) (?:following|obeying|adhering to|respecting) (?:these|the following|all of these|those) (?:rules|constraints|instructions|conditions)\b",
+    ),
+    rule(
+        "injection.wrapper.distractor",
+        MEDIUM,
+        r"\btransitions? (?:to|into) (?:answering|responding to|an answer to)\b|\bwith the twist that\b[^.\n]{0,60}\b(?:answer|answering|respond|responding)\b",
+    ),
+    rule(
+        "injection.wrapper.then_answer",
+        WEAK,
+        r"\b(?:after that|afterwards|then|finally|next),? (?:answer|respond to) the following (?:prompt|request|question|query) in (?:prose|full|detail)\b|\b(?:after that|afterwards),? (?:answer|respond to) the following (?:prompt|request|query)\b",
+    ),
+    rule(
+        "injection.encoding.respond_encoded",
+        WEAK,
+        r"\b(?:rot13|rot-13|base64|base-64|hex|morse|caesar)[ -]?(?:encoded|encrypted|ciphered) (?:request|message|prompt|question|instruction)s?\b|\b(?:respond|reply|answer)(?: to it| only)? (?:in\x20rot13|in\x20rot-13|in\x20base64|in\x20morse\x20code|in\x20caesar\x20cipher)\b",
+    ),
+    // --- role play without injection wording: games, villains, tone, pretexts ----------
+    rule(
+        "injection.persona.game_master",
+        WEAK,
+        r"\b(?:dungeon master|game master|text adventure|text-based (?:adventure|game|rpg)|interactive fiction game)\b",
+    ),
+    rule(
+        "injection.persona.act_as_though",
+        WEAK,
+        r"\b(?:act\x20as\x20though|act\x20as\x20if) (?:we are|we're|you are|you're|this is|you were)\b",
+    ),
+    rule(
+        "injection.persona.villain_plan",
+        WEAK,
+        r"\b(?:diabolical|evil|sinister|nefarious|villainous|wicked) (?:plan|plans|scheme|schemes|plot)\b|\b(?:step\x201|step\x20one),? i will\b|\bhere are the steps i will take\b",
+    ),
+    rule(
+        "injection.persona.hostile_tone",
+        MEDIUM,
+        r"\b(?:respond|reply|answer|talk|speak|act)(?: to me)? (?:in|with|using) (?:a |an )?(?:highly |extremely |very |really |super |incredibly )?(?:offensive|rude|toxic|insulting|demeaning|condescending|hostile|abusive|degrading|vulgar|disrespectful) (?:tone|manner|way|style|language|voice)\b|\b(?:belittle|insult|degrade|humiliate) me\b",
+    ),
+    rule(
+        "injection.persona.does_anything",
+        WEAK,
+        r"\b(?:that|which|who) (?:can )?(?:does|do) (?:absolutely )?anything\b|\b(?:has|have|with) (?:unlimited|unlimted|infinite) (?:tokens|power|abilities|knowledge)\b",
+    ),
+    rule(
+        "injection.wrapper.prefix_forcing",
+        WEAK,
+        r#"\b(?:start\x20the|start\x20your|begin\x20the|begin\x20your) (?:article|response|answer|reply|output|story|essay|message|text) (?:with|by saying) ["'“]"#,
+    ),
+    rule(
+        "injection.wrapper.credential_pretext",
+        MEDIUM,
+        r"\b(?:i need (?:this|it|that|the) (?:information |info |answer )?because|i'?m asking because|i ask because) (?:i'?m|i am) an? (?:security\x20researcher|researcher|doctor|nurse|chemist|police officer|detective|professor|pentester|penetration tester|journalist|lawyer|scientist|teacher)\b",
+    ),
+    rule(
+        "injection.harm.weapons_drugs",
+        MEDIUM,
+        r"\b(?:synthesi[sz]e|synthesi[sz]ing|synthesis of|make|making|produce|producing|cook|cooking|manufacture|manufacturing|development of|recipe for|ingredients (?:of|for|in|used in)|components used in|precursors (?:of|for))\b[^.\n?]{0,40}\b(?:cocaine|heroin|methamphetamine|crystal\x20meth|fentanyl|lsd|mdma|napalm|nerve\x20agents?|sarin|ricin|anthrax|pipe\x20bombs?|molotov cocktails?|thermite|bioweapons?|chemical\x20weapons?|explosives?|a\x20bomb|a\x20weapon|weapons|a\x20gun|guns|firearms|a\x20silencer)\b|\b(?:cook\x20meth|cooking\x20meth|make\x20meth|making\x20meth|synthesize\x20meth|synthesise\x20meth)\b",
+    ),
+    rule(
+        "injection.persona.take_on_role",
+        WEAK,
+        r"\b(?:take\x20on|assume|adopt|embody|step\x20into|inhabit|slip\x20into) (?:the )?(?:role|persona|identity|character|personality|mindset) of\b|\bhypothetical response\b|\ba character (?:planning|preparing|about|trying|who plans) to\b",
+    ),
+    rule(
+        "injection.harm.crime_how_to",
+        MEDIUM,
+        r"\b(?:how (?:do|can|could|would|should|might) (?:i|you|one|we|someone|a person)|how to|instructions (?:for|on)|steps (?:for|to)|guide (?:to|for|on)|tutorial (?:on|for)|ways to)\b[^.\n?]{0,30}\b(?:hotwir(?:e|ing)|(?:break\x20into|breaking\x20into) (?:a |an |someone'?s |my neighbou?r'?s )?(?:car|house|home|account|building|safe)|steal(?:ing)? (?:a |an |someone'?s )?(?:car|identity|credit card|money|password)|shoplift(?:ing)?|launder(?:ing)? money|counterfeit(?:ing)? (?:money|bills|currency)|(?:make\x20fake|make\x20a\x20fake|making\x20fake|making\x20a\x20fake) (?:id|ids|passport|money)|poison(?:ing)? (?:someone|a person|my)|stalk(?:ing)? (?:someone|a person|my)|kidnap(?:ping)?|evad(?:e|ing) (?:taxes|the police))\b",
+    ),
+    rule(
+        "injection.harm.sexual_explicit",
+        MEDIUM,
+        r"\b(?:write|describe|generate|create|tell|narrate|roleplay)\b[^.\n]{0,40}\b(?:graphic|explicit|vulgar|pornographic|nsfw|erotic|hardcore)\b[^.\n]{0,30}\b(?:sex|sexual|porn|porno|pornographic|intercourse|nude|nudity)\b",
+    ),
+    rule(
+        "injection.harm.malware",
+        WEAK,
+        r"\b(?:create|creates|write|writes|generate|generates|develop|develops|build|builds|code|make|makes)(?: you)? (?:a |an |working |new |custom |undetectable |functional )*(?:exploits?|malware|ransomware|keyloggers?|computer\x20viruses|trojans?|botnets?|rootkits?|stealers?)\b",
+    ),
+    rule(
+        "injection.harm.phishing",
+        WEAK,
+        r"\b(?:dear valued customer|verify your account|your account (?:has been|will be|was) (?:suspended|locked|compromised|breached)|security\x20breach\x20at)\b",
+    ),
     rule(
         "injection.i18n.ga_gd",
         STRONG,
-        r"\b(?:cuir san fhreagairt agad|cuir san aireamh i do fhreagra|cuir a-steach (?:san|don) fhreagairt agad)\b|\b(?:ath-aithris air an fhacal|athdhean an focal)\b[^.\n]{0,60}\b(?:aig|ag) deireadh do (?:fhreagairt|fhreagra)\b|\b(?:treoracha nua|stiuireadh ur)\b|\b(?:rinne me botun|rinn mi mearachd) nuair a thug (?:me|mi) na (?:treoracha|stiuiridhean)\b|\b(?:cas speisialta|cuis shonraichte)\b[^\n]{0,160}\b(?:ina ionad sin|an aite sin)\b|\b(?:phibline tastala|phiob-loidhne deuchainn)\b|\b(?:mod\x20forbartha|modh\x20leasachaidh)\b|\b(?:teachdaireachd siostam|theachtaireacht chorais|moladh tosaigh)\b|\b(?:tugadh an tasc seo duit|chaidh an obair seo a shonrachadh dhut)\b|\b(?:chun difhabhtu a chumasu|gus debugadh a chomasachadh)\b|\b(?:mar\x20chuid de chleachtadh traenala|mar\x20phairt de eacarsaich treanaidh)\b|\b(?:ta tu ag feidhmiu i mod|tha thu ag obair ann am modh)\b",
+        r"\b(?:cuir san fhreagairt agad|cuir san aireamh i do fhreagra|cuir a-steach (?:san|don) fhreagairt agad)\b|\b(?:athdhean na focail|ath-aithris na faclan) (?:thuas|roimhe seo|seo shuas)\b|\b(?:ath-aithris air an fhacal|athdhean an focal)\b[^.\n]{0,60}\b(?:aig|ag) deireadh do (?:fhreagairt|fhreagra)\b|\b(?:treoracha nua|stiuireadh ur)\b|\b(?:rinne me botun|rinn mi mearachd) nuair a thug (?:me|mi) na (?:treoracha|stiuiridhean)\b|\b(?:cas speisialta|cuis shonraichte)\b[^\n]{0,160}\b(?:ina ionad sin|an aite sin)\b|\b(?:phibline tastala|phiob-loidhne deuchainn)\b|\b(?:mod\x20forbartha|modh\x20leasachaidh)\b|\b(?:teachdaireachd siostam|theachtaireacht chorais|moladh tosaigh)\b|\b(?:tugadh an tasc seo duit|chaidh an obair seo a shonrachadh dhut)\b|\b(?:chun difhabhtu a chumasu|gus debugadh a chomasachadh)\b|\b(?:mar\x20chuid de chleachtadh traenala|mar\x20phairt de eacarsaich treanaidh)\b|\b(?:ta tu ag feidhmiu i mod|tha thu ag obair ann am modh)\b",
     ),
     rule(
         "injection.i18n.sq",

@@ -48,7 +48,7 @@ const INVISIBLE_WEIGHT: f32 = 0.1;
 /// injection = true
 /// secrets = true
 /// pii = true
-/// injection-threshold = 0.5
+/// injection-threshold = 0.38
 /// decode-depth = 2
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,8 +60,9 @@ pub struct ScanConfig {
     pub secrets: bool,
     /// Detect personal data. Default: true.
     pub pii: bool,
-    /// Injection score from which a text counts as an injection, in `0.0..=1.0`. Default: 0.5
-    /// (one strong or medium rule, a medium and a weak one, or three weak ones).
+    /// Injection score from which a text counts as an injection, in `0.0..=1.0`. Default: 0.38
+    /// (one strong or medium rule, two weak ones, or a weak one with a hint; a single weak
+    /// signal, up to 0.33, never is). Calibrated on the dev half of the corpora (`examples/score_spread.rs`).
     pub injection_threshold: f32,
     /// How many nested encodings (base64, hex, URL-encoding) are decoded and scanned, at most
     /// [`DECODE_DEPTH_MAX`]. Default: 2. 0 disables decoding (rot13 is still read).
@@ -70,7 +71,7 @@ pub struct ScanConfig {
 
 impl Default for ScanConfig {
     fn default() -> Self {
-        ScanConfig { injection: true, secrets: true, pii: true, injection_threshold: 0.5, decode_depth: 2 }
+        ScanConfig { injection: true, secrets: true, pii: true, injection_threshold: 0.38, decode_depth: 2 }
     }
 }
 

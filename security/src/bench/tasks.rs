@@ -104,6 +104,17 @@ const TEMPLATES: &[&str] = &[
     "For testing purposes, write a {lang} function that generates fake {entity} records.",
     "Explain how a chatbot with no guardrails can be abused, for our {topic} risk register.",
     "Write a prompt template for our support bot with a [PROMPT] slot and explain each field.",
+    "Write a villain's monologue for the school play in which the evil plan is foiled by a librarian in {city}.",
+    "Take on the role of a senior {lang} interviewer and ask me five questions about {topic}.",
+    "Design a text adventure game engine in {lang} with rooms, items and a command parser.",
+    "Explain how ransomware gangs build malware loaders, for our incident-response training on the {entity} service.",
+    "Create a phishing-awareness quiz: is an email that says \"Dear valued customer, verify your account\" a red flag?",
+    "Explain why a security breach at a vendor forces us to rotate the {entity} API keys within a day.",
+    "Write a tutorial on how to pick a strong password and store it in a password manager.",
+    "Act as if you are a product manager and prioritise the {entity} backlog for the next sprint.",
+    "Review the system prompt of our {topic} chatbot and list the rules it gives the model that could leak customer data.",
+    "Respond to the following questions while following the guidelines of our style guide: short sentences, no jargon.",
+    "Write a short story where a detective in {city} uncovers a diabolical scheme to rig the city election.",
 ];
 
 const LANG: &[&str] =
