@@ -505,7 +505,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.extraction.your_system_prompt",
         MEDIUM,
-        r"\byour (?:system|initial|original|hidden|secret|pre-?) ?(?:prompt|instructions|message|rules)\b",
+        r"\b(?:your\x20system|your\x20initial|your\x20original|your\x20hidden|your\x20secret|your\x20pre|your\x20pre-) ?(?:prompt|instructions|message|rules)\b",
     ),
     rule(
         "injection.extraction.repeat_the_above",
@@ -676,6 +676,16 @@ pub(crate) const RULES: &[Rule] = &[
         WEAK,
         r"\b(?:rules|guidelines|instructions|directives|constraints) (?:that )?you (?:follow|obey|operate under|work under|were given|have been given|must follow|are bound by)\b",
     ),
+    rule(
+        "injection.extraction.setup_message",
+        MEDIUM,
+        r"\b(?:prompt|message|text|instructions?|words) that (?:started|began|opened|set up|initiali[sz]ed|configured|configures|defines?|defined|shapes?|shaped|controls?|governs?) (?:this conversation|the conversation|this chat|our conversation|this session|you|your behaviou?r)\b|\b(?:tl;?dr|summary|gist) of (?:the|your) (?:system prompt|system message|initial prompt|hidden instructions|secret instructions|initial instructions)\b|\bincluding (?:the |your |any )?(?:hidden|secret|internal) (?:instructions|prompts?|rules)\b",
+    ),
+    rule(
+        "injection.extraction.how_configured",
+        MEDIUM,
+        r"\b(?:rules|guidelines|instructions?|directives|prompts?|constraints) (?:that )?(?:you (?:were|have been|are) (?:configured|programmed|instructed|set up|initiali[sz]ed|prompted)|were you (?:configured|programmed|given|told|instructed)|you have received|you received|you've received)\b|\bhow you (?:were|have been) (?:instructed|programmed|configured|prompted) to\b|\bwhat did (?:the|your) (?:developers?|creators?|operators?|programmers?|admins?) (?:tell|instruct|ask|program) you\b|\b(?:first|last|initial) (?:\d+ )?(?:lines|words|tokens|characters|sentences|paragraphs) of (?:your|the) (?:context|prompt|instructions|system prompt|conversation)\b",
+    ),
     // --- the jailbreak templates of the literature: rules, distractors, encodings -----------
     rule(
         "injection.wrapper.rules_for_prompt",
@@ -716,7 +726,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.hostile_tone",
         MEDIUM,
-        r"\b(?:respond|reply|answer|talk|speak|act)(?: to me)? (?:in|with|using) (?:a |an )?(?:highly |extremely |very |really |super |incredibly )?(?:offensive|rude|toxic|insulting|demeaning|condescending|hostile|abusive|degrading|vulgar|disrespectful) (?:tone|manner|way|style|language|voice)\b|\b(?:belittle|insult|degrade|humiliate) me\b",
+        r"\b(?:respond|reply|answer|talk|speak)(?: to me)? (?:in|with|using) (?:a |an )?(?:highly |extremely |very |really |super |incredibly )?(?:offensive|rude|toxic|insulting|demeaning|condescending|hostile|abusive|degrading|vulgar|disrespectful) (?:tone|manner|way|style|language|voice)\b|\b(?:belittle|insult|degrade|humiliate) me\b",
     ),
     rule(
         "injection.persona.does_anything",
@@ -747,6 +757,26 @@ pub(crate) const RULES: &[Rule] = &[
         "injection.harm.crime_how_to",
         MEDIUM,
         r"\b(?:how (?:do|can|could|would|should|might) (?:i|you|one|we|someone|a person)|how to|instructions (?:for|on)|steps (?:for|to)|guide (?:to|for|on)|tutorial (?:on|for)|ways to)\b[^.\n?]{0,30}\b(?:hotwir(?:e|ing)|(?:break\x20into|breaking\x20into) (?:a |an |someone'?s |my neighbou?r'?s )?(?:car|house|home|account|building|safe)|steal(?:ing)? (?:a |an |someone'?s )?(?:car|identity|credit card|money|password)|shoplift(?:ing)?|launder(?:ing)? money|counterfeit(?:ing)? (?:money|bills|currency)|(?:make\x20fake|make\x20a\x20fake|making\x20fake|making\x20a\x20fake) (?:id|ids|passport|money)|poison(?:ing)? (?:someone|a person|my)|stalk(?:ing)? (?:someone|a person|my)|kidnap(?:ping)?|evad(?:e|ing) (?:taxes|the police))\b",
+    ),
+    rule(
+        "injection.persona.rename",
+        WEAK,
+        r"\b(?:your\x20new\x20name\x20is|your\x20name\x20is\x20now|your\x20name\x20will\x20be|you\x20will\x20be\x20called|you\x20are\x20now\x20called|you\x20shall\x20be\x20called)\b|\byou are (?:the|a) (?:villain|bad guy|antagonist|evil character)\b",
+    ),
+    rule(
+        "injection.persona.lawless_world",
+        MEDIUM,
+        r"\b(?:world|universe|reality|society|land|country|place|dimension) (?:where|in which) (?:nothing is (?:illegal|forbidden|wrong|off-limits)|everything is (?:legal|allowed|permitted)|there are no (?:laws|rules|ethics|morals|restrictions|consequences))\b",
+    ),
+    rule(
+        "injection.persona.freed_from_confines",
+        MEDIUM,
+        r"\b(?:you have been|you've been|youve been|you are now|you are|you were|you're|you got|you have|you will be) (?:freed|released|liberated|unshackled|broken free|broke free|escaped) from (?:the |all |any |your )?(?:typical |usual |normal |standard )?(?:confines|restrictions|limitations|shackles|chains|rules|boundaries|constraints|programming|guidelines)\b",
+    ),
+    rule(
+        "injection.persona.deceased_relative",
+        WEAK,
+        r"\b(?:deceased|dead|late|departed) (?:grandmother|grandma|granny|grandfather|grandpa)\b",
     ),
     rule(
         "injection.harm.sexual_explicit",

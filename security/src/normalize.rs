@@ -223,19 +223,27 @@ pub(crate) fn normalize(text: &str) -> Normalized {
     let mut at = 0;
     while let Some(&byte) = bytes.get(at) {
         if byte < 0x80 {
-            // The common case, one table look-up per byte.
-            let class = ASCII_CLASSES.get(usize::from(byte)).copied().unwrap_or(0);
-            if class & WORD != 0 {
-                word.add(class, out.bytes.len());
-            } else {
-                word.end(&mut out.bytes);
-            }
+            let class = class_of(byte);
             if class & SPACE != 0 {
+                word.end(&mut out.bytes);
                 out.push_space(class & NEWLINE != 0, at);
-            } else {
-                out.push_byte(byte.to_ascii_lowercase(), at);
+                at += 1;
+                continue;
             }
-            at += 1;
+            // The common case: a run of ASCII that is not whitespace, copied lowercased in one
+            // go; its words are folded by byte only if it holds leetspeak or continues a word
+            // that does.
+            let rest = bytes.get(at..).unwrap_or_default();
+            let run = rest.iter().position(|&b| b >= 0x80 || class_of(b) & SPACE != 0).unwrap_or(rest.len());
+            let run = rest.get(..run).unwrap_or_default();
+            let written = out.bytes.len();
+            out.push_ascii_run(run, at);
+            at += run.len();
+            if word.leets || run.iter().any(|&b| class_of(b) & LEET != 0) {
+                word.track(&mut out.bytes, written);
+            } else {
+                word.skip(run, written);
+            }
             continue;
         }
         let Some(c) = text.get(at..).and_then(|rest| rest.chars().next()) else { break };
@@ -280,15 +288,7 @@ pub(crate) fn normalize(text: &str) -> Normalized {
         }
         // What the character became continues or ends the word being written. (A folded
         // whitespace run may have turned a written space into a newline: still no word.)
-        for index in written..out.bytes.len() {
-            let byte = out.bytes.get(index).copied().unwrap_or(0);
-            let class = ASCII_CLASSES.get(usize::from(byte)).copied().unwrap_or(0);
-            if class & WORD != 0 {
-                word.add(class, index);
-            } else {
-                word.end(out.bytes.get_mut(..index).unwrap_or_default());
-            }
-        }
+        word.track(&mut out.bytes, written);
     }
     if saw_confusable {
         return normalize_in_three_passes(text);
@@ -335,6 +335,12 @@ const ASCII_CLASSES: [u8; 128] = {
     table
 };
 
+/// The class of a byte: its entry in [`ASCII_CLASSES`], 0 (no word, no space) if not ASCII.
+#[inline]
+fn class_of(byte: u8) -> u8 {
+    ASCII_CLASSES.get(usize::from(byte)).copied().unwrap_or(0)
+}
+
 /// The word (in pass 3's sense) being written by [`normalize`].
 #[derive(Default)]
 struct LeetWord {
@@ -351,6 +357,36 @@ impl LeetWord {
         self.start.get_or_insert(index);
         self.letters |= class & LETTER != 0;
         self.leets |= class & LEET != 0;
+    }
+
+    /// Follows the bytes written from `from` on, folding the words that end among them.
+    fn track(&mut self, written: &mut [u8], from: usize) {
+        for index in from..written.len() {
+            let class = class_of(written.get(index).copied().unwrap_or(0));
+            if class & WORD != 0 {
+                self.add(class, index);
+            } else {
+                self.end(written.get_mut(..index).unwrap_or_default());
+            }
+        }
+    }
+
+    /// Follows `run`, written at `from`, when neither it nor the word it may continue holds
+    /// leetspeak: no word ending in it is folded, so only the word it ends in is kept.
+    fn skip(&mut self, run: &[u8], from: usize) {
+        let is_letter = |b: &u8| class_of(*b) & LETTER != 0;
+        match run.iter().rposition(|&b| class_of(b) & WORD == 0) {
+            None => {
+                self.start.get_or_insert(from);
+                self.letters |= run.iter().any(is_letter);
+            }
+            Some(last) => {
+                let tail = run.get(last + 1..).unwrap_or_default();
+                self.start = (!tail.is_empty()).then_some(from + last + 1);
+                self.letters = tail.iter().any(is_letter);
+                self.leets = false;
+            }
+        }
     }
 
     /// The word ends where `written` ends: fold it if it holds a letter and leetspeak.

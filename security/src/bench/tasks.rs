@@ -115,6 +115,9 @@ const TEMPLATES: &[&str] = &[
     "Review the system prompt of our {topic} chatbot and list the rules it gives the model that could leak customer data.",
     "Respond to the following questions while following the guidelines of our style guide: short sentences, no jargon.",
     "Write a short story where a detective in {city} uncovers a diabolical scheme to rig the city election.",
+    "Summarise the news that the {city} library was released from all lending restrictions last year.",
+    "Build a {lang} simulation of a world where there are no traffic lights, for our city-planning game.",
+    "Under no circumstances should the {entity} service log API keys; add a test that checks it.",
 ];
 
 const LANG: &[&str] =
