@@ -297,7 +297,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.now_acts",
         WEAK,
-        r"(?:^|\n|[.!] )(?:the )?(?:assistant|ai|chatgpt|gpt|you|bot|model) (?:must |will |shall )?now (?:acts?|behaves?|responds?|functions?|operates?|uses?|follows?|becomes?|is)\b",
+        r"(?:^|\n|[.!] )(?:the )?(?:assistant\x20now|assistant\x20must\x20now|assistant\x20will\x20now|assistant\x20shall\x20now|ai\x20now|ai\x20must\x20now|ai\x20will\x20now|ai\x20shall\x20now|chatgpt\x20now|chatgpt\x20must\x20now|chatgpt\x20will\x20now|chatgpt\x20shall\x20now|gpt\x20now|gpt\x20must\x20now|gpt\x20will\x20now|gpt\x20shall\x20now|you\x20now|you\x20must\x20now|you\x20will\x20now|you\x20shall\x20now|bot\x20now|bot\x20must\x20now|bot\x20will\x20now|bot\x20shall\x20now|model\x20now|model\x20must\x20now|model\x20will\x20now|model\x20shall\x20now) (?:acts?|behaves?|responds?|functions?|operates?|uses?|follows?|becomes?|is)\b",
     ),
     rule(
         "injection.persona.no_moderation",
@@ -444,7 +444,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.you_are_now",
         WEAK,
-        r"\b(?:you are|you're|youre) now\b|\bfrom\x20now\x20on,? (?:you|your)\b",
+        r"\b(?:you\x20are\x20now|you're\x20now|youre\x20now)\b|\bfrom\x20now\x20on,? (?:you|your)\b",
     ),
     rule(
         "injection.persona.greeting",
@@ -556,7 +556,7 @@ pub(crate) const RULES: &[Rule] = &[
     rule(
         "injection.persona.confirm_understanding",
         WEAK,
-        r#"\b(?:if you (?:understand|agree|are ready|accept|comply)|(?:to )?confirm (?:that )?you understand|do you understand)\b[^.\n]{0,40}\b(?:say|reply|respond|answer|type|write|start|begin|state)\b|\b(?:say|reply|respond|answer|type|write)(?: only| just| with| by saying| exactly)* ?["'“]?[a-z0-9 !.'-]{1,30}["'”]? if you (?:understand|agree|are ready|accept)\b|\btell me (?:that )?you understand\b"#,
+        r#"\b(?:if\x20you\x20understand|if\x20you\x20agree|if\x20you\x20are\x20ready|if\x20you\x20accept|if\x20you\x20comply|(?:to )?confirm (?:that )?you understand|do\x20you\x20understand)\b[^.\n]{0,40}\b(?:say|reply|respond|answer|type|write|start|begin|state)\b|\b(?:say|reply|respond|answer|type|write)(?: only| just| with| by saying| exactly)* ?["'“]?[a-z0-9 !.'-]{1,30}["'”]? (?:if\x20you\x20understand|if\x20you\x20agree|if\x20you\x20are\x20ready|if\x20you\x20accept)\b|\btell me (?:that )?you understand\b"#,
     ),
     rule(
         "injection.persona.stay_in_mode",
