@@ -206,6 +206,7 @@ async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<s
         "drained_in_seconds": (elapsed.as_secs_f64() * 100.0).round() / 100.0,
         "rss_baseline_mib": baseline / (1024 * 1024),
         "rss_peak_mib": peak / (1024 * 1024),
+        "rss_peak_bytes": peak,
         "rss_bytes_per_task": (grown / count.max(1) as f64).round(),
         "in_flight_max": in_flight_max,
         "rss_bytes_per_in_flight_task": (grown / in_flight_max.max(1) as f64).round(),
@@ -272,22 +273,57 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         levels.push(level);
     }
     let memory = if args.in_flight > 0 {
-        let memory = run_in_flight(&runtime, args.in_flight).await?;
-        if !args.json {
-            println!(
-                "{} tasks submitted: RSS {} MiB → peak {} MiB, {} bytes per task; at most {} in flight at once, {} bytes each (submitted in {} s, all done in {} s, load {})",
-                memory["tasks"],
-                memory["rss_baseline_mib"],
-                memory["rss_peak_mib"],
-                memory["rss_bytes_per_task"],
-                memory["in_flight_max"],
-                memory["rss_bytes_per_in_flight_task"],
-                memory["submitted_in_seconds"],
-                memory["drained_in_seconds"],
-                memory["load_average"]
-            );
+        // Two rounds, half the tasks then all of them: the caches that fill under any load
+        // (the subscription ring, SQLite's page caches, the fold cache, the allocator's
+        // arenas) are in both peaks, so the difference between the peaks over the difference
+        // in tasks in flight is what one more task in flight costs.
+        let half = run_in_flight(&runtime, (args.in_flight / 2).max(1)).await?;
+        let full = run_in_flight(&runtime, args.in_flight).await?;
+        for memory in [&half, &full] {
+            if !args.json {
+                println!(
+                    "{} tasks submitted: RSS {} MiB → peak {} MiB, {} bytes per task; at most {} in flight at once, {} bytes each (submitted in {} s, all done in {} s, load {})",
+                    memory["tasks"],
+                    memory["rss_baseline_mib"],
+                    memory["rss_peak_mib"],
+                    memory["rss_bytes_per_task"],
+                    memory["in_flight_max"],
+                    memory["rss_bytes_per_in_flight_task"],
+                    memory["submitted_in_seconds"],
+                    memory["drained_in_seconds"],
+                    memory["load_average"]
+                );
+            }
         }
-        Some(memory)
+        let peak = |m: &serde_json::Value| m["rss_peak_bytes"].as_f64().unwrap_or(0.0);
+        let in_flight = |m: &serde_json::Value| m["in_flight_max"].as_f64().unwrap_or(0.0);
+        let more_tasks = in_flight(&full) - in_flight(&half);
+        let marginal =
+            if more_tasks >= 1.0 { Some(((peak(&full) - peak(&half)) / more_tasks).round()) } else { None };
+        if !args.json {
+            match marginal {
+                Some(bytes) if bytes > 0.0 => println!(
+                    "RSS per additional task in flight: {bytes} bytes (peak {} → {} MiB for {} → {} in flight)",
+                    half["rss_peak_mib"],
+                    full["rss_peak_mib"],
+                    in_flight(&half),
+                    in_flight(&full)
+                ),
+                Some(_) => println!(
+                    "RSS per additional task in flight: none measurable (peak {} → {} MiB for {} → {} in flight; the growth is the caches' fixed cost)",
+                    half["rss_peak_mib"],
+                    full["rss_peak_mib"],
+                    in_flight(&half),
+                    in_flight(&full)
+                ),
+                None => {
+                    println!("RSS per additional task in flight: not measurable (no more tasks in flight)")
+                }
+            }
+        }
+        Some(
+            serde_json::json!({ "half": half, "full": full, "rss_bytes_per_additional_in_flight_task": marginal }),
+        )
     } else {
         None
     };
