@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod echo;
+pub mod http;
 
 use std::sync::Arc;
 
@@ -40,6 +41,11 @@ impl AgentFailure {
         Self { cause: FailureCause::Agent, reason: reason.into() }
     }
 
+    /// The agent could not be reached: another agent may be tried.
+    pub fn transport(reason: impl Into<String>) -> Self {
+        Self { cause: FailureCause::Transport, reason: reason.into() }
+    }
+
     /// The task cannot succeed anywhere: no retry.
     pub fn task(reason: impl Into<String>) -> Self {
         Self { cause: FailureCause::Task, reason: reason.into() }
@@ -56,6 +62,12 @@ pub trait AgentEndpoint: Send + Sync + 'static {
         envelope: &SealedEnvelope,
         progress: mpsc::Sender<Progress>,
     ) -> Result<SignedResult, AgentFailure>;
+
+    /// Whether the agent runs inside this process, so that this process vouches for its
+    /// liveness with heartbeats. An agent outside sends its own.
+    fn is_hosted(&self) -> bool {
+        true
+    }
 }
 
 /// The work of an in-process agent, once its envelope is verified.

@@ -16,6 +16,15 @@
 //! capabilities = ["count-words"]
 //! command = { program = "wc", args = ["-w"], timeout-ms = 5000 }
 //!
+//! # an agent outside the process: envelopes are POSTed to `url`, results must be signed
+//! # with `public-key` (see `agents::http`)
+//! [[agents]]
+//! id = "translator"
+//! builtin = "http"
+//! capabilities = ["translate"]
+//! url = "http://10.0.0.7:9000/execute"
+//! public-key = "<64 hex digits>"
+//!
 //! [screening]
 //! description-bytes-max = 16384
 //!
@@ -130,6 +139,9 @@ pub enum Builtin {
     Echo,
     /// Runs a configured program with the task JSON on stdin and returns its stdout.
     Command,
+    /// Not built in: an agent outside the process, reached over HTTP at `url`, whose results
+    /// are signed with the key `public-key` ([`crate::agents::http`]).
+    Http,
 }
 
 /// One built-in agent.
@@ -140,7 +152,7 @@ pub struct AgentConfig {
     /// Lowercase letters, digits, `_`, `-`. Required.
     pub id: AgentId,
     /// # Built-in
-    /// `echo` or `command`. Required.
+    /// `echo`, `command`, or `http` for an agent outside the process. Required.
     pub builtin: Builtin,
     /// # Capabilities
     /// What tasks it can take. Default: its id.
@@ -154,6 +166,15 @@ pub struct AgentConfig {
     /// For `builtin = "command"`: the program to run. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandConfig>,
+    /// # URL
+    /// For `builtin = "http"`: where the executor `POST`s envelopes. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// # Public key
+    /// For `builtin = "http"`: the agent's ed25519 public key (64 hex digits), which its
+    /// passport carries and its results must be signed with. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<events::PublicKey>,
 }
 
 fn default_max_concurrency() -> u32 {
@@ -169,6 +190,8 @@ impl AgentConfig {
             capabilities: vec!["echo".into()],
             max_concurrency: default_max_concurrency(),
             command: None,
+            url: None,
+            public_key: None,
         }
     }
 

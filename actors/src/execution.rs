@@ -1,8 +1,8 @@
 //! Phase 5, execution: `envelope_sealed` → `execution_started`, `progress_reported`…, then
 //! `result_received`, `execution_failed` or `execution_timed_out`.
 //!
-//! The executor hands the sealed envelope to the agent through its transport (in-process
-//! agents today); the agent verifies the seal before working. The attempt is bounded by the
+//! The executor hands the sealed envelope to the agent through its transport (in-process, or
+//! HTTP for agents outside the process); the agent verifies the seal before working. The attempt is bounded by the
 //! envelope's expiry (the task's deadline) and by the agent's maximum concurrency in this
 //! process. While it runs, the executor records the agent's progress and watches the task: a
 //! cancellation abandons the attempt. The input stays unacknowledged until the outcome is in
@@ -112,9 +112,10 @@ impl Phase for Execution {
         let sealed = sealed.envelope;
         let agent_id = sealed.envelope.agent_id.clone();
         let Some(endpoint) = ctx.agents.get(&agent_id).cloned() else {
-            // Not hosted here: NATS and HTTP transports are not built yet.
+            // Neither hosted nor configured here (another process's agent, or one reached over
+            // NATS, a transport not built yet).
             let reason = format!(
-                "agent {agent_id} is not reachable from this process (only in-process agents are supported)"
+                "agent {agent_id} is not reachable from this process (it hosts or calls over HTTP only the agents of its configuration)"
             );
             return decide_and_append(ctx, input, self.name(), |loaded| {
                 if !same_attempt(loaded, &sealed)

@@ -33,7 +33,8 @@ pub(crate) fn beat_id(agent: &AgentId, at_ms: i64) -> EventId {
 /// counting beats of this interval it held already). Stops at the first log failure.
 pub(crate) async fn beat_all(ctx: &Ctx) -> Result<usize> {
     let mut written = 0;
-    let mut agents: Vec<&AgentId> = ctx.agents.keys().collect();
+    let mut agents: Vec<&AgentId> =
+        ctx.agents.iter().filter(|(_, endpoint)| endpoint.is_hosted()).map(|(id, _)| id).collect();
     agents.sort();
     for agent in agents {
         let at = now_ms();

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agents::command::CommandAgent;
 use crate::agents::echo::Echo;
+use crate::agents::http::HttpAgent;
 use crate::agents::{AgentEndpoint, InProcessAgent, Worker};
 use crate::completion::Completion;
 use crate::config::{Builtin, Config};
@@ -143,6 +144,32 @@ impl Runtime {
         let mut agents: HashMap<AgentId, Arc<dyn AgentEndpoint>> = HashMap::new();
         let mut limits = HashMap::new();
         for agent in &config.agents {
+            if agent.builtin == Builtin::Http {
+                let invalid = |reason: &str| Error::Config {
+                    path: "agents".into(),
+                    reason: format!("agent {}: {reason}", agent.id),
+                };
+                let url = agent.url.clone().ok_or_else(|| invalid("an http agent needs a url"))?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(invalid("the url must start with http:// or https://"));
+                }
+                let public_key =
+                    agent.public_key.ok_or_else(|| invalid("an http agent needs its public-key"))?;
+                let endpoint = HttpAgent::new(url.clone()).map_err(|failure| invalid(&failure.reason))?;
+                register_agent(
+                    log.as_ref(),
+                    &federation,
+                    &agent.id,
+                    &public_key,
+                    agent.capabilities(),
+                    agent.max_concurrency,
+                    AgentTransport::Http { url },
+                )
+                .await?;
+                agents.insert(agent.id.clone(), Arc::new(endpoint));
+                limits.insert(agent.id.clone(), agent.max_concurrency);
+                continue;
+            }
             let key = builtin_agent_key(&federation, &agent.id);
             let public_key = key.public_key();
             let worker: Arc<dyn Worker> = match agent.builtin {
@@ -156,10 +183,12 @@ impl Runtime {
                         });
                     }
                 },
+                Builtin::Http => continue,
             };
             let builtin = match agent.builtin {
                 Builtin::Echo => "echo",
                 Builtin::Command => "command",
+                Builtin::Http => continue,
             };
             register_agent(
                 log.as_ref(),
