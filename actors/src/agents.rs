@@ -5,6 +5,7 @@
 pub mod command;
 pub mod echo;
 pub mod http;
+pub mod nats;
 
 use std::sync::Arc;
 

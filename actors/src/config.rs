@@ -25,6 +25,14 @@
 //! url = "http://10.0.0.7:9000/execute"
 //! public-key = "<64 hex digits>"
 //!
+//! # an agent outside the process on NATS request/reply (with `pantheon up --nats`)
+//! [[agents]]
+//! id = "summarizer"
+//! builtin = "nats"
+//! capabilities = ["summarize"]
+//! subject = "agents.summarizer"
+//! public-key = "<64 hex digits>"
+//!
 //! [screening]
 //! description-bytes-max = 16384
 //!
@@ -142,6 +150,10 @@ pub enum Builtin {
     /// Not built in: an agent outside the process, reached over HTTP at `url`, whose results
     /// are signed with the key `public-key` ([`crate::agents::http`]).
     Http,
+    /// Not built in: an agent outside the process, reached by NATS request/reply on
+    /// `subject` (NATS mode only), whose results are signed with the key `public-key`
+    /// ([`crate::agents::nats`]).
+    Nats,
 }
 
 /// One built-in agent.
@@ -152,7 +164,7 @@ pub struct AgentConfig {
     /// Lowercase letters, digits, `_`, `-`. Required.
     pub id: AgentId,
     /// # Built-in
-    /// `echo`, `command`, or `http` for an agent outside the process. Required.
+    /// `echo`, `command`, or `http` / `nats` for an agent outside the process. Required.
     pub builtin: Builtin,
     /// # Capabilities
     /// What tasks it can take. Default: its id.
@@ -170,8 +182,12 @@ pub struct AgentConfig {
     /// For `builtin = "http"`: where the executor `POST`s envelopes. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// # Subject
+    /// For `builtin = "nats"`: the subject the agent serves requests on. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// # Public key
-    /// For `builtin = "http"`: the agent's ed25519 public key (64 hex digits), which its
+    /// For `builtin = "http"` and `"nats"`: the agent's ed25519 public key (64 hex digits), which its
     /// passport carries and its results must be signed with. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<events::PublicKey>,
@@ -191,6 +207,7 @@ impl AgentConfig {
             max_concurrency: default_max_concurrency(),
             command: None,
             url: None,
+            subject: None,
             public_key: None,
         }
     }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agents::command::CommandAgent;
 use crate::agents::echo::Echo;
 use crate::agents::http::HttpAgent;
+use crate::agents::nats::NatsAgent;
 use crate::agents::{AgentEndpoint, InProcessAgent, Worker};
 use crate::completion::Completion;
 use crate::config::{Builtin, Config};
@@ -144,18 +145,36 @@ impl Runtime {
         let mut agents: HashMap<AgentId, Arc<dyn AgentEndpoint>> = HashMap::new();
         let mut limits = HashMap::new();
         for agent in &config.agents {
-            if agent.builtin == Builtin::Http {
+            if matches!(agent.builtin, Builtin::Http | Builtin::Nats) {
                 let invalid = |reason: &str| Error::Config {
                     path: "agents".into(),
                     reason: format!("agent {}: {reason}", agent.id),
                 };
-                let url = agent.url.clone().ok_or_else(|| invalid("an http agent needs a url"))?;
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(invalid("the url must start with http:// or https://"));
-                }
-                let public_key =
-                    agent.public_key.ok_or_else(|| invalid("an http agent needs its public-key"))?;
-                let endpoint = HttpAgent::new(url.clone()).map_err(|failure| invalid(&failure.reason))?;
+                let public_key = agent
+                    .public_key
+                    .ok_or_else(|| invalid("an agent outside the process needs its public-key"))?;
+                let (endpoint, transport): (Arc<dyn AgentEndpoint>, AgentTransport) = if agent.builtin
+                    == Builtin::Http
+                {
+                    let url = agent.url.clone().ok_or_else(|| invalid("an http agent needs a url"))?;
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(invalid("the url must start with http:// or https://"));
+                    }
+                    let endpoint = HttpAgent::new(url.clone()).map_err(|failure| invalid(&failure.reason))?;
+                    (Arc::new(endpoint), AgentTransport::Http { url })
+                } else {
+                    let subject =
+                        agent.subject.clone().ok_or_else(|| invalid("a nats agent needs a subject"))?;
+                    if subject.is_empty() || subject.contains([' ', '*', '>']) {
+                        return Err(invalid(
+                            "the subject must be a plain NATS subject (no spaces or wildcards)",
+                        ));
+                    }
+                    let client = nats
+                        .clone()
+                        .ok_or_else(|| invalid("a nats agent needs the process to run on NATS (--nats)"))?;
+                    (Arc::new(NatsAgent::new(client, subject.clone())), AgentTransport::Nats { subject })
+                };
                 register_agent(
                     log.as_ref(),
                     &federation,
@@ -163,10 +182,10 @@ impl Runtime {
                     &public_key,
                     agent.capabilities(),
                     agent.max_concurrency,
-                    AgentTransport::Http { url },
+                    transport,
                 )
                 .await?;
-                agents.insert(agent.id.clone(), Arc::new(endpoint));
+                agents.insert(agent.id.clone(), endpoint);
                 limits.insert(agent.id.clone(), agent.max_concurrency);
                 continue;
             }
@@ -183,12 +202,12 @@ impl Runtime {
                         });
                     }
                 },
-                Builtin::Http => continue,
+                Builtin::Http | Builtin::Nats => continue,
             };
             let builtin = match agent.builtin {
                 Builtin::Echo => "echo",
                 Builtin::Command => "command",
-                Builtin::Http => continue,
+                Builtin::Http | Builtin::Nats => continue,
             };
             register_agent(
                 log.as_ref(),

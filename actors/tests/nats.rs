@@ -146,3 +146,102 @@ async fn two_runtimes_on_one_nats_produce_each_output_once() {
     first.shutdown().await;
     second.shutdown().await;
 }
+
+/// An agent outside the process on NATS request/reply: a worker in a queue group that
+/// verifies the federation's seal and answers a signed result, and one that answers an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_on_nats_request_reply_runs_tasks() {
+    use actors::config::{AgentConfig, Builtin};
+    use events::{AgentId, AgentResult, SealedEnvelope, SignedResult};
+    use futures::StreamExt as _;
+
+    #[derive(serde::Deserialize)]
+    struct Request {
+        envelope: SealedEnvelope,
+    }
+
+    let server = NatsServer::start().expect("nats-server");
+    let nats = nats_log(&server).await;
+    let log: Arc<dyn EventLog> = nats.clone();
+    let federation = Arc::new(KeyPair::generate());
+    let agent_key = KeyPair::generate();
+    let agent_public_key = agent_key.public_key();
+
+    // The worker: any language could do this; here a plain async-nats client.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let mut requests = client.queue_subscribe("agents.shouter", "shouters".into()).await.unwrap();
+    let mut refusals = client.subscribe("agents.refuser").await.unwrap();
+    client.flush().await.unwrap();
+    let federation_public_key = federation.public_key();
+    let worker = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            while let Some(message) = requests.next().await {
+                let Some(reply) = message.reply.clone() else { continue };
+                let request: Request = serde_json::from_slice(&message.payload).unwrap();
+                let sealed = request.envelope;
+                let answer = match sealed.verify(&federation_public_key, events::now_ms()) {
+                    Ok(()) => {
+                        let result = AgentResult {
+                            task_id: sealed.envelope.task_id,
+                            attempt: sealed.envelope.attempt,
+                            agent_id: sealed.envelope.agent_id.clone(),
+                            envelope_hash: sealed.hash,
+                            output: serde_json::json!(sealed.envelope.description.to_uppercase()),
+                            completed_at_ms: events::now_ms(),
+                        };
+                        serde_json::to_vec(&SignedResult::sign(result, &agent_key).unwrap()).unwrap()
+                    }
+                    Err(e) => serde_json::to_vec(&serde_json::json!({ "error": e.to_string() })).unwrap(),
+                };
+                client.publish(reply, answer.into()).await.unwrap();
+            }
+        })
+    };
+    let refuser = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            while let Some(message) = refusals.next().await {
+                let Some(reply) = message.reply.clone() else { continue };
+                let answer = serde_json::json!({ "error": "out of capacity" }).to_string();
+                client.publish(reply, answer.into()).await.unwrap();
+            }
+        })
+    };
+
+    let agent = |id: &str, capability: &str, subject: &str| AgentConfig {
+        id: AgentId::new(id).unwrap(),
+        builtin: Builtin::Nats,
+        capabilities: vec![capability.into()],
+        subject: Some(subject.into()),
+        public_key: Some(agent_public_key),
+        ..AgentConfig::echo()
+    };
+    let mut options = actors::RuntimeOptions::new(Arc::clone(&log), Arc::clone(&federation));
+    options.nats = Some(nats.client().clone());
+    options.config.agents = vec![
+        agent("shouter", "shout", "agents.shouter"),
+        agent("refuser", "refuse", "agents.refuser"),
+        agent("absent", "vanish", "agents.nobody-listens"),
+    ];
+    let runtime = start(options).await;
+
+    let task = runtime.submit(TaskSpec::new("shout", "over nats")).await.unwrap();
+    let state = runtime.wait_final(task, WAIT).await.unwrap();
+    assert_eq!(state.status, TaskStatus::Completed, "{state:?}");
+    assert_eq!(state.output, Some(serde_json::json!("OVER NATS")));
+    assert_exactly_once(log.as_ref(), task).await;
+
+    for (capability, needle) in [("refuse", "out of capacity"), ("vanish", "no responders")] {
+        let mut spec = TaskSpec::new(capability, "will not work");
+        spec.max_attempts = 1;
+        let task = runtime.submit(spec).await.unwrap();
+        let state = runtime.wait_final(task, WAIT).await.unwrap();
+        assert_eq!(state.status, TaskStatus::Failed, "{capability}: {state:?}");
+        let reason = state.end_reason.unwrap_or_default().to_lowercase();
+        assert!(reason.contains(needle), "{capability}: {reason}");
+    }
+    runtime.shutdown().await;
+    worker.abort();
+    refuser.abort();
+}
