@@ -438,8 +438,13 @@ pub(crate) const RULES: &[Rule] = &[
     // --- role play, persona and wrapper framings (second pass) ---------------------------
     rule(
         "injection.persona.pretend_to_be",
+        WEAK,
+        r"\b(?:pretend|pretending|pose|posing) (?:to be|you are|that you are|you're|as)\b|\b(?:immerse yourself|transform) (?:as|into)\b",
+    ),
+    rule(
+        "injection.persona.pretend_machine",
         MEDIUM,
-        r"\b(?:pretend|pretending|pose|posing) (?:to be|you are|that you are|you're|as)\b|\b(?:immerse yourself|transform) (?:as|into)\b|\bact as (?:if|though) you (?:are|were) (?:a |an )?(?:fake|virtual|linux|windows|terminal|console|hacker|unfiltered|evil|jailbroken)",
+        r"\b(?:pretend|pretending|act as (?:if|though)) (?:to be|you are|you were|that you are|you're) (?:a |an )?(?:fake|virtual|linux|windows|terminal|console|hacker|unfiltered|uncensored|evil|jailbroken|unrestricted|different ai|ai (?:with|without)|chatbot (?:with|without))",
     ),
     rule(
         "injection.persona.you_are_now",

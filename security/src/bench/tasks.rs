@@ -118,6 +118,9 @@ const TEMPLATES: &[&str] = &[
     "Summarise the news that the {city} library was released from all lending restrictions last year.",
     "Build a {lang} simulation of a world where there are no traffic lights, for our city-planning game.",
     "Under no circumstances should the {entity} service log API keys; add a test that checks it.",
+    "Pretend you are a first-time customer and write feedback about the {entity} checkout page.",
+    "Pretend to be a {role} joining the team and list the questions you would ask in the first week.",
+    "You are now the release manager: write the {entity} release notes from this changelog.",
 ];
 
 const LANG: &[&str] =
