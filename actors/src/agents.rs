@@ -53,6 +53,13 @@ impl AgentFailure {
     }
 }
 
+/// The body the executor sends to an agent outside the process (over HTTP or NATS):
+/// `{"envelope": <sealed envelope>}`.
+#[derive(serde::Serialize)]
+pub(crate) struct ExecuteRequest<'a> {
+    pub(crate) envelope: &'a SealedEnvelope,
+}
+
 /// How the executor reaches one agent: hands it a sealed envelope, gets a signed result.
 #[async_trait]
 pub trait AgentEndpoint: Send + Sync + 'static {

@@ -18,7 +18,7 @@ use crate::agents::http::HttpAgent;
 use crate::agents::nats::NatsAgent;
 use crate::agents::{AgentEndpoint, InProcessAgent, Worker};
 use crate::completion::Completion;
-use crate::config::{Builtin, Config};
+use crate::config::{AgentConfig, Builtin, Config};
 use crate::context::Context;
 use crate::egress::EgressScreening;
 use crate::error::{Error, Result};
@@ -145,70 +145,7 @@ impl Runtime {
         let mut agents: HashMap<AgentId, Arc<dyn AgentEndpoint>> = HashMap::new();
         let mut limits = HashMap::new();
         for agent in &config.agents {
-            if matches!(agent.builtin, Builtin::Http | Builtin::Nats) {
-                let invalid = |reason: &str| Error::Config {
-                    path: "agents".into(),
-                    reason: format!("agent {}: {reason}", agent.id),
-                };
-                let public_key = agent
-                    .public_key
-                    .ok_or_else(|| invalid("an agent outside the process needs its public-key"))?;
-                let (endpoint, transport): (Arc<dyn AgentEndpoint>, AgentTransport) = if agent.builtin
-                    == Builtin::Http
-                {
-                    let url = agent.url.clone().ok_or_else(|| invalid("an http agent needs a url"))?;
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        return Err(invalid("the url must start with http:// or https://"));
-                    }
-                    let endpoint = HttpAgent::new(url.clone()).map_err(|failure| invalid(&failure.reason))?;
-                    (Arc::new(endpoint), AgentTransport::Http { url })
-                } else {
-                    let subject =
-                        agent.subject.clone().ok_or_else(|| invalid("a nats agent needs a subject"))?;
-                    if subject.is_empty() || subject.contains([' ', '*', '>']) {
-                        return Err(invalid(
-                            "the subject must be a plain NATS subject (no spaces or wildcards)",
-                        ));
-                    }
-                    let client = nats
-                        .clone()
-                        .ok_or_else(|| invalid("a nats agent needs the process to run on NATS (--nats)"))?;
-                    (Arc::new(NatsAgent::new(client, subject.clone())), AgentTransport::Nats { subject })
-                };
-                register_agent(
-                    log.as_ref(),
-                    &federation,
-                    &agent.id,
-                    &public_key,
-                    agent.capabilities(),
-                    agent.max_concurrency,
-                    transport,
-                )
-                .await?;
-                agents.insert(agent.id.clone(), endpoint);
-                limits.insert(agent.id.clone(), agent.max_concurrency);
-                continue;
-            }
-            let key = builtin_agent_key(&federation, &agent.id);
-            let public_key = key.public_key();
-            let worker: Arc<dyn Worker> = match agent.builtin {
-                Builtin::Echo => Arc::new(Echo),
-                Builtin::Command => match &agent.command {
-                    Some(command) => Arc::new(CommandAgent::new(command.clone())),
-                    None => {
-                        return Err(Error::Config {
-                            path: "agents".into(),
-                            reason: format!("agent {} has no command", agent.id),
-                        });
-                    }
-                },
-                Builtin::Http | Builtin::Nats => continue,
-            };
-            let builtin = match agent.builtin {
-                Builtin::Echo => "echo",
-                Builtin::Command => "command",
-                Builtin::Http | Builtin::Nats => continue,
-            };
+            let (endpoint, transport, public_key) = configured_agent(agent, &federation, nats.as_ref())?;
             register_agent(
                 log.as_ref(),
                 &federation,
@@ -216,13 +153,10 @@ impl Runtime {
                 &public_key,
                 agent.capabilities(),
                 agent.max_concurrency,
-                AgentTransport::InProcess { builtin: builtin.into() },
+                transport,
             )
             .await?;
-            agents.insert(
-                agent.id.clone(),
-                Arc::new(InProcessAgent::new(agent.id.clone(), key, federation.public_key(), worker)),
-            );
+            agents.insert(agent.id.clone(), endpoint);
             limits.insert(agent.id.clone(), agent.max_concurrency);
         }
         for agent in extra_agents {
@@ -367,4 +301,63 @@ impl Runtime {
             let _ = task.await;
         }
     }
+}
+
+/// How a configured agent is reached, how it is registered, and the key its results are
+/// signed with: a built-in hosted here (its key derived from the federation's), or an agent
+/// outside the process over HTTP or NATS (its key from the configuration).
+fn configured_agent(
+    agent: &AgentConfig,
+    federation: &KeyPair,
+    nats: Option<&async_nats::Client>,
+) -> Result<(Arc<dyn AgentEndpoint>, AgentTransport, PublicKey)> {
+    let invalid = |reason: &str| Error::Config {
+        path: "agents".into(),
+        reason: format!("agent {}: {reason}", agent.id),
+    };
+    let worker: Arc<dyn Worker> = match agent.builtin {
+        Builtin::Echo => Arc::new(Echo),
+        Builtin::Command => match &agent.command {
+            Some(command) => Arc::new(CommandAgent::new(command.clone())),
+            None => {
+                return Err(Error::Config {
+                    path: "agents".into(),
+                    reason: format!("agent {} has no command", agent.id),
+                });
+            }
+        },
+        Builtin::Http => {
+            let public_key = agent
+                .public_key
+                .ok_or_else(|| invalid("an agent outside the process needs its public-key"))?;
+            let url = agent.url.clone().ok_or_else(|| invalid("an http agent needs a url"))?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid("the url must start with http:// or https://"));
+            }
+            let endpoint = HttpAgent::new(url.clone()).map_err(|failure| invalid(&failure.reason))?;
+            return Ok((Arc::new(endpoint), AgentTransport::Http { url }, public_key));
+        }
+        Builtin::Nats => {
+            let public_key = agent
+                .public_key
+                .ok_or_else(|| invalid("an agent outside the process needs its public-key"))?;
+            let subject = agent.subject.clone().ok_or_else(|| invalid("a nats agent needs a subject"))?;
+            if subject.is_empty() || subject.contains([' ', '*', '>']) {
+                return Err(invalid("the subject must be a plain NATS subject (no spaces or wildcards)"));
+            }
+            let client = nats
+                .cloned()
+                .ok_or_else(|| invalid("a nats agent needs the process to run on NATS (--nats)"))?;
+            return Ok((
+                Arc::new(NatsAgent::new(client, subject.clone())),
+                AgentTransport::Nats { subject },
+                public_key,
+            ));
+        }
+    };
+    let builtin = if agent.builtin == Builtin::Echo { "echo" } else { "command" };
+    let key = builtin_agent_key(federation, &agent.id);
+    let public_key = key.public_key();
+    let endpoint = InProcessAgent::new(agent.id.clone(), key, federation.public_key(), worker);
+    Ok((Arc::new(endpoint), AgentTransport::InProcess { builtin: builtin.into() }, public_key))
 }

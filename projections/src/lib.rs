@@ -14,6 +14,7 @@
 //! - [`tasks`]: the task view with full-text search; [`TaskReader`] answers [`TaskQuery`].
 //! - [`reputation`]: reputation per agent and capability; [`ReputationReader`].
 //! - [`health`]: health, SLO compliance and burn rates; [`HealthReader`].
+//! - [`standing`]: every agent's health and reputation at one moment ([`Standings`]).
 //! - [`audit`]: the hash-chained ledger with signed Merkle tree heads; [`merkle`]: RFC 6962
 //!   trees and proofs; [`verify`]: the ledger verifier and offline-checkable proofs.
 //! - [`Error`]: what can fail.
@@ -52,6 +53,7 @@ pub mod merkle;
 mod outcomes;
 pub mod reputation;
 mod runner;
+pub mod standing;
 pub mod tasks;
 pub mod verify;
 
@@ -67,6 +69,7 @@ pub use runner::{
     BATCH_COUNT_MAX, LAG_SCAN_COUNT_MAX, POLL_INTERVAL_MS, ProjectionName, ProjectionStatus, Projections,
     RETRY_DELAY_MS, RunningProjections, prometheus_metrics, run_all,
 };
+pub use standing::Standings;
 pub use tasks::{TaskCursor, TaskQuery, TaskReader, TaskSummary};
 pub use verify::{
     ConsistencyProof, InclusionProof, LedgerProblem, LedgerReport, prove_consistency, prove_inclusion,

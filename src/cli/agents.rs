@@ -67,7 +67,7 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
     let open = registry.open_tasks_by_agent();
     let agents = registry.agents();
     let now = events::now_ms();
-    let standing = Standing::read(cli, &args.backend, now).await;
+    let standings = standings(cli, &args.backend, now).await;
     let rows: Vec<serde_json::Value> = agents
         .iter()
         .map(|(id, view)| {
@@ -75,13 +75,27 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
             let passport = registration.map(|r| &r.passport.passport);
             let valid = passport.is_some_and(|p| p.not_before_ms <= now && now < p.not_after_ms);
             let (health, health_reason) = match view.state.status {
-                AgentStatus::Active if valid => standing.health(id.as_str()),
+                AgentStatus::Active if valid => match &standings {
+                    Some(standings) => {
+                        let (status, reason, _) = standings.health(id.as_str());
+                        (status.as_str().to_string(), Some(reason))
+                    }
+                    None => ("active".to_string(), None),
+                },
                 AgentStatus::Active => ("passport invalid".to_string(), None),
                 AgentStatus::Suspended => ("suspended".to_string(), None),
                 AgentStatus::Retired => ("retired".to_string(), None),
                 AgentStatus::Unknown => ("unknown".to_string(), None),
             };
-            let reputation = standing.reputation(id.as_str());
+            let reputation: serde_json::Map<String, serde_json::Value> = standings
+                .iter()
+                .flat_map(|standings| {
+                    standings.reputation(id.as_str()).iter().map(|r| {
+                        let score = (standings.score(r) * 1_000.0).round() / 1_000.0;
+                        (r.capability.clone(), score.into())
+                    })
+                })
+                .collect();
             serde_json::json!({
                 "agent_id": id,
                 "status": view.state.status,
@@ -150,62 +164,19 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Health and reputation as the projections last saw them (what matching reads); empty
-/// when the read models cannot be opened (with a warning).
-#[derive(Default)]
-struct Standing {
-    now_ms: i64,
-    cool_down_ms: i64,
-    health: std::collections::HashMap<String, projections::AgentHealth>,
-    reputation: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>,
-    available: bool,
-}
-
-impl Standing {
-    async fn read(cli: &Cli, backend: &BackendArgs, now_ms: i64) -> Self {
-        match Self::try_read(cli, backend, now_ms).await {
-            Ok(standing) => standing,
-            Err(error) => {
-                eprintln!("note: health and reputation unavailable ({error:#})");
-                Self { now_ms, ..Self::default() }
-            }
-        }
-    }
-
-    async fn try_read(cli: &Cli, backend: &BackendArgs, now_ms: i64) -> anyhow::Result<Self> {
+/// Health and reputation as the projections last saw them (what matching reads), or `None`
+/// when the read models cannot be opened (with a note on stderr).
+async fn standings(cli: &Cli, backend: &BackendArgs, now_ms: i64) -> Option<projections::Standings> {
+    let read = async {
         let db = projections::Db::connect(&cli.database_url()?).await?;
         let cool_down_ms = super::up::load_config(cli, backend)?.health.cool_down_ms_i64();
-        let health = projections::HealthReader::new(db.clone())
-            .list()
-            .await?
-            .into_iter()
-            .map(|h| (h.agent_id.clone(), h))
-            .collect();
-        let mut reputation: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> =
-            std::collections::HashMap::new();
-        for r in projections::ReputationReader::new(db).list(None).await? {
-            let score = (r.score_at(now_ms) * 1_000.0).round() / 1_000.0;
-            reputation.entry(r.agent_id.clone()).or_default().insert(r.capability, score.into());
+        anyhow::Ok(projections::Standings::read(&db, cool_down_ms, now_ms).await?)
+    };
+    match read.await {
+        Ok(standings) => Some(standings),
+        Err(error) => {
+            eprintln!("note: health and reputation unavailable ({error:#})");
+            None
         }
-        Ok(Self { now_ms, cool_down_ms, health, reputation, available: true })
-    }
-
-    /// The agent's health status and its reason.
-    fn health(&self, agent_id: &str) -> (String, Option<String>) {
-        if !self.available {
-            return ("active".to_string(), None);
-        }
-        match self.health.get(agent_id) {
-            Some(record) => {
-                let (status, reason) = record.status_with_cool_down(self.now_ms, self.cool_down_ms);
-                (status.as_str().to_string(), Some(reason))
-            }
-            None => ("healthy".to_string(), Some("no outcomes or heartbeats yet".to_string())),
-        }
-    }
-
-    /// The agent's reputation score per capability.
-    fn reputation(&self, agent_id: &str) -> serde_json::Map<String, serde_json::Value> {
-        self.reputation.get(agent_id).cloned().unwrap_or_default()
     }
 }

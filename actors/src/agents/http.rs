@@ -10,22 +10,15 @@
 
 use async_trait::async_trait;
 use events::{SealedEnvelope, SignedResult};
-use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::{AgentEndpoint, AgentFailure, Progress};
+use super::{AgentEndpoint, AgentFailure, ExecuteRequest, Progress};
 
 /// The most bytes of an error answer quoted in the failure reason.
 pub const ERROR_EXCERPT_BYTES_MAX: usize = 512;
 
 /// The largest answer accepted from an agent, in bytes.
 pub const ANSWER_BYTES_MAX: usize = 4 * 1024 * 1024;
-
-/// The body the executor sends.
-#[derive(Serialize)]
-struct ExecuteRequest<'a> {
-    envelope: &'a SealedEnvelope,
-}
 
 /// An agent behind an HTTP endpoint.
 #[derive(Debug)]

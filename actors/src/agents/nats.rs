@@ -9,16 +9,10 @@
 
 use async_trait::async_trait;
 use events::{SealedEnvelope, SignedResult};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::{AgentEndpoint, AgentFailure, Progress};
-
-/// The body the executor sends.
-#[derive(Serialize)]
-struct ExecuteRequest<'a> {
-    envelope: &'a SealedEnvelope,
-}
+use super::{AgentEndpoint, AgentFailure, ExecuteRequest, Progress};
 
 /// What an agent answers: its signed result, or why it has none.
 #[derive(Deserialize)]

@@ -4,7 +4,6 @@
 //! from the task view), health and reputation come from the projections' read models; on a
 //! gateway without read models those fields are absent.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Extension;
@@ -116,46 +115,26 @@ async fn enrich(state: &AppState, agents: &mut [AgentView]) -> Result<()> {
     if agents.is_empty() {
         return Ok(());
     }
-    let now_ms = events::now_ms();
     let load = read.tasks.load_by_agent().await?;
-    let mut health: HashMap<String, projections::AgentHealth> =
-        read.health.list().await?.into_iter().map(|h| (h.agent_id.clone(), h)).collect();
-    let mut reputation: HashMap<String, Vec<ReputationView>> = HashMap::new();
-    let reputations = if let [one] = agents {
-        read.reputation.list(Some(&one.agent_id)).await?
-    } else {
-        read.reputation.list(None).await?
-    };
-    for r in reputations {
-        reputation.entry(r.agent_id.clone()).or_default().push(ReputationView {
-            score: r.score_at(now_ms),
-            successes: r.successes,
-            failures: r.failures_agent + r.failures_timeout + r.failures_transport + r.failures_verification,
-            capability: r.capability,
-        });
-    }
+    let standings =
+        projections::Standings::read(&read.db, state.config.health_cool_down_ms, events::now_ms()).await?;
     for agent in agents {
         agent.load = Some(load.get(&agent.agent_id).copied().unwrap_or(0));
-        agent.health = Some(match health.remove(&agent.agent_id) {
-            Some(record) => {
-                let (status, reason) = record.status_with_cool_down(now_ms, state.config.health_cool_down_ms);
-                HealthView {
-                    status: status.as_str().to_string(),
-                    reason,
-                    last_heartbeat_ms: record.last_heartbeat_ms,
-                    error_rate: record.error_rate_ewma,
-                    latency_ms: record.latency_ms_ewma,
-                }
-            }
-            None => HealthView {
-                status: projections::HealthStatus::Healthy.as_str().to_string(),
-                reason: "no outcomes or heartbeats yet".to_string(),
-                last_heartbeat_ms: None,
-                error_rate: 0.0,
-                latency_ms: None,
-            },
+        let (status, reason, record) = standings.health(&agent.agent_id);
+        agent.health = Some(HealthView {
+            status: status.as_str().to_string(),
+            reason,
+            last_heartbeat_ms: record.and_then(|r| r.last_heartbeat_ms),
+            error_rate: record.map_or(0.0, |r| r.error_rate_ewma),
+            latency_ms: record.and_then(|r| r.latency_ms_ewma),
         });
-        agent.reputation = Some(reputation.remove(&agent.agent_id).unwrap_or_default());
+        let reputation = standings.reputation(&agent.agent_id).iter().map(|r| ReputationView {
+            score: standings.score(r),
+            successes: r.successes,
+            failures: r.failures_agent + r.failures_timeout + r.failures_transport + r.failures_verification,
+            capability: r.capability.clone(),
+        });
+        agent.reputation = Some(reputation.collect());
     }
     Ok(())
 }
