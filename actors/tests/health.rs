@@ -158,6 +158,10 @@ async fn a_failing_agent_is_left_out_until_its_trial_succeeds() {
         Duration::from_millis(COOL_DOWN_MS.unsigned_abs()) + WAIT,
     )
     .await;
+    // Matching reads health from a cache refreshed every STANDING_REFRESH_MS: let it see
+    // the half-open state the reader saw, or both tasks may be matched while it still reads
+    // unhealthy.
+    tokio::time::sleep(Duration::from_millis(2 * STANDING_REFRESH_MS)).await;
     let (a, b) = tokio::join!(
         runtime.submit(TaskSpec::new("work", "trial or not, a")),
         runtime.submit(TaskSpec::new("work", "trial or not, b"))
