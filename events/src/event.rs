@@ -8,10 +8,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::{EventId, EventType, StreamId};
 
-/// The largest encoded payload of one event, in bytes. NATS' default `max_payload` is 1 MiB and
-/// the headers need room, so 512 KiB keeps every event publishable on a default server; larger
-/// artefacts belong in a blob store with their hash in the event.
+/// The largest payload of one event, in bytes: the length of [`NewEvent::payload`] (the encoded
+/// MessagePack) and nothing else. Ids, type and metadata are not counted here; the metadata has
+/// its own limits, [`EVENT_EMITTER_BYTES_MAX`] and [`EVENT_TRACEPARENT_BYTES_MAX`]. NATS' default
+/// `max_payload` is 1 MiB for payload and headers together, and the metadata travels in
+/// headers, so 512 KiB keeps every event publishable on a default server with room to spare;
+/// larger artefacts belong in a blob store with their hash in the event.
 pub const EVENT_PAYLOAD_BYTES_MAX: usize = 512 * 1024;
+
+/// The longest [`Metadata::emitter`], in bytes (UTF-8). An emitter must also be non-empty, hold
+/// no control characters (`\r`, `\n`, `\t`, NUL, DEL, …) and no leading or trailing whitespace:
+/// NATS carries it in a message header, which cannot hold a line break and is trimmed on read.
+pub const EVENT_EMITTER_BYTES_MAX: usize = 256;
+
+/// The longest [`Metadata::traceparent`], in bytes. A traceparent must also be non-empty (leave
+/// it out instead) and visible ASCII only (`!` to `~`: no spaces, no control characters, no
+/// other Unicode): it travels in a NATS header. A W3C `traceparent` is 55 bytes; the limit leaves
+/// room for future versions of the format.
+pub const EVENT_TRACEPARENT_BYTES_MAX: usize = 512;
 
 /// The most events one append may carry.
 pub const APPEND_BATCH_COUNT_MAX: usize = 1_000;
@@ -57,9 +71,12 @@ pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<EventId>,
     /// The emitter: a component (`gateway`, `matching`, …), an agent (`agent:echo`), or a
-    /// producer key id.
+    /// producer key id. 1 to [`EVENT_EMITTER_BYTES_MAX`] bytes without control characters or
+    /// surrounding whitespace; [`crate::log::validate_batch`] refuses anything else.
     pub emitter: String,
-    /// The W3C trace context of the span that emitted the event, if any.
+    /// The W3C trace context of the span that emitted the event, if any. Up to
+    /// [`EVENT_TRACEPARENT_BYTES_MAX`] bytes of visible ASCII; [`crate::log::validate_batch`]
+    /// refuses anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
 }

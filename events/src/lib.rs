@@ -16,6 +16,20 @@
 //! - [`crypto`]: blake3 hashes, ed25519 keys, signatures and typed verification errors.
 //! - [`upcast`]: reading old schema versions.
 //! - [`harness`] (feature `test-util`): given/when/then tests of folds.
+//!
+//! # Limits
+//! Every backend refuses, through [`log::validate_batch`] and before writing anything:
+//! - an append of no events, or of more than [`APPEND_BATCH_COUNT_MAX`];
+//! - an event whose payload (the encoded bytes of [`NewEvent::payload`], nothing else) is over
+//!   [`EVENT_PAYLOAD_BYTES_MAX`];
+//! - an event whose [`Metadata::emitter`] is empty, over [`EVENT_EMITTER_BYTES_MAX`] bytes,
+//!   holds a control character or starts or ends with whitespace;
+//! - an event whose [`Metadata::traceparent`] is empty, over [`EVENT_TRACEPARENT_BYTES_MAX`]
+//!   bytes or holds anything but visible ASCII.
+//!
+//! The metadata rules exist because NATS carries the metadata in message headers, which cannot
+//! hold line breaks and are trimmed on read; SQL would store anything, so the rules are checked
+//! for every backend alike.
 
 pub mod agent;
 pub mod codec;
@@ -42,8 +56,8 @@ pub use envelope::{
 };
 pub use error::{Error, Result};
 pub use event::{
-    APPEND_BATCH_COUNT_MAX, EVENT_PAYLOAD_BYTES_MAX, ExpectedVersion, Metadata, NewEvent, Position,
-    RecordedEvent, Version, now_ms,
+    APPEND_BATCH_COUNT_MAX, EVENT_EMITTER_BYTES_MAX, EVENT_PAYLOAD_BYTES_MAX, EVENT_TRACEPARENT_BYTES_MAX,
+    ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent, Version, now_ms,
 };
 pub use id::{AgentId, EventId, EventType, StreamId, TaskId, WorkflowId};
 pub use log::{

@@ -66,6 +66,18 @@ pub enum LogError {
         /// The limit ([`crate::EVENT_PAYLOAD_BYTES_MAX`]).
         max: usize,
     },
+    /// One event's metadata is not storable by every backend: an emitter or traceparent that is
+    /// empty, over its limit ([`crate::EVENT_EMITTER_BYTES_MAX`],
+    /// [`crate::EVENT_TRACEPARENT_BYTES_MAX`]), or holding characters a NATS header cannot carry.
+    #[error("event {event_id} has an invalid {field}: {reason}")]
+    InvalidMetadata {
+        /// The event.
+        event_id: EventId,
+        /// The metadata field refused: `emitter` or `traceparent`.
+        field: &'static str,
+        /// What is wrong with it (the value itself is left out: it may be long or unprintable).
+        reason: String,
+    },
     /// The same event id appears twice in one batch.
     #[error("event id {event_id} appears more than once in the batch")]
     DuplicateInBatch {
@@ -111,6 +123,7 @@ impl LogError {
             Self::EmptyBatch
                 | Self::BatchTooLarge { .. }
                 | Self::EventTooLarge { .. }
+                | Self::InvalidMetadata { .. }
                 | Self::DuplicateInBatch { .. }
                 | Self::DuplicateEventId { .. }
                 | Self::InvalidSubscriptionName { .. }
@@ -224,7 +237,62 @@ pub fn validate_subscription_name(name: &str) -> Result<(), LogError> {
     if valid { Ok(()) } else { Err(LogError::InvalidSubscriptionName { name: name.to_string() }) }
 }
 
-/// Checks a batch against the limits every backend shares, before anything is written.
+/// Why an emitter cannot be stored, if it cannot.
+fn emitter_problem(emitter: &str) -> Option<String> {
+    if emitter.is_empty() {
+        return Some("it is empty".into());
+    }
+    if emitter.len() > crate::EVENT_EMITTER_BYTES_MAX {
+        return Some(format!(
+            "it is {} bytes; the limit is {}",
+            emitter.len(),
+            crate::EVENT_EMITTER_BYTES_MAX
+        ));
+    }
+    if let Some((at, c)) = emitter.char_indices().find(|(_, c)| c.is_control()) {
+        return Some(format!("it holds the control character {c:?} at byte {at}"));
+    }
+    if emitter.trim() != emitter {
+        return Some("it starts or ends with whitespace".into());
+    }
+    None
+}
+
+/// Why a traceparent cannot be stored, if it cannot.
+fn traceparent_problem(traceparent: &str) -> Option<String> {
+    if traceparent.is_empty() {
+        return Some("it is empty (leave it out instead)".into());
+    }
+    if traceparent.len() > crate::EVENT_TRACEPARENT_BYTES_MAX {
+        return Some(format!(
+            "it is {} bytes; the limit is {}",
+            traceparent.len(),
+            crate::EVENT_TRACEPARENT_BYTES_MAX
+        ));
+    }
+    if let Some((at, c)) = traceparent.char_indices().find(|(_, c)| !c.is_ascii_graphic()) {
+        return Some(format!("it holds {c:?} at byte {at}; only visible ASCII (! to ~) is allowed"));
+    }
+    None
+}
+
+/// Checks one event's metadata against the limits every backend shares.
+fn validate_metadata(event: &NewEvent) -> Result<(), LogError> {
+    let invalid = |field, reason| LogError::InvalidMetadata { event_id: event.id, field, reason };
+    if let Some(reason) = emitter_problem(&event.metadata.emitter) {
+        return Err(invalid("emitter", reason));
+    }
+    if let Some(reason) = event.metadata.traceparent.as_deref().and_then(traceparent_problem) {
+        return Err(invalid("traceparent", reason));
+    }
+    Ok(())
+}
+
+/// Checks a batch against the limits every backend shares, before anything is written: the
+/// number of events ([`crate::APPEND_BATCH_COUNT_MAX`]), each payload's size
+/// ([`crate::EVENT_PAYLOAD_BYTES_MAX`]), each event's metadata (the emitter and traceparent
+/// rules of [`crate::EVENT_EMITTER_BYTES_MAX`] and [`crate::EVENT_TRACEPARENT_BYTES_MAX`]) and
+/// that no id repeats.
 pub fn validate_batch(events: &[NewEvent]) -> Result<(), LogError> {
     if events.is_empty() {
         return Err(LogError::EmptyBatch);
@@ -241,6 +309,7 @@ pub fn validate_batch(events: &[NewEvent]) -> Result<(), LogError> {
                 max: crate::EVENT_PAYLOAD_BYTES_MAX,
             });
         }
+        validate_metadata(event)?;
         if !seen.insert(event.id) {
             return Err(LogError::DuplicateInBatch { event_id: event.id });
         }
