@@ -1,10 +1,14 @@
 //! The vocabulary's behaviour: folds as given/when/then, canonical encoding round trips,
 //! and upcasting.
 
-use events::agent::{AgentRegistered, AgentReinstated, AgentRetired, AgentSuspended, AgentTransport};
+use events::agent::{
+    AgentRegistered, AgentReinstated, AgentRetired, AgentSuspended, AgentTransport, PassportRenewed,
+};
 use events::harness::TestHarness;
 use events::task::*;
-use events::workflow::{StepCompleted, StepScheduled, StepSpec, WorkflowCompleted, WorkflowStarted};
+use events::workflow::{
+    StepCompleted, StepFailed, StepScheduled, StepSpec, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
+};
 use events::*;
 use proptest::prelude::*;
 use serde_json::json;
@@ -325,6 +329,323 @@ fn workflows_run_their_dag_and_refuse_cycles() {
         submitter: "a new user".into(),
     });
     TestHarness::<WorkflowState>::given([]).when(cyclic).then_refused_with("cycle");
+}
+
+fn rejected(reason: &str) -> TaskEvent {
+    TaskEvent::Rejected(TaskRejected {
+        code: RejectionCode::Blocked,
+        reason: reason.into(),
+        findings: vec![ScreeningFinding {
+            kind: "prompt_injection".into(),
+            rule_id: "ignore-previous".into(),
+            start: 0,
+            end: 4,
+            action: "block".into(),
+        }],
+    })
+}
+
+#[test]
+fn a_submitted_task_can_be_rejected() {
+    let world = World::new();
+    TestHarness::<TaskState>::given([world.submitted()]).when(rejected("blocked by policy")).then_state(
+        |s| {
+            assert_eq!(s.status, TaskStatus::Rejected);
+            assert!(s.status.is_final());
+            assert_eq!(s.end_reason.as_deref(), Some("blocked by policy"));
+        },
+    );
+}
+
+#[test]
+fn a_rejection_comes_only_before_screening_passes() {
+    let world = World::new();
+    let events = world.happy_path();
+    // Never submitted.
+    TestHarness::<TaskState>::given([]).when(rejected("late")).then_refused_with("allowed only in submitted");
+    // Screened already: the door is behind it.
+    let refused = TestHarness::<TaskState>::given(events[..2].to_vec())
+        .when(rejected("late"))
+        .then_refused_with("allowed only in submitted");
+    assert_eq!(
+        (refused.entity, refused.state.as_str(), refused.event_type.as_str()),
+        ("task", "screened", "task_rejected")
+    );
+}
+
+#[test]
+fn nothing_but_webhooks_follows_a_rejection() {
+    let world = World::new();
+    let given = [world.submitted(), rejected("blocked by policy")];
+    let events = world.happy_path();
+    for later in [
+        events[1].clone(),
+        rejected("again"),
+        TaskEvent::Failed(TaskFailed { code: FailureCode::Internal, reason: "oops".into() }),
+        TaskEvent::Cancelled(TaskCancelled { by: "a new user".into(), reason: String::new() }),
+        TaskEvent::NoAgentAvailable(NoAgentAvailable { reason: "none".into(), retry_at_ms: 0 }),
+    ] {
+        let refused = TestHarness::<TaskState>::given(given.clone())
+            .when(later)
+            .then_refused_with("the task has ended");
+        assert_eq!(refused.state, "rejected");
+    }
+    TestHarness::<TaskState>::given(given)
+        .when(TaskEvent::WebhookAttempted(WebhookAttempted {
+            webhook_id: "msg_1".into(),
+            attempt: 1,
+            status: Some(500),
+            delivered: false,
+            error: Some("server error".into()),
+        }))
+        .then_state(|s| {
+            assert_eq!(s.status, TaskStatus::Rejected);
+            assert_eq!(s.webhook_attempts, 1);
+            assert!(!s.webhook_delivered);
+        });
+}
+
+fn no_agent() -> TaskEvent {
+    TaskEvent::NoAgentAvailable(NoAgentAvailable {
+        reason: "every echo agent is busy".into(),
+        retry_at_ms: 5_000,
+    })
+}
+
+#[test]
+fn no_agent_available_waits_and_matching_tries_again() {
+    let world = World::new();
+    let events = world.happy_path();
+    let context_ready = events[..3].to_vec();
+    TestHarness::<TaskState>::given(context_ready.clone()).when(no_agent()).then_state(|s| {
+        assert_eq!(s.status, TaskStatus::Waiting);
+        assert_eq!(s.no_agent_count, 1);
+        assert_eq!(s.attempt, 1);
+    });
+    // Still nobody: it waits on, counting.
+    let mut waiting = context_ready;
+    waiting.push(no_agent());
+    TestHarness::<TaskState>::given(waiting.clone())
+        .when(no_agent())
+        .then_state(|s| assert_eq!((s.status, s.no_agent_count), (TaskStatus::Waiting, 2)));
+    // An agent frees up: the waiting task is matched.
+    TestHarness::<TaskState>::given(waiting).when(events[3].clone()).then_state(|s| {
+        assert_eq!(s.status, TaskStatus::AgentSelected);
+        assert_eq!(s.agent_id.as_ref(), Some(&world.agent));
+    });
+}
+
+#[test]
+fn no_agent_available_after_a_failed_attempt_restarts_the_count() {
+    let world = World::new();
+    let mut events = world.happy_path()[..3].to_vec();
+    events.push(no_agent());
+    events.extend(world.happy_path()[3..6].iter().cloned());
+    events.push(TaskEvent::ExecutionFailed(ExecutionFailed {
+        agent_id: world.agent.clone(),
+        attempt: 1,
+        cause: FailureCause::Transport,
+        reason: "connection refused".into(),
+    }));
+    events.push(TaskEvent::RetryScheduled(RetryScheduled {
+        attempt: 2,
+        not_before_ms: 0,
+        exclude_agents: vec![],
+    }));
+    TestHarness::<TaskState>::given(events).when(no_agent()).then_state(|s| {
+        assert_eq!(s.status, TaskStatus::Waiting);
+        assert_eq!((s.attempt, s.no_agent_count), (2, 1));
+    });
+}
+
+#[test]
+fn no_agent_available_is_refused_outside_matching() {
+    let world = World::new();
+    let events = world.happy_path();
+    // Before context is gathered, matching has not started.
+    TestHarness::<TaskState>::given(events[..2].to_vec())
+        .when(no_agent())
+        .then_refused_with("allowed only in context_ready, waiting, retrying");
+    // Once an agent is selected (or the task runs), there is no going back to waiting.
+    for given in [&events[..4], &events[..6]] {
+        TestHarness::<TaskState>::given(given.to_vec())
+            .when(no_agent())
+            .then_refused_with("allowed only in context_ready, waiting, retrying");
+    }
+    // After the end.
+    TestHarness::<TaskState>::given(events).when(no_agent()).then_refused_with("the task has ended");
+}
+
+fn passport(federation: &KeyPair, agent: &AgentId, capabilities: &[&str]) -> SignedPassport {
+    SignedPassport::issue(
+        Passport {
+            agent_id: agent.clone(),
+            public_key: KeyPair::generate().public_key(),
+            capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+            not_before_ms: 0,
+            not_after_ms: i64::MAX,
+        },
+        federation,
+    )
+    .unwrap()
+}
+
+fn registered(passport: SignedPassport) -> AgentEvent {
+    AgentEvent::Registered(AgentRegistered {
+        passport,
+        max_concurrency: 4,
+        transport: AgentTransport::InProcess { builtin: "echo".into() },
+        slo: None,
+    })
+}
+
+#[test]
+fn an_agent_renews_its_passport_while_active_or_suspended() {
+    let federation = KeyPair::generate();
+    let agent = AgentId::new("echo").unwrap();
+    let registered = registered(passport(&federation, &agent, &["echo"]));
+    let renewed = passport(&federation, &agent, &["echo", "summarize"]);
+    let renewal = AgentEvent::PassportRenewed(PassportRenewed { passport: renewed.clone() });
+    TestHarness::<AgentState>::given([registered.clone()]).when(renewal.clone()).then_state(|s| {
+        assert_eq!(s.status, AgentStatus::Active);
+        let registration = s.registration.as_ref().unwrap();
+        assert_eq!(registration.passport, renewed);
+        assert_eq!(registration.max_concurrency, 4, "only the passport changes");
+    });
+    let suspended = AgentEvent::Suspended(AgentSuspended { reason: "flaky".into(), by: "ops".into() });
+    TestHarness::<AgentState>::given([registered, suspended]).when(renewal).then_state(|s| {
+        assert_eq!(s.status, AgentStatus::Suspended, "a renewal does not reinstate");
+        assert_eq!(s.registration.as_ref().map(|r| &r.passport), Some(&renewed));
+    });
+}
+
+#[test]
+fn a_passport_renewal_is_refused_for_another_agent_an_unknown_one_or_a_retired_one() {
+    let federation = KeyPair::generate();
+    let agent = AgentId::new("echo").unwrap();
+    let registered = registered(passport(&federation, &agent, &["echo"]));
+    let renewal =
+        AgentEvent::PassportRenewed(PassportRenewed { passport: passport(&federation, &agent, &["echo"]) });
+    let stranger = AgentEvent::PassportRenewed(PassportRenewed {
+        passport: passport(&federation, &AgentId::new("other").unwrap(), &["echo"]),
+    });
+    let refused = TestHarness::<AgentState>::given([registered.clone()])
+        .when(stranger)
+        .then_refused_with("the passport is for another agent");
+    assert_eq!((refused.entity, refused.event_type.as_str()), ("agent", "passport_renewed"));
+    TestHarness::<AgentState>::given([]).when(renewal.clone()).then_refused_with("not registered");
+    let retired = AgentEvent::Retired(AgentRetired { reason: "replaced".into(), by: "ops".into() });
+    TestHarness::<AgentState>::given([registered, retired])
+        .when(renewal)
+        .then_refused_with("the agent is retired");
+}
+
+/// A workflow of two independent steps, started, with `a` scheduled as `task_a`.
+fn workflow_with_a_scheduled(task_a: TaskId) -> Vec<WorkflowEvent> {
+    let step = |name: &str| StepSpec {
+        name: name.into(),
+        capability: "echo".into(),
+        description: name.into(),
+        input: json!(null),
+        depends_on: vec![],
+    };
+    vec![
+        WorkflowEvent::Started(WorkflowStarted {
+            workflow_id: WorkflowId::new(),
+            steps: vec![step("a"), step("b")],
+            submitter: "a new user".into(),
+        }),
+        WorkflowEvent::StepScheduled(StepScheduled { step: "a".into(), task_id: task_a }),
+    ]
+}
+
+fn step_failed(step: &str, task_id: TaskId) -> WorkflowEvent {
+    WorkflowEvent::StepFailed(StepFailed { step: step.into(), task_id, reason: "the task failed".into() })
+}
+
+fn workflow_failed() -> WorkflowEvent {
+    WorkflowEvent::Failed(WorkflowFailed { reason: "step a failed".into() })
+}
+
+#[test]
+fn a_scheduled_step_can_fail() {
+    let task_a = TaskId::new();
+    TestHarness::<WorkflowState>::given(workflow_with_a_scheduled(task_a))
+        .when(step_failed("a", task_a))
+        .then_state(|s| {
+            assert_eq!(s.status, WorkflowStatus::Running, "the workflow decides separately whether to fail");
+            assert!(!s.outputs.contains_key("a"));
+            assert_eq!(s.failure, None);
+        });
+}
+
+#[test]
+fn a_step_failure_must_name_the_scheduled_task() {
+    let task_a = TaskId::new();
+    let given = workflow_with_a_scheduled(task_a);
+    // Another task than the one scheduled for the step.
+    TestHarness::<WorkflowState>::given(given.clone())
+        .when(step_failed("a", TaskId::new()))
+        .then_refused_with("is not scheduled as task");
+    // A step not scheduled yet.
+    TestHarness::<WorkflowState>::given(given)
+        .when(step_failed("b", task_a))
+        .then_refused_with("is not scheduled as task");
+    // A workflow never started.
+    TestHarness::<WorkflowState>::given([])
+        .when(step_failed("a", task_a))
+        .then_refused_with("not allowed in this state");
+}
+
+#[test]
+fn a_running_workflow_can_fail() {
+    let task_a = TaskId::new();
+    let mut given = workflow_with_a_scheduled(task_a);
+    given.push(step_failed("a", task_a));
+    TestHarness::<WorkflowState>::given(given).when(workflow_failed()).then_state(|s| {
+        assert_eq!(s.status, WorkflowStatus::Failed);
+        assert_eq!(s.failure.as_deref(), Some("step a failed"));
+    });
+}
+
+#[test]
+fn nothing_follows_a_workflow_failure() {
+    let task_a = TaskId::new();
+    let mut given = workflow_with_a_scheduled(task_a);
+    given.push(workflow_failed());
+    for later in [
+        WorkflowEvent::StepScheduled(StepScheduled { step: "b".into(), task_id: TaskId::new() }),
+        WorkflowEvent::StepCompleted(StepCompleted { step: "a".into(), task_id: task_a, output: json!(1) }),
+        step_failed("a", task_a),
+        WorkflowEvent::Completed(WorkflowCompleted { outputs: Default::default() }),
+        workflow_failed(),
+    ] {
+        let refused = TestHarness::<WorkflowState>::given(given.clone())
+            .when(later)
+            .then_refused_with("the workflow has ended");
+        assert_eq!((refused.entity, refused.state.as_str()), ("workflow", "failed"));
+    }
+}
+
+#[test]
+fn a_workflow_fails_only_while_running() {
+    // Never started.
+    TestHarness::<WorkflowState>::given([])
+        .when(workflow_failed())
+        .then_refused_with("not allowed in this state");
+    // Completed already.
+    let task_a = TaskId::new();
+    let task_b = TaskId::new();
+    let mut done = workflow_with_a_scheduled(task_a);
+    done.extend([
+        WorkflowEvent::StepScheduled(StepScheduled { step: "b".into(), task_id: task_b }),
+        WorkflowEvent::StepCompleted(StepCompleted { step: "a".into(), task_id: task_a, output: json!(1) }),
+        WorkflowEvent::StepCompleted(StepCompleted { step: "b".into(), task_id: task_b, output: json!(2) }),
+        WorkflowEvent::Completed(WorkflowCompleted { outputs: Default::default() }),
+    ]);
+    TestHarness::<WorkflowState>::given(done)
+        .when(workflow_failed())
+        .then_refused_with("the workflow has ended");
 }
 
 #[test]
