@@ -67,7 +67,10 @@ fn append_read_and_refuse() {
 
     // Bad input: each a clear error, nothing written.
     for (args, stdin, needle) in [
-        (vec!["events", "append", "order-1"], "not json", "stdin must be a JSON event"),
+        (vec!["events", "append", "order-1"], "not json", "stdin must hold JSON events"),
+        (vec!["events", "append", "order-1"], "", "it is empty"),
+        (vec!["events", "append", "order-1"], "[1]", "not an object"),
+        (vec!["events", "append", "order-1"], r#"{"type":"a","colour":"red"}"#, "unknown field `colour`"),
         (vec!["events", "append", "order-1"], r#"{"type":"Bad.Type"}"#, "invalid event type"),
         (vec!["events", "append", "order-1"], "[]", "at least one event"),
         (vec!["events", "append", "task-1"], r#"{"type":"task_submitted","data":{"x":1}}"#, "does not fit"),
@@ -81,18 +84,65 @@ fn append_read_and_refuse() {
     }
     let all = pantheon(dir, &["events", "read", "--all"], "");
     assert_eq!(lines(&all).len(), 3, "refused appends wrote nothing");
+
+    // Reading needs a stream or --all, and a stream nobody appended to is an error, not silence.
+    let nothing = pantheon(dir, &["events", "read", "--limit", "0"], "");
+    assert!(!nothing.status.success());
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("--all"));
+    let unknown = pantheon(dir, &["events", "read", "order-404"], "");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("order-404 has no events"));
 }
 
 #[test]
-fn tail_prints_existing_events_from_the_start() {
+fn what_read_prints_can_be_appended_again() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let appended =
-        pantheon(dir, &["events", "append", "order-7"], r#"[{"type":"a"},{"type":"b"},{"type":"c"}]"#);
-    assert!(appended.status.success());
-    let tail = pantheon(dir, &["events", "tail", "--from-start", "--type", "b", "--count", "1"], "");
-    assert!(tail.status.success(), "{}", String::from_utf8_lossy(&tail.stderr));
-    let events = lines(&tail);
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["type"], "b");
+    let appended = pantheon(
+        dir,
+        &["events", "append", "order-1"],
+        r#"[{"type":"placed","data":{"sku":"a"},"emitter":"shop"},{"type":"paid","data":{"amount":3}}]"#,
+    );
+    assert!(appended.status.success(), "{}", String::from_utf8_lossy(&appended.stderr));
+    let read = pantheon(dir, &["events", "read", "order-1"], "");
+    assert!(read.status.success());
+    let printed = String::from_utf8_lossy(&read.stdout).to_string();
+    let original = lines(&read);
+
+    // JSON lines exactly as printed (with their stream, version, position and time): on the
+    // same stream, the same ids make it a re-append that writes nothing.
+    let again = pantheon(dir, &["events", "append", "order-1"], &printed);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(lines(&again)[0]["duplicate"], true);
+    assert_eq!(lines(&pantheon(dir, &["events", "read", "order-1"], "")).len(), 2);
+
+    // On another stream the ids are taken: refused, with the id named.
+    let elsewhere = pantheon(dir, &["events", "append", "archive-1"], &printed);
+    assert!(!elsewhere.status.success());
+    let stderr = String::from_utf8_lossy(&elsewhere.stderr);
+    assert!(
+        stderr.contains("already recorded") && stderr.contains(original[0]["id"].as_str().unwrap()),
+        "{stderr}"
+    );
+
+    // Without the ids, the events are copied: type, data, emitter and schema version kept.
+    let without_ids: String = original
+        .iter()
+        .map(|event| {
+            let mut event = event.clone();
+            event.as_object_mut().unwrap().remove("id");
+            format!("{event}\n")
+        })
+        .collect();
+    let copied = pantheon(dir, &["events", "append", "archive-1", "--expect", "none"], &without_ids);
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let copy = lines(&pantheon(dir, &["events", "read", "archive-1"], ""));
+    assert_eq!(copy.len(), 2);
+    for (old, new) in original.iter().zip(&copy) {
+        for field in ["type", "data", "emitter", "schema_version", "version"] {
+            assert_eq!(old[field], new[field], "{field} is kept");
+        }
+        assert_eq!(new["stream"], "archive-1");
+        assert_ne!(old["id"], new["id"]);
+    }
 }

@@ -33,6 +33,11 @@ impl testkit::conformance::Backend for JetStream {
     async fn open(&self) -> Arc<dyn EventLog> {
         Arc::new(NatsLog::connect(self.config()).await.expect("open the JetStream log"))
     }
+
+    /// nats-server 2.9 has no atomic batch publish (see the crate docs).
+    fn atomic_batches(&self) -> bool {
+        false
+    }
 }
 
 testkit::conformance_tests!(JetStream::start());

@@ -184,7 +184,7 @@ pub(crate) async fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<()> {
             }
             Err(_) => None,
         };
-        let since = event.metadata.occurred_at_ms - submitted_at;
+        let since = event.metadata.occurred_at_ms.saturating_sub(submitted_at);
         if args.json {
             let mut line = to_json(event);
             line["since_submit_ms"] = since.into();

@@ -6,15 +6,30 @@ use std::time::Duration;
 
 use clap::Args;
 use events::{
-    AgentId, EventId, EventType, Filter, RecordedEvent, StartFrom, StreamId, SubscribeOptions, TaskId, codec,
+    AgentId, Delivery, EventId, EventType, Filter, LogError, RecordedEvent, StartFrom, StreamId,
+    SubscribeOptions, Subscription, TaskId, codec,
 };
 
-use super::events::to_json;
+use super::events::{format_time, to_json};
 use super::up::{BackendArgs, open_backend};
 use crate::Cli;
 
 /// How often `tail` looks at an SQLite log for events appended by other processes.
-const TAIL_POLL_MS: u64 = 100;
+pub(crate) const TAIL_POLL_MS: u64 = 100;
+
+/// The subscription's next delivery; with `poll`, asks the log again at that interval (for an
+/// SQL log, whose `next` is cancel-safe and whose wake-ups cover this process only).
+pub(crate) async fn next_polled(
+    subscription: &mut dyn Subscription,
+    poll: Option<Duration>,
+) -> Result<Delivery, LogError> {
+    let Some(every) = poll else { return subscription.next().await };
+    loop {
+        if let Ok(delivery) = tokio::time::timeout(every, subscription.next()).await {
+            return delivery;
+        }
+    }
+}
 
 #[derive(Debug, Args)]
 pub(crate) struct TailArgs {
@@ -65,27 +80,13 @@ pub(crate) async fn run(cli: &Cli, args: &TailArgs) -> anyhow::Result<()> {
         start: if args.from_start { StartFrom::Beginning } else { StartFrom::End },
     };
     let mut subscription = backend.log.subscribe(&name, options).await?;
-    let poll = backend.nats.is_none();
+    let poll = backend.nats.is_none().then_some(Duration::from_millis(TAIL_POLL_MS));
     let task_stream = args.task.map(StreamId::task);
     let mut out = std::io::stdout().lock();
     let mut seen = 0;
     while args.count.is_none_or(|c| seen < c) {
-        let next = async {
-            if poll {
-                loop {
-                    // The SQL subscription's `next` is cancel-safe: re-polled for other writers.
-                    if let Ok(delivery) =
-                        tokio::time::timeout(Duration::from_millis(TAIL_POLL_MS), subscription.next()).await
-                    {
-                        return delivery;
-                    }
-                }
-            } else {
-                subscription.next().await
-            }
-        };
         let delivery = tokio::select! {
-            delivery = next => delivery?,
+            delivery = next_polled(subscription.as_mut(), poll) => delivery?,
             _ = tokio::signal::ctrl_c() => break,
         };
         let event = &delivery.event;
@@ -95,10 +96,7 @@ pub(crate) async fn run(cli: &Cli, args: &TailArgs) -> anyhow::Result<()> {
             if args.json {
                 writeln!(out, "{}", to_json(event))?;
             } else {
-                let time = humantime::format_rfc3339_millis(
-                    std::time::UNIX_EPOCH
-                        + Duration::from_millis(event.metadata.occurred_at_ms.max(0) as u64),
-                );
+                let time = format_time(event.metadata.occurred_at_ms);
                 writeln!(
                     out,
                     "{time}  {:<44} v{:<3} {:<20} {}",

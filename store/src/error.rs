@@ -5,7 +5,9 @@
 #[non_exhaustive]
 pub enum Error {
     /// The URL names no supported backend (use `sqlite:` or `postgres://`).
-    #[error("unsupported store url scheme {scheme:?}: use sqlite://path?mode=rwc or postgres://…")]
+    #[error(
+        "unsupported store url scheme {scheme:?}: use sqlite://PATH (a file, created when missing) or postgres://USER@HOST[:PORT]/DATABASE"
+    )]
     UnsupportedUrl {
         /// The scheme given (the rest of the URL is not repeated: it may hold a password).
         scheme: String,

@@ -263,15 +263,9 @@ async fn check(
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return Ok((0, None));
     };
-    let (current, first_version, first_position, last_version, last_position): (
-        i64,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-    ) = sqlx::query_as(
+    let row: record::CheckRow = sqlx::query_as(
         "SELECT (SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1), \
-                f.version, f.position, l.version, l.position \
+                f.stream_id, f.version, f.position, l.version, l.position \
          FROM (SELECT 1) AS one \
          LEFT JOIN events f ON f.event_id = $2::uuid \
          LEFT JOIN events l ON l.event_id = $3::uuid AND l.stream_id = f.stream_id",
@@ -282,16 +276,7 @@ async fn check(
     .fetch_one(conn)
     .await
     .map_err(backend)?;
-    let earlier = match (first_version, first_position) {
-        (Some(first_version), Some(first_position)) => Some(AppendOutcome {
-            first_version: from_sql(first_version),
-            last_version: from_sql(last_version.unwrap_or(first_version)),
-            last_position: from_sql(last_position.unwrap_or(first_position)),
-            duplicate: true,
-        }),
-        _ => None,
-    };
-    Ok((from_sql(current), earlier))
+    record::checked(stream_id, first.id, row)
 }
 
 /// Inserts `events` at versions `first_version`, `first_version + 1`, …; returns the last

@@ -2,7 +2,10 @@
 
 use std::str::FromStr;
 
-use events::{EventId, EventType, LogError, Metadata, NewEvent, Position, RecordedEvent, StreamId};
+use events::{
+    AppendOutcome, EventId, EventType, LogError, Metadata, NewEvent, Position, RecordedEvent, StreamId,
+    Version,
+};
 
 /// An event row as both backends select it: position, stream id, version, event id (text),
 /// event type, schema version, payload, metadata (JSON text).
@@ -106,4 +109,33 @@ pub(crate) fn source_position_taken(event: &RecordedEvent, event_id: &str, posit
             event.id, event.position
         ),
     }
+}
+
+/// What the check before an append reads in one query: the stream's last version, then the
+/// stream, version and position of the batch's first event id and the version and position of
+/// its last, where recorded.
+pub(crate) type CheckRow = (i64, Option<String>, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
+/// The stream's last version, and the outcome of an earlier append of this batch if its first
+/// event (`first_id`) is recorded in this stream already; an id recorded in another stream is
+/// [`LogError::DuplicateEventId`], since the batch cannot be a re-append there.
+pub(crate) fn checked(
+    stream_id: &StreamId,
+    first_id: EventId,
+    row: CheckRow,
+) -> Result<(Version, Option<AppendOutcome>), LogError> {
+    let (current, first_stream, first_version, first_position, last_version, last_position) = row;
+    if first_stream.is_some_and(|other| other != stream_id.as_str()) {
+        return Err(LogError::DuplicateEventId { event_id: first_id });
+    }
+    let earlier = match (first_version, first_position) {
+        (Some(first_version), Some(first_position)) => Some(AppendOutcome {
+            first_version: from_sql(first_version),
+            last_version: from_sql(last_version.unwrap_or(first_version)),
+            last_position: from_sql(last_position.unwrap_or(first_position)),
+            duplicate: true,
+        }),
+        _ => None,
+    };
+    Ok((from_sql(current), earlier))
 }

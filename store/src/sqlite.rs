@@ -154,12 +154,17 @@ impl fmt::Debug for SqliteLog {
 }
 
 impl SqliteLog {
-    /// Opens the SQLite log at `url` (`sqlite://path?mode=rwc` creates the file) and applies
-    /// the migrations. An in-memory database (`sqlite::memory:`) works but uses one
-    /// connection for everything.
+    /// Opens the SQLite log at `url` and applies the migrations. `sqlite://path` creates the
+    /// file when it is missing, unless the URL sets a `mode` (`mode=rw`: the file must exist).
+    /// An in-memory database (`sqlite::memory:`) works but uses one connection for everything.
     pub async fn open(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(Error::Connect)?
+        let mut options = SqliteConnectOptions::from_str(url).map_err(Error::Connect)?;
+        if !url.contains("mode=") {
+            // `sqlite://FILE` creates the file, like the embedded default; `mode=rw` or `ro`
+            // in the URL say otherwise.
+            options = options.create_if_missing(true);
+        }
+        let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
@@ -454,6 +459,11 @@ async fn append_together(
             continue;
         };
         if let Some((first_stream, first_version, first_position)) = found.get(&first.event_id) {
+            if first_stream.as_str() != stream_id.as_str() {
+                // The id is another stream's event: this is no re-append of that batch.
+                verdicts.push(Err(LogError::DuplicateEventId { event_id: events[0].id }));
+                continue;
+            }
             let (last_version, last_position) = match found.get(&last.event_id) {
                 Some((last_stream, version, position)) if last_stream == first_stream => {
                     (*version, *position)
@@ -728,15 +738,9 @@ async fn check(
     let (Some(first), Some(last)) = (events.first(), events.last()) else {
         return Ok((0, None));
     };
-    let (current, first_version, first_position, last_version, last_position): (
-        i64,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-    ) = sqlx::query_as(
+    let row: record::CheckRow = sqlx::query_as(
         "SELECT (SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = $1), \
-                f.version, f.position, l.version, l.position \
+                f.stream_id, f.version, f.position, l.version, l.position \
          FROM (SELECT 1) AS one \
          LEFT JOIN events f ON f.event_id = $2 \
          LEFT JOIN events l ON l.event_id = $3 AND l.stream_id = f.stream_id",
@@ -747,16 +751,7 @@ async fn check(
     .fetch_one(conn)
     .await
     .map_err(backend)?;
-    let earlier = match (first_version, first_position) {
-        (Some(first_version), Some(first_position)) => Some(AppendOutcome {
-            first_version: from_sql(first_version),
-            last_version: from_sql(last_version.unwrap_or(first_version)),
-            last_position: from_sql(last_position.unwrap_or(first_position)),
-            duplicate: true,
-        }),
-        _ => None,
-    };
-    Ok((from_sql(current), earlier))
+    record::checked(stream_id, first.id, row)
 }
 
 /// Columns bound per inserted event.

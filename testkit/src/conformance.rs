@@ -45,6 +45,13 @@ pub trait Backend: Send + Sync {
     /// Opens the log on this backend's storage. Every call opens it again on the same storage,
     /// as a restarted process would.
     async fn open(&self) -> Arc<dyn EventLog>;
+
+    /// Whether a batch is all or nothing when one of its later events is refused. The SQL log
+    /// commits a batch in one transaction; JetStream before 2.12 publishes it event by event,
+    /// so the events before the refused one stay written (a retry completes the batch).
+    fn atomic_batches(&self) -> bool {
+        true
+    }
 }
 
 /// Expands into one `#[tokio::test]` per conformance case. The argument is an expression of a
@@ -63,6 +70,7 @@ macro_rules! conformance_tests {
             concurrent_writers,
             batch_atomicity,
             idempotent_reappend,
+            racing_handles,
             reads_from_positions_with_limits,
             subscription_delivers_in_order_and_wakes,
             subscription_resumes_after_restart,
@@ -369,6 +377,88 @@ pub async fn idempotent_reappend(backend: &dyn Backend) {
     let recorded = log.read_stream(&s, 1, 100).await.expect("read");
     assert_eq!(recorded.len(), 4, "duplicates wrote nothing");
     assert_eq!(log.stream_version(&s).await.expect("version"), 4);
+
+    // The same batch on another stream is no re-append: its ids are taken.
+    let other = stream(&category());
+    for expected in [ExpectedVersion::Any, ExpectedVersion::NoStream] {
+        match log.append(&other, expected, batch.clone()).await {
+            Err(LogError::DuplicateEventId { event_id }) => assert_eq!(event_id, batch[0].id),
+            result => panic!("another stream's event ids: {result:?}"),
+        }
+    }
+    assert_eq!(log.stream_version(&other).await.expect("version"), 0, "nothing written");
+}
+
+/// Writers on two handles of one log (two connections' worth of state: pools, caches, for
+/// SQLite two writer tasks on one file) race on one stream, and a batch whose later event id
+/// is recorded already is refused whole: exactly one append wins each version, and the
+/// backend's own uniqueness checks back the versions up.
+pub async fn racing_handles(backend: &dyn Backend) {
+    const WRITERS: usize = 4;
+    const EACH: usize = 50;
+    let logs = [backend.open().await, backend.open().await];
+    let s = stream(&category());
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..WRITERS {
+        let log = logs[writer % 2].clone();
+        let s = s.clone();
+        tasks.spawn(async move {
+            let mut won = Vec::new();
+            for i in 0..EACH {
+                let event = event("raced", &format!("writer {writer} event {i}"));
+                loop {
+                    let version = log.stream_version(&s).await.expect("version");
+                    let expected = if version == 0 {
+                        ExpectedVersion::NoStream
+                    } else {
+                        ExpectedVersion::Exact(version)
+                    };
+                    match log.append(&s, expected, vec![event.clone()]).await {
+                        Ok(outcome) => {
+                            assert!(!outcome.duplicate);
+                            assert_eq!(outcome.first_version, version + 1);
+                            won.push(outcome.first_version);
+                            break;
+                        }
+                        Err(LogError::Conflict { .. }) => continue,
+                        Err(other) => panic!("writer {writer}: {other}"),
+                    }
+                }
+            }
+            won
+        });
+    }
+    let mut versions = Vec::new();
+    while let Some(won) = tasks.join_next().await {
+        versions.extend(won.expect("writer panicked"));
+    }
+    versions.sort_unstable();
+    let want: Vec<u64> = (1..=(WRITERS * EACH) as u64).collect();
+    assert_eq!(versions, want, "each version won exactly once");
+    for log in &logs {
+        assert_eq!(log.stream_version(&s).await.expect("version"), (WRITERS * EACH) as u64);
+    }
+
+    // A batch whose first id is new but whose second is recorded (by the other handle).
+    let taken = log_event_id(&logs[1], &s).await;
+    let mut batch = events("late", 3);
+    batch[1].id = taken;
+    let before = logs[0].stream_version(&s).await.expect("version");
+    match logs[0].append(&s, ExpectedVersion::Any, batch).await {
+        Err(LogError::DuplicateEventId { event_id }) => assert_eq!(event_id, taken),
+        result => panic!("a batch reusing a recorded id: {result:?}"),
+    }
+    let after = logs[1].stream_version(&s).await.expect("version");
+    if backend.atomic_batches() {
+        assert_eq!(after, before, "nothing written");
+    } else {
+        assert!(after <= before + 1, "at most the events before the refused one are written");
+    }
+}
+
+/// The id of the stream's first event, read through `log`.
+async fn log_event_id(log: &Arc<dyn EventLog>, s: &StreamId) -> EventId {
+    log.read_stream(s, 1, 1).await.expect("read")[0].id
 }
 
 /// `read_stream` and `read_all` start where asked (inclusive) and return at most `limit`.
@@ -659,8 +749,14 @@ pub async fn bad_input(backend: &dyn Backend) {
             Ok(_) => panic!("subscription name {name:?} accepted"),
         }
     }
-    for bad in ["", "task", "Task-1", "task-a b", "task-a.b", "task-*"] {
-        assert!(StreamId::new(bad).is_err(), "stream id {bad:?} is refused before it reaches the log");
+    for bad in ["", "task", "Task-1", "task-a b", "task-a.b", "task-*", "task->"] {
+        // A stream id is checked where it is made, from text or from JSON, so the log is
+        // never asked to append to an invalid one.
+        assert!(
+            matches!(StreamId::new(bad), Err(events::Error::InvalidStreamId { .. })),
+            "stream id {bad:?} is refused before it reaches the log"
+        );
+        assert!(serde_json::from_value::<StreamId>(bad.into()).is_err(), "{bad:?} from JSON");
     }
     assert_eq!(log.stream_version(&s).await.expect("version"), 0, "nothing was written");
     assert!(log.read_stream(&s, 1, 10).await.expect("read").is_empty());
