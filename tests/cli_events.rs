@@ -146,3 +146,30 @@ fn what_read_prints_can_be_appended_again() {
         assert_ne!(old["id"], new["id"]);
     }
 }
+
+#[test]
+fn tail_prints_existing_events_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let appended =
+        pantheon(dir, &["events", "append", "order-7"], r#"[{"type":"a"},{"type":"b"},{"type":"c"}]"#);
+    assert!(appended.status.success());
+    let tail = pantheon(dir, &["events", "tail", "--from-start", "--type", "b", "--count", "1"], "");
+    assert!(tail.status.success(), "{}", String::from_utf8_lossy(&tail.stderr));
+    let events = lines(&tail);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "b");
+
+    // The tail's subscription went with it.
+    let url = format!("sqlite://{}", dir.join("pantheon.db").display());
+    let left: i64 = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open the log file");
+        sqlx::query_scalar("SELECT COUNT(*) FROM subscriptions").fetch_one(&pool).await.expect("count")
+    });
+    assert_eq!(left, 0, "no subscription is left behind");
+
+    // A category no stream can have is refused, not silently empty.
+    let refused = pantheon(dir, &["events", "tail", "--category", "Order", "--count", "1"], "");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid subscription filter"));
+}

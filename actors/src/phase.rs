@@ -327,7 +327,7 @@ pub(crate) async fn append_outputs(
         causation_id: Some(cause.id),
         correlation_id: cause.metadata.correlation_id.or(loaded.correlation_id).or(Some(cause.id)),
         emitter: emitter.to_string(),
-        traceparent: cause.metadata.traceparent.clone(),
+        traceparent: cause.metadata.traceparent.clone().filter(|t| events::log::traceparent_is_usable(t)),
     };
     let mut batch = Vec::with_capacity(outputs.len());
     for (purpose, event) in &outputs {

@@ -48,6 +48,17 @@ pub enum ExpectedVersion {
     Exact(Version),
 }
 
+/// In words: `any version`, `no stream`, `version N`.
+impl std::fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("any version"),
+            Self::NoStream => f.write_str("no stream"),
+            Self::Exact(version) => write!(f, "version {version}"),
+        }
+    }
+}
+
 impl ExpectedVersion {
     /// Whether a stream whose last version is `current` (0 for none) satisfies this expectation.
     pub fn admits(self, current: Version) -> bool {

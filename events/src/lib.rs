@@ -15,7 +15,7 @@
 //! - [`codec`]: canonical MessagePack and JSON.
 //! - [`crypto`]: blake3 hashes, ed25519 keys, signatures and typed verification errors.
 //! - [`upcast`]: reading old schema versions.
-//! - [`harness`] (feature `test-util`): given/when/then tests of folds.
+//! - `harness` (feature `test-util`): given/when/then tests of folds.
 //!
 //! # Limits
 //! Every backend refuses, through [`log::validate_batch`] and before writing anything:

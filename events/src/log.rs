@@ -9,6 +9,8 @@
 //! - **Idempotence**: appending a batch whose first event id the stream already holds returns
 //!   the earlier outcome with `duplicate: true` and writes nothing, whatever the expected
 //!   version. A handler that derives event ids deterministically can therefore re-run safely.
+//!   Any other use of a recorded id (in another stream, or as a later event of a new batch) is
+//!   [`LogError::DuplicateEventId`].
 //! - **Positions** are global and increase with each recorded event (they may skip numbers).
 //! - **Subscriptions** are durable and named: they deliver matching events in position order,
 //!   at least once, and a subscription opened again under the same name resumes after the last
@@ -36,7 +38,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum LogError {
     /// The stream did not match the expected version: another writer got there first.
-    #[error("conflict on stream {stream_id}: expected {expected:?}, stream is at version {actual}")]
+    #[error("conflict on stream {stream_id}: expected {expected}, the stream is at version {actual}")]
     Conflict {
         /// The stream appended to.
         stream_id: StreamId,
@@ -87,7 +89,7 @@ pub enum LogError {
     /// An event of the batch other than its first carries an id the log already holds. Only the
     /// first event's id makes a re-append an idempotent no-op; a later repeated id is a mistake.
     #[error(
-        "event id {event_id} is already recorded; only a batch's first event id makes a re-append idempotent"
+        "event id {event_id} is already recorded: a batch appended again is recognised by its first event id, in the stream it was appended to; any other reuse of an id is refused"
     )]
     DuplicateEventId {
         /// The id already recorded.
@@ -98,6 +100,12 @@ pub enum LogError {
     InvalidSubscriptionName {
         /// The name given.
         name: String,
+    },
+    /// A subscription filter names something no stream or event can have.
+    #[error("invalid subscription filter: {reason}")]
+    InvalidFilter {
+        /// What is wrong with it.
+        reason: String,
     },
     /// The backend holds something that is not a valid event (corruption, or a foreign writer).
     #[error("corrupt record at position {position}: {reason}")]
@@ -126,6 +134,7 @@ impl LogError {
                 | Self::InvalidMetadata { .. }
                 | Self::DuplicateInBatch { .. }
                 | Self::DuplicateEventId { .. }
+                | Self::InvalidFilter { .. }
                 | Self::InvalidSubscriptionName { .. }
         )
     }
@@ -237,6 +246,20 @@ pub fn validate_subscription_name(name: &str) -> Result<(), LogError> {
     if valid { Ok(()) } else { Err(LogError::InvalidSubscriptionName { name: name.to_string() }) }
 }
 
+/// Checks a subscription's filter: every category must be one a stream id can have (lowercase
+/// letters a-z), else the subscription would silently match nothing (or, on JetStream, make an
+/// unusable subject).
+pub fn validate_filter(filter: &Filter) -> Result<(), LogError> {
+    for category in &filter.categories {
+        if category.is_empty() || !category.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(LogError::InvalidFilter {
+                reason: format!("stream category {category:?} is not lowercase letters a-z"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Why an emitter cannot be stored, if it cannot.
 fn emitter_problem(emitter: &str) -> Option<String> {
     if emitter.is_empty() {
@@ -256,6 +279,13 @@ fn emitter_problem(emitter: &str) -> Option<String> {
         return Some("it starts or ends with whitespace".into());
     }
     None
+}
+
+/// Whether a traceparent passes the checks of [`validate_batch`]: a phase carries its cause's
+/// traceparent on to its outputs only then, so one written by a foreign producer straight
+/// into the log cannot make every derived append fail.
+pub fn traceparent_is_usable(traceparent: &str) -> bool {
+    traceparent_problem(traceparent).is_none()
 }
 
 /// Why a traceparent cannot be stored, if it cannot.
@@ -349,4 +379,9 @@ pub trait EventLog: Send + Sync + fmt::Debug {
         name: &str,
         options: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>, LogError>;
+
+    /// Deletes the durable subscription `name` and its stored position; answers whether it
+    /// existed. A subscription opened under the name afterwards starts afresh. Handles still
+    /// open on it must be dropped first (what they acknowledge later is not kept).
+    async fn delete_subscription(&self, name: &str) -> Result<bool, LogError>;
 }

@@ -51,6 +51,8 @@ type Watchers = Mutex<HashMap<TaskId, watch::Sender<Seen>>>;
 pub(crate) struct Follower {
     watchers: Arc<Watchers>,
     task: JoinHandle<()>,
+    log: Arc<dyn EventLog>,
+    name: String,
 }
 
 impl Drop for Follower {
@@ -64,8 +66,20 @@ impl Follower {
     pub(crate) fn start(log: Arc<dyn EventLog>, name: String) -> Self {
         let watchers: Arc<Watchers> = Arc::default();
         let weak = Arc::downgrade(&watchers);
-        let task = tokio::spawn(async move { follow(log, name, weak).await });
-        Self { watchers, task }
+        let task = {
+            let (log, name) = (Arc::clone(&log), name.clone());
+            tokio::spawn(async move { follow(log, name, weak).await })
+        };
+        Self { watchers, task, log, name }
+    }
+
+    /// Stops following and deletes the subscription, which only this process used (it starts
+    /// at the end of the log each time): a gateway that stops cleanly leaves nothing behind.
+    pub(crate) async fn close(&self) {
+        self.task.abort();
+        if let Err(error) = self.log.delete_subscription(&self.name).await {
+            tracing::warn!(%error, subscription = %self.name, "cannot delete the gateway's subscription");
+        }
     }
 
     /// Registers interest in a task: the watch changes whenever an event of the task is seen.

@@ -131,6 +131,7 @@ pub async fn serve_on(
             let _ = stop.send(true);
         }
     };
+    let follower = Arc::clone(&state.follower);
     let router = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, router).with_graceful_shutdown(signal);
     let mut grace = stopped;
@@ -143,5 +144,6 @@ pub async fn serve_on(
     };
     let _ = stop.send(true);
     let _ = dispatcher.await;
+    follower.close().await;
     result
 }

@@ -428,3 +428,30 @@ async fn agents_are_listed_from_their_streams() {
     assert_error(gw.get("/agents/NOT VALID", &viewer).await, 404, "not_found").await;
     assert_error(gw.get("/agents", &token("n", &[])).await, 403, "forbidden").await;
 }
+
+#[tokio::test]
+async fn a_stopped_gateway_leaves_no_subscription_behind() {
+    let config = common::config();
+    let instance = config.instance.clone();
+    let gateway = TestGateway::start_with(config).await;
+    let file = sqlx::SqlitePool::connect(&format!("sqlite://{}", gateway.log_file().display()))
+        .await
+        .expect("open the log file");
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM subscriptions WHERE name = $1")
+            .bind(&instance)
+            .fetch_one(&file)
+            .await
+            .expect("count")
+    };
+    // The follower's subscription, created at start, is there while the gateway runs.
+    for _ in 0..250 {
+        if count().await == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(count().await, 1);
+    gateway.stop().await.expect("a clean stop");
+    assert_eq!(count().await, 0, "the gateway deleted its subscription when it stopped");
+}

@@ -308,4 +308,8 @@ impl EventLog for ArchivedLog {
     ) -> Result<Box<dyn Subscription>, LogError> {
         self.live.subscribe(name, options).await
     }
+
+    async fn delete_subscription(&self, name: &str) -> Result<bool, LogError> {
+        self.live.delete_subscription(name).await
+    }
 }

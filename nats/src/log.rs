@@ -8,13 +8,13 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull, push};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::jetstream::stream::{ConsumerErrorKind, DirectGetErrorKind, Stream};
 use async_nats::jetstream::{self, Context};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use events::log::{validate_batch, validate_subscription_name};
+use events::log::{validate_batch, validate_filter, validate_subscription_name};
 use events::{
     AppendOutcome, EventId, EventLog, ExpectedVersion, LogError, NewEvent, Position, RecordedEvent, StreamId,
     SubscribeOptions, Subscription, Version,
@@ -516,6 +516,7 @@ impl EventLog for NatsLog {
         options: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>, LogError> {
         validate_subscription_name(name)?;
+        validate_filter(&options.filter)?;
         let subscription = NatsSubscription::open(
             self.js.clone(),
             self.events.clone(),
@@ -525,6 +526,20 @@ impl EventLog for NatsLog {
         )
         .await?;
         Ok(Box::new(subscription))
+    }
+
+    async fn delete_subscription(&self, name: &str) -> Result<bool, LogError> {
+        validate_subscription_name(name)?;
+        match self.events.delete_consumer(name).await {
+            Ok(status) => Ok(status.success),
+            Err(e)
+                if matches!(e.kind(), ConsumerErrorKind::JetStream(ref j)
+                if j.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(backend(e)),
+        }
     }
 }
 

@@ -276,17 +276,24 @@ pub(crate) async fn run(cli: &Cli, args: &EventsArgs) -> anyhow::Result<()> {
             // The SQL log wakes subscribers for appends of this process only: look for other
             // processes' appends often (its `next` is cancel-safe).
             let poll = backend.nats.is_none().then_some(Duration::from_millis(super::tail::TAIL_POLL_MS));
-            let mut seen = 0;
-            while count.is_none_or(|c| seen < c) {
-                let delivery = tokio::select! {
-                    delivery = super::tail::next_polled(subscription.as_mut(), poll) => delivery?,
-                    _ = tokio::signal::ctrl_c() => break,
-                };
-                writeln!(out, "{}", to_json(&delivery.event))?;
-                out.flush()?;
-                subscription.ack(delivery.event.position).await?;
-                seen += 1;
+            let tailed = async {
+                let mut seen = 0;
+                while count.is_none_or(|c| seen < c) {
+                    let delivery = tokio::select! {
+                        delivery = super::tail::next_polled(subscription.as_mut(), poll) => delivery?,
+                        _ = tokio::signal::ctrl_c() => break,
+                    };
+                    writeln!(out, "{}", to_json(&delivery.event))?;
+                    out.flush()?;
+                    subscription.ack(delivery.event.position).await?;
+                    seen += 1;
+                }
+                anyhow::Ok(())
             }
+            .await;
+            drop(subscription);
+            super::tail::delete_subscription(log.as_ref(), &name).await;
+            tailed?;
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use events::{
-    AgentId, Delivery, EventId, EventType, Filter, LogError, RecordedEvent, StartFrom, StreamId,
+    AgentId, Delivery, EventId, EventLog, EventType, Filter, LogError, RecordedEvent, StartFrom, StreamId,
     SubscribeOptions, Subscription, TaskId, codec,
 };
 
@@ -16,6 +16,13 @@ use crate::Cli;
 
 /// How often `tail` looks at an SQLite log for events appended by other processes.
 pub(crate) const TAIL_POLL_MS: u64 = 100;
+
+/// Deletes a tail's subscription: a tail starts afresh each time, so it leaves nothing behind.
+pub(crate) async fn delete_subscription(log: &dyn EventLog, name: &str) {
+    if let Err(error) = log.delete_subscription(name).await {
+        tracing::warn!(%error, subscription = name, "cannot delete the tail's subscription");
+    }
+}
 
 /// The subscription's next delivery; with `poll`, asks the log again at that interval (for an
 /// SQL log, whose `next` is cancel-safe and whose wake-ups cover this process only).
@@ -83,33 +90,39 @@ pub(crate) async fn run(cli: &Cli, args: &TailArgs) -> anyhow::Result<()> {
     let poll = backend.nats.is_none().then_some(Duration::from_millis(TAIL_POLL_MS));
     let task_stream = args.task.map(StreamId::task);
     let mut out = std::io::stdout().lock();
-    let mut seen = 0;
-    while args.count.is_none_or(|c| seen < c) {
-        let delivery = tokio::select! {
-            delivery = next_polled(subscription.as_mut(), poll) => delivery?,
-            _ = tokio::signal::ctrl_c() => break,
-        };
-        let event = &delivery.event;
-        let wanted = task_stream.as_ref().is_none_or(|s| &event.stream_id == s)
-            && args.agent.as_ref().is_none_or(|a| mentions_agent(event, a));
-        if wanted {
-            if args.json {
-                writeln!(out, "{}", to_json(event))?;
-            } else {
-                let time = format_time(event.metadata.occurred_at_ms);
-                writeln!(
-                    out,
-                    "{time}  {:<44} v{:<3} {:<20} {}",
-                    event.stream_id.as_str(),
-                    event.version,
-                    event.event_type.as_str(),
-                    event.metadata.emitter
-                )?;
+    let tailed = async {
+        let mut seen = 0;
+        while args.count.is_none_or(|c| seen < c) {
+            let delivery = tokio::select! {
+                delivery = next_polled(subscription.as_mut(), poll) => delivery?,
+                _ = tokio::signal::ctrl_c() => break,
+            };
+            let event = &delivery.event;
+            let wanted = task_stream.as_ref().is_none_or(|s| &event.stream_id == s)
+                && args.agent.as_ref().is_none_or(|a| mentions_agent(event, a));
+            if wanted {
+                if args.json {
+                    writeln!(out, "{}", to_json(event))?;
+                } else {
+                    let time = format_time(event.metadata.occurred_at_ms);
+                    writeln!(
+                        out,
+                        "{time}  {:<44} v{:<3} {:<20} {}",
+                        event.stream_id.as_str(),
+                        event.version,
+                        event.event_type.as_str(),
+                        event.metadata.emitter
+                    )?;
+                }
+                out.flush()?;
+                seen += 1;
             }
-            out.flush()?;
-            seen += 1;
+            subscription.ack(event.position).await?;
         }
-        subscription.ack(event.position).await?;
+        anyhow::Ok(())
     }
-    Ok(())
+    .await;
+    drop(subscription);
+    delete_subscription(backend.log.as_ref(), &name).await;
+    tailed
 }

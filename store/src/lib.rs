@@ -207,4 +207,11 @@ impl EventLog for SqlLog {
             Self::Postgres(log) => log.subscribe(name, options).await,
         }
     }
+
+    async fn delete_subscription(&self, name: &str) -> Result<bool, LogError> {
+        match self {
+            Self::Sqlite(log) => log.delete_subscription(name).await,
+            Self::Postgres(log) => log.delete_subscription(name).await,
+        }
+    }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use events::log::validate_batch;
+use events::log::{validate_batch, validate_subscription_name};
 use events::{
     AppendOutcome, EventLog, ExpectedVersion, LogError, NewEvent, Position, RecordedEvent, StreamId,
     SubscribeOptions, Subscription, Version,
@@ -410,6 +410,16 @@ impl EventLog for PostgresLog {
     ) -> Result<Box<dyn Subscription>, LogError> {
         let source: Arc<dyn Source> = self.inner.clone();
         Ok(Box::new(SqlSubscription::open(source, name, options).await?))
+    }
+
+    async fn delete_subscription(&self, name: &str) -> Result<bool, LogError> {
+        validate_subscription_name(name)?;
+        let deleted = sqlx::query("DELETE FROM subscriptions WHERE name = $1")
+            .bind(name)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        Ok(deleted.rows_affected() > 0)
     }
 }
 

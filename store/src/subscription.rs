@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use events::log::validate_subscription_name;
+use events::log::{validate_filter, validate_subscription_name};
 use events::{
     Delivery, Filter, LogError, Position, RecordedEvent, StartFrom, SubscribeOptions, Subscription,
 };
@@ -192,6 +192,7 @@ impl SqlSubscription {
         options: SubscribeOptions,
     ) -> Result<Self, LogError> {
         validate_subscription_name(name)?;
+        validate_filter(&options.filter)?;
         let initial = match options.start {
             StartFrom::Beginning => 0,
             StartFrom::Position(position) => position.saturating_sub(1),

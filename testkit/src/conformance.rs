@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
             nack_redelivers,
             filters,
             start_from_end_and_position,
+            subscription_deletion,
             bad_input,
         );
     };
@@ -461,6 +462,34 @@ async fn log_event_id(log: &Arc<dyn EventLog>, s: &StreamId) -> EventId {
     log.read_stream(s, 1, 1).await.expect("read")[0].id
 }
 
+/// A deleted subscription is gone with its position: opened again under its name it starts
+/// afresh; deleting it again, or a name never used, answers that nothing was there.
+pub async fn subscription_deletion(backend: &dyn Backend) {
+    let log = backend.open().await;
+    let category = category();
+    let s = stream(&category);
+    let sent = events("a", 3);
+    log.append(&s, ExpectedVersion::NoStream, sent.clone()).await.expect("append");
+    let name = subscription_name("deleted");
+    let options = || SubscribeOptions { filter: Filter::category(&category), start: StartFrom::Beginning };
+    let mut sub = log.subscribe(&name, options()).await.expect("subscribe");
+    for want in &sent {
+        let delivery = next(&mut sub).await;
+        assert_same_event(&delivery.event, want);
+        sub.ack(delivery.event.position).await.expect("ack");
+    }
+    drop(sub);
+    assert!(log.delete_subscription(&name).await.expect("delete"), "it existed");
+    assert!(!log.delete_subscription(&name).await.expect("delete again"), "gone already");
+    assert!(!log.delete_subscription(&subscription_name("never")).await.expect("delete unknown"));
+    let mut again = log.subscribe(&name, options()).await.expect("subscribe again");
+    assert_same_event(&next(&mut again).await.event, &sent[0]);
+    match log.delete_subscription("has space").await {
+        Err(LogError::InvalidSubscriptionName { .. }) => {}
+        other => panic!("an invalid name: {other:?}"),
+    }
+}
+
 /// `read_stream` and `read_all` start where asked (inclusive) and return at most `limit`.
 pub async fn reads_from_positions_with_limits(backend: &dyn Backend) {
     let log = backend.open().await;
@@ -747,6 +776,14 @@ pub async fn bad_input(backend: &dyn Backend) {
             Err(LogError::InvalidSubscriptionName { name: given }) => assert_eq!(given, name),
             Err(other) => panic!("subscription name {name:?}: unexpected error {other:?}"),
             Ok(_) => panic!("subscription name {name:?} accepted"),
+        }
+    }
+    for category in ["", "Task", "task.x", ">", "*"] {
+        let options = SubscribeOptions { filter: Filter::category(category), start: StartFrom::Beginning };
+        match log.subscribe(&subscription_name("filtered"), options).await {
+            Err(LogError::InvalidFilter { reason }) => assert!(reason.contains("category"), "{reason}"),
+            Err(other) => panic!("category {category:?}: unexpected error {other:?}"),
+            Ok(_) => panic!("category {category:?} accepted"),
         }
     }
     for bad in ["", "task", "Task-1", "task-a b", "task-a.b", "task-*", "task->"] {

@@ -268,6 +268,10 @@ impl EventLog for DoublingLog {
         let inner = self.inner.subscribe(name, options).await?;
         Ok(Box::new(DoublingSubscription { inner, again: None, duplicates: Arc::clone(&self.duplicates) }))
     }
+
+    async fn delete_subscription(&self, name: &str) -> Result<bool, LogError> {
+        self.inner.delete_subscription(name).await
+    }
 }
 
 /// Asserts that a completed echo task has each phase's output exactly once.

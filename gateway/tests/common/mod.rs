@@ -89,6 +89,22 @@ pub fn config() -> GatewayConfig {
 }
 
 impl TestGateway {
+    /// Stops the server as `pantheon up` does on a signal, and waits for it to finish.
+    pub async fn stop(mut self) -> gateway::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await.expect("the server task"),
+            None => Ok(()),
+        }
+    }
+
+    /// The SQLite file of the gateway's log.
+    pub fn log_file(&self) -> PathBuf {
+        self._dir.path().join("log.db")
+    }
+
     pub async fn start() -> Self {
         Self::start_with(config()).await
     }
