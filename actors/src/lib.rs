@@ -76,7 +76,7 @@ pub use phase::{
 };
 pub use registry::Registry;
 pub use retry::{RETRY_BACKOFF_MS_BASE, RETRY_BACKOFF_MS_MAX};
-pub use runtime::{HostedAgent, Runtime, RuntimeOptions};
+pub use runtime::{HostedAgent, PHASES_GROUP, Runtime, RuntimeOptions};
 pub use screening::{Screener, StandardScreener, Verdict};
 pub use standing::{
     HEALTH_SCORE_DEGRADED, HEALTH_SCORE_HALF_OPEN, STANDING_READ_MS_MAX, STANDING_REFRESH_MS,

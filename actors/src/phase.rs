@@ -2,7 +2,9 @@
 //! deterministic append of a phase's outputs, and [`PhaseActor`] — the ractor actor that runs
 //! one phase: it pulls input events from the phase's durable subscription, runs the handler
 //! for each (up to [`PHASE_IN_FLIGHT_MAX`] at once) and acknowledges each input only after its
-//! outputs are in the log.
+//! outputs are in the log. The phases' subscriptions are members of one group
+//! ([`crate::PHASES_GROUP`]) where the log serves them together (JetStream: one consumer for
+//! all phases of a process); otherwise each is a subscription of its own, `phase-<name>`.
 //!
 //! # Exactly once
 //! A handler keeps nothing between events. For each input it reads the task stream, folds
@@ -170,6 +172,9 @@ pub(crate) struct Ctx {
     pub(crate) tasks: TaskCache,
     /// Agents' health and reputation from the read models, for matching.
     pub(crate) standing: Arc<Standing>,
+    /// The phases' subscriptions served together, when the log has a shared form for them
+    /// ([`events::EventLog::subscribe_group`]: one JetStream consumer for all phases).
+    pub(crate) intake: Option<Arc<dyn events::SubscriptionGroup>>,
     /// Whether dropping a pending `Subscription::next` loses nothing (true for the SQL log);
     /// when false, a phase only stops waiting for the next input on shutdown.
     pub(crate) next_is_cancel_safe: bool,
@@ -454,6 +459,16 @@ pub(crate) struct PhaseArgs {
     pub(crate) phase: Arc<dyn Phase>,
 }
 
+/// What a phase's subscription takes: its input types, from the beginning of the log.
+pub(crate) fn phase_subscription(phase: &dyn Phase) -> std::result::Result<SubscribeOptions, events::Error> {
+    let types =
+        phase.inputs().iter().map(|t| EventType::new(*t)).collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(SubscribeOptions {
+        filter: Filter::category("task").with_types(types),
+        start: events::StartFrom::Beginning,
+    })
+}
+
 /// The ractor actor running one phase.
 pub(crate) struct PhaseActor;
 
@@ -471,13 +486,11 @@ impl Actor for PhaseActor {
         args: PhaseArgs,
     ) -> Result<PhaseState, ActorProcessingErr> {
         let PhaseArgs { ctx, phase } = args;
-        let types =
-            phase.inputs().iter().map(|t| EventType::new(*t)).collect::<std::result::Result<Vec<_>, _>>()?;
-        let options = SubscribeOptions {
-            filter: Filter::category("task").with_types(types),
-            start: events::StartFrom::Beginning,
+        let options = phase_subscription(phase.as_ref())?;
+        let subscription = match &ctx.intake {
+            Some(intake) => intake.member(phase.name()).await?,
+            None => ctx.log.subscribe(&format!("phase-{}", phase.name()), options).await?,
         };
-        let subscription = ctx.log.subscribe(&format!("phase-{}", phase.name()), options).await?;
         let stop = ctx.shutdown.child_token();
         let handled = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let pump = tokio::spawn(pump(ctx, phase, subscription, stop.clone(), myself, Arc::clone(&handled)));

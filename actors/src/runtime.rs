@@ -24,7 +24,7 @@ use crate::egress::EgressScreening;
 use crate::error::{Error, Result};
 use crate::execution::Execution;
 use crate::matching::Matching;
-use crate::phase::{Ctx, Finals, Phase, TaskCache, load_task_cached};
+use crate::phase::{Ctx, Finals, Phase, TaskCache, load_task_cached, phase_subscription};
 use crate::registry::{REGISTRY_REFRESH_MS, Registry, builtin_agent_key, register_agent};
 use crate::retry::Retry;
 use crate::screening::{IngressScreening, Screener, StandardScreener};
@@ -113,6 +113,10 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// The name of the phases' subscription group: on JetStream, the one consumer through which
+/// the phases of every process take their input events.
+pub const PHASES_GROUP: &str = "phases";
+
 /// The phases in pipeline order.
 fn phases(execution: Execution) -> Vec<Arc<dyn Phase>> {
     vec![
@@ -183,6 +187,12 @@ impl Runtime {
         trusted_submitters.extend(config.producers.iter().map(|p| p.public_key));
         let screener = screener.unwrap_or_else(|| Arc::new(StandardScreener::new(config.screening.clone())));
         let shutdown = CancellationToken::new();
+        let phases = phases(Execution::new(limits));
+        let members = phases
+            .iter()
+            .map(|phase| Ok((phase.name().to_string(), phase_subscription(phase.as_ref())?)))
+            .collect::<Result<Vec<_>>>()?;
+        let intake = log.subscribe_group(PHASES_GROUP, &members).await?;
         let ctx = Arc::new(Ctx {
             log: Arc::clone(&log),
             federation,
@@ -194,7 +204,9 @@ impl Runtime {
             finals: Finals::default(),
             tasks: TaskCache::default(),
             standing: Arc::clone(&standing),
-            next_is_cancel_safe,
+            // A group's members are cancel-safe (they read an in-process queue).
+            next_is_cancel_safe: next_is_cancel_safe || intake.is_some(),
+            intake,
             poll_interval,
         });
         let refresher = {
@@ -214,7 +226,7 @@ impl Runtime {
         if let Err(error) = crate::heartbeat::beat_all(&ctx).await {
             tracing::warn!(%error, "the first heartbeats were not sent");
         }
-        let args = SupervisorArgs { ctx: Arc::clone(&ctx), phases: phases(Execution::new(limits)) };
+        let args = SupervisorArgs { ctx: Arc::clone(&ctx), phases };
         let (supervisor, supervisor_task) = Actor::spawn(None, Supervisor, args)
             .await
             .map_err(|e| Error::Actor { name: "supervisor".into(), reason: e.to_string() })?;

@@ -62,6 +62,7 @@ pub use event::{
 pub use id::{AgentId, EventId, EventType, StreamId, TaskId, WorkflowId};
 pub use log::{
     AppendOutcome, Delivery, EventLog, Filter, LogError, StartFrom, SubscribeOptions, Subscription,
+    SubscriptionGroup,
 };
 pub use state::{Aggregate, TransitionError};
 pub use task::{TaskEvent, TaskSpec, TaskState, TaskStatus};

@@ -18,6 +18,7 @@
 //!   delivered again (after [`Subscription::nack`], or when the subscription is reopened).
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -238,6 +239,14 @@ pub trait Subscription: Send {
     async fn nack(&mut self, position: Position) -> Result<(), LogError>;
 }
 
+/// Subscriptions served together (see [`EventLog::subscribe_group`]).
+#[async_trait]
+pub trait SubscriptionGroup: Send + Sync {
+    /// Opens the member `name`. A member is open once at a time: dropping it gives back what
+    /// it held unacknowledged, and it can then be opened again (a restarted consumer).
+    async fn member(&self, name: &str) -> Result<Box<dyn Subscription>, LogError>;
+}
+
 /// Checks a subscription name.
 pub fn validate_subscription_name(name: &str) -> Result<(), LogError> {
     let valid = !name.is_empty()
@@ -379,6 +388,24 @@ pub trait EventLog: Send + Sync + fmt::Debug {
         name: &str,
         options: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>, LogError>;
+
+    /// Durable subscriptions that one process opens together, whose filters no event passes
+    /// twice (the pipeline's phases): a backend may serve them all from one subscription of its
+    /// own named `name`, so that each event is delivered once to the process instead of once
+    /// per member. Each member is opened with [`SubscriptionGroup::member`] by its name, and
+    /// behaves as a subscription: at least once, acknowledged one event at a time.
+    ///
+    /// `None` when the backend has no such shared form: the members are then ordinary
+    /// subscriptions of their own (the SQL log, whose subscriptions read a shared ring of
+    /// recent events already).
+    async fn subscribe_group(
+        &self,
+        name: &str,
+        members: &[(String, SubscribeOptions)],
+    ) -> Result<Option<Arc<dyn SubscriptionGroup>>, LogError> {
+        let _ = (name, members);
+        Ok(None)
+    }
 
     /// Deletes the durable subscription `name` and its stored position; answers whether it
     /// existed. A subscription opened under the name afterwards starts afresh. Handles still

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use events::{
     AppendOutcome, EventLog, ExpectedVersion, Filter, LogError, NewEvent, Position, RecordedEvent, StartFrom,
-    StreamId, SubscribeOptions, Subscription, Version,
+    StreamId, SubscribeOptions, Subscription, SubscriptionGroup, Version,
 };
 use store::{ImportOutcome, SqlLog};
 
@@ -307,6 +307,14 @@ impl EventLog for ArchivedLog {
         options: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>, LogError> {
         self.live.subscribe(name, options).await
+    }
+
+    async fn subscribe_group(
+        &self,
+        name: &str,
+        members: &[(String, SubscribeOptions)],
+    ) -> Result<Option<Arc<dyn SubscriptionGroup>>, LogError> {
+        self.live.subscribe_group(name, members).await
     }
 
     async fn delete_subscription(&self, name: &str) -> Result<bool, LogError> {

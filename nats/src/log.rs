@@ -17,11 +17,12 @@ use futures::StreamExt;
 use events::log::{validate_batch, validate_filter, validate_subscription_name};
 use events::{
     AppendOutcome, EventId, EventLog, ExpectedVersion, LogError, NewEvent, Position, RecordedEvent, StreamId,
-    SubscribeOptions, Subscription, Version,
+    SubscribeOptions, Subscription, SubscriptionGroup, Version,
 };
 
 use crate::config::{NatsLogConfig, REPLAY_BATCH_COUNT_MAX};
 use crate::error::{Error, ErrorKind, Result};
+use crate::group::NatsGroup;
 use crate::layout::{decode_event, event_headers, stream_subject, version_of};
 use crate::setup::{dead_letter_stream_config, ensure_stream, event_stream_config};
 use crate::subscription::NatsSubscription;
@@ -526,6 +527,18 @@ impl EventLog for NatsLog {
         )
         .await?;
         Ok(Box::new(subscription))
+    }
+
+    /// One consumer for the group: see [`crate::NatsGroup`].
+    async fn subscribe_group(
+        &self,
+        name: &str,
+        members: &[(String, SubscribeOptions)],
+    ) -> Result<Option<Arc<dyn SubscriptionGroup>>, LogError> {
+        let group =
+            NatsGroup::open(self.js.clone(), self.events.clone(), Arc::clone(&self.config), name, members)
+                .await?;
+        Ok(Some(Arc::new(group)))
     }
 
     async fn delete_subscription(&self, name: &str) -> Result<bool, LogError> {

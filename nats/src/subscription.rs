@@ -33,7 +33,7 @@ pub const IDLE_WAIT: Duration = Duration::from_secs(5);
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(1);
 
 /// How a delivered message is to be handled.
-enum Verdict {
+pub(crate) enum Verdict {
     /// Hand it to the application.
     Deliver(RecordedEvent),
     /// Valid, but outside the subscription's filter: acknowledge it silently.
@@ -96,67 +96,16 @@ impl NatsSubscription {
     }
 
     fn judge(&self, message: &jetstream::Message, position: Position) -> Verdict {
-        let event = match decode_event(
-            &message.message.subject,
-            position,
-            message.message.headers.as_ref(),
-            &message.message.payload,
-        ) {
-            Ok(event) => event,
-            Err(reason) => return Verdict::Poison(reason),
-        };
-        if self.config.require_msgpack_payload
-            && let Err(reason) = check_msgpack(&event.payload)
-        {
-            return Verdict::Poison(reason);
-        }
-        if let Some(max) = self.config.schema_version_max
-            && event.schema_version > max
-        {
-            return Verdict::Poison(format!(
-                "schema version {} of {} is newer than {max}, the newest this reader knows",
-                event.schema_version, event.event_type
-            ));
-        }
-        if self.filter.matches(&event.stream_id, &event.event_type) {
-            Verdict::Deliver(event)
-        } else {
-            Verdict::Skip
-        }
+        judge(&self.config, &self.filter, message, position)
     }
 
-    /// Copies `message` to the dead-letter subject with `reason`, then terminates it so the
-    /// server never delivers it again. The consumer carries on.
     async fn dead_letter(
         &self,
         message: jetstream::Message,
         position: Position,
         reason: &str,
     ) -> Result<(), LogError> {
-        tracing::warn!(subscription = %self.name, position, %reason, "dead-lettering an event");
-        // Keep the event's own headers, but none of JetStream's (`Nats-Expected-…` would make
-        // the dead-letter publish fail, `Nats-Msg-Id` would dedupe it against the original).
-        let mut headers = async_nats::HeaderMap::new();
-        for (name, values) in message.message.headers.iter().flat_map(|h| h.iter()) {
-            let name: &str = name.as_ref();
-            if !name.starts_with("Nats-") {
-                for value in values {
-                    headers.append(name, value.as_str());
-                }
-            }
-        }
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{}:{position}", self.name).as_str());
-        headers.insert(HEADER_DEAD_REASON, reason);
-        headers.insert(HEADER_DEAD_SUBJECT, message.message.subject.as_str());
-        headers.insert(HEADER_DEAD_SEQUENCE, position.to_string().as_str());
-        let publish = PublishMessage::build().payload(message.message.payload.clone()).headers(headers);
-        self.js
-            .send_publish(dead_letter_subject(&self.name), publish)
-            .await
-            .map_err(backend)?
-            .await
-            .map_err(backend)?;
-        message.ack_with(AckKind::Term).await.map_err(backend)
+        dead_letter(&self.js, &self.name, message, position, reason).await
     }
 
     /// Fills the buffer: what is there now, or else waits up to [`IDLE_WAIT`] for one event.
@@ -183,7 +132,90 @@ impl NatsSubscription {
     }
 }
 
-fn position_and_attempt(message: &jetstream::Message) -> Result<(Position, u32), LogError> {
+/// What to do with a delivered message: decode it and check it against `config` and `filter`.
+pub(crate) fn judge(
+    config: &NatsLogConfig,
+    filter: &Filter,
+    message: &jetstream::Message,
+    position: Position,
+) -> Verdict {
+    let event = match decode_event(
+        &message.message.subject,
+        position,
+        message.message.headers.as_ref(),
+        &message.message.payload,
+    ) {
+        Ok(event) => event,
+        Err(reason) => return Verdict::Poison(reason),
+    };
+    if config.require_msgpack_payload
+        && let Err(reason) = check_msgpack(&event.payload)
+    {
+        return Verdict::Poison(reason);
+    }
+    if let Some(max) = config.schema_version_max
+        && event.schema_version > max
+    {
+        return Verdict::Poison(format!(
+            "schema version {} of {} is newer than {max}, the newest this reader knows",
+            event.schema_version, event.event_type
+        ));
+    }
+    if filter.matches(&event.stream_id, &event.event_type) { Verdict::Deliver(event) } else { Verdict::Skip }
+}
+
+/// Copies `message` to the dead-letter subject with `reason`, then terminates it so the
+/// server never delivers it again. The consumer carries on.
+pub(crate) async fn dead_letter(
+    js: &Context,
+    subscription: &str,
+    message: jetstream::Message,
+    position: Position,
+    reason: &str,
+) -> Result<(), LogError> {
+    tracing::warn!(%subscription, position, %reason, "dead-lettering an event");
+    // Keep the event's own headers, but none of JetStream's (`Nats-Expected-…` would make
+    // the dead-letter publish fail, `Nats-Msg-Id` would dedupe it against the original).
+    let mut headers = async_nats::HeaderMap::new();
+    for (name, values) in message.message.headers.iter().flat_map(|h| h.iter()) {
+        let name: &str = name.as_ref();
+        if !name.starts_with("Nats-") {
+            for value in values {
+                headers.append(name, value.as_str());
+            }
+        }
+    }
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, format!("{subscription}:{position}").as_str());
+    headers.insert(HEADER_DEAD_REASON, reason);
+    headers.insert(HEADER_DEAD_SUBJECT, message.message.subject.as_str());
+    headers.insert(HEADER_DEAD_SEQUENCE, position.to_string().as_str());
+    let publish = PublishMessage::build().payload(message.message.payload.clone()).headers(headers);
+    js.send_publish(dead_letter_subject(subscription), publish)
+        .await
+        .map_err(backend)?
+        .await
+        .map_err(backend)?;
+    message.ack_with(AckKind::Term).await.map_err(backend)
+}
+
+/// Refuses a handed-out message: delivered again, or dead-lettered when this was its last
+/// delivery.
+pub(crate) async fn refuse(
+    js: &Context,
+    subscription: &str,
+    config: &NatsLogConfig,
+    message: jetstream::Message,
+    position: Position,
+) -> Result<(), LogError> {
+    let (_, attempt) = position_and_attempt(&message)?;
+    if i64::from(attempt) >= config.max_deliver {
+        let reason = format!("refused on each of {attempt} deliveries");
+        return dead_letter(js, subscription, message, position, &reason).await;
+    }
+    message.ack_with(AckKind::Nak(None)).await.map_err(backend)
+}
+
+pub(crate) fn position_and_attempt(message: &jetstream::Message) -> Result<(Position, u32), LogError> {
     let info = message.info().map_err(backend)?;
     Ok((info.stream_sequence, u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX)))
 }
@@ -226,14 +258,9 @@ impl Subscription for NatsSubscription {
 
     async fn nack(&mut self, position: Position) -> Result<(), LogError> {
         let Some(message) = self.handed.remove(&position) else { return Ok(()) };
-        let (_, attempt) = position_and_attempt(&message)?;
-        if i64::from(attempt) >= self.config.max_deliver {
-            let reason = format!("refused on each of {attempt} deliveries");
-            return self.dead_letter(message, position, &reason).await;
-        }
         // Events already buffered are handed out before the refused one comes back: delivery
         // stays at least once, and in position order except for redeliveries.
-        message.ack_with(AckKind::Nak(None)).await.map_err(backend)
+        refuse(&self.js, &self.name, &self.config, message, position).await
     }
 }
 
@@ -242,28 +269,32 @@ pub const DROP_RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 impl Drop for NatsSubscription {
     fn drop(&mut self) {
-        // Give back what this subscription holds so that a reopened one gets it at once, in
-        // order, instead of after the ack wait. On a multi-threaded runtime this waits (at
-        // most DROP_RELEASE_WAIT) for the server's confirmation, so a subscription reopened
-        // right after sees the events first; elsewhere the release runs in the background.
         let held: Vec<_> =
             std::mem::take(&mut self.handed).into_values().chain(self.buffer.drain(..)).collect();
-        if held.is_empty() {
-            return;
+        release(held);
+    }
+}
+
+/// Gives back the messages a dropped subscription holds, so that a reopened one gets them at
+/// once, in order, instead of after the ack wait. On a multi-threaded runtime this waits (at
+/// most [`DROP_RELEASE_WAIT`]) for the server's confirmation, so a subscription reopened right
+/// after sees the events first; elsewhere the release runs in the background.
+pub(crate) fn release(held: Vec<jetstream::Message>) {
+    if held.is_empty() {
+        return;
+    }
+    let release = async move {
+        for message in held {
+            let _ = message.double_ack_with(AckKind::Nak(None)).await;
         }
-        let release = async move {
-            for message in held {
-                let _ = message.double_ack_with(AckKind::Nak(None)).await;
-            }
-        };
-        let release = async move {
-            let _ = tokio::time::timeout(DROP_RELEASE_WAIT, release).await;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
-            tokio::task::block_in_place(|| runtime.block_on(release));
-        } else {
-            runtime.spawn(release);
-        }
+    };
+    let release = async move {
+        let _ = tokio::time::timeout(DROP_RELEASE_WAIT, release).await;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(|| runtime.block_on(release));
+    } else {
+        runtime.spawn(release);
     }
 }
