@@ -126,7 +126,7 @@ fn phases(execution: Execution) -> Vec<Arc<dyn Phase>> {
         Arc::new(Sealing),
         Arc::new(execution),
         Arc::new(Retry),
-        Arc::new(Verification),
+        Arc::new(Verification::default()),
         Arc::new(EgressScreening),
         Arc::new(Completion),
     ]

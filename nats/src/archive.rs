@@ -232,12 +232,15 @@ impl EventLog for ArchivedLog {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, LogError> {
         // A stream that retention removed from JetStream entirely lives on in the archive:
-        // continue its versions rather than start it again at 1.
-        let floor = if self.live.stream_version(stream_id).await? == 0 {
-            self.archive.stream_version(stream_id).await?
-        } else {
-            0
+        // continue its versions rather than start it again at 1. A stream this log saw in
+        // JetStream (the pipeline appending to a task it just read or appended to) needs no
+        // look: were it removed since, the append's sequence check fails, the head is read
+        // again, and the next attempt takes this path with the server's answer.
+        let in_jetstream = match self.live.holds_events_of(stream_id) {
+            Some(true) => true,
+            _ => self.live.stream_version(stream_id).await? > 0,
         };
+        let floor = if in_jetstream { 0 } else { self.archive.stream_version(stream_id).await? };
         self.live.append_after(stream_id, expected, events, floor).await
     }
 

@@ -123,6 +123,12 @@ impl NatsLog {
         Ok((info.state.first_sequence, info.state.last_sequence))
     }
 
+    /// Whether JetStream held events of the stream when this log last looked (an append or a
+    /// read), without asking the server: `None` when it does not know.
+    pub fn holds_events_of(&self, stream_id: &StreamId) -> Option<bool> {
+        self.cached_head(stream_id).map(|head| head.sequence > 0)
+    }
+
     fn cached_head(&self, stream_id: &StreamId) -> Option<Head> {
         self.heads.lock().ok().and_then(|heads| heads.get(stream_id).copied())
     }
