@@ -69,10 +69,21 @@ impl Execution {
         input: &RecordedEvent,
         sealed: &SealedEnvelope,
     ) -> Result<Option<Loaded>> {
+        let task_id = sealed.envelope.task_id;
+        // As in `decide_and_append`: the cached fold when it includes the input, and after
+        // writing `execution_started` the fold the append cached; a read only after a
+        // duplicate or a conflict, or to confirm that there is nothing to run.
+        let mut unread = ctx.tasks.get(task_id).filter(|cached| cached.version >= input.version);
         for _ in 0..crate::phase::CONFLICT_RETRY_COUNT_MAX {
-            let loaded = load_task_cached(ctx, sealed.envelope.task_id).await?;
+            let (loaded, read) = match unread.take() {
+                Some(cached) => (cached, false),
+                None => (load_task_cached(ctx, task_id).await?, true),
+            };
             if !same_attempt(&loaded, sealed) {
-                return Ok(None);
+                if read {
+                    return Ok(None);
+                }
+                continue;
             }
             match loaded.state.status {
                 TaskStatus::Running => return Ok(Some(loaded)),
@@ -84,10 +95,13 @@ impl Execution {
                     match append_outputs(ctx, &loaded, input, "execution", vec![("started".into(), started)])
                         .await?
                     {
-                        Appended::Written | Appended::Duplicate => continue,
-                        Appended::Conflict => continue,
+                        Appended::Written => {
+                            unread = ctx.tasks.get(task_id).filter(|cached| cached.version > loaded.version);
+                        }
+                        Appended::Duplicate | Appended::Conflict => {}
                     }
                 }
+                _ if !read => {}
                 _ => return Ok(None),
             }
         }

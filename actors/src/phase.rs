@@ -82,7 +82,7 @@ struct CacheInner {
 }
 
 impl TaskCache {
-    fn get(&self, task_id: TaskId) -> Option<Loaded> {
+    pub(crate) fn get(&self, task_id: TaskId) -> Option<Loaded> {
         self.inner.lock().ok().and_then(|inner| inner.entries.get(&task_id).cloned())
     }
 

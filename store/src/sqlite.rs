@@ -843,7 +843,16 @@ impl EventLog for SqliteLog {
         rows.into_iter().map(record::decode).collect()
     }
 
+    /// From the ring of recent events when it holds `from` (the pipeline's readers that follow
+    /// the log, such as the registry, mostly ask for what was just committed), else from the
+    /// database. The ring answers only for events it holds, so a reader that has caught up with
+    /// it reads the database, where other processes' appends show.
     async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        if let Some((events, _)) = self.inner.ring.read(from, limit, &events::Filter::all())
+            && !events.is_empty()
+        {
+            return Ok(events);
+        }
         self.inner.read_page(from, limit).await
     }
 

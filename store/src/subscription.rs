@@ -109,7 +109,12 @@ impl Ring {
     /// The events matching `filter` from position `from` on (at most `limit` of them), and the
     /// last position looked at (`from - 1` when the ring has nothing new) — or `None` when the
     /// ring does not hold everything from `from` on.
-    fn read(&self, from: Position, limit: usize, filter: &Filter) -> Option<(Vec<RecordedEvent>, Position)> {
+    pub(crate) fn read(
+        &self,
+        from: Position,
+        limit: usize,
+        filter: &Filter,
+    ) -> Option<(Vec<RecordedEvent>, Position)> {
         let inner = self.inner.lock().ok()?;
         let first = inner.events.front()?.position;
         let last = inner.events.back()?.position;
