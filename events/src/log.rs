@@ -393,7 +393,9 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// twice (the pipeline's phases): a backend may serve them all from one subscription of its
     /// own named `name`, so that each event is delivered once to the process instead of once
     /// per member. Each member is opened with [`SubscriptionGroup::member`] by its name, and
-    /// behaves as a subscription: at least once, acknowledged one event at a time.
+    /// behaves as a subscription: at least once, acknowledged one event at a time — except
+    /// that a backend may send an acknowledgement without waiting for its confirmation, so an
+    /// event acknowledged just before the process stops may be delivered again.
     ///
     /// `None` when the backend has no such shared form: the members are then ordinary
     /// subscriptions of their own (the SQL log, whose subscriptions read a shared ring of
