@@ -236,10 +236,12 @@ impl EventLog for ArchivedLog {
         // JetStream (the pipeline appending to a task it just read or appended to) needs no
         // look: were it removed since, the append's sequence check fails, the head is read
         // again, and the next attempt takes this path with the server's answer.
-        let in_jetstream = match self.live.holds_events_of(stream_id) {
-            Some(true) => true,
-            _ => self.live.stream_version(stream_id).await? > 0,
-        };
+        // Without retention JetStream removes nothing, so there is nothing to look for.
+        let in_jetstream = self.live.keeps_everything()
+            || match self.live.holds_events_of(stream_id) {
+                Some(true) => true,
+                _ => self.live.stream_version(stream_id).await? > 0,
+            };
         let floor = if in_jetstream { 0 } else { self.archive.stream_version(stream_id).await? };
         self.live.append_after(stream_id, expected, events, floor).await
     }

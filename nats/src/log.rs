@@ -98,6 +98,18 @@ impl NatsLog {
         Ok(Self { client, js, events, config: Arc::new(config), heads: Mutex::new(HashMap::new()) })
     }
 
+    /// Whether the events stream had no retention limit when this log connected (no age,
+    /// count or size limit, overall or per subject): JetStream then removes nothing, and a
+    /// stream JetStream holds no events of has none anywhere. Retention set on the stream
+    /// later is seen at the next connection.
+    pub fn keeps_everything(&self) -> bool {
+        let config = &self.events.cached_info().config;
+        config.max_age.is_zero()
+            && config.max_messages <= 0
+            && config.max_bytes <= 0
+            && config.max_messages_per_subject <= 0
+    }
+
     /// The NATS client, for callers that publish or subscribe outside the log.
     pub fn client(&self) -> &async_nats::Client {
         &self.client
