@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use events::task::{
     Channel, IngressScreened, RejectionCode, ScreeningFinding, TaskEvent, TaskRejected, TaskStatus,
 };
-use events::{RecordedEvent, SignedSubmission, TaskSpec};
+use events::{DomainEvent, RecordedEvent, SignedSubmission, TaskSpec};
 
 use crate::config::ScreeningConfig;
 use crate::error::Result;
@@ -251,6 +251,15 @@ impl Phase for IngressScreening {
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {
+        // The registry view follows the log every REGISTRY_REFRESH_MS: before refusing a
+        // capability it does not know, bring it up to date (an agent registered moments ago,
+        // by another process).
+        if let Ok(TaskEvent::Submitted(submitted)) = TaskEvent::from_recorded(input)
+            && !ctx.registry.offers(&submitted.spec.capability)
+            && let Err(error) = ctx.registry.refresh(ctx.log.as_ref()).await
+        {
+            tracing::warn!(%error, "the registry could not be brought up to date");
+        }
         decide_and_append(ctx, input, self.name(), |loaded| decide(ctx, loaded)).await
     }
 }

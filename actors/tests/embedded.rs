@@ -302,3 +302,36 @@ async fn secrets_are_redacted_before_they_reach_the_log() {
     }
     runtime.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capability_registered_moments_ago_is_not_refused() {
+    let (_dir, log) = sqlite_log().await;
+    let key = Arc::new(KeyPair::generate());
+    let runtime = start(sqlite_options(Arc::clone(&log), Arc::clone(&key))).await;
+    // Registered straight on the log (as another process would), then used at once: the
+    // registry view has not followed the log yet, and screening must look before refusing.
+    let agent = events::AgentId::new("late-translator").unwrap();
+    actors::registry::register_agent(
+        log.as_ref(),
+        &key,
+        &agent,
+        &KeyPair::generate().public_key(),
+        vec!["translate".into()],
+        1,
+        events::agent::AgentTransport::InProcess { builtin: "elsewhere".into() },
+    )
+    .await
+    .unwrap();
+    let task = runtime.submit(TaskSpec::new("translate", "bonjour")).await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let second = loop {
+        let types = types(log.as_ref(), task).await;
+        if let Some(second) = types.get(1) {
+            break second.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "the task was never screened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(second, "ingress_screened");
+    runtime.shutdown().await;
+}
