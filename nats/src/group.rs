@@ -23,6 +23,7 @@
 //! again.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,10 +60,23 @@ struct Slot {
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Routed>>>,
 }
 
+/// Events routed to members and not yet taken by them: the fetcher pulls only while there is
+/// room, so that the server keeps the rest (an event waiting in a queue would count against
+/// its ack wait, and a backlog of thousands of tasks would come back as redeliveries).
+#[derive(Default)]
+struct Backlog {
+    queued: AtomicUsize,
+    taken: tokio::sync::Notify,
+}
+
+/// The most events routed to members and not taken yet, across the group.
+pub const GROUP_QUEUE_COUNT_MAX: usize = 1_024;
+
 struct Shared {
     name: String,
     js: Context,
     config: Arc<NatsLogConfig>,
+    backlog: Arc<Backlog>,
     slots: Vec<Slot>,
     /// Stops the fetcher when the group is dropped.
     _stop: DropGuard,
@@ -133,15 +147,17 @@ impl NatsGroup {
             routes.push((options.filter.clone(), sender));
         }
         let stop = CancellationToken::new();
-        tokio::spawn(fetch(
-            js.clone(),
+        let backlog = Arc::new(Backlog::default());
+        let fetcher = Fetcher {
+            js: js.clone(),
             consumer,
-            Arc::clone(&config),
-            name.to_string(),
+            config: Arc::clone(&config),
+            name: name.to_string(),
             routes,
-            stop.clone(),
-        ));
-        let shared = Shared { name: name.to_string(), js, config, slots, _stop: stop.drop_guard() };
+            backlog: Arc::clone(&backlog),
+        };
+        tokio::spawn(fetcher.run(stop.clone()));
+        let shared = Shared { name: name.to_string(), js, config, backlog, slots, _stop: stop.drop_guard() };
         Ok(Self { shared: Arc::new(shared) })
     }
 }
@@ -168,40 +184,83 @@ impl SubscriptionGroup for NatsGroup {
     }
 }
 
-/// Pulls the group's events and routes each to its member (or acknowledges it when no member
-/// wants it), until `stop` (the group dropped).
-async fn fetch(
+/// The task that pulls the group's events and routes them.
+struct Fetcher {
     js: Context,
     consumer: PullConsumer,
     config: Arc<NatsLogConfig>,
     name: String,
     routes: Vec<(Filter, mpsc::UnboundedSender<Routed>)>,
-    stop: CancellationToken,
-) {
-    let everything = Filter::all();
-    let mut retry_delay = Duration::from_millis(50);
-    loop {
-        let pulled = tokio::select! {
-            () = stop.cancelled() => return,
-            pulled = pull(&consumer, config.fetch_batch_count) => pulled,
-        };
-        let messages = match pulled {
-            Ok(messages) => {
-                retry_delay = Duration::from_millis(50);
-                messages
-            }
-            Err(error) => {
-                // The client reconnects by itself; keep asking, with a bounded pause.
-                tracing::warn!(group = %name, %error, "pull failed; retrying");
-                tokio::time::sleep(retry_delay).await;
-                retry_delay = (retry_delay * 2).min(RETRY_DELAY_MAX);
+    backlog: Arc<Backlog>,
+}
+
+impl Fetcher {
+    /// Pulls the group's events while the members' queues have room and routes each to its
+    /// member (or acknowledges it when no member wants it), until `stop` (the group dropped).
+    async fn run(self, stop: CancellationToken) {
+        let everything = Filter::all();
+        let mut retry_delay = Duration::from_millis(50);
+        loop {
+            let queued = self.backlog.queued.load(Ordering::Acquire);
+            let room = GROUP_QUEUE_COUNT_MAX.saturating_sub(queued).min(self.config.fetch_batch_count);
+            if room == 0 {
+                // Wait for a member to take an event (looking again now and then regardless).
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = self.backlog.taken.notified() => {}
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
                 continue;
             }
-        };
-        for message in messages {
-            if let Err(error) = route(&js, &config, &name, &everything, &routes, message).await {
-                tracing::warn!(group = %name, %error, "an event could not be routed; it comes back");
+            let pulled = tokio::select! {
+                () = stop.cancelled() => return,
+                pulled = pull(&self.consumer, room) => pulled,
+            };
+            let messages = match pulled {
+                Ok(messages) => {
+                    retry_delay = Duration::from_millis(50);
+                    messages
+                }
+                Err(error) => {
+                    // The client reconnects by itself; keep asking, with a bounded pause.
+                    tracing::warn!(group = %self.name, %error, "pull failed; retrying");
+                    tokio::time::sleep(retry_delay).await;
+                    retry_delay = (retry_delay * 2).min(RETRY_DELAY_MAX);
+                    continue;
+                }
+            };
+            for message in messages {
+                if let Err(error) = self.route(&everything, message).await {
+                    tracing::warn!(group = %self.name, %error, "an event could not be routed; it comes back");
+                }
             }
+        }
+    }
+
+    async fn route(&self, everything: &Filter, message: jetstream::Message) -> Result<(), LogError> {
+        let (position, attempt) = position_and_attempt(&message)?;
+        match judge(&self.config, everything, &message, position) {
+            Verdict::Deliver(event) => {
+                match self
+                    .routes
+                    .iter()
+                    .find(|(filter, _)| filter.matches(&event.stream_id, &event.event_type))
+                {
+                    // The queue outlives every member (the group holds both ends), so a send
+                    // fails only when the group is gone; the event then comes back after the
+                    // ack wait.
+                    Some((_, sender)) => {
+                        self.backlog.queued.fetch_add(1, Ordering::AcqRel);
+                        if sender.send(Routed { event, attempt, message }).is_err() {
+                            self.backlog.queued.fetch_sub(1, Ordering::AcqRel);
+                        }
+                        Ok(())
+                    }
+                    None => message.ack().await.map_err(backend),
+                }
+            }
+            Verdict::Skip => message.ack().await.map_err(backend),
+            Verdict::Poison(reason) => dead_letter(&self.js, &self.name, message, position, &reason).await,
         }
     }
 }
@@ -223,32 +282,6 @@ async fn pull(consumer: &PullConsumer, count: usize) -> Result<Vec<jetstream::Me
         out.push(message.map_err(backend)?);
     }
     Ok(out)
-}
-
-async fn route(
-    js: &Context,
-    config: &NatsLogConfig,
-    name: &str,
-    everything: &Filter,
-    routes: &[(Filter, mpsc::UnboundedSender<Routed>)],
-    message: jetstream::Message,
-) -> Result<(), LogError> {
-    let (position, attempt) = position_and_attempt(&message)?;
-    match judge(config, everything, &message, position) {
-        Verdict::Deliver(event) => {
-            match routes.iter().find(|(filter, _)| filter.matches(&event.stream_id, &event.event_type)) {
-                // The queue outlives every member (the group holds both ends), so a send fails
-                // only when the group is gone; the event then comes back after the ack wait.
-                Some((_, sender)) => {
-                    let _ = sender.send(Routed { event, attempt, message });
-                    Ok(())
-                }
-                None => message.ack().await.map_err(backend),
-            }
-        }
-        Verdict::Skip => message.ack().await.map_err(backend),
-        Verdict::Poison(reason) => dead_letter(js, name, message, position, &reason).await,
-    }
 }
 
 /// One member of a group: a subscription fed by the group's fetcher.
@@ -275,6 +308,8 @@ impl Subscription for Member {
     async fn next(&mut self) -> Result<Delivery, LogError> {
         let receiver = self.receiver.as_mut().ok_or(LogError::Closed)?;
         let Routed { event, attempt, message } = receiver.recv().await.ok_or(LogError::Closed)?;
+        self.shared.backlog.queued.fetch_sub(1, Ordering::AcqRel);
+        self.shared.backlog.taken.notify_one();
         self.handed.insert(event.position, message);
         Ok(Delivery { event, attempt })
     }

@@ -138,7 +138,7 @@ pub use archive::{
 };
 pub use config::{FETCH_BATCH_COUNT_MAX, NatsLogConfig, REPLAY_BATCH_COUNT_MAX};
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use group::NatsGroup;
+pub use group::{GROUP_QUEUE_COUNT_MAX, NatsGroup};
 pub use log::{
     APPEND_ANY_RETRY_COUNT_MAX, DIRECT_READ_VERSION_COUNT_MAX, NatsLog, STREAM_HEAD_CACHE_COUNT_MAX,
 };

@@ -135,6 +135,14 @@ impl NatsLog {
         Ok((info.state.first_sequence, info.state.last_sequence))
     }
 
+    /// Deletes an ephemeral consumer this log made for one read (best effort: the server
+    /// removes it after its inactivity threshold anyway).
+    async fn forget_consumer(&self, name: &str) {
+        if let Err(error) = self.events.delete_consumer(name).await {
+            tracing::debug!(consumer = name, %error, "an ephemeral consumer was not deleted");
+        }
+    }
+
     /// Whether JetStream held events of the stream when this log last looked (an append or a
     /// read), without asking the server: `None` when it does not know.
     pub fn holds_events_of(&self, stream_id: &StreamId) -> Option<bool> {
@@ -308,21 +316,29 @@ impl NatsLog {
             })
             .await
             .map_err(backend)?;
-        let mut messages = consumer.messages().await.map_err(backend)?;
-        while !reader.full() {
-            let message = tokio::time::timeout(self.config.request_timeout, messages.next())
-                .await
-                .map_err(|_| backend(Error::new(ErrorKind::Request, format!("reading {subject} timed out"))))?
-                .ok_or(LogError::Closed)?
-                .map_err(backend)?;
-            let info = message.info().map_err(backend)?;
-            let (sequence, pending) = (info.stream_sequence, info.pending);
-            reader.take(sequence, message.message.headers.as_ref(), &message.message.payload)?;
-            if sequence >= head.sequence || pending == 0 {
-                break;
+        let name = consumer.cached_info().name.clone();
+        let read = async {
+            let mut messages = consumer.messages().await.map_err(backend)?;
+            while !reader.full() {
+                let message = tokio::time::timeout(self.config.request_timeout, messages.next())
+                    .await
+                    .map_err(|_| {
+                        backend(Error::new(ErrorKind::Request, format!("reading {subject} timed out")))
+                    })?
+                    .ok_or(LogError::Closed)?
+                    .map_err(backend)?;
+                let info = message.info().map_err(backend)?;
+                let (sequence, pending) = (info.stream_sequence, info.pending);
+                reader.take(sequence, message.message.headers.as_ref(), &message.message.payload)?;
+                if sequence >= head.sequence || pending == 0 {
+                    break;
+                }
             }
+            Ok(reader.out)
         }
-        Ok(reader.out)
+        .await;
+        self.forget_consumer(&name).await;
+        read
     }
 
     /// Appends like [`EventLog::append`], treating a stream JetStream holds nothing of as being
@@ -442,36 +458,44 @@ impl NatsLog {
             })
             .await
             .map_err(backend)?;
-        let mut messages = consumer.messages().await.map_err(backend)?;
-        let mut handed = 0;
-        while handed < limit {
-            let message = tokio::time::timeout(self.config.request_timeout, messages.next())
-                .await
-                .map_err(|_| backend(Error::new(ErrorKind::Request, "replay timed out")))?
-                .ok_or(LogError::Closed)?
-                .map_err(backend)?;
-            let info = message.info().map_err(backend)?;
-            let sequence = info.stream_sequence;
-            let pending = info.pending;
-            match decode_event(
-                &message.message.subject,
-                sequence,
-                message.message.headers.as_ref(),
-                &message.message.payload,
-            ) {
-                Ok(event) => {
-                    handed += 1;
-                    if !each(event) {
-                        break;
+        let name = consumer.cached_info().name.clone();
+        let replayed = async {
+            let mut messages = consumer.messages().await.map_err(backend)?;
+            let mut handed = 0;
+            while handed < limit {
+                let message = tokio::time::timeout(self.config.request_timeout, messages.next())
+                    .await
+                    .map_err(|_| backend(Error::new(ErrorKind::Request, "replay timed out")))?
+                    .ok_or(LogError::Closed)?
+                    .map_err(backend)?;
+                let info = message.info().map_err(backend)?;
+                let sequence = info.stream_sequence;
+                let pending = info.pending;
+                match decode_event(
+                    &message.message.subject,
+                    sequence,
+                    message.message.headers.as_ref(),
+                    &message.message.payload,
+                ) {
+                    Ok(event) => {
+                        handed += 1;
+                        if !each(event) {
+                            break;
+                        }
                     }
+                    Err(reason) => tracing::warn!(sequence, %reason, "replay skips an invalid message"),
                 }
-                Err(reason) => tracing::warn!(sequence, %reason, "replay skips an invalid message"),
+                if sequence >= last || pending == 0 {
+                    break;
+                }
             }
-            if sequence >= last || pending == 0 {
-                break;
-            }
+            Ok(handed)
         }
-        Ok(handed)
+        .await;
+        // Ephemeral consumers outlive their subscription by the server's inactivity threshold,
+        // receiving every new event meanwhile: delete it now (the registry replays every second).
+        self.forget_consumer(&name).await;
+        replayed
     }
 }
 
