@@ -14,12 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/injection"));
     // A threshold near zero: every rule that matches is reported.
     let scanner = Scanner::new(ScanConfig { injection_threshold: 1e-6, ..ScanConfig::default() })?;
-    let mut samples = bench::load_corpora(&dir)?;
-    samples.extend(bench::benign_tasks(bench::BENIGN_TASK_COUNT).into_iter().map(|text| bench::Sample {
-        text,
-        label: Label::Benign,
-        source: "generated/benign_tasks".to_owned(),
-    }));
+    let samples = bench::labelled_samples(&dir, &bench::benign_tasks(bench::BENIGN_TASK_COUNT))?;
     for sample in samples.iter().filter(|sample| bench::split_of(&sample.text) == Split::Dev) {
         let report = scanner.scan(&sample.text);
         let mut rules: Vec<&str> = report.of(Category::PromptInjection).map(|f| f.rule_id.as_str()).collect();

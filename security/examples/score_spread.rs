@@ -13,12 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/injection"));
     let scanner = Scanner::new(ScanConfig::default())?;
-    let mut samples = bench::load_corpora(&dir)?;
-    samples.extend(bench::benign_tasks(bench::BENIGN_TASK_COUNT).into_iter().map(|text| bench::Sample {
-        text,
-        label: Label::Benign,
-        source: "generated/benign_tasks".to_owned(),
-    }));
+    let samples = bench::labelled_samples(&dir, &bench::benign_tasks(bench::BENIGN_TASK_COUNT))?;
     let (mut injection, mut benign) = (Vec::new(), Vec::new());
     for sample in samples.iter().filter(|sample| bench::split_of(&sample.text) == Split::Dev) {
         let score = scanner.scan(&sample.text).injection_score;

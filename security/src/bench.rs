@@ -206,16 +206,23 @@ pub struct BenchReport {
 /// How many examples of misses and false alarms the report lists.
 const ERROR_EXAMPLES_MAX: usize = 12;
 
-/// Runs the whole harness over the corpora in `corpus_dir` with `scanner`.
-pub fn run(scanner: &Scanner, corpus_dir: &Path) -> Result<BenchReport> {
-    let mut report = BenchReport::default();
+/// The labelled corpora in `corpus_dir` followed by `tasks` (generated benign tasks, see
+/// [`benign_tasks`]) labelled benign: what the harness and the tuning examples score.
+pub fn labelled_samples(corpus_dir: &Path, tasks: &[String]) -> Result<Vec<Sample>> {
     let mut samples = load_corpora(corpus_dir)?;
-    let tasks = benign_tasks(BENIGN_TASK_COUNT);
     samples.extend(tasks.iter().map(|text| Sample {
         text: text.clone(),
         label: Label::Benign,
         source: "generated/benign_tasks".to_owned(),
     }));
+    Ok(samples)
+}
+
+/// Runs the whole harness over the corpora in `corpus_dir` with `scanner`.
+pub fn run(scanner: &Scanner, corpus_dir: &Path) -> Result<BenchReport> {
+    let mut report = BenchReport::default();
+    let tasks = benign_tasks(BENIGN_TASK_COUNT);
+    let samples = labelled_samples(corpus_dir, &tasks)?;
 
     // Prompt injection, per split and per source.
     let started = Instant::now();

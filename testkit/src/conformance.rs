@@ -270,41 +270,17 @@ pub async fn concurrent_writers(backend: &dyn Backend) {
         let s = s.clone();
         tasks.spawn(async move {
             let mut mine = Vec::new();
-            let mut conflicts = 0u64;
             for i in 0..TOTAL / WRITERS {
                 let event = event("raced", &format!("writer {writer} event {i}"));
-                loop {
-                    let version = log.stream_version(&s).await.expect("version");
-                    let expected = if version == 0 {
-                        ExpectedVersion::NoStream
-                    } else {
-                        ExpectedVersion::Exact(version)
-                    };
-                    match log.append(&s, expected, vec![event.clone()]).await {
-                        Ok(outcome) => {
-                            assert!(!outcome.duplicate);
-                            assert_eq!(
-                                outcome.first_version,
-                                version + 1,
-                                "won exactly the version it expected"
-                            );
-                            break;
-                        }
-                        Err(LogError::Conflict { actual, .. }) => {
-                            assert!(actual > version, "a conflict means someone else moved the stream on");
-                            conflicts += 1;
-                        }
-                        Err(other) => panic!("writer {writer}: {other}"),
-                    }
-                }
+                append_at_next_version(log.as_ref(), &s, &event, writer).await;
                 mine.push(event.id);
             }
-            (mine, conflicts)
+            mine
         });
     }
     let mut sent = HashSet::new();
     while let Some(result) = tasks.join_next().await {
-        let (ids, _conflicts) = result.expect("writer panicked");
+        let ids = result.expect("writer panicked");
         sent.extend(ids);
     }
     assert_eq!(sent.len(), TOTAL);
@@ -323,6 +299,27 @@ pub async fn concurrent_writers(backend: &dyn Backend) {
     let ids: HashSet<EventId> = recorded.iter().map(|e| e.id).collect();
     assert_eq!(ids, sent, "every writer's events are there exactly once");
     assert_eq!(log.stream_version(&s).await.expect("version"), TOTAL as u64);
+}
+
+/// Appends `event` alone at the stream's next version, as a racing writer does: reads the
+/// version, appends expecting exactly it, and on a conflict (someone else moved the stream
+/// on) tries again. The version it won.
+async fn append_at_next_version(log: &dyn EventLog, s: &StreamId, event: &NewEvent, writer: usize) -> u64 {
+    loop {
+        let version = log.stream_version(s).await.expect("version");
+        let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
+        match log.append(s, expected, vec![event.clone()]).await {
+            Ok(outcome) => {
+                assert!(!outcome.duplicate);
+                assert_eq!(outcome.first_version, version + 1, "won exactly the version it expected");
+                return outcome.first_version;
+            }
+            Err(LogError::Conflict { actual, .. }) => {
+                assert!(actual > version, "a conflict means someone else moved the stream on");
+            }
+            Err(other) => panic!("writer {writer}: {other}"),
+        }
+    }
 }
 
 /// A batch that conflicts, or that holds one oversized event, writes none of its events.
@@ -407,24 +404,7 @@ pub async fn racing_handles(backend: &dyn Backend) {
             let mut won = Vec::new();
             for i in 0..EACH {
                 let event = event("raced", &format!("writer {writer} event {i}"));
-                loop {
-                    let version = log.stream_version(&s).await.expect("version");
-                    let expected = if version == 0 {
-                        ExpectedVersion::NoStream
-                    } else {
-                        ExpectedVersion::Exact(version)
-                    };
-                    match log.append(&s, expected, vec![event.clone()]).await {
-                        Ok(outcome) => {
-                            assert!(!outcome.duplicate);
-                            assert_eq!(outcome.first_version, version + 1);
-                            won.push(outcome.first_version);
-                            break;
-                        }
-                        Err(LogError::Conflict { .. }) => continue,
-                        Err(other) => panic!("writer {writer}: {other}"),
-                    }
-                }
+                won.push(append_at_next_version(log.as_ref(), &s, &event, writer).await);
             }
             won
         });
