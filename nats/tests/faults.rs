@@ -21,6 +21,11 @@ const STREAMS: usize = 50;
 const SUBSCRIPTION: &str = "faults";
 const DEADLINE: Duration = Duration::from_secs(240);
 
+/// How long the server stays down: longer than the request timeout (2 s), so an append in
+/// flight when it dies fails rather than being carried over the reconnect by the client's
+/// buffer and answered after it (a shorter outage sometimes went unnoticed by the publisher).
+const OUTAGE: Duration = Duration::from_millis(2_500);
+
 fn config(url: String) -> NatsLogConfig {
     NatsLogConfig {
         ack_wait: Duration::from_secs(2),
@@ -142,7 +147,7 @@ async fn server_restart_during_appends_loses_nothing() {
     tokio::task::spawn_blocking(move || {
         let mut server = restart.lock().unwrap();
         server.kill();
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(OUTAGE);
         server.resume().unwrap();
     })
     .await
@@ -188,7 +193,7 @@ async fn subscriber_killed_and_reopened_loses_nothing() {
         tokio::task::spawn_blocking(move || {
             let mut server = restart.lock().unwrap();
             server.kill();
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(OUTAGE);
             server.resume().unwrap();
         })
         .await
