@@ -102,17 +102,32 @@ uuid_id!(
     WorkflowId
 );
 
+/// Bytes a derived event id keeps from its cause: the 48-bit millisecond timestamp of a UUIDv7.
+/// The other 74 bits (after the version and variant bits) come from the hash, so two ids derived
+/// in the same millisecond collide with odds of about n²/2⁷⁵ for n ids.
+pub const EVENT_ID_DERIVED_PREFIX_BYTES: usize = 6;
+
 impl EventId {
     /// A deterministic id for the event a handler derives from `cause`: the same cause and the
     /// same purpose always give the same id, so a redelivered input yields an output that the
     /// log recognises as a duplicate.
+    ///
+    /// The id keeps the first [`EVENT_ID_DERIVED_PREFIX_BYTES`] bytes of `cause` — for a UUIDv7
+    /// cause, the millisecond it was made — and takes the rest from a blake3 hash of the cause
+    /// and the purpose. Every event derived, directly or not, from one submission therefore
+    /// sorts next to it: the log's index of event ids grows at its end like its other indexes
+    /// instead of taking each new id at a random place (on SQLite, a random place is a page
+    /// written per event; at its end, a page per hundred events).
     pub fn derived(cause: EventId, purpose: &str) -> Self {
-        let mut hasher = blake3::Hasher::new_derive_key("pantheon derived event id v1");
+        let mut hasher = blake3::Hasher::new_derive_key("pantheon derived event id v2");
         hasher.update(cause.0.as_bytes());
         hasher.update(purpose.as_bytes());
         let digest = hasher.finalize();
         let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest.as_bytes()[..16]);
+        bytes[..EVENT_ID_DERIVED_PREFIX_BYTES]
+            .copy_from_slice(&cause.0.as_bytes()[..EVENT_ID_DERIVED_PREFIX_BYTES]);
+        bytes[EVENT_ID_DERIVED_PREFIX_BYTES..]
+            .copy_from_slice(&digest.as_bytes()[..16 - EVENT_ID_DERIVED_PREFIX_BYTES]);
         // Mark it as a version-8 (custom) RFC 9562 UUID.
         Self(uuid::Builder::from_custom_bytes(bytes).into_uuid())
     }
