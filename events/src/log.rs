@@ -395,11 +395,13 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// per member. Each member is opened with [`SubscriptionGroup::member`] by its name, and
     /// behaves as a subscription: at least once, acknowledged one event at a time — except
     /// that a backend may send an acknowledgement without waiting for its confirmation, so an
-    /// event acknowledged just before the process stops may be delivered again.
+    /// event acknowledged just before the process stops (or before the member is dropped and
+    /// opened again) may be delivered again.
     ///
     /// `None` when the backend has no such shared form: the members are then ordinary
-    /// subscriptions of their own (the SQL log, whose subscriptions read a shared ring of
-    /// recent events already).
+    /// subscriptions of their own. (JetStream serves the members from one consumer; SQLite
+    /// keeps a subscription per member, named as the member, that reads the writer's shared
+    /// ring and queues its acknowledgements for the next group commit; PostgreSQL has none.)
     async fn subscribe_group(
         &self,
         name: &str,

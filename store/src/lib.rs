@@ -54,7 +54,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use events::{
     AppendOutcome, EventLog, ExpectedVersion, LogError, NewEvent, Position, RecordedEvent, StreamId,
-    SubscribeOptions, Subscription, Version,
+    SubscribeOptions, Subscription, SubscriptionGroup, Version,
 };
 
 pub use error::{Error, Result};
@@ -205,6 +205,17 @@ impl EventLog for SqlLog {
         match self {
             Self::Sqlite(log) => log.subscribe(name, options).await,
             Self::Postgres(log) => log.subscribe(name, options).await,
+        }
+    }
+
+    async fn subscribe_group(
+        &self,
+        name: &str,
+        members: &[(String, SubscribeOptions)],
+    ) -> Result<Option<Arc<dyn SubscriptionGroup>>, LogError> {
+        match self {
+            Self::Sqlite(log) => log.subscribe_group(name, members).await,
+            Self::Postgres(log) => log.subscribe_group(name, members).await,
         }
     }
 

@@ -15,10 +15,12 @@
 //! them again. The ring only answers for positions it holds *all* the events of (it starts
 //! over when a commit does not follow the previous one: another process wrote in between), so
 //! order and completeness are the database's; anything older, or newer, is read from the
-//! database. A subscription still reads the database at least every [`SUBSCRIPTION_RING_TRUST_MS`]
-//! when it asks for more, so writers in other processes are seen as before.
+//! database. A subscription that has taken everything the ring holds reads the database when
+//! it last did more than [`SUBSCRIPTION_RING_TRUST_MS`] ago, so writers in other processes are
+//! seen as before.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +28,7 @@ use async_trait::async_trait;
 use events::log::{validate_filter, validate_subscription_name};
 use events::{
     Delivery, Filter, LogError, Position, RecordedEvent, StartFrom, SubscribeOptions, Subscription,
+    SubscriptionGroup,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -51,9 +54,12 @@ pub const SUBSCRIPTION_RING_COUNT_MAX: usize = 8_192;
 /// to 512 KiB each, and the ring must stay a small, fixed part of the process's memory.
 pub const SUBSCRIPTION_RING_BYTES_MAX: usize = 16 * 1024 * 1024;
 
-/// How long a subscription takes new events from the ring alone before it reads the database
-/// again (when it asks for more): the delay, at worst, before it sees an event appended by
-/// another process, as the SQLite log's other wake-up paths only cover this process.
+/// How long a subscription that has taken every event of the ring trusts the ring's "nothing
+/// new" before it reads the database to make sure: the delay, at worst, before an idle
+/// subscription sees an event appended by another process, as the SQLite log's other wake-up
+/// paths only cover this process. (While this process appends, another process's append
+/// shows at once: the ring starts over at the gap it leaves in positions, and the subscription
+/// reads the database for what the ring no longer holds.)
 pub const SUBSCRIPTION_RING_TRUST_MS: u64 = 50;
 
 /// Events scanned in the ring per look (matching or not).
@@ -152,6 +158,13 @@ pub(crate) trait Source: Send + Sync + 'static {
     /// Raises the stored checkpoint of `name` to `checkpoint` (never lowers it).
     async fn save_checkpoint(&self, name: &str, checkpoint: Position) -> Result<(), LogError>;
 
+    /// Like [`Source::save_checkpoint`], but may return before the checkpoint is stored (a
+    /// member of a [`SqlGroup`] acknowledges so). Stored checkpoints stay in the order they
+    /// were given; one lost to a crash only means events delivered again.
+    async fn queue_checkpoint(&self, name: &str, checkpoint: Position) -> Result<(), LogError> {
+        self.save_checkpoint(name, checkpoint).await
+    }
+
     /// A receiver that changes whenever new events may have been recorded.
     fn wake(&self) -> watch::Receiver<u64>;
 
@@ -184,9 +197,12 @@ pub(crate) struct SqlSubscription {
     pending: BTreeMap<Position, Pending>,
     /// Positions to deliver next, in order (new events, then nacked ones as they come).
     ready: VecDeque<Position>,
-    /// When the database was last read; the ring is used only until
+    /// When the database was last read; the ring's "nothing new" is trusted only until
     /// [`SUBSCRIPTION_RING_TRUST_MS`] after it.
     read_at: Option<Instant>,
+    /// Whether an acknowledgement returns only once its checkpoint is stored (a plain
+    /// subscription) or once it is queued (a member of a [`SqlGroup`]).
+    confirm_acks: bool,
 }
 
 impl SqlSubscription {
@@ -216,7 +232,19 @@ impl SqlSubscription {
             pending: BTreeMap::new(),
             ready: VecDeque::new(),
             read_at: None,
+            confirm_acks: true,
         })
+    }
+
+    /// Stores `checkpoint` as this subscription's acknowledgements are stored.
+    async fn store(&mut self, checkpoint: Position) -> Result<(), LogError> {
+        if self.confirm_acks {
+            self.source.save_checkpoint(&self.name, checkpoint).await?;
+        } else {
+            self.source.queue_checkpoint(&self.name, checkpoint).await?;
+        }
+        self.saved = checkpoint;
+        Ok(())
     }
 
     /// Waits for a wake-up or the poll interval; after the poll interval, the next read goes
@@ -266,10 +294,14 @@ impl Subscription for SqlSubscription {
             let trusted = self
                 .read_at
                 .is_some_and(|at| at.elapsed() < Duration::from_millis(SUBSCRIPTION_RING_TRUST_MS));
-            let recent = if trusted {
-                self.source.ring().and_then(|ring| ring.read(self.cursor, limit, &self.filter))
-            } else {
-                None
+            // The ring's events are exact whenever it answers (it holds every event between
+            // its first and its last), so new events from it are taken whatever the time. Only
+            // an answer of "nothing new" is doubted once the trust has run out: another
+            // process may have appended after the ring's last event.
+            let recent = match self.source.ring().and_then(|ring| ring.read(self.cursor, limit, &self.filter))
+            {
+                Some((_, scanned)) if scanned < self.cursor && !trusted => None,
+                recent => recent,
             };
             match recent {
                 Some((events, scanned)) => {
@@ -308,8 +340,7 @@ impl Subscription for SqlSubscription {
             if self.pending.is_empty()
                 && self.scanned >= self.saved.saturating_add(SUBSCRIPTION_PAGE_COUNT as u64)
             {
-                self.source.save_checkpoint(&self.name, self.scanned).await?;
-                self.saved = self.scanned;
+                self.store(self.scanned).await?;
             }
         }
     }
@@ -320,8 +351,7 @@ impl Subscription for SqlSubscription {
         }
         let checkpoint = self.safe_checkpoint();
         if checkpoint > self.saved {
-            self.source.save_checkpoint(&self.name, checkpoint).await?;
-            self.saved = checkpoint;
+            self.store(checkpoint).await?;
         }
         Ok(())
     }
@@ -331,6 +361,109 @@ impl Subscription for SqlSubscription {
             self.ready.push_back(position);
         }
         Ok(())
+    }
+}
+
+/// Subscriptions opened together by one process ([`EventLog::subscribe_group`]): on an SQL log
+/// each member is a durable subscription of its own, named as the member, whose
+/// acknowledgements are queued for the writer instead of awaited — a phase goes on with its
+/// next input while the checkpoint waits for the next group commit. An acknowledgement queued
+/// just before the process stops, or before the member is dropped and opened again, may be
+/// lost: the event is then delivered again, as the group's contract allows.
+///
+/// [`EventLog::subscribe_group`]: events::EventLog::subscribe_group
+pub(crate) struct SqlGroup {
+    source: Arc<dyn Source>,
+    name: String,
+    members: Vec<GroupMember>,
+}
+
+struct GroupMember {
+    name: String,
+    options: SubscribeOptions,
+    /// Set while the member is open.
+    open: Arc<AtomicBool>,
+}
+
+impl SqlGroup {
+    /// Checks the group's names and filters; opens nothing yet.
+    pub(crate) fn new(
+        source: Arc<dyn Source>,
+        name: &str,
+        members: &[(String, SubscribeOptions)],
+    ) -> Result<Self, LogError> {
+        validate_subscription_name(name)?;
+        if members.is_empty() {
+            return Err(LogError::InvalidFilter { reason: format!("group {name} has no members") });
+        }
+        let mut checked: Vec<GroupMember> = Vec::with_capacity(members.len());
+        for (member, options) in members {
+            validate_subscription_name(member)?;
+            validate_filter(&options.filter)?;
+            if checked.iter().any(|known| known.name == *member) {
+                return Err(LogError::InvalidFilter { reason: format!("member {member} is named twice") });
+            }
+            checked.push(GroupMember {
+                name: member.clone(),
+                options: options.clone(),
+                open: Arc::new(AtomicBool::new(false)),
+            });
+        }
+        Ok(Self { source, name: name.to_string(), members: checked })
+    }
+}
+
+impl std::fmt::Debug for SqlGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let members: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
+        f.debug_struct("SqlGroup").field("name", &self.name).field("members", &members).finish()
+    }
+}
+
+#[async_trait]
+impl SubscriptionGroup for SqlGroup {
+    async fn member(&self, name: &str) -> Result<Box<dyn Subscription>, LogError> {
+        let Some(member) = self.members.iter().find(|m| m.name == name) else {
+            return Err(LogError::InvalidSubscriptionName { name: name.to_string() });
+        };
+        if member.open.swap(true, Ordering::AcqRel) {
+            return Err(LogError::backend(format!("member {name} of group {} is open already", self.name)));
+        }
+        let open = OpenMember(Arc::clone(&member.open));
+        let mut subscription =
+            SqlSubscription::open(Arc::clone(&self.source), &member.name, member.options.clone()).await?;
+        subscription.confirm_acks = false;
+        Ok(Box::new(MemberSubscription { subscription, _open: open }))
+    }
+}
+
+/// Marks a group member closed when dropped.
+struct OpenMember(Arc<AtomicBool>);
+
+impl Drop for OpenMember {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// An open member of a [`SqlGroup`].
+struct MemberSubscription {
+    subscription: SqlSubscription,
+    _open: OpenMember,
+}
+
+#[async_trait]
+impl Subscription for MemberSubscription {
+    async fn next(&mut self) -> Result<Delivery, LogError> {
+        self.subscription.next().await
+    }
+
+    async fn ack(&mut self, position: Position) -> Result<(), LogError> {
+        self.subscription.ack(position).await
+    }
+
+    async fn nack(&mut self, position: Position) -> Result<(), LogError> {
+        self.subscription.nack(position).await
     }
 }
 
