@@ -68,12 +68,12 @@ impl Execution {
         ctx: &Ctx,
         input: &RecordedEvent,
         sealed: &SealedEnvelope,
-    ) -> Result<Option<Loaded>> {
+    ) -> Result<Option<Arc<Loaded>>> {
         let task_id = sealed.envelope.task_id;
         // As in `decide_and_append`: the cached fold when it includes the input, and after
         // writing `execution_started` the fold the append cached; a read only after a
         // duplicate or a conflict, or to confirm that there is nothing to run.
-        let mut unread = ctx.tasks.get(task_id).filter(|cached| cached.version >= input.version);
+        let mut unread = crate::phase::known_fold(ctx, task_id, input);
         for _ in 0..crate::phase::CONFLICT_RETRY_COUNT_MAX {
             let (loaded, read) = match unread.take() {
                 Some(cached) => (cached, false),

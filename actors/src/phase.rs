@@ -2,9 +2,10 @@
 //! deterministic append of a phase's outputs, and [`PhaseActor`] — the ractor actor that runs
 //! one phase: it pulls input events from the phase's durable subscription, runs the handler
 //! for each (up to [`PHASE_IN_FLIGHT_MAX`] at once) and acknowledges each input only after its
-//! outputs are in the log. The phases' subscriptions are members of one group
-//! ([`crate::PHASES_GROUP`]) where the log serves them together (JetStream: one consumer for
-//! all phases of a process); otherwise each is a subscription of its own, `phase-<name>`.
+//! outputs are in the log. The phases' subscriptions, named `phase-<name>`, are members of one
+//! group ([`crate::PHASES_GROUP`]) where the log has that form (JetStream: one consumer for all
+//! phases of a process; SQLite: acknowledgements that do not wait for the commit); otherwise
+//! each is a subscription of its own.
 //!
 //! # Exactly once
 //! A handler keeps nothing between events. For each input it reads the task stream, folds
@@ -76,19 +77,21 @@ pub(crate) struct TaskCache {
 
 #[derive(Debug, Default)]
 struct CacheInner {
-    entries: HashMap<TaskId, Loaded>,
+    /// Shared, so that a look at the cache copies nothing (a fold holds the task's spec,
+    /// envelope and result).
+    entries: HashMap<TaskId, Arc<Loaded>>,
     /// Ids in the order they were first stored (may name entries gone since).
     order: VecDeque<TaskId>,
 }
 
 impl TaskCache {
-    pub(crate) fn get(&self, task_id: TaskId) -> Option<Loaded> {
+    pub(crate) fn get(&self, task_id: TaskId) -> Option<Arc<Loaded>> {
         self.inner.lock().ok().and_then(|inner| inner.entries.get(&task_id).cloned())
     }
 
     /// Keeps `loaded` unless the cache holds a later version of the task; forgets a finished
     /// task.
-    fn put(&self, loaded: &Loaded) {
+    fn put(&self, loaded: &Arc<Loaded>) {
         if loaded.is_final() {
             self.forget(loaded.task_id);
             return;
@@ -98,7 +101,7 @@ impl TaskCache {
         match inner.entries.get_mut(&loaded.task_id) {
             Some(cached) => {
                 if cached.version < loaded.version {
-                    cached.clone_from(loaded);
+                    *cached = Arc::clone(loaded);
                 }
             }
             None => {
@@ -106,7 +109,7 @@ impl TaskCache {
                     let Some(oldest) = inner.order.pop_front() else { break };
                     inner.entries.remove(&oldest);
                 }
-                inner.entries.insert(loaded.task_id, loaded.clone());
+                inner.entries.insert(loaded.task_id, Arc::clone(loaded));
                 inner.order.push_back(loaded.task_id);
                 // Ids of evicted (finished) tasks linger in `order`: sweep them now and then so
                 // it stays bounded too.
@@ -232,18 +235,64 @@ pub(crate) async fn load_task(log: &dyn EventLog, task_id: TaskId) -> Result<Loa
 
 /// [`load_task`] starting from the process's cached fold, if any: reads only the events after
 /// the cached version, and caches the result.
-pub(crate) async fn load_task_cached(ctx: &Ctx, task_id: TaskId) -> Result<Loaded> {
+pub(crate) async fn load_task_cached(ctx: &Ctx, task_id: TaskId) -> Result<Arc<Loaded>> {
     let Some(mut loaded) = ctx.tasks.get(task_id) else {
-        let loaded = load_task(ctx.log.as_ref(), task_id).await?;
+        let loaded = Arc::new(load_task(ctx.log.as_ref(), task_id).await?);
         ctx.tasks.put(&loaded);
         return Ok(loaded);
     };
-    let before = loaded.version;
-    read_after(ctx.log.as_ref(), &mut loaded).await?;
-    if loaded.version != before {
-        ctx.tasks.put(&loaded);
+    let page = ctx.log.read_stream(&loaded.stream_id, loaded.version + 1, TASK_READ_PAGE_COUNT).await?;
+    if page.is_empty() {
+        return Ok(loaded); // the cached fold is the stream: nothing copied
     }
+    let more = page.len() == TASK_READ_PAGE_COUNT;
+    let folded = Arc::make_mut(&mut loaded);
+    fold_page(folded, page);
+    if more {
+        read_after(ctx.log.as_ref(), folded).await?;
+    }
+    ctx.tasks.put(&loaded);
     Ok(loaded)
+}
+
+/// The task's fold up to `input` at least, when known without reading: the cached fold if it
+/// includes the input; the cached fold plus the input when the input follows it; the input
+/// alone when it is the stream's first event (a new task whose submission came from another
+/// writer). Like any cached fold it may be stale: appending on it expects its version.
+pub(crate) fn known_fold(ctx: &Ctx, task_id: TaskId, input: &RecordedEvent) -> Option<Arc<Loaded>> {
+    let cached = ctx.tasks.get(task_id);
+    if let Some(cached) = &cached
+        && cached.version >= input.version
+    {
+        return Some(Arc::clone(cached));
+    }
+    let mut loaded = match cached {
+        Some(cached) if cached.version + 1 == input.version => Arc::unwrap_or_clone(cached),
+        None if input.version == 1 => Loaded {
+            task_id,
+            stream_id: input.stream_id.clone(),
+            state: TaskState::default(),
+            version: 0,
+            submitted_at_ms: input.metadata.occurred_at_ms,
+            correlation_id: None,
+        },
+        _ => return None,
+    };
+    let folded = fold_one(
+        &mut loaded,
+        input.version,
+        input.id,
+        input.metadata.occurred_at_ms,
+        &input.event_type,
+        input.schema_version,
+        &input.payload,
+    );
+    if folded.is_err() {
+        return None; // the read decides what to make of it
+    }
+    let loaded = Arc::new(loaded);
+    ctx.tasks.put(&loaded);
+    Some(loaded)
 }
 
 /// Folds the events of the task's stream after `loaded.version` into `loaded`.
@@ -251,20 +300,26 @@ async fn read_after(log: &dyn EventLog, loaded: &mut Loaded) -> Result<()> {
     loop {
         let page = log.read_stream(&loaded.stream_id, loaded.version + 1, TASK_READ_PAGE_COUNT).await?;
         let count = page.len();
-        for recorded in page {
-            fold_one(
-                loaded,
-                recorded.version,
-                recorded.id,
-                recorded.metadata.occurred_at_ms,
-                &recorded.event_type,
-                recorded.schema_version,
-                &recorded.payload,
-            );
-        }
+        fold_page(loaded, page);
         if count < TASK_READ_PAGE_COUNT {
             return Ok(());
         }
+    }
+}
+
+/// Folds a page of the task's stream, read after `loaded.version`, into `loaded`.
+fn fold_page(loaded: &mut Loaded, page: Vec<RecordedEvent>) {
+    for recorded in page {
+        // A refused event is skipped (and logged); the version still counts it.
+        let _ = fold_one(
+            loaded,
+            recorded.version,
+            recorded.id,
+            recorded.metadata.occurred_at_ms,
+            &recorded.event_type,
+            recorded.schema_version,
+            &recorded.payload,
+        );
     }
 }
 
@@ -278,20 +333,20 @@ fn fold_one(
     event_type: &EventType,
     schema_version: u32,
     payload: &[u8],
-) {
+) -> std::result::Result<(), String> {
     loaded.version = version;
     if version == 1 {
         loaded.submitted_at_ms = occurred_at_ms;
         loaded.correlation_id = Some(id);
     }
     match TaskEvent::from_payload(event_type, schema_version, payload) {
-        Ok(event) => {
-            if let Err(refused) = loaded.state.apply(&event) {
-                tracing::warn!(stream_id = %loaded.stream_id, version, %refused, "fold skips an event");
-            }
-        }
+        Ok(event) => loaded.state.apply(&event).map_err(|refused| {
+            tracing::warn!(stream_id = %loaded.stream_id, version, %refused, "fold skips an event");
+            refused.to_string()
+        }),
         Err(error) => {
             tracing::warn!(stream_id = %loaded.stream_id, version, %error, "fold skips an unreadable event");
+            Err(error.to_string())
         }
     }
 }
@@ -318,15 +373,6 @@ pub(crate) async fn append_outputs(
     emitter: &str,
     outputs: Vec<Output>,
 ) -> Result<Appended> {
-    // Pair assertion: the outputs must be legal on the state they were decided on.
-    let mut check = loaded.state.clone();
-    for (_, event) in &outputs {
-        if let Err(refused) = check.apply(event) {
-            tracing::error!(stream_id = %loaded.stream_id, %refused, "a phase decided an illegal event; skipped");
-            return Ok(Appended::Duplicate);
-        }
-    }
-    let final_now = check.status.is_final();
     let metadata = Metadata {
         occurred_at_ms: now_ms(),
         causation_id: Some(cause.id),
@@ -342,19 +388,28 @@ pub(crate) async fn append_outputs(
         if loaded.version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(loaded.version) };
     // Once written, the log holds `loaded`'s events and then the batch (the append expects
     // exactly `loaded.version`): the batch folded as it will be read back is the new state, for
-    // the cache and the waiters.
+    // the cache and the waiters. Folding it is also the pair assertion: the outputs must be
+    // legal on the state they were decided on.
     let mut after = loaded.clone();
     for (version, event) in (loaded.version + 1..).zip(&batch) {
         let NewEvent { id, event_type, schema_version, payload, metadata } = event;
-        fold_one(&mut after, version, *id, metadata.occurred_at_ms, event_type, *schema_version, payload);
+        let folded =
+            fold_one(&mut after, version, *id, metadata.occurred_at_ms, event_type, *schema_version, payload);
+        if let Err(refused) = folded {
+            tracing::error!(stream_id = %loaded.stream_id, %refused, "a phase decided an illegal event; skipped");
+            return Ok(Appended::Duplicate);
+        }
     }
     match ctx.log.append(&loaded.stream_id, expected, batch).await {
         Ok(outcome) if outcome.duplicate => Ok(Appended::Duplicate),
         Ok(_) => {
-            if final_now {
+            // Cached (a final task: forgotten) before the waiters hear, so a waiter that comes
+            // after the notice finds no stale fold.
+            let after = Arc::new(after);
+            ctx.tasks.put(&after);
+            if after.is_final() {
                 ctx.finals.notify(loaded.task_id, &after.state);
             }
-            ctx.tasks.put(&after);
             Ok(Appended::Written)
         }
         Err(LogError::Conflict { .. }) => Ok(Appended::Conflict),
@@ -384,7 +439,7 @@ pub(crate) async fn decide_and_append(
     // First, without reading: the cached fold, when it includes the input already (the phase
     // that appended the input cached the result). Appending expects that version, so a stale
     // fold only costs a conflict; a decision to do nothing is confirmed on a fresh read first.
-    let mut unread = ctx.tasks.get(task_id).filter(|cached| cached.version >= input.version);
+    let mut unread = known_fold(ctx, task_id, input);
     for _ in 0..CONFLICT_RETRY_COUNT_MAX {
         let (loaded, read) = match unread.take() {
             Some(cached) => (cached, false),
@@ -459,6 +514,12 @@ pub(crate) struct PhaseArgs {
     pub(crate) phase: Arc<dyn Phase>,
 }
 
+/// The name of a phase's subscription, `phase-<name>`: its member name in the phases' group
+/// (on an SQL log, the durable subscription's name too).
+pub(crate) fn phase_subscription_name(phase: &dyn Phase) -> String {
+    format!("phase-{}", phase.name())
+}
+
 /// What a phase's subscription takes: its input types, from the beginning of the log.
 pub(crate) fn phase_subscription(phase: &dyn Phase) -> std::result::Result<SubscribeOptions, events::Error> {
     let types =
@@ -487,9 +548,10 @@ impl Actor for PhaseActor {
     ) -> Result<PhaseState, ActorProcessingErr> {
         let PhaseArgs { ctx, phase } = args;
         let options = phase_subscription(phase.as_ref())?;
+        let name = phase_subscription_name(phase.as_ref());
         let subscription = match &ctx.intake {
-            Some(intake) => intake.member(phase.name()).await?,
-            None => ctx.log.subscribe(&format!("phase-{}", phase.name()), options).await?,
+            Some(intake) => intake.member(&name).await?,
+            None => ctx.log.subscribe(&name, options).await?,
         };
         let stop = ctx.shutdown.child_token();
         let handled = Arc::new(std::sync::atomic::AtomicU64::new(0));

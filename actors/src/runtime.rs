@@ -24,7 +24,9 @@ use crate::egress::EgressScreening;
 use crate::error::{Error, Result};
 use crate::execution::Execution;
 use crate::matching::Matching;
-use crate::phase::{Ctx, Finals, Phase, TaskCache, load_task_cached, phase_subscription};
+use crate::phase::{
+    Ctx, Finals, Phase, TaskCache, load_task_cached, phase_subscription, phase_subscription_name,
+};
 use crate::registry::{REGISTRY_REFRESH_MS, Registry, builtin_agent_key, register_agent};
 use crate::retry::Retry;
 use crate::screening::{IngressScreening, Screener, StandardScreener};
@@ -190,7 +192,7 @@ impl Runtime {
         let phases = phases(Execution::new(limits));
         let members = phases
             .iter()
-            .map(|phase| Ok((phase.name().to_string(), phase_subscription(phase.as_ref())?)))
+            .map(|phase| Ok((phase_subscription_name(phase.as_ref()), phase_subscription(phase.as_ref())?)))
             .collect::<Result<Vec<_>>>()?;
         let intake = log.subscribe_group(PHASES_GROUP, &members).await?;
         let ctx = Arc::new(Ctx {
@@ -263,12 +265,21 @@ impl Runtime {
     /// when this process ends the task; another process ending it is seen within a second.
     pub async fn wait_final(&self, task_id: TaskId, timeout: Duration) -> Result<TaskState> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut first = true;
         loop {
             let mut woken = self.ctx.finals.watch(task_id);
-            let loaded = load_task_cached(&self.ctx, task_id).await?;
+            // The first look takes the cached fold when there is one: if it is not final, the
+            // wait below is woken when this process ends the task, and the next look (within a
+            // second) reads the log for another process's end.
+            let cached = if first { self.ctx.tasks.get(task_id) } else { None };
+            first = false;
+            let loaded = match cached {
+                Some(cached) => cached,
+                None => load_task_cached(&self.ctx, task_id).await?,
+            };
             if loaded.is_final() {
                 self.ctx.finals.forget(task_id);
-                return Ok(loaded.state);
+                return Ok(loaded.state.clone());
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
