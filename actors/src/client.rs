@@ -50,6 +50,17 @@ pub async fn submit_signed(
     channel: Channel,
     emitter: &str,
 ) -> Result<TaskId> {
+    let (task_id, event) = submission_event(submission, channel, emitter)?;
+    log.append(&StreamId::task(task_id), ExpectedVersion::NoStream, vec![event]).await?;
+    Ok(task_id)
+}
+
+/// The `task_submitted` event of a submission: a new task's first event.
+pub(crate) fn submission_event(
+    submission: SignedSubmission,
+    channel: Channel,
+    emitter: &str,
+) -> Result<(TaskId, events::NewEvent)> {
     let task_id = submission.task_id;
     let event = TaskEvent::Submitted(TaskSubmitted {
         task_id,
@@ -61,9 +72,7 @@ pub async fn submit_signed(
     let id = EventId::new();
     let mut metadata = Metadata::now(emitter);
     metadata.correlation_id = Some(id);
-    log.append(&StreamId::task(task_id), ExpectedVersion::NoStream, vec![event.to_new_event(id, metadata)?])
-        .await?;
-    Ok(task_id)
+    Ok((task_id, event.to_new_event(id, metadata)?))
 }
 
 /// Cancels a task: appends `task_cancelled` unless the task has ended. Returns false when it

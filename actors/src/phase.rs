@@ -295,6 +295,22 @@ pub(crate) fn known_fold(ctx: &Ctx, task_id: TaskId, input: &RecordedEvent) -> O
     Some(loaded)
 }
 
+/// Caches the fold of a task whose first event (`first`) this process just appended.
+pub(crate) fn remember_first(ctx: &Ctx, task_id: TaskId, stream_id: StreamId, first: &NewEvent) {
+    let mut loaded = Loaded {
+        task_id,
+        stream_id,
+        state: TaskState::default(),
+        version: 0,
+        submitted_at_ms: first.metadata.occurred_at_ms,
+        correlation_id: None,
+    };
+    let NewEvent { id, event_type, schema_version, payload, metadata } = first;
+    if fold_one(&mut loaded, 1, *id, metadata.occurred_at_ms, event_type, *schema_version, payload).is_ok() {
+        ctx.tasks.put(&Arc::new(loaded));
+    }
+}
+
 /// Folds the events of the task's stream after `loaded.version` into `loaded`.
 async fn read_after(log: &dyn EventLog, loaded: &mut Loaded) -> Result<()> {
     loop {

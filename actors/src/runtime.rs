@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use events::agent::AgentTransport;
 use events::task::Channel;
-use events::{AgentId, EventLog, KeyPair, PublicKey, TaskId, TaskSpec, TaskState};
+use events::{AgentId, EventLog, KeyPair, PublicKey, StreamId, TaskId, TaskSpec, TaskState};
 use ractor::{Actor, ActorRef};
 use tokio_util::sync::CancellationToken;
 
@@ -256,9 +256,16 @@ impl Runtime {
     }
 
     /// Submits a task signed with the federation key (channel `local`).
-    pub async fn submit(&self, spec: TaskSpec) -> Result<TaskId> {
-        crate::client::submit(self.ctx.log.as_ref(), &self.ctx.federation, spec, Channel::Local, "runtime")
-            .await
+    pub async fn submit(&self, mut spec: TaskSpec) -> Result<TaskId> {
+        crate::client::scrub_spec(&mut spec);
+        let submission = events::SignedSubmission::sign(TaskId::new(), spec, &self.ctx.federation)?;
+        let (task_id, event) = crate::client::submission_event(submission, Channel::Local, "runtime")?;
+        let stream_id = StreamId::task(task_id);
+        self.ctx.log.append(&stream_id, events::ExpectedVersion::NoStream, vec![event.clone()]).await?;
+        // This process knows the whole stream: the phases and the waiters start from it
+        // instead of reading it.
+        crate::phase::remember_first(&self.ctx, task_id, stream_id, &event);
+        Ok(task_id)
     }
 
     /// Waits until the task ends (or `timeout` passes) and returns its state. Woken at once
