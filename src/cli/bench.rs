@@ -146,8 +146,10 @@ async fn run_level(
 }
 
 /// Tasks submitted at once by the memory measurement: enough for submissions to outpace the
-/// pipeline, so that the tasks in flight pile up to (nearly) the number asked for.
-const IN_FLIGHT_SUBMITTERS: usize = 64;
+/// pipeline, so that the tasks in flight pile up to (nearly) the number asked for. On SQLite a
+/// submission waits in the writer's queue behind the phases' appends, so 64 submitters got
+/// about one task in seven (at most about 700 in flight); 512 take enough of the queue.
+const IN_FLIGHT_SUBMITTERS: usize = 512;
 
 /// How often the memory measurement samples the RSS and the tasks in flight.
 const IN_FLIGHT_SAMPLE_MS: u64 = 20;
