@@ -33,13 +33,26 @@ pub fn scrub_spec(spec: &mut TaskSpec) -> bool {
 pub async fn submit(
     log: &dyn EventLog,
     key: &KeyPair,
-    mut spec: TaskSpec,
+    spec: TaskSpec,
     channel: Channel,
     emitter: &str,
 ) -> Result<TaskId> {
+    let (task_id, event) = new_task_event(spec, key, channel, emitter)?;
+    log.append(&StreamId::task(task_id), ExpectedVersion::NoStream, vec![event]).await?;
+    Ok(task_id)
+}
+
+/// The `task_submitted` event of a new task for `spec`, scrubbed ([`scrub_spec`]) and signed
+/// with `key`.
+pub(crate) fn new_task_event(
+    mut spec: TaskSpec,
+    key: &KeyPair,
+    channel: Channel,
+    emitter: &str,
+) -> Result<(TaskId, events::NewEvent)> {
     scrub_spec(&mut spec);
     let submission = SignedSubmission::sign(TaskId::new(), spec, key)?;
-    submit_signed(log, submission, channel, emitter).await
+    submission_event(submission, channel, emitter)
 }
 
 /// Appends a submission someone signed as a new task's `task_submitted`. The signature is

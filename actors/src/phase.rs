@@ -201,6 +201,18 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
+    /// The fold of a task stream before its first event.
+    fn empty(task_id: TaskId, stream_id: StreamId, submitted_at_ms: i64) -> Self {
+        Self {
+            task_id,
+            stream_id,
+            state: TaskState::default(),
+            version: 0,
+            submitted_at_ms,
+            correlation_id: None,
+        }
+    }
+
     /// The task's deadline, ms since the epoch.
     pub(crate) fn deadline_ms(&self) -> i64 {
         let timeout = self.state.spec().map_or(events::task::TASK_TIMEOUT_MS_DEFAULT, |s| s.timeout_ms);
@@ -220,15 +232,7 @@ pub(crate) fn task_id_of(stream_id: &StreamId) -> Option<TaskId> {
 /// Reads a task stream and folds it. Events the fold refuses (a foreign writer's) are skipped
 /// with a warning; the stream's version still counts them.
 pub(crate) async fn load_task(log: &dyn EventLog, task_id: TaskId) -> Result<Loaded> {
-    let stream_id = StreamId::task(task_id);
-    let mut loaded = Loaded {
-        task_id,
-        stream_id,
-        state: TaskState::default(),
-        version: 0,
-        submitted_at_ms: now_ms(),
-        correlation_id: None,
-    };
+    let mut loaded = Loaded::empty(task_id, StreamId::task(task_id), now_ms());
     read_after(log, &mut loaded).await?;
     Ok(loaded)
 }
@@ -268,14 +272,9 @@ pub(crate) fn known_fold(ctx: &Ctx, task_id: TaskId, input: &RecordedEvent) -> O
     }
     let mut loaded = match cached {
         Some(cached) if cached.version + 1 == input.version => Arc::unwrap_or_clone(cached),
-        None if input.version == 1 => Loaded {
-            task_id,
-            stream_id: input.stream_id.clone(),
-            state: TaskState::default(),
-            version: 0,
-            submitted_at_ms: input.metadata.occurred_at_ms,
-            correlation_id: None,
-        },
+        None if input.version == 1 => {
+            Loaded::empty(task_id, input.stream_id.clone(), input.metadata.occurred_at_ms)
+        }
         _ => return None,
     };
     let folded = fold_one(
@@ -297,14 +296,7 @@ pub(crate) fn known_fold(ctx: &Ctx, task_id: TaskId, input: &RecordedEvent) -> O
 
 /// Caches the fold of a task whose first event (`first`) this process just appended.
 pub(crate) fn remember_first(ctx: &Ctx, task_id: TaskId, stream_id: StreamId, first: &NewEvent) {
-    let mut loaded = Loaded {
-        task_id,
-        stream_id,
-        state: TaskState::default(),
-        version: 0,
-        submitted_at_ms: first.metadata.occurred_at_ms,
-        correlation_id: None,
-    };
+    let mut loaded = Loaded::empty(task_id, stream_id, first.metadata.occurred_at_ms);
     let NewEvent { id, event_type, schema_version, payload, metadata } = first;
     if fold_one(&mut loaded, 1, *id, metadata.occurred_at_ms, event_type, *schema_version, payload).is_ok() {
         ctx.tasks.put(&Arc::new(loaded));

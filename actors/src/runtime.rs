@@ -256,10 +256,9 @@ impl Runtime {
     }
 
     /// Submits a task signed with the federation key (channel `local`).
-    pub async fn submit(&self, mut spec: TaskSpec) -> Result<TaskId> {
-        crate::client::scrub_spec(&mut spec);
-        let submission = events::SignedSubmission::sign(TaskId::new(), spec, &self.ctx.federation)?;
-        let (task_id, event) = crate::client::submission_event(submission, Channel::Local, "runtime")?;
+    pub async fn submit(&self, spec: TaskSpec) -> Result<TaskId> {
+        let (task_id, event) =
+            crate::client::new_task_event(spec, &self.ctx.federation, Channel::Local, "runtime")?;
         let stream_id = StreamId::task(task_id);
         self.ctx.log.append(&stream_id, events::ExpectedVersion::NoStream, vec![event.clone()]).await?;
         // This process knows the whole stream: the phases and the waiters start from it

@@ -255,6 +255,23 @@ pub fn validate_subscription_name(name: &str) -> Result<(), LogError> {
     if valid { Ok(()) } else { Err(LogError::InvalidSubscriptionName { name: name.to_string() }) }
 }
 
+/// Checks a subscription group ([`EventLog::subscribe_group`]): its name, at least one member,
+/// each member's name and filter, and no member named twice.
+pub fn validate_group(name: &str, members: &[(String, SubscribeOptions)]) -> Result<(), LogError> {
+    validate_subscription_name(name)?;
+    if members.is_empty() {
+        return Err(LogError::InvalidFilter { reason: format!("group {name} has no members") });
+    }
+    for (index, (member, options)) in members.iter().enumerate() {
+        validate_subscription_name(member)?;
+        validate_filter(&options.filter)?;
+        if members[..index].iter().any(|(other, _)| other == member) {
+            return Err(LogError::InvalidFilter { reason: format!("member {member} is named twice") });
+        }
+    }
+    Ok(())
+}
+
 /// Checks a subscription's filter: every category must be one a stream id can have (lowercase
 /// letters a-z), else the subscription would silently match nothing (or, on JetStream, make an
 /// unusable subject).

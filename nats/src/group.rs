@@ -31,7 +31,7 @@ use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer};
 use async_nats::jetstream::stream::Stream;
 use async_nats::jetstream::{self, Context};
 use async_trait::async_trait;
-use events::log::{validate_filter, validate_subscription_name};
+use events::log::validate_group;
 use events::{
     Delivery, Filter, LogError, Position, StartFrom, SubscribeOptions, Subscription, SubscriptionGroup,
 };
@@ -104,16 +104,11 @@ impl NatsGroup {
         name: &str,
         members: &[(String, SubscribeOptions)],
     ) -> Result<Self, LogError> {
-        validate_subscription_name(name)?;
+        validate_group(name, members)?;
         let Some((_, first)) = members.first() else {
             return Err(LogError::InvalidFilter { reason: format!("group {name} has no members") });
         };
-        for (index, (member, options)) in members.iter().enumerate() {
-            validate_subscription_name(member)?;
-            validate_filter(&options.filter)?;
-            if members[..index].iter().any(|(other, _)| other == member) {
-                return Err(LogError::InvalidFilter { reason: format!("member {member} is named twice") });
-            }
+        for (member, options) in members {
             if options.start != first.start {
                 return Err(LogError::InvalidFilter {
                     reason: format!("member {member} starts elsewhere than the group's first member"),

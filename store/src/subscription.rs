@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use events::log::{validate_filter, validate_subscription_name};
+use events::log::{validate_filter, validate_group, validate_subscription_name};
 use events::{
     Delivery, Filter, LogError, Position, RecordedEvent, StartFrom, SubscribeOptions, Subscription,
     SubscriptionGroup,
@@ -392,24 +392,16 @@ impl SqlGroup {
         name: &str,
         members: &[(String, SubscribeOptions)],
     ) -> Result<Self, LogError> {
-        validate_subscription_name(name)?;
-        if members.is_empty() {
-            return Err(LogError::InvalidFilter { reason: format!("group {name} has no members") });
-        }
-        let mut checked: Vec<GroupMember> = Vec::with_capacity(members.len());
-        for (member, options) in members {
-            validate_subscription_name(member)?;
-            validate_filter(&options.filter)?;
-            if checked.iter().any(|known| known.name == *member) {
-                return Err(LogError::InvalidFilter { reason: format!("member {member} is named twice") });
-            }
-            checked.push(GroupMember {
+        validate_group(name, members)?;
+        let members = members
+            .iter()
+            .map(|(member, options)| GroupMember {
                 name: member.clone(),
                 options: options.clone(),
                 open: Arc::new(AtomicBool::new(false)),
-            });
-        }
-        Ok(Self { source, name: name.to_string(), members: checked })
+            })
+            .collect();
+        Ok(Self { source, name: name.to_string(), members })
     }
 }
 
