@@ -60,6 +60,42 @@ pub(crate) struct ExecuteRequest<'a> {
     pub(crate) envelope: &'a SealedEnvelope,
 }
 
+/// The longest progress message taken from an agent outside the process, in bytes; a longer
+/// one is cut at a character boundary.
+pub const PROGRESS_MESSAGE_BYTES_MAX: usize = 1024;
+
+/// One message from an agent outside the process (a line of an HTTP answer streamed as
+/// `application/x-ndjson`, or one NATS reply): a progress report, a refusal or failure, or the
+/// signed result that ends the attempt.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub(crate) enum AgentMessage {
+    /// `{"progress": {"percent": 40, "message": "…"}}`; both fields may be left out.
+    Progress { progress: ProgressReport },
+    /// `{"error": "<reason>"}`: the agent refuses or failed.
+    Error { error: String },
+    /// The agent's signed result.
+    Result(Box<SignedResult>),
+}
+
+/// A progress report as an agent outside the process sends it.
+#[derive(serde::Deserialize)]
+pub(crate) struct ProgressReport {
+    #[serde(default)]
+    percent: Option<u32>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+impl From<ProgressReport> for Progress {
+    fn from(report: ProgressReport) -> Self {
+        let mut message = report.message.unwrap_or_default();
+        crate::cut_utf8(&mut message, PROGRESS_MESSAGE_BYTES_MAX);
+        let percent = report.percent.map(|p| u8::try_from(p.min(100)).unwrap_or(100));
+        Self { percent, message }
+    }
+}
+
 /// How the executor reaches one agent: hands it a sealed envelope, gets a signed result.
 #[async_trait]
 pub trait AgentEndpoint: Send + Sync + 'static {

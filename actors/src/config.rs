@@ -36,6 +36,13 @@
 //! [screening]
 //! description-bytes-max = 16384
 //!
+//! # a context source: asked in parallel with the others for each task (see `context`)
+//! [[context.sources]]
+//! name = "runbooks"
+//! url = "http://10.0.0.9:7000/context"
+//! timeout-ms = 200
+//! capabilities = ["translate"]
+//!
 //! [health]
 //! cool-down-ms = 30000
 //!
@@ -77,6 +84,11 @@ pub struct Config {
     /// How matching treats unhealthy agents. Default: see [`HealthConfig`].
     #[serde(default)]
     pub health: HealthConfig,
+    /// # Context
+    /// Where the context phase looks besides the capability's history. Default: see
+    /// [`ContextConfig`].
+    #[serde(default)]
+    pub context: ContextConfig,
 }
 
 impl Default for Config {
@@ -87,6 +99,7 @@ impl Default for Config {
             producers: Vec::new(),
             nats: NatsConfig::default(),
             health: HealthConfig::default(),
+            context: ContextConfig::default(),
         }
     }
 }
@@ -135,8 +148,67 @@ impl Config {
                 _ => {}
             }
         }
+        let mut names = std::collections::HashSet::new();
+        for source in &self.context.sources {
+            let name = source.name.trim();
+            if name.is_empty() {
+                return Err("a context source has an empty name".into());
+            }
+            if name == crate::context::HISTORY_SOURCE || !names.insert(name) {
+                return Err(format!("context source {name:?} is configured twice (`history` is built in)"));
+            }
+            if !(source.url.starts_with("http://") || source.url.starts_with("https://")) {
+                return Err(format!("context source {name}: url must start with http:// or https://"));
+            }
+            if source.timeout_ms == 0 || source.timeout_ms > CONTEXT_SOURCE_TIMEOUT_MS_MAX {
+                return Err(format!(
+                    "context source {name}: timeout-ms must be 1 to {CONTEXT_SOURCE_TIMEOUT_MS_MAX}"
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+/// The longest `timeout-ms` a context source may be given: the context phase waits for its
+/// slowest source, and every task waits for the context phase.
+pub const CONTEXT_SOURCE_TIMEOUT_MS_MAX: u64 = 10_000;
+
+/// Where the context phase looks for context.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ContextConfig {
+    /// # Sources
+    /// Services asked for context about each task, in parallel with each other and with the
+    /// built-in `history` source. Default: none.
+    pub sources: Vec<ContextSourceConfig>,
+}
+
+/// One context source: an HTTP service the context phase `POST`s
+/// `{"task_id", "capability", "description"}` to, answering
+/// `{"best_practices": [...], "pitfalls": [...]}` (both optional) within its timeout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ContextSourceConfig {
+    /// # Name
+    /// How `context_gathered` names it. Required, unique, not `history`.
+    pub name: String,
+    /// # URL
+    /// Where the request is `POST`ed (`http://…` or `https://…`). Required.
+    pub url: String,
+    /// # Timeout
+    /// How long the source may take, in ms; a later answer is left out and the source is
+    /// recorded as late. Default: 200 ([`crate::CONTEXT_SOURCE_MS_MAX`]); at most 10,000.
+    #[serde(default = "default_context_timeout_ms")]
+    pub timeout_ms: u64,
+    /// # Capabilities
+    /// The capabilities whose tasks it is asked about. Default: empty, meaning every task.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+fn default_context_timeout_ms() -> u64 {
+    crate::context::CONTEXT_SOURCE_MS_MAX
 }
 
 /// Which built-in agent to run.
@@ -359,5 +431,54 @@ mod tests {
         assert_eq!(Config::default().health.cool_down_ms, 30_000);
         assert!(Config::parse("[[agents]]\nid = \"x\"\nbuiltin = \"command\"", "t").is_err());
         assert!(Config::parse("bogus = 1", "t").is_err());
+    }
+
+    #[test]
+    fn context_sources_parse_with_defaults_and_bad_ones_are_refused() {
+        let config = Config::parse(
+            r#"
+            [[context.sources]]
+            name = "runbooks"
+            url = "http://127.0.0.1:7000/context"
+            [[context.sources]]
+            name = "wiki"
+            url = "https://wiki.example/context"
+            timeout-ms = 1500
+            capabilities = ["translate"]
+            "#,
+            "test",
+        )
+        .unwrap();
+        let sources = &config.context.sources;
+        assert_eq!(sources.len(), 2);
+        assert_eq!(sources[0].timeout_ms, crate::CONTEXT_SOURCE_MS_MAX);
+        assert!(sources[0].capabilities.is_empty());
+        assert_eq!(
+            (sources[1].timeout_ms, sources[1].capabilities.as_slice()),
+            (1500, &["translate".to_string()][..])
+        );
+        assert!(Config::default().context.sources.is_empty());
+
+        let source = |body: &str| format!("[[context.sources]]\n{body}");
+        for (bad, needle) in [
+            (source("name = \"\"\nurl = \"http://a/\""), "empty name"),
+            (source("name = \"history\"\nurl = \"http://a/\""), "twice"),
+            (
+                format!(
+                    "{}\n{}",
+                    source("name = \"a\"\nurl = \"http://a/\""),
+                    source("name = \"a\"\nurl = \"http://b/\"")
+                ),
+                "twice",
+            ),
+            (source("name = \"a\"\nurl = \"ftp://a/\""), "http://"),
+            (source("name = \"a\"\nurl = \"http://a/\"\ntimeout-ms = 0"), "timeout-ms"),
+            (source("name = \"a\"\nurl = \"http://a/\"\ntimeout-ms = 60000"), "timeout-ms"),
+            (source("name = \"a\""), "url"),
+            (source("name = \"a\"\nurl = \"http://a/\"\nretries = 3"), "retries"),
+        ] {
+            let error = Config::parse(&bad, "test").expect_err(&bad).to_string();
+            assert!(error.contains(needle), "{bad}: {error}");
+        }
     }
 }

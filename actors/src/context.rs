@@ -1,18 +1,37 @@
 //! Phase 2, context: `ingress_screened` → `context_gathered`. Sources are gathered in
-//! parallel, each within [`CONTEXT_SOURCE_MS_MAX`]; a source that fails or is late is
-//! recorded as such and the rest is used (partial results). The one source today is the
-//! history of the capability (recent finished tasks, from the registry view): similar tasks by
-//! word overlap, what worked, what failed, and a complexity estimate.
+//! parallel, each within its timeout; a source that fails or is late is recorded as such in
+//! `sources` and the rest is used (partial results). The built-in source, [`HISTORY_SOURCE`],
+//! is the history of the capability (recent finished tasks, from the registry view): similar
+//! tasks by word overlap, what worked, what failed, and a complexity estimate. Configured
+//! sources ([`crate::config::ContextSourceConfig`]) are HTTP services: each is `POST`ed
+//! `{"task_id", "capability", "description"}` and answers
+//! `{"best_practices": ["…"], "pitfalls": ["…"]}` (both optional), which are added to the
+//! history's, at most [`CONTEXT_ITEMS_PER_SOURCE_MAX`] of each, each cut to
+//! [`CONTEXT_ITEM_BYTES_MAX`] bytes.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use events::RecordedEvent;
 use events::task::{ContextGathered, ContextSource, SimilarTask, TaskEvent, TaskStatus};
+use events::{RecordedEvent, TaskId};
 
+use crate::config::ContextSourceConfig;
 use crate::error::Result;
-use crate::phase::{Ctx, Handled, Loaded, Output, Phase, decide_and_append};
+use crate::phase::{Ctx, Handled, Loaded, Output, Phase, decide_and_append, load_task_cached, task_id_of};
 use crate::registry::RecentTask;
+
+/// The name of the built-in source: the capability's recent history.
+pub const HISTORY_SOURCE: &str = "history";
+
+/// The largest answer taken from a context source, in bytes.
+pub const CONTEXT_ANSWER_BYTES_MAX: usize = 64 * 1024;
+
+/// Best practices, and pitfalls, taken from one source at most.
+pub const CONTEXT_ITEMS_PER_SOURCE_MAX: usize = 8;
+
+/// The longest best practice or pitfall taken from a source, in bytes; longer ones are cut.
+pub const CONTEXT_ITEM_BYTES_MAX: usize = 512;
 
 /// The longest one context source may take.
 pub const CONTEXT_SOURCE_MS_MAX: u64 = 200;
@@ -64,8 +83,142 @@ fn from_history(description: &str, recent: &[RecentTask]) -> (Vec<SimilarTask>, 
     (similar, practices, pitfalls)
 }
 
+/// What the context phase asks a source about a task.
+#[derive(serde::Serialize)]
+struct Query<'a> {
+    task_id: TaskId,
+    capability: &'a str,
+    description: &'a str,
+}
+
+/// What a source answers.
+#[derive(Default, serde::Deserialize)]
+struct Found {
+    #[serde(default)]
+    best_practices: Vec<String>,
+    #[serde(default)]
+    pitfalls: Vec<String>,
+}
+
+impl Found {
+    /// Keeps what the limits allow.
+    fn bounded(mut self) -> Self {
+        for items in [&mut self.best_practices, &mut self.pitfalls] {
+            items.retain(|item| !item.trim().is_empty());
+            items.truncate(CONTEXT_ITEMS_PER_SOURCE_MAX);
+            for item in items.iter_mut() {
+                crate::cut_utf8(item, CONTEXT_ITEM_BYTES_MAX);
+            }
+        }
+        self
+    }
+}
+
+/// A context source reached over HTTP.
+#[derive(Debug)]
+pub(crate) struct HttpSource {
+    config: ContextSourceConfig,
+    client: reqwest::Client,
+}
+
+impl HttpSource {
+    /// The source `config` describes.
+    pub(crate) fn new(config: ContextSourceConfig) -> Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder().no_proxy().build().map_err(|e| crate::Error::Config {
+            path: format!("context source {}", config.name),
+            reason: format!("cannot build the HTTP client: {e}"),
+        })?;
+        Ok(Self { config, client })
+    }
+
+    /// Whether tasks of `capability` are asked about.
+    fn serves(&self, capability: &str) -> bool {
+        self.config.capabilities.is_empty() || self.config.capabilities.iter().any(|c| c == capability)
+    }
+
+    /// Asks the source, without a timeout of its own.
+    async fn ask(&self, query: &Query<'_>) -> std::result::Result<Found, String> {
+        let mut response = self
+            .client
+            .post(&self.config.url)
+            .json(query)
+            .send()
+            .await
+            .map_err(|e| format!("POST {}: {e}", self.config.url))?;
+        let status = response.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the answer: {e}"))? {
+            if body.len() + chunk.len() > CONTEXT_ANSWER_BYTES_MAX {
+                return Err(format!("the answer is over the {CONTEXT_ANSWER_BYTES_MAX}-byte limit"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            let mut text = String::from_utf8_lossy(&body).trim().to_string();
+            crate::cut_utf8(&mut text, CONTEXT_ITEM_BYTES_MAX);
+            return Err(format!("answered {status}: {text}"));
+        }
+        serde_json::from_slice::<Found>(&body)
+            .map(Found::bounded)
+            .map_err(|e| format!("answered something that is not context: {e}"))
+    }
+
+    /// Asks the source within its timeout; how it fared, and what it found.
+    async fn gather(&self, query: &Query<'_>) -> (ContextSource, Option<Found>) {
+        let started = Instant::now();
+        let timeout = Duration::from_millis(self.config.timeout_ms);
+        let outcome = match tokio::time::timeout(timeout, self.ask(query)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("took longer than {} ms", self.config.timeout_ms)),
+        };
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let name = self.config.name.clone();
+        match outcome {
+            Ok(found) => (ContextSource { name, ok: true, elapsed_ms, error: None }, Some(found)),
+            Err(error) => {
+                tracing::warn!(source = %name, %error, "a context source failed");
+                (ContextSource { name, ok: false, elapsed_ms, error: Some(error) }, None)
+            }
+        }
+    }
+}
+
 /// Phase 2.
-pub(crate) struct Context;
+#[derive(Default)]
+pub(crate) struct Context {
+    /// The configured sources, besides the history.
+    sources: Vec<Arc<HttpSource>>,
+}
+
+impl Context {
+    /// The phase, asking `sources` besides the history.
+    pub(crate) fn new(sources: Vec<Arc<HttpSource>>) -> Self {
+        Self { sources }
+    }
+
+    /// What the configured sources serving the task's capability say, asked in parallel; none
+    /// when no source serves it or the task is not waiting for context.
+    async fn gather_configured(
+        &self,
+        ctx: &Ctx,
+        input: &RecordedEvent,
+    ) -> Result<Vec<(ContextSource, Option<Found>)>> {
+        if self.sources.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(task_id) = task_id_of(&input.stream_id) else { return Ok(Vec::new()) };
+        let loaded = load_task_cached(ctx, task_id).await?;
+        if loaded.state.status != TaskStatus::Screened {
+            return Ok(Vec::new());
+        }
+        let Some(spec) = loaded.state.spec() else { return Ok(Vec::new()) };
+        let description = loaded.state.description.clone().unwrap_or_default();
+        let query = Query { task_id, capability: &spec.capability, description: &description };
+        let asked = self.sources.iter().filter(|s| s.serves(&spec.capability)).map(|s| s.gather(&query));
+        Ok(futures::future::join_all(asked).await)
+    }
+}
 
 #[async_trait]
 impl Phase for Context {
@@ -78,6 +231,7 @@ impl Phase for Context {
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {
+        let configured = self.gather_configured(ctx, input).await?;
         decide_and_append(ctx, input, self.name(), |loaded: &Loaded| -> Vec<Output> {
             if loaded.state.status != TaskStatus::Screened {
                 return Vec::new();
@@ -86,24 +240,36 @@ impl Phase for Context {
             let description = loaded.state.description.clone().unwrap_or_default();
             let started = Instant::now();
             let recent = ctx.registry.recent(&spec.capability);
-            let (similar_tasks, best_practices, pitfalls) = from_history(&description, &recent);
+            let (similar_tasks, mut best_practices, mut pitfalls) = from_history(&description, &recent);
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let late = elapsed_ms > CONTEXT_SOURCE_MS_MAX;
+            if late {
+                best_practices.clear();
+                pitfalls.clear();
+            }
             let input_bytes = serde_json::to_vec(&spec.input).map_or(0, |v| v.len());
             let complexity = ((description.split_whitespace().count() as f64 / 200.0)
                 + (input_bytes as f64 / 65_536.0))
                 .min(1.0);
+            let mut sources = vec![ContextSource {
+                name: HISTORY_SOURCE.into(),
+                ok: !late,
+                elapsed_ms,
+                error: late.then(|| format!("took longer than {CONTEXT_SOURCE_MS_MAX} ms")),
+            }];
+            for (source, found) in &configured {
+                sources.push(source.clone());
+                if let Some(found) = found {
+                    best_practices.extend(found.best_practices.iter().cloned());
+                    pitfalls.extend(found.pitfalls.iter().cloned());
+                }
+            }
             let gathered = ContextGathered {
                 similar_tasks: if late { Vec::new() } else { similar_tasks },
-                best_practices: if late { Vec::new() } else { best_practices },
-                pitfalls: if late { Vec::new() } else { pitfalls },
+                best_practices,
+                pitfalls,
                 complexity: (complexity * 1_000.0).round() / 1_000.0,
-                sources: vec![ContextSource {
-                    name: "history".into(),
-                    ok: !late,
-                    elapsed_ms,
-                    error: late.then(|| format!("took longer than {CONTEXT_SOURCE_MS_MAX} ms")),
-                }],
+                sources,
             };
             vec![("context".into(), TaskEvent::ContextGathered(gathered))]
         })

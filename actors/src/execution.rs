@@ -21,7 +21,7 @@ use events::task::{
 use events::{AgentId, DomainEvent, RecordedEvent, SealedEnvelope, now_ms};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::agents::{AgentFailure, PROGRESS_QUEUE_COUNT_MAX};
+use crate::agents::{AgentFailure, PROGRESS_QUEUE_COUNT_MAX, Progress};
 use crate::error::Result;
 use crate::phase::{
     Appended, Ctx, Handled, Loaded, Phase, append_outputs, decide_and_append, load_task_cached,
@@ -232,6 +232,11 @@ impl Execution {
                 biased;
                 () = ctx.shutdown.cancelled() => return Ok(Err(Handled::Interrupted)),
                 result = &mut execute => {
+                    // Reports sent just before the answer are recorded before it.
+                    while let Ok(progress) = rx.try_recv() {
+                        progress_count += 1;
+                        record_progress(ctx, input, sealed, progress_count, progress).await?;
+                    }
                     return Ok(Ok(match result {
                         Ok(result) => Outcome::Result(result),
                         Err(failure) => Outcome::Failed(failure),
@@ -241,24 +246,7 @@ impl Execution {
                 progress = rx.recv(), if progress_open => {
                     let Some(progress) = progress else { progress_open = false; continue };
                     progress_count += 1;
-                    if progress_count > PROGRESS_EVENTS_PER_ATTEMPT_MAX {
-                        continue;
-                    }
-                    let purpose = format!("progress-{progress_count}");
-                    let event = TaskEvent::ProgressReported(ProgressReported {
-                        agent_id: sealed.envelope.agent_id.clone(),
-                        attempt: sealed.envelope.attempt,
-                        percent: progress.percent.map(|p| p.min(100)),
-                        message: progress.message,
-                    });
-                    decide_and_append(ctx, input, "execution", |loaded| {
-                        if same_attempt(loaded, sealed) && loaded.state.status == TaskStatus::Running {
-                            vec![(purpose.clone().into(), event.clone())]
-                        } else {
-                            Vec::new()
-                        }
-                    })
-                    .await?;
+                    record_progress(ctx, input, sealed, progress_count, progress).await?;
                 }
                 _ = check.tick() => {
                     let loaded = load_task_cached(ctx, sealed.envelope.task_id).await?;
@@ -270,4 +258,34 @@ impl Execution {
             }
         }
     }
+}
+
+/// Records the attempt's `count`th progress report, unless the attempt is over the reports'
+/// limit, or no longer the task's running attempt.
+async fn record_progress(
+    ctx: &Ctx,
+    input: &RecordedEvent,
+    sealed: &SealedEnvelope,
+    count: u32,
+    progress: Progress,
+) -> Result<()> {
+    if count > PROGRESS_EVENTS_PER_ATTEMPT_MAX {
+        return Ok(());
+    }
+    let purpose = format!("progress-{count}");
+    let event = TaskEvent::ProgressReported(ProgressReported {
+        agent_id: sealed.envelope.agent_id.clone(),
+        attempt: sealed.envelope.attempt,
+        percent: progress.percent.map(|p| p.min(100)),
+        message: progress.message,
+    });
+    decide_and_append(ctx, input, "execution", |loaded| {
+        if same_attempt(loaded, sealed) && loaded.state.status == TaskStatus::Running {
+            vec![(purpose.clone().into(), event.clone())]
+        } else {
+            Vec::new()
+        }
+    })
+    .await?;
+    Ok(())
 }

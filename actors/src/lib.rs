@@ -65,7 +65,10 @@ mod verification;
 
 pub use agents::{AgentEndpoint, AgentFailure, InProcessAgent, Progress, Worker};
 pub use config::Config;
-pub use context::{CONTEXT_SOURCE_MS_MAX, SIMILAR_TASKS_MAX};
+pub use context::{
+    CONTEXT_ANSWER_BYTES_MAX, CONTEXT_ITEM_BYTES_MAX, CONTEXT_ITEMS_PER_SOURCE_MAX, CONTEXT_SOURCE_MS_MAX,
+    HISTORY_SOURCE, SIMILAR_TASKS_MAX,
+};
 pub use error::{BoxError, Error, Result};
 pub use execution::{CANCEL_CHECK_MS, PROGRESS_EVENTS_PER_ATTEMPT_MAX};
 pub use heartbeat::HEARTBEAT_INTERVAL_MS;
@@ -78,6 +81,17 @@ pub use registry::Registry;
 pub use retry::{RETRY_BACKOFF_MS_BASE, RETRY_BACKOFF_MS_MAX};
 pub use runtime::{HostedAgent, PHASES_GROUP, Runtime, RuntimeOptions};
 pub use screening::{Screener, StandardScreener, Verdict};
+
+/// Cuts `text` to at most `bytes_max` bytes, at a character boundary.
+pub(crate) fn cut_utf8(text: &mut String, bytes_max: usize) {
+    if text.len() > bytes_max {
+        let mut end = bytes_max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+}
 pub use standing::{
     HEALTH_SCORE_DEGRADED, HEALTH_SCORE_HALF_OPEN, STANDING_READ_MS_MAX, STANDING_REFRESH_MS,
     TRIAL_CLAIM_MS_MAX,

@@ -19,7 +19,7 @@ use crate::agents::nats::NatsAgent;
 use crate::agents::{AgentEndpoint, InProcessAgent, Worker};
 use crate::completion::Completion;
 use crate::config::{AgentConfig, Builtin, Config};
-use crate::context::Context;
+use crate::context::{Context, HttpSource};
 use crate::egress::EgressScreening;
 use crate::error::{Error, Result};
 use crate::execution::Execution;
@@ -120,10 +120,10 @@ impl std::fmt::Debug for Runtime {
 pub const PHASES_GROUP: &str = "phases";
 
 /// The phases in pipeline order.
-fn phases(execution: Execution) -> Vec<Arc<dyn Phase>> {
+fn phases(context: Context, execution: Execution) -> Vec<Arc<dyn Phase>> {
     vec![
         Arc::new(IngressScreening),
-        Arc::new(Context),
+        Arc::new(context),
         Arc::new(Matching),
         Arc::new(Sealing),
         Arc::new(execution),
@@ -189,7 +189,13 @@ impl Runtime {
         trusted_submitters.extend(config.producers.iter().map(|p| p.public_key));
         let screener = screener.unwrap_or_else(|| Arc::new(StandardScreener::new(config.screening.clone())));
         let shutdown = CancellationToken::new();
-        let phases = phases(Execution::new(limits));
+        let sources = config
+            .context
+            .sources
+            .iter()
+            .map(|source| HttpSource::new(source.clone()).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        let phases = phases(Context::new(sources), Execution::new(limits));
         let members = phases
             .iter()
             .map(|phase| Ok((phase_subscription_name(phase.as_ref()), phase_subscription(phase.as_ref())?)))

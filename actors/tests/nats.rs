@@ -152,7 +152,7 @@ async fn two_runtimes_on_one_nats_produce_each_output_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_on_nats_request_reply_runs_tasks() {
     use actors::config::{AgentConfig, Builtin};
-    use events::{AgentId, AgentResult, SealedEnvelope, SignedResult};
+    use events::{AgentId, AgentResult, DomainEvent as _, SealedEnvelope, SignedResult};
     use futures::StreamExt as _;
 
     #[derive(serde::Deserialize)]
@@ -171,30 +171,70 @@ async fn an_agent_on_nats_request_reply_runs_tasks() {
     let client = async_nats::connect(server.url()).await.unwrap();
     let mut requests = client.queue_subscribe("agents.shouter", "shouters".into()).await.unwrap();
     let mut refusals = client.subscribe("agents.refuser").await.unwrap();
+    let mut reports = client.subscribe("agents.reporter").await.unwrap();
     client.flush().await.unwrap();
     let federation_public_key = federation.public_key();
+    let agent_key = Arc::new(agent_key);
+    let answer = {
+        let agent_key = Arc::clone(&agent_key);
+        move |sealed: &SealedEnvelope| -> Vec<u8> {
+            match sealed.verify(&federation_public_key, events::now_ms()) {
+                Ok(()) => {
+                    let result = AgentResult {
+                        task_id: sealed.envelope.task_id,
+                        attempt: sealed.envelope.attempt,
+                        agent_id: sealed.envelope.agent_id.clone(),
+                        envelope_hash: sealed.hash,
+                        output: serde_json::json!(sealed.envelope.description.to_uppercase()),
+                        completed_at_ms: events::now_ms(),
+                    };
+                    serde_json::to_vec(&SignedResult::sign(result, &agent_key).unwrap()).unwrap()
+                }
+                Err(e) => serde_json::to_vec(&serde_json::json!({ "error": e.to_string() })).unwrap(),
+            }
+        }
+    };
     let worker = {
         let client = client.clone();
+        let answer = answer.clone();
         tokio::spawn(async move {
             while let Some(message) = requests.next().await {
                 let Some(reply) = message.reply.clone() else { continue };
                 let request: Request = serde_json::from_slice(&message.payload).unwrap();
-                let sealed = request.envelope;
-                let answer = match sealed.verify(&federation_public_key, events::now_ms()) {
-                    Ok(()) => {
-                        let result = AgentResult {
-                            task_id: sealed.envelope.task_id,
-                            attempt: sealed.envelope.attempt,
-                            agent_id: sealed.envelope.agent_id.clone(),
-                            envelope_hash: sealed.hash,
-                            output: serde_json::json!(sealed.envelope.description.to_uppercase()),
-                            completed_at_ms: events::now_ms(),
-                        };
-                        serde_json::to_vec(&SignedResult::sign(result, &agent_key).unwrap()).unwrap()
+                client.publish(reply, answer(&request.envelope).into()).await.unwrap();
+            }
+        })
+    };
+    // Reports progress twice on the reply subject and answers only once the federation has
+    // recorded both reports, so they must be recorded while it works.
+    let reporter = {
+        let client = client.clone();
+        let log = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Some(message) = reports.next().await {
+                let Some(reply) = message.reply.clone() else { continue };
+                let request: Request = serde_json::from_slice(&message.payload).unwrap();
+                let task = request.envelope.envelope.task_id;
+                for progress in [
+                    serde_json::json!({"progress": {"percent": 30, "message": "thinking"}}),
+                    serde_json::json!({"progress": {"message": "almost"}}),
+                ] {
+                    client.publish(reply.clone(), progress.to_string().into()).await.unwrap();
+                }
+                let started = std::time::Instant::now();
+                let recorded = loop {
+                    let n = counts(log.as_ref(), task).await.get("progress_reported").copied().unwrap_or(0);
+                    if n >= 2 || started.elapsed() > Duration::from_secs(10) {
+                        break n;
                     }
-                    Err(e) => serde_json::to_vec(&serde_json::json!({ "error": e.to_string() })).unwrap(),
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 };
-                client.publish(reply, answer.into()).await.unwrap();
+                let last = if recorded >= 2 {
+                    answer(&request.envelope)
+                } else {
+                    br#"{"error": "the progress was not recorded while the agent worked"}"#.to_vec()
+                };
+                client.publish(reply, last.into()).await.unwrap();
             }
         })
     };
@@ -223,6 +263,7 @@ async fn an_agent_on_nats_request_reply_runs_tasks() {
         agent("shouter", "shout", "agents.shouter"),
         agent("refuser", "refuse", "agents.refuser"),
         agent("absent", "vanish", "agents.nobody-listens"),
+        agent("reporter", "report", "agents.reporter"),
     ];
     let runtime = start(options).await;
 
@@ -231,6 +272,23 @@ async fn an_agent_on_nats_request_reply_runs_tasks() {
     assert_eq!(state.status, TaskStatus::Completed, "{state:?}");
     assert_eq!(state.output, Some(serde_json::json!("OVER NATS")));
     assert_exactly_once(log.as_ref(), task).await;
+
+    let task = runtime.submit(TaskSpec::new("report", "with progress")).await.unwrap();
+    let state = runtime.wait_final(task, WAIT).await.unwrap();
+    assert_eq!(state.status, TaskStatus::Completed, "{state:?}");
+    assert_eq!(state.output, Some(serde_json::json!("WITH PROGRESS")));
+    let reports: Vec<_> = events_of(log.as_ref(), task)
+        .await
+        .iter()
+        .filter_map(|e| match events::task::TaskEvent::from_recorded(e) {
+            Ok(events::task::TaskEvent::ProgressReported(p)) => Some((p.percent, p.message)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reports, vec![(Some(30), "thinking".to_string()), (None, "almost".to_string())]);
+    let mut rest = types(log.as_ref(), task).await;
+    rest.retain(|t| t != "progress_reported");
+    assert_eq!(rest, HAPPY_PATH);
 
     for (capability, needle) in [("refuse", "out of capacity"), ("vanish", "no responders")] {
         let mut spec = TaskSpec::new(capability, "will not work");
@@ -244,4 +302,5 @@ async fn an_agent_on_nats_request_reply_runs_tasks() {
     runtime.shutdown().await;
     worker.abort();
     refuser.abort();
+    reporter.abort();
 }

@@ -4,6 +4,13 @@
 //! the federation verifies the result's signature against the agent's passport (the public key
 //! configured for it) in the verification phase, as for every agent.
 //!
+//! An agent that reports progress answers `200` with `Content-Type: application/x-ndjson` (or
+//! `application/jsonl`) and streams one JSON message per line as it works:
+//! `{"progress": {"percent": 40, "message": "…"}}` any number of times, then its signed result,
+//! or `{"error": "<reason>"}` if it fails after all. Each progress line is recorded as a
+//! `progress_reported` event when it arrives; a stream that ends without a result fails the
+//! attempt.
+//!
 //! A connection failure or a `5xx` is the transport's or the agent's failure (another agent may
 //! be tried); a `4xx` says the agent refused the envelope. The attempt's deadline bounds the
 //! request: when it passes, the request is dropped.
@@ -12,12 +19,12 @@ use async_trait::async_trait;
 use events::{SealedEnvelope, SignedResult};
 use tokio::sync::mpsc;
 
-use super::{AgentEndpoint, AgentFailure, ExecuteRequest, Progress};
+use super::{AgentEndpoint, AgentFailure, AgentMessage, ExecuteRequest, Progress};
 
 /// The most bytes of an error answer quoted in the failure reason.
 pub const ERROR_EXCERPT_BYTES_MAX: usize = 512;
 
-/// The largest answer accepted from an agent, in bytes.
+/// The largest answer accepted from an agent, in bytes (for a streamed answer: the largest line).
 pub const ANSWER_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// An agent behind an HTTP endpoint.
@@ -46,12 +53,97 @@ fn excerpt(body: &[u8]) -> String {
     text.trim().to_string()
 }
 
+/// Whether an answer streams one message per line.
+fn is_streamed(response: &reqwest::Response) -> bool {
+    let Some(content_type) = response.headers().get(reqwest::header::CONTENT_TYPE) else { return false };
+    let Ok(content_type) = content_type.to_str() else { return false };
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    matches!(essence.as_str(), "application/x-ndjson" | "application/jsonl" | "application/x-jsonlines")
+}
+
+impl HttpAgent {
+    /// The next chunk of the answer, or `None` at its end.
+    async fn chunk(&self, response: &mut reqwest::Response) -> Result<Option<bytes::Bytes>, AgentFailure> {
+        response
+            .chunk()
+            .await
+            .map_err(|e| AgentFailure::transport(format!("reading the answer of {}: {e}", self.url)))
+    }
+
+    /// Takes one line of a streamed answer: `Some` when it ends the attempt.
+    async fn take_line(
+        &self,
+        line: &[u8],
+        progress: &mpsc::Sender<Progress>,
+    ) -> Option<Result<SignedResult, AgentFailure>> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        match serde_json::from_slice::<AgentMessage>(line) {
+            Ok(AgentMessage::Progress { progress: report }) => {
+                // The executor stops listening only when it stops polling this answer.
+                let _ = progress.send(report.into()).await;
+                None
+            }
+            Ok(AgentMessage::Result(result)) => Some(Ok(*result)),
+            Ok(AgentMessage::Error { error }) => {
+                Some(Err(AgentFailure::agent(format!("{} answered: {error}", self.url))))
+            }
+            Err(e) => Some(Err(AgentFailure::agent(format!(
+                "{} streamed a line that is neither progress, a signed result nor an error: {e}: {}",
+                self.url,
+                excerpt(line)
+            )))),
+        }
+    }
+
+    /// Reads an answer streamed one message per line, relaying progress as it arrives.
+    async fn read_stream(
+        &self,
+        response: &mut reqwest::Response,
+        progress: &mpsc::Sender<Progress>,
+    ) -> Result<SignedResult, AgentFailure> {
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            let chunk = self.chunk(response).await?;
+            let at_end = chunk.is_none();
+            if let Some(chunk) = chunk {
+                pending.extend_from_slice(&chunk);
+            }
+            let mut start = 0;
+            while let Some(offset) = pending[start..].iter().position(|b| *b == b'\n') {
+                let line = &pending[start..start + offset];
+                start += offset + 1;
+                if let Some(outcome) = self.take_line(line, progress).await {
+                    return outcome;
+                }
+            }
+            pending.drain(..start);
+            if at_end {
+                if let Some(outcome) = self.take_line(&pending, progress).await {
+                    return outcome;
+                }
+                return Err(AgentFailure::agent(format!(
+                    "{} ended its streamed answer without a result",
+                    self.url
+                )));
+            }
+            if pending.len() > ANSWER_BYTES_MAX {
+                return Err(AgentFailure::agent(format!(
+                    "{} streamed a line over the {ANSWER_BYTES_MAX}-byte limit",
+                    self.url
+                )));
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl AgentEndpoint for HttpAgent {
     async fn execute(
         &self,
         envelope: &SealedEnvelope,
-        _progress: mpsc::Sender<Progress>,
+        progress: mpsc::Sender<Progress>,
     ) -> Result<SignedResult, AgentFailure> {
         let mut response = self
             .client
@@ -61,12 +153,11 @@ impl AgentEndpoint for HttpAgent {
             .await
             .map_err(|e| AgentFailure::transport(format!("POST {}: {e}", self.url)))?;
         let status = response.status();
+        if status.is_success() && is_streamed(&response) {
+            return self.read_stream(&mut response, &progress).await;
+        }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| AgentFailure::transport(format!("reading the answer of {}: {e}", self.url)))?
-        {
+        while let Some(chunk) = self.chunk(&mut response).await? {
             if body.len() + chunk.len() > ANSWER_BYTES_MAX {
                 return Err(AgentFailure::agent(format!(
                     "the answer of {} is over the {ANSWER_BYTES_MAX}-byte limit",

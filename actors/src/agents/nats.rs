@@ -1,26 +1,23 @@
 //! An agent reached over NATS request/reply: the executor sends `{"envelope": <sealed
-//! envelope>}` as JSON to the agent's subject and takes its signed result (a `SignedResult` as
-//! JSON) from the reply, or `{"error": "<reason>"}` when the agent refuses or fails. Several
-//! workers may serve one subject in a queue group: one of them answers each request.
+//! envelope>}` as JSON to the agent's subject, with a reply subject of its own, and reads the
+//! agent's replies there: any number of progress reports
+//! (`{"progress": {"percent": 40, "message": "…"}}`, each recorded as a `progress_reported`
+//! event when it arrives), then its signed result (a `SignedResult` as JSON), or
+//! `{"error": "<reason>"}` when the agent refuses or fails. A worker that reports no progress
+//! answers once, as to any NATS request. Several workers may serve one subject in a queue
+//! group: one of them answers each request.
 //!
 //! The federation verifies the result's signature against the agent's passport in the
 //! verification phase, as for every agent. No responder on the subject is a transport failure
 //! (another agent may be tried); the attempt's deadline bounds the wait.
 
+use async_nats::StatusCode;
 use async_trait::async_trait;
 use events::{SealedEnvelope, SignedResult};
-use serde::Deserialize;
+use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
-use super::{AgentEndpoint, AgentFailure, ExecuteRequest, Progress};
-
-/// What an agent answers: its signed result, or why it has none.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Reply {
-    Result(Box<SignedResult>),
-    Error { error: String },
-}
+use super::{AgentEndpoint, AgentFailure, AgentMessage, ExecuteRequest, Progress};
 
 /// An agent listening on a NATS subject.
 #[derive(Debug)]
@@ -41,27 +38,46 @@ impl AgentEndpoint for NatsAgent {
     async fn execute(
         &self,
         envelope: &SealedEnvelope,
-        _progress: mpsc::Sender<Progress>,
+        progress: mpsc::Sender<Progress>,
     ) -> Result<SignedResult, AgentFailure> {
         let body = serde_json::to_vec(&ExecuteRequest { envelope })
             .map_err(|e| AgentFailure::agent(format!("cannot encode the envelope: {e}")))?;
-        // No client-side timeout: the executor's deadline ends the wait.
-        let request = async_nats::Request::new().payload(body.into()).timeout(None);
-        let reply = self
+        // A reply subject of this attempt's own, subscribed before the request goes out, so
+        // that every reply is heard; dropping the subscription (at the end, or when the
+        // deadline drops this future) unsubscribes. No timeout here: the executor's deadline
+        // ends the wait.
+        let inbox = self.client.new_inbox();
+        let mut replies = self
             .client
-            .send_request(self.subject.clone(), request)
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| AgentFailure::transport(format!("cannot subscribe to replies: {e}")))?;
+        self.client
+            .publish_with_reply(self.subject.clone(), inbox, body.into())
             .await
             .map_err(|e| AgentFailure::transport(format!("request on {}: {e}", self.subject)))?;
-        match serde_json::from_slice::<Reply>(&reply.payload) {
-            Ok(Reply::Result(result)) => Ok(*result),
-            Ok(Reply::Error { error }) => {
-                Err(AgentFailure::agent(format!("{} answered: {error}", self.subject)))
+        while let Some(reply) = replies.next().await {
+            if reply.status == Some(StatusCode::NO_RESPONDERS) {
+                return Err(AgentFailure::transport(format!("no responders on {}", self.subject)));
             }
-            Err(e) => Err(AgentFailure::agent(format!(
-                "{} answered something that is neither a signed result nor an error: {e}",
-                self.subject
-            ))),
+            match serde_json::from_slice::<AgentMessage>(&reply.payload) {
+                Ok(AgentMessage::Progress { progress: report }) => {
+                    // The executor stops listening only when it stops polling this future.
+                    let _ = progress.send(report.into()).await;
+                }
+                Ok(AgentMessage::Result(result)) => return Ok(*result),
+                Ok(AgentMessage::Error { error }) => {
+                    return Err(AgentFailure::agent(format!("{} answered: {error}", self.subject)));
+                }
+                Err(e) => {
+                    return Err(AgentFailure::agent(format!(
+                        "{} answered something that is neither progress, a signed result nor an error: {e}",
+                        self.subject
+                    )));
+                }
+            }
         }
+        Err(AgentFailure::transport(format!("the connection closed while waiting for {}", self.subject)))
     }
 
     fn is_hosted(&self) -> bool {
