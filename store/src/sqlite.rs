@@ -171,9 +171,14 @@ impl SqliteLog {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
+            // A group's insert spans dozens of pages, so its statement journal outgrew
+            // SQLite's 64 KiB in-memory threshold and went to a temp file (created, written
+            // and deleted) in about one commit of seven; in memory it is only memory.
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(Error::Connect)?;
@@ -182,8 +187,14 @@ impl SqliteLog {
         let readers = if in_memory {
             writer.clone()
         } else {
+            // No ping before handing out a connection: it is a round trip to the connection's
+            // thread on every read, and a read dropped during it (a subscription's wait ends)
+            // lost the connection, so a new one (a new thread, statements prepared again) was
+            // opened about every 20 tasks under load. A broken SQLite connection is not
+            // something a ping would find before the query does.
             SqlitePoolOptions::new()
                 .max_connections(SQLITE_READ_CONNECTION_COUNT_MAX)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .map_err(Error::Connect)?
