@@ -146,4 +146,30 @@ async fn up_submit_replay_and_a_sigkill_mid_task() {
         }
     }
     assert_eq!(counts.len(), 12, "{counts:?}");
+
+    // SIGINT mid-task: the running attempt finishes and its task completes before `up` exits.
+    let mut again = _again;
+    let task = actors::client::submit(
+        log.as_ref(),
+        &key,
+        TaskSpec::new("slow", "finish before stopping"),
+        events::task::Channel::Local,
+        "test",
+    )
+    .await
+    .unwrap();
+    wait_for(log.as_ref(), task, |s| s.status == TaskStatus::Running).await;
+    let interrupt = Command::new("kill").args(["-INT", &again.0.id().to_string()]).status().unwrap();
+    assert!(interrupt.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = again.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "pantheon up did not stop after SIGINT");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let state = actors::client::task_state(log.as_ref(), task).await.unwrap();
+    assert_eq!(state.status, TaskStatus::Completed, "{state:?}");
 }

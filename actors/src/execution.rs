@@ -68,8 +68,9 @@ impl Execution {
         ctx: &Ctx,
         input: &RecordedEvent,
         sealed: &SealedEnvelope,
-    ) -> Result<Option<Arc<Loaded>>> {
+    ) -> Result<Option<(Arc<Loaded>, bool)>> {
         let task_id = sealed.envelope.task_id;
+        let mut wrote = false;
         // As in `decide_and_append`: the cached fold when it includes the input, and after
         // writing `execution_started` the fold the append cached; a read only after a
         // duplicate or a conflict, or to confirm that there is nothing to run.
@@ -86,7 +87,7 @@ impl Execution {
                 continue;
             }
             match loaded.state.status {
-                TaskStatus::Running => return Ok(Some(loaded)),
+                TaskStatus::Running => return Ok(Some((loaded, !wrote))),
                 TaskStatus::Sealed => {
                     let started = TaskEvent::ExecutionStarted(ExecutionStarted {
                         agent_id: sealed.envelope.agent_id.clone(),
@@ -96,6 +97,7 @@ impl Execution {
                         .await?
                     {
                         Appended::Written => {
+                            wrote = true;
                             unread = ctx.tasks.get(task_id).filter(|cached| cached.version > loaded.version);
                         }
                         Appended::Duplicate | Appended::Conflict => {}
@@ -149,20 +151,34 @@ impl Phase for Execution {
             })
             .await;
         };
-        // Wait for a slot of the agent in this process.
+        // Wait for a slot of the agent in this process; a drain starts no new attempt.
         let slot = match self.slots.get(&agent_id) {
             Some(semaphore) => tokio::select! {
-                () = ctx.shutdown.cancelled() => return Ok(Handled::Interrupted),
+                () = ctx.draining.cancelled() => return Ok(Handled::Interrupted),
                 permit = Arc::clone(semaphore).acquire_owned() => permit.ok(),
             },
             None => None,
         };
-        let Some(_) = self.start(ctx, input, &sealed).await? else { return Ok(Handled::Done) };
+        if ctx.draining.is_cancelled() {
+            return Ok(Handled::Interrupted);
+        }
+        let running = RunningHere::new(ctx, sealed.envelope.task_id);
+        let Some((_, resumed)) = self.start(ctx, input, &sealed).await? else { return Ok(Handled::Done) };
 
-        ctx.registry.begin(&agent_id);
-        let outcome = self.run(ctx, input, &sealed, endpoint.as_ref()).await;
-        ctx.registry.end(&agent_id);
+        let outcome = if resumed && sealed.envelope.expires_at_ms <= now_ms() {
+            // Started before this process (or another) stopped, and the deadline passed while
+            // nothing ran it: not the agent's doing, and too late for another attempt.
+            Ok(Ok(Outcome::Failed(AgentFailure::task(
+                "the attempt was interrupted (the process running it stopped) and the task's deadline passed before it resumed",
+            ))))
+        } else {
+            ctx.registry.begin(&agent_id);
+            let outcome = self.run(ctx, input, &sealed, endpoint.as_ref()).await;
+            ctx.registry.end(&agent_id);
+            outcome
+        };
         drop(slot);
+        drop(running);
         let outcome = match outcome? {
             Ok(outcome) => outcome,
             Err(stopped) => return Ok(stopped),
@@ -288,4 +304,28 @@ async fn record_progress(
     })
     .await?;
     Ok(())
+}
+
+/// Marks a task's attempt as running in this process while it lives, so that a drain waits
+/// for the task.
+struct RunningHere<'a> {
+    ctx: &'a Ctx,
+    task_id: events::TaskId,
+}
+
+impl<'a> RunningHere<'a> {
+    fn new(ctx: &'a Ctx, task_id: events::TaskId) -> Self {
+        if let Ok(mut attempts) = ctx.attempts.lock() {
+            attempts.insert(task_id);
+        }
+        Self { ctx, task_id }
+    }
+}
+
+impl Drop for RunningHere<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut attempts) = self.ctx.attempts.lock() {
+            attempts.remove(&self.task_id);
+        }
+    }
 }

@@ -79,7 +79,9 @@ pub use phase::{
 };
 pub use registry::Registry;
 pub use retry::{RETRY_BACKOFF_MS_BASE, RETRY_BACKOFF_MS_MAX};
-pub use runtime::{HostedAgent, PHASES_GROUP, Runtime, RuntimeOptions};
+pub use runtime::{
+    DRAIN_MS_DEFAULT, DRAIN_SETTLE_MS_MAX, HostedAgent, PHASES_GROUP, Runtime, RuntimeOptions,
+};
 pub use screening::{Screener, StandardScreener, Verdict};
 
 /// Cuts `text` to at most `bytes_max` bytes, at a character boundary.

@@ -170,6 +170,12 @@ pub(crate) struct Ctx {
     pub(crate) trusted_submitters: Vec<PublicKey>,
     /// Cancelled when the runtime shuts down: waits end, nothing new is pulled.
     pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the runtime starts draining, before `shutdown`: no new attempt starts
+    /// (its input is left for the next start) and no submission is taken, while the attempts
+    /// running here finish.
+    pub(crate) draining: CancellationToken,
+    /// The tasks whose attempt runs in this process now, for the drain to wait for.
+    pub(crate) attempts: Mutex<std::collections::HashSet<TaskId>>,
     pub(crate) finals: Finals,
     /// Folded tasks, so handlers read only what is new.
     pub(crate) tasks: TaskCache,

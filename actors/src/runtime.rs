@@ -115,6 +115,12 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// How long a drain waits, after the attempts running here ended, for their tasks to end.
+pub const DRAIN_SETTLE_MS_MAX: u64 = 2_000;
+
+/// How long `pantheon up` gives the attempts running in it to finish when asked to stop.
+pub const DRAIN_MS_DEFAULT: u64 = 30_000;
+
 /// The name of the phases' subscription group: on JetStream, the one consumer through which
 /// the phases of every process take their input events.
 pub const PHASES_GROUP: &str = "phases";
@@ -209,6 +215,8 @@ impl Runtime {
             agents,
             trusted_submitters,
             shutdown: shutdown.clone(),
+            draining: CancellationToken::new(),
+            attempts: std::sync::Mutex::default(),
             finals: Finals::default(),
             tasks: TaskCache::default(),
             standing: Arc::clone(&standing),
@@ -322,9 +330,38 @@ impl Runtime {
             .unwrap_or(false)
     }
 
+    /// Drains: no new attempt starts and no NATS submission is taken, and the attempts
+    /// running in this process are given until `within` passes to end; then the phases after
+    /// execution get up to [`DRAIN_SETTLE_MS_MAX`] more to end those tasks (verification,
+    /// storage, egress, completion). Returns how many of those tasks were still not final
+    /// when it returned (a failed attempt whose retry could not start, or an agent still
+    /// working). The other phases keep running; call [`Runtime::shutdown`] next. An attempt
+    /// not started stays unacknowledged and starts on the next start.
+    pub async fn drain(&self, within: Duration) -> usize {
+        self.ctx.draining.cancel();
+        let deadline = tokio::time::Instant::now() + within;
+        let running =
+            || self.ctx.attempts.lock().map(|attempts| attempts.iter().copied().collect::<Vec<_>>());
+        let tasks: Vec<TaskId> = running().unwrap_or_default();
+        if tasks.is_empty() {
+            return 0;
+        }
+        tracing::info!(tasks = tasks.len(), "draining: waiting for the attempts running here");
+        while running().is_ok_and(|now| !now.is_empty()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let settle = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(100))
+            .min(Duration::from_millis(DRAIN_SETTLE_MS_MAX));
+        let waits = tasks.iter().map(|task| self.wait_final(*task, settle));
+        futures::future::join_all(waits).await.iter().filter(|outcome| outcome.is_err()).count()
+    }
+
     /// Stops pulling new inputs, lets in-flight handlers finish (waits end at once and stay
     /// unacknowledged for the next start), and stops every actor.
     pub async fn shutdown(self) {
+        self.ctx.draining.cancel();
         self.ctx.shutdown.cancel();
         if let Some(submissions) = self.submissions {
             let _ = submissions.await;

@@ -51,7 +51,7 @@ pub(crate) async fn listen(
     Ok(tokio::spawn(async move {
         loop {
             let message = tokio::select! {
-                () = ctx.shutdown.cancelled() => break,
+                () = ctx.draining.cancelled() => break,
                 message = subscriber.next() => match message {
                     Some(message) => message,
                     None => break,

@@ -335,3 +335,77 @@ async fn a_capability_registered_moments_ago_is_not_refused() {
     assert_eq!(second, "ingress_screened");
     runtime.shutdown().await;
 }
+
+/// Draining lets the attempt running here finish and its task end, starts no new attempt
+/// (that task waits, sealed, for the next start), and then shuts down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_finishes_running_attempts_and_starts_no_new_one() {
+    let (_dir, log) = sqlite_log().await;
+    let key = Arc::new(KeyPair::generate());
+    let mut options = sqlite_options(Arc::clone(&log), Arc::clone(&key));
+    options.extra_agents.push(hosted("sloth", "slow", &key, Arc::new(Slow(Duration::from_millis(1_500)))));
+    let runtime = start(options).await;
+    let running = runtime.submit(TaskSpec::new("slow", "finish me")).await.unwrap();
+    let started = std::time::Instant::now();
+    while !types(log.as_ref(), running).await.contains(&"execution_started".to_string()) {
+        assert!(started.elapsed() < WAIT, "the first task never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // A task submitted while the drain waits goes through the phases before execution, but
+    // its attempt does not start.
+    let (left, queued) = tokio::join!(runtime.drain(Duration::from_secs(20)), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        runtime.submit(TaskSpec::new("slow", "start me later")).await.unwrap()
+    });
+    assert_eq!(left, 0, "every running attempt ended");
+    let state = runtime.wait_final(running, Duration::from_millis(10)).await.unwrap();
+    assert_eq!(state.status, TaskStatus::Completed, "{state:?}");
+    assert_eq!(state.output, Some(json!("finish me")));
+    runtime.shutdown().await;
+    let waiting = types(log.as_ref(), queued).await;
+    assert!(waiting.contains(&"agent_selected".to_string()), "{waiting:?}");
+    assert!(!waiting.contains(&"execution_started".to_string()), "{waiting:?}");
+
+    // The next start runs it.
+    let mut options = sqlite_options(Arc::clone(&log), Arc::clone(&key));
+    options.extra_agents.push(hosted("sloth", "slow", &key, Arc::new(Slow(Duration::from_millis(10)))));
+    let runtime = start(options).await;
+    let state = runtime.wait_final(queued, WAIT).await.unwrap();
+    assert_eq!(state.status, TaskStatus::Completed, "{state:?}");
+    assert_eq!(counts(log.as_ref(), queued).await.get("execution_started"), Some(&1));
+    runtime.shutdown().await;
+}
+
+/// An attempt interrupted by a stop whose deadline passes before the next start is not
+/// blamed on the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_whose_deadline_passed_while_stopped_is_not_the_agents_failure() {
+    let (_dir, log) = sqlite_log().await;
+    let key = Arc::new(KeyPair::generate());
+    let mut options = sqlite_options(Arc::clone(&log), Arc::clone(&key));
+    options.extra_agents.push(hosted("sloth", "slow", &key, Arc::new(Slow(Duration::from_secs(5)))));
+    let runtime = start(options).await;
+    let mut spec = TaskSpec::new("slow", "outlive the stop");
+    spec.timeout_ms = 1_000;
+    let task = runtime.submit(spec).await.unwrap();
+    let started = std::time::Instant::now();
+    while !types(log.as_ref(), task).await.contains(&"execution_started".to_string()) {
+        assert!(started.elapsed() < WAIT, "the task never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    runtime.shutdown().await; // no drain: the attempt is interrupted
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let mut options = sqlite_options(Arc::clone(&log), Arc::clone(&key));
+    options.extra_agents.push(hosted("sloth", "slow", &key, Arc::new(Slow(Duration::from_millis(10)))));
+    let runtime = start(options).await;
+    let state = runtime.wait_final(task, WAIT).await.unwrap();
+    assert_eq!(state.status, TaskStatus::Failed, "{state:?}");
+    let reason = state.end_reason.unwrap_or_default();
+    assert!(reason.contains("interrupted") && !reason.contains("did not answer"), "{reason}");
+    let tally = counts(log.as_ref(), task).await;
+    assert_eq!(tally.get("execution_timed_out"), None, "{tally:?}");
+    assert_eq!(tally.get("execution_failed"), Some(&1), "{tally:?}");
+    runtime.shutdown().await;
+}

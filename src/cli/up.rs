@@ -206,6 +206,11 @@ pub(crate) struct UpArgs {
     /// Refuse dev conveniences (the generated secret and dev token) even on the embedded default.
     #[arg(long)]
     pub(crate) production: bool,
+    /// On SIGINT/SIGTERM, how long the attempts running here get to finish before the process
+    /// stops anyway (a second signal stops it at once). Attempts not started yet start on the
+    /// next start.
+    #[arg(long, env = "PANTHEON_DRAIN_TIMEOUT", default_value = "30s")]
+    pub(crate) drain_timeout: humantime::Duration,
 }
 
 /// How long the printed dev token is valid: 30 days.
@@ -295,9 +300,22 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     }
     eprintln!("  agents: {}", agents.join("; "));
     eprintln!("  federation key {}", key.public_key().key_id());
-    eprintln!("  stop with Ctrl-C (in-flight work is drained)");
+    eprintln!("  stop with Ctrl-C (running attempts are given {} to finish)", args.drain_timeout);
     shutdown_signal().await;
-    eprintln!("stopping: draining in-flight work…");
+    eprintln!(
+        "stopping: no new attempt starts; waiting up to {} for the running ones (Ctrl-C again to stop now)…",
+        args.drain_timeout
+    );
+    // The gateway stays up while the pipeline drains, so that callers waiting for a task
+    // running here get its result.
+    tokio::select! {
+        left = runtime.drain(Duration::from(args.drain_timeout)) => {
+            if left > 0 {
+                eprintln!("  {left} task(s) not finished; they resume on the next start");
+            }
+        }
+        () = shutdown_signal() => eprintln!("  stopping now; unfinished tasks resume on the next start"),
+    }
     http_stop.cancel();
     match http.await {
         Ok(Err(error)) => tracing::warn!(%error, "the gateway stopped with an error"),
