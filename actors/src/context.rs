@@ -184,6 +184,30 @@ impl HttpSource {
     }
 }
 
+/// Screens what a source said before it is recorded and sealed into the envelope an agent
+/// reads: an item the policy blocks (an injection) is withheld, and the source's record says
+/// how many and why; secrets and personal data are redacted.
+fn screen_found(screener: &dyn crate::Screener, source: &mut ContextSource, found: &mut Found) {
+    let mut withheld = Vec::new();
+    for items in [&mut found.best_practices, &mut found.pitfalls] {
+        items.retain_mut(|item| match screener.screen_egress(&serde_json::Value::String(item.clone())) {
+            crate::Verdict::Refuse { reason, .. } => {
+                withheld.push(reason);
+                false
+            }
+            crate::Verdict::Pass { redacted, .. } => {
+                if let Some(redacted) = redacted {
+                    *item = redacted;
+                }
+                true
+            }
+        });
+    }
+    if let Some(reason) = withheld.first() {
+        source.error = Some(format!("withheld {} item(s) by screening: {reason}", withheld.len()));
+    }
+}
+
 /// Phase 2.
 #[derive(Default)]
 pub(crate) struct Context {
@@ -231,7 +255,12 @@ impl Phase for Context {
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {
-        let configured = self.gather_configured(ctx, input).await?;
+        let mut configured = self.gather_configured(ctx, input).await?;
+        for (source, found) in &mut configured {
+            if let Some(found) = found {
+                screen_found(ctx.screener.as_ref(), source, found);
+            }
+        }
         decide_and_append(ctx, input, self.name(), |loaded: &Loaded| -> Vec<Output> {
             if loaded.state.status != TaskStatus::Screened {
                 return Vec::new();

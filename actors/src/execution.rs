@@ -289,11 +289,14 @@ async fn record_progress(
         return Ok(());
     }
     let purpose = format!("progress-{count}");
+    // Recorded in the log and shown to people: secrets and personal data are redacted, as in
+    // a submission.
+    let message = security::scrub(&progress.message).unwrap_or(progress.message);
     let event = TaskEvent::ProgressReported(ProgressReported {
         agent_id: sealed.envelope.agent_id.clone(),
         attempt: sealed.envelope.attempt,
         percent: progress.percent.map(|p| p.min(100)),
-        message: progress.message,
+        message,
     });
     decide_and_append(ctx, input, "execution", |loaded| {
         if same_attempt(loaded, sealed) && loaded.state.status == TaskStatus::Running {

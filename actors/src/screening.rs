@@ -151,7 +151,19 @@ impl Screener for StandardScreener {
         if spec.max_attempts == 0 {
             return invalid("max_attempts is 0: a task needs at least one attempt".into());
         }
-        self.scan(&spec.description, security::Phase::Ingress)
+        let verdict = self.scan(&spec.description, security::Phase::Ingress);
+        if matches!(verdict, Verdict::Refuse { .. }) || spec.input.is_null() {
+            return verdict;
+        }
+        // The input reaches the agent as much as the description does: what the policy
+        // blocks there (an injection hidden in a document to summarise) is refused too. Its
+        // secrets and personal data were redacted when it was submitted.
+        match self.scan(&spec.input.to_string(), security::Phase::Ingress) {
+            Verdict::Refuse { code, reason, findings } => {
+                Verdict::Refuse { code, reason: format!("in the input: {reason}"), findings }
+            }
+            Verdict::Pass { .. } => verdict,
+        }
     }
 
     fn screen_egress(&self, output: &serde_json::Value) -> Verdict {
