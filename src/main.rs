@@ -6,6 +6,15 @@
 //! Every command works on the embedded default (an SQLite file under `--data-dir`, no server
 //! needed) unless `--database postgres://…` (and, where it applies, `--nats`) names servers.
 
+/// `println!` that returns an error instead of panicking when stdout is gone (a pipe into
+/// `head` closed early); `main` ends quietly on that error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod cli;
 
 use std::path::PathBuf;
@@ -80,12 +89,21 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(run()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of our output went away (`pantheon tasks | head -1`): nothing to say.
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One readable line with its causes; no backtrace for a user's mistake.
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `error` comes from writing to a closed pipe.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 async fn run() -> anyhow::Result<()> {

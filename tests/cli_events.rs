@@ -173,3 +173,40 @@ fn tail_prints_existing_events_from_the_start() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid subscription filter"));
 }
+
+/// A reader that stops early (`pantheon events read --all | head -1`) ends the command
+/// quietly: no panic, no error, success.
+#[test]
+fn output_into_a_pipe_closed_early_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    // About 400 KiB of output, far more than a pipe holds.
+    for _ in 0..2 {
+        let batch: Vec<serde_json::Value> = (0..1_000)
+            .map(|i| serde_json::json!({"type": "line_written", "data": {"n": i, "text": "x".repeat(80)}}))
+            .collect();
+        let appended =
+            pantheon(dir, &["events", "append", "lines-1"], &serde_json::to_string(&batch).unwrap());
+        assert!(appended.status.success(), "{}", String::from_utf8_lossy(&appended.stderr));
+    }
+
+    for args in [&["events", "read", "--all", "--limit", "5000"][..], &["events", "read", "lines-1"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pantheon"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .env_remove("PANTHEON_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut first = [0u8; 64];
+        std::io::Read::read_exact(&mut stdout, &mut first).expect("some output");
+        drop(stdout); // the reader goes away with most of the output unread
+        let output = child.wait_with_output().expect("the binary finishes");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}: {:?} {stderr}", output.status);
+        assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}

@@ -114,6 +114,23 @@ async fn up_submit_replay_and_a_sigkill_mid_task() {
     let out = pantheon(data).args(["replay", &task]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("task_rejected") && text.contains("ok: submission signed"), "{text}");
+    // Versions outside the task's are refused with the range, not shown as the last state.
+    for at in ["0", "3", "999"] {
+        let out = pantheon(data).args(["replay", &task, "--at", at]).output().unwrap();
+        assert!(!out.status.success(), "--at {at}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("versions 1 to 2"), "--at {at}: {stderr}");
+    }
+    let out = pantheon(data).args(["replay", &task, "--at", "2"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A misspelt event type is an error, not a silent empty tail.
+    let out = pantheon(data).args(["tail", "--type", "task_complete"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no event type \"task_complete\"") && stderr.contains("task_completed"),
+        "{stderr}"
+    );
 
     // SIGKILL mid-task, then start again.
     let url = format!("sqlite://{}?mode=rwc", data.join("pantheon.db").display());
@@ -172,4 +189,20 @@ async fn up_submit_replay_and_a_sigkill_mid_task() {
     assert!(status.success(), "{status:?}");
     let state = actors::client::task_state(log.as_ref(), task).await.unwrap();
     assert_eq!(state.status, TaskStatus::Completed, "{state:?}");
+
+    // What the gateway of `up` admits is signed with its key, which replay trusts as the
+    // pipeline does.
+    let gateway = KeyPair::load(&data.join("gateway.key")).unwrap();
+    let task = actors::client::submit(
+        log.as_ref(),
+        &gateway,
+        TaskSpec::new("echo", "through the gateway"),
+        events::task::Channel::Gateway,
+        "gateway",
+    )
+    .await
+    .unwrap();
+    let out = pantheon(data).args(["replay", &task.to_string()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ok: submission signed") && !text.contains("FAILED"), "{text}");
 }

@@ -145,8 +145,21 @@ impl Config {
                 (Builtin::Command, Some(command)) if command.program.is_empty() => {
                     return Err(format!("agent {}: command.program is empty", agent.id));
                 }
+                (Builtin::Command, Some(command)) if command.timeout_ms == 0 => {
+                    return Err(format!("agent {}: command.timeout-ms must be at least 1", agent.id));
+                }
+                (Builtin::Command, Some(command)) if command.output_bytes_max == 0 => {
+                    return Err(format!("agent {}: command.output-bytes-max must be at least 1", agent.id));
+                }
                 _ => {}
             }
+            agent.validate_transport()?;
+        }
+        if self.screening.description_bytes_max == 0 || self.screening.input_bytes_max == 0 {
+            return Err(
+                "screening: description-bytes-max and input-bytes-max must be at least 1 (0 would refuse every task)"
+                    .into(),
+            );
         }
         let mut names = std::collections::HashSet::new();
         for source in &self.context.sources {
@@ -209,6 +222,52 @@ pub struct ContextSourceConfig {
 
 fn default_context_timeout_ms() -> u64 {
     crate::context::CONTEXT_SOURCE_MS_MAX
+}
+
+impl AgentConfig {
+    /// Checks that the fields given are the ones its kind uses, and that those it needs are
+    /// there and well-formed.
+    fn validate_transport(&self) -> std::result::Result<(), String> {
+        let id = &self.id;
+        let kind = match self.builtin {
+            Builtin::Echo => "an echo",
+            Builtin::Command => "a command",
+            Builtin::Http => "an http",
+            Builtin::Nats => "a nats",
+        };
+        let unused = [
+            ("command", self.command.is_some() && self.builtin != Builtin::Command),
+            ("url", self.url.is_some() && self.builtin != Builtin::Http),
+            ("subject", self.subject.is_some() && self.builtin != Builtin::Nats),
+            (
+                "public-key",
+                self.public_key.is_some() && !matches!(self.builtin, Builtin::Http | Builtin::Nats),
+            ),
+        ];
+        if let Some((field, _)) = unused.iter().find(|(_, set)| *set) {
+            return Err(format!("agent {id}: `{field}` does not apply to {kind} agent"));
+        }
+        match self.builtin {
+            Builtin::Http | Builtin::Nats if self.public_key.is_none() => {
+                Err(format!("agent {id}: an agent outside the process needs its public-key"))
+            }
+            Builtin::Http => match &self.url {
+                None => Err(format!("agent {id}: an http agent needs a url")),
+                Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                    Err(format!("agent {id}: the url must start with http:// or https://"))
+                }
+                Some(_) => Ok(()),
+            },
+            Builtin::Nats => match &self.subject {
+                None => Err(format!("agent {id}: a nats agent needs a subject")),
+                Some(subject) if subject.is_empty() || subject.contains([' ', '*', '>']) => Err(format!(
+                    "agent {id}: the subject must be a plain NATS subject (no spaces or wildcards)"
+                )),
+                Some(_) => Ok(()),
+            },
+            Builtin::Echo | Builtin::Command => Ok(()),
+        }
+    }
 }
 
 /// Which built-in agent to run.
@@ -431,6 +490,27 @@ mod tests {
         assert_eq!(Config::default().health.cool_down_ms, 30_000);
         assert!(Config::parse("[[agents]]\nid = \"x\"\nbuiltin = \"command\"", "t").is_err());
         assert!(Config::parse("bogus = 1", "t").is_err());
+    }
+
+    #[test]
+    fn agents_with_values_that_cannot_work_are_refused() {
+        let key = "public-key = \"0000000000000000000000000000000000000000000000000000000000000000\"";
+        for (bad, needle) in [
+            ("[[agents]]\nid = \"c\"\nbuiltin = \"command\"\ncommand = { program = \"cat\", timeout-ms = 0 }".to_string(), "timeout-ms"),
+            ("[[agents]]\nid = \"c\"\nbuiltin = \"command\"\ncommand = { program = \"cat\", output-bytes-max = 0 }".to_string(), "output-bytes-max"),
+            ("[[agents]]\nid = \"e\"\nbuiltin = \"echo\"\ncommand = { program = \"cat\" }".to_string(), "`command` does not apply to an echo agent"),
+            ("[[agents]]\nid = \"e\"\nbuiltin = \"echo\"\nurl = \"http://a/\"".to_string(), "`url` does not apply"),
+            (format!("[[agents]]\nid = \"h\"\nbuiltin = \"http\"\n{key}"), "needs a url"),
+            (format!("[[agents]]\nid = \"h\"\nbuiltin = \"http\"\nurl = \"ftp://a/\"\n{key}"), "http://"),
+            ("[[agents]]\nid = \"h\"\nbuiltin = \"http\"\nurl = \"http://a/\"".to_string(), "public-key"),
+            (format!("[[agents]]\nid = \"n\"\nbuiltin = \"nats\"\nsubject = \"a.*\"\n{key}"), "wildcards"),
+            ("[screening]\ndescription-bytes-max = 0".to_string(), "at least 1"),
+        ] {
+            let error = Config::parse(&bad, "pantheon.toml").expect_err(&bad).to_string();
+            assert!(error.contains(needle) && error.contains("pantheon.toml"), "{bad}: {error}");
+        }
+        let good = format!("[[agents]]\nid = \"h\"\nbuiltin = \"http\"\nurl = \"http://a/\"\n{key}");
+        assert!(Config::parse(&good, "t").is_ok());
     }
 
     #[test]

@@ -145,7 +145,7 @@ impl HttpSource {
             .json(query)
             .send()
             .await
-            .map_err(|e| format!("POST {}: {e}", self.config.url))?;
+            .map_err(|e| format!("POST {}: {}", self.config.url, crate::error_chain(&e)))?;
         let status = response.status();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the answer: {e}"))? {

@@ -84,6 +84,22 @@ pub use runtime::{
 };
 pub use screening::{Screener, StandardScreener, Verdict};
 
+/// An error with its causes, `outer: inner: root` (reqwest's own text leaves out why a
+/// request failed, such as a refused connection).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Cuts `text` to at most `bytes_max` bytes, at a character boundary.
 pub(crate) fn cut_utf8(text: &mut String, bytes_max: usize) {
     if text.len() > bytes_max {

@@ -129,6 +129,7 @@ async fn configured_sources_are_asked_in_parallel_and_partial_results_are_kept()
     );
     assert!(error("garbled").contains("not context"), "{}", error("garbled"));
     assert!(error("unreachable").contains("POST"), "{}", error("unreachable"));
+    assert!(error("unreachable").to_lowercase().contains("refused"), "the cause: {}", error("unreachable"));
     // What the good source said, within the limits: 8 of 12, the blank one dropped, the long
     // one cut.
     let mut practices: Vec<String> = (0..8).map(|i| format!("practice {i}")).collect();

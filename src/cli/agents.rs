@@ -59,7 +59,7 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
             AgentsAction::Retire { agent, reason } => (agent, AgentAction::Retire, reason),
         };
         change_agent(log, agent, what, "cli", reason).await.with_context(|| format!("agent {agent}"))?;
-        println!("agent {agent}: {what:?} recorded");
+        out!("agent {agent}: {what:?} recorded");
         return Ok(());
     }
     let registry = actors::Registry::new();
@@ -117,19 +117,24 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
         })
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        out!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if rows.is_empty() {
-        println!(
-            "no agents registered in {} (`pantheon up` registers the configured ones)",
-            backend.description
-        );
+        out!("no agents registered in {} (`pantheon up` registers the configured ones)", backend.description);
         return Ok(());
     }
-    println!(
+    out!(
         "{:<16} {:<10} {:<24} {:>5} {:>9} {:>8} {:>8} {:>9} {:>10}  health",
-        "agent", "status", "capabilities", "max", "in flight", "ok", "failed", "latency", "reputation"
+        "agent",
+        "status",
+        "capabilities",
+        "max",
+        "in flight",
+        "ok",
+        "failed",
+        "latency",
+        "reputation"
     );
     for row in rows {
         let caps: Vec<String> = row["capabilities"]
@@ -147,7 +152,7 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
                 }
             })
             .unwrap_or_else(|| "-".to_string());
-        println!(
+        out!(
             "{:<16} {:<10} {:<24} {:>5} {:>9} {:>8} {:>8} {:>7}ms {:>10}  {}",
             row["agent_id"].as_str().unwrap_or("?"),
             row["status"].as_str().unwrap_or("?"),

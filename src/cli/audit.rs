@@ -81,7 +81,7 @@ pub(crate) async fn run(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
         if value.get("audit_path").is_some() {
             let proof: InclusionProof = serde_json::from_value(value).context("not an inclusion proof")?;
             match proof.verify(&key) {
-                Ok(()) => println!(
+                Ok(()) => out!(
                     "valid: entry {} ({} on {} by {}) is in the ledger of {} entries signed by {}",
                     proof.entry.seq,
                     proof.entry.operation,
@@ -95,7 +95,7 @@ pub(crate) async fn run(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
         } else {
             let proof: ConsistencyProof = serde_json::from_value(value).context("not a consistency proof")?;
             match proof.verify(&key) {
-                Ok(()) => println!(
+                Ok(()) => out!(
                     "valid: the ledger of {} entries is a prefix of the ledger of {} entries, both signed by {}",
                     proof.old_tree_head.tree_size,
                     proof.new_tree_head.tree_size,
@@ -122,14 +122,17 @@ pub(crate) async fn run(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
             if *json {
                 let mut value = serde_json::to_value(&report)?;
                 value["problem"] = serde_json::to_value(&problem)?;
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                out!("{}", serde_json::to_string_pretty(&value)?);
             }
             match problem {
                 None => {
                     if !*json {
-                        println!(
+                        out!(
                             "ledger intact: {} entries, {} signed tree heads, root {} ({:.2?})",
-                            report.entries, report.tree_heads, report.root_hash, elapsed
+                            report.entries,
+                            report.tree_heads,
+                            report.root_hash,
+                            elapsed
                         );
                     }
                     Ok(())
@@ -142,17 +145,17 @@ pub(crate) async fn run(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
         }
         AuditCommand::Prove { entry } => {
             let proof = projections::prove_inclusion(&opened.db, *entry).await?;
-            println!("{}", serde_json::to_string_pretty(&proof)?);
+            out!("{}", serde_json::to_string_pretty(&proof)?);
             Ok(())
         }
         AuditCommand::ProveConsistency { old_size, new_size } => {
             let proof = projections::prove_consistency(&opened.db, *old_size, *new_size).await?;
-            println!("{}", serde_json::to_string_pretty(&proof)?);
+            out!("{}", serde_json::to_string_pretty(&proof)?);
             Ok(())
         }
         AuditCommand::Heads => {
             for head in projections::verify::list_tree_heads(&opened.db).await? {
-                println!(
+                out!(
                     "{:>10}  {}  {}  {}",
                     head.tree_size,
                     head.timestamp_ms,

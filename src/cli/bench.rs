@@ -260,7 +260,7 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     for &concurrency in &args.concurrency {
         let level = run_level(&runtime, args.tasks, concurrency).await?;
         if !args.json {
-            println!(
+            out!(
                 "concurrency {:>4}: {:>6} tasks/s, p50 {:>8} ms, p99 {:>8} ms ({} tasks, {} failed, {} s, load {})",
                 level["concurrency"],
                 level["tasks_per_second"],
@@ -283,7 +283,7 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         let full = run_in_flight(&runtime, args.in_flight).await?;
         for memory in [&half, &full] {
             if !args.json {
-                println!(
+                out!(
                     "{} tasks submitted: RSS {} MiB → peak {} MiB, {} bytes per task; at most {} in flight at once, {} bytes each (submitted in {} s, all done in {} s, load {})",
                     memory["tasks"],
                     memory["rss_baseline_mib"],
@@ -304,14 +304,14 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
             if more_tasks >= 1.0 { Some(((peak(&full) - peak(&half)) / more_tasks).round()) } else { None };
         if !args.json {
             match marginal {
-                Some(bytes) if bytes > 0.0 => println!(
+                Some(bytes) if bytes > 0.0 => out!(
                     "RSS per additional task in flight: {bytes} bytes (peak {} → {} MiB for {} → {} in flight)",
                     half["rss_peak_mib"],
                     full["rss_peak_mib"],
                     in_flight(&half),
                     in_flight(&full)
                 ),
-                Some(_) => println!(
+                Some(_) => out!(
                     "RSS per additional task in flight: none measurable (peak {} → {} MiB for {} → {} in flight; the growth is the caches' fixed cost)",
                     half["rss_peak_mib"],
                     full["rss_peak_mib"],
@@ -319,7 +319,7 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
                     in_flight(&full)
                 ),
                 None => {
-                    println!("RSS per additional task in flight: not measurable (no more tasks in flight)")
+                    out!("RSS per additional task in flight: not measurable (no more tasks in flight)")
                 }
             }
         }
@@ -330,7 +330,7 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         None
     };
     if args.json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({ "backend": backend.description, "levels": levels, "in_flight": memory })
         );

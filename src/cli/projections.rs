@@ -81,13 +81,13 @@ pub(crate) async fn run(cli: &Cli, args: &ProjectionsArgs) -> anyhow::Result<()>
             if *metrics {
                 print!("{}", projections::prometheus_metrics(&status));
             } else if *json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                out!("{}", serde_json::to_string_pretty(&status)?);
             } else {
-                println!("{:<12} {:>12} {:>12} {:>10}", "PROJECTION", "POSITION", "HEAD", "LAG");
+                out!("{:<12} {:>12} {:>12} {:>10}", "PROJECTION", "POSITION", "HEAD", "LAG");
                 for s in status {
                     let lag =
                         if s.lag_capped { format!(">={}", s.lag_events) } else { s.lag_events.to_string() };
-                    println!("{:<12} {:>12} {:>12} {:>10}", s.name, s.position, s.head_position, lag);
+                    out!("{:<12} {:>12} {:>12} {:>10}", s.name, s.position, s.head_position, lag);
                 }
             }
         }
@@ -105,7 +105,7 @@ pub(crate) async fn run(cli: &Cli, args: &ProjectionsArgs) -> anyhow::Result<()>
                 opened.projections.seal_audit().await?;
             }
             let after = opened.projections.digest(*name).await?;
-            println!(
+            out!(
                 "rebuilt {name} from position 0: {applied} events in {:.2?}; digest {after} ({})",
                 started.elapsed(),
                 if before == after {

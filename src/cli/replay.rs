@@ -6,13 +6,13 @@ use std::collections::HashMap;
 
 use std::io::Write;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::Args;
 use events::agent::AgentEvent;
 use events::task::TaskEvent;
 use events::{
-    AgentId, AgentState, Aggregate, DomainEvent, EventLog, PublicKey, RecordedEvent, SignedSubmission,
-    StreamId, TaskId, TaskState,
+    AgentId, AgentState, Aggregate, DomainEvent, EventLog, KeyPair, PublicKey, RecordedEvent,
+    SignedSubmission, StreamId, TaskId, TaskState,
 };
 
 use super::events::to_json;
@@ -66,7 +66,22 @@ fn summary(event: &TaskEvent) -> String {
         ),
         TaskEvent::Rejected(e) => format!("{:?}: {}", e.code, e.reason),
         TaskEvent::ContextGathered(e) => {
-            format!("{} similar task(s), complexity {}", e.similar_tasks.len(), e.complexity)
+            let mut text = format!(
+                "{} similar task(s), {} practice(s), {} pitfall(s), complexity {}",
+                e.similar_tasks.len(),
+                e.best_practices.len(),
+                e.pitfalls.len(),
+                e.complexity
+            );
+            for source in &e.sources {
+                match (&source.error, source.ok) {
+                    (Some(error), true) => text.push_str(&format!("; {}: {error}", source.name)),
+                    (Some(error), false) => text.push_str(&format!("; {} failed: {error}", source.name)),
+                    (None, false) => text.push_str(&format!("; {} failed", source.name)),
+                    (None, true) => {}
+                }
+            }
+            text
         }
         TaskEvent::AgentSelected(e) => {
             let scores: Vec<String> =
@@ -157,6 +172,14 @@ pub(crate) async fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<()> {
     let config = load_config(cli, &args.backend)?;
     let mut trusted: Vec<PublicKey> = vec![key.public_key()];
     trusted.extend(config.producers.iter().map(|p| p.public_key));
+    // The gateway of `pantheon up` signs what it admits with its own key, which the pipeline
+    // trusts; a gateway elsewhere is a configured producer.
+    let gateway_key = cli.data_dir.join("gateway.key");
+    if gateway_key.exists() {
+        let gateway =
+            KeyPair::load(&gateway_key).with_context(|| format!("gateway key {}", gateway_key.display()))?;
+        trusted.push(gateway.public_key());
+    }
     let log = backend.log.as_ref();
     let mut out = std::io::stdout().lock();
     let (_, recorded) = actors::client::task_history(log, args.task).await?;
@@ -164,6 +187,10 @@ pub(crate) async fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<()> {
         bail!("no task {} in {}", args.task, backend.description);
     }
     if let Some(at) = args.at {
+        let last = recorded.len();
+        if at == 0 || at > last as u64 {
+            bail!("task {} has versions 1 to {last}; --at {at} is none of them", args.task);
+        }
         let mut state = TaskState::default();
         for event in recorded.iter().take(usize::try_from(at).unwrap_or(usize::MAX)) {
             if let Ok(decoded) = TaskEvent::from_recorded(event) {

@@ -72,9 +72,9 @@ pub(crate) async fn run(cli: &Cli, args: &SubmitArgs) -> anyhow::Result<()> {
     let task_id = actors::client::submit(backend.log.as_ref(), &key, spec, Channel::Local, "cli").await?;
     if !args.wait {
         if args.json {
-            println!("{}", serde_json::json!({ "task_id": task_id }));
+            out!("{}", serde_json::json!({ "task_id": task_id }));
         } else {
-            println!("{task_id}");
+            out!("{task_id}");
         }
         return Ok(());
     }
@@ -119,7 +119,7 @@ pub(crate) async fn run(cli: &Cli, args: &SubmitArgs) -> anyhow::Result<()> {
     }
     let elapsed_ms = started.elapsed().as_millis();
     if args.json {
-        println!(
+        out!(
             "{}",
             serde_json::json!({
                 "task_id": task_id,
@@ -139,9 +139,9 @@ pub(crate) async fn run(cli: &Cli, args: &SubmitArgs) -> anyhow::Result<()> {
     match state.status {
         TaskStatus::Completed => {
             match &state.output {
-                Some(serde_json::Value::String(text)) => println!("{text}"),
-                Some(value) => println!("{}", serde_json::to_string_pretty(value)?),
-                None => println!("null"),
+                Some(serde_json::Value::String(text)) => out!("{text}"),
+                Some(value) => out!("{}", serde_json::to_string_pretty(value)?),
+                None => out!("null"),
             }
             Ok(())
         }

@@ -78,7 +78,29 @@ fn mentions_agent(event: &RecordedEvent, agent: &AgentId) -> bool {
     walk(&data, agent.as_str(), 0)
 }
 
+/// Every event type the pipeline records, by category.
+fn known_types() -> Vec<&'static str> {
+    use events::DomainEvent as _;
+    [
+        events::task::TaskEvent::TYPES,
+        events::agent::AgentEvent::TYPES,
+        events::workflow::WorkflowEvent::TYPES,
+        events::signals::HeartbeatEvent::TYPES,
+        events::signals::FeedbackEvent::TYPES,
+    ]
+    .iter()
+    .flat_map(|types| types.iter().map(|(name, _)| *name))
+    .collect()
+}
+
 pub(crate) async fn run(cli: &Cli, args: &TailArgs) -> anyhow::Result<()> {
+    let known = known_types();
+    if let Some(unknown) = args.event_types.iter().find(|t| !known.contains(&t.as_str())) {
+        anyhow::bail!(
+            "no event type \"{unknown}\" is recorded by the pipeline (`pantheon events tail --type` follows any type); known types: {}",
+            known.join(", ")
+        );
+    }
     let backend = open_backend(cli, &args.backend).await?;
     let name = format!("cli-tail-{}", EventId::new());
     let filter = Filter { categories: Vec::new(), event_types: args.event_types.clone() };

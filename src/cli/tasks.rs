@@ -72,19 +72,23 @@ pub(crate) async fn run(cli: &Cli, args: &TasksArgs) -> anyhow::Result<()> {
     };
     let tasks = TaskReader::new(opened.db.clone()).list(&query).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&tasks)?);
+        out!("{}", serde_json::to_string_pretty(&tasks)?);
         return Ok(());
     }
-    println!(
+    out!(
         "{:<36}  {:<16} {:<14} {:<14} {:<10} DESCRIPTION",
-        "TASK", "STATUS", "CAPABILITY", "AGENT", "SUBMITTER"
+        "TASK",
+        "STATUS",
+        "CAPABILITY",
+        "AGENT",
+        "SUBMITTER"
     );
     for t in &tasks {
         let mut description: String = t.description.chars().take(60).collect();
         if description.len() < t.description.len() {
             description.push('…');
         }
-        println!(
+        out!(
             "{:<36}  {:<16} {:<14} {:<14} {:<10} {}",
             t.task_id,
             t.status,

@@ -257,6 +257,12 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     });
     let agents: Vec<String> =
         config.agents.iter().map(|a| format!("{} ({})", a.id, a.capabilities().join(", "))).collect();
+    let context_sources: Vec<String> = config
+        .context
+        .sources
+        .iter()
+        .map(|s| format!("{} ({}, {} ms)", s.name, s.url, s.timeout_ms))
+        .collect();
     // Read models (task view, reputation, health, audit ledger) in the SQL database; matching
     // reads health and reputation from them, with the same cool-down as the projection.
     let read_model =
@@ -298,7 +304,14 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
             http_addr
         );
     }
-    eprintln!("  agents: {}", agents.join("; "));
+    if agents.is_empty() {
+        eprintln!("  agents: none here (tasks wait for agents registered by other processes)");
+    } else {
+        eprintln!("  agents: {}", agents.join("; "));
+    }
+    if !context_sources.is_empty() {
+        eprintln!("  context sources: history; {}", context_sources.join("; "));
+    }
     eprintln!("  federation key {}", key.public_key().key_id());
     eprintln!("  stop with Ctrl-C (running attempts are given {} to finish)", args.drain_timeout);
     shutdown_signal().await;

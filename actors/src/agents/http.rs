@@ -145,13 +145,10 @@ impl AgentEndpoint for HttpAgent {
         envelope: &SealedEnvelope,
         progress: mpsc::Sender<Progress>,
     ) -> Result<SignedResult, AgentFailure> {
-        let mut response = self
-            .client
-            .post(&self.url)
-            .json(&ExecuteRequest { envelope })
-            .send()
-            .await
-            .map_err(|e| AgentFailure::transport(format!("POST {}: {e}", self.url)))?;
+        let mut response =
+            self.client.post(&self.url).json(&ExecuteRequest { envelope }).send().await.map_err(|e| {
+                AgentFailure::transport(format!("POST {}: {}", self.url, crate::error_chain(&e)))
+            })?;
         let status = response.status();
         if status.is_success() && is_streamed(&response) {
             return self.read_stream(&mut response, &progress).await;
