@@ -205,4 +205,27 @@ async fn up_submit_replay_and_a_sigkill_mid_task() {
     let out = pantheon(data).args(["replay", &task.to_string()]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("ok: submission signed") && !text.contains("FAILED"), "{text}");
+
+    // `audit verify` compares the ledger with the log: an event changed in the database
+    // after it was recorded is found.
+    let out = pantheon(data).args(["audit", "verify"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ledger intact"));
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let changed = sqlx::query(
+        "UPDATE events SET payload = CAST('tampered' AS BLOB) \
+         WHERE position = (SELECT MIN(position) FROM events WHERE event_type = 'task_completed')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    db.close().await;
+    let out = pantheon(data).args(["audit", "verify"]).output().unwrap();
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("the log holds"), "{said}");
+    // The ledger alone is still intact: only the comparison finds it.
+    let out = pantheon(data).args(["audit", "verify", "--ledger-only"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

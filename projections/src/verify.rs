@@ -513,6 +513,10 @@ async fn latest_tree_head(db: &Db) -> Result<Option<SignedTreeHead>> {
 /// Compares every entry with the event at its log position: same event id and same content
 /// hash. Returns the first mismatch, or `None`.
 pub async fn verify_against_log(db: &Db, log: &dyn EventLog) -> Result<Option<LedgerProblem>> {
+    /// Events read from the log at once.
+    const LOG_WINDOW_COUNT: usize = 1_000;
+    let mut window: std::collections::HashMap<events::Position, events::RecordedEvent> =
+        std::collections::HashMap::new();
     let mut from = 0i64;
     loop {
         let rows: Vec<EntryRow> =
@@ -530,7 +534,17 @@ pub async fn verify_against_log(db: &Db, log: &dyn EventLog) -> Result<Option<Le
                     }));
                 }
             };
-            let event = log.read_all(entry.position, 1).await?.into_iter().next();
+            let event = match window.remove(&entry.position) {
+                Some(event) => Some(event),
+                None => {
+                    // Read ahead from here: entries follow the log's order, so one read
+                    // serves the next entries (gaps, such as events of categories the
+                    // ledger leaves out, only cost some of the window).
+                    let read = log.read_all(entry.position, LOG_WINDOW_COUNT).await?;
+                    window = read.into_iter().map(|event| (event.position, event)).collect();
+                    window.remove(&entry.position)
+                }
+            };
             let matches = event.as_ref().is_some_and(|event| {
                 event.position == entry.position
                     && event.id.to_string() == entry.event_id
