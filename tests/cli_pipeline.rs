@@ -206,6 +206,24 @@ async fn up_submit_replay_and_a_sigkill_mid_task() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("ok: submission signed") && !text.contains("FAILED"), "{text}");
 
+    // Suspending twice says so; a retired agent of the config is skipped by the next `up`,
+    // which starts and runs the others.
+    let out = pantheon(data).args(["agents", "suspend", "echo"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = pantheon(data).args(["agents", "suspend", "echo"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("suspended already"));
+    let out = pantheon(data).args(["agents", "reinstate", "echo"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = pantheon(data).args(["agents", "retire", "slow"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skips it"));
+    let _third = Guard(up(data));
+    let out = pantheon(data).args(["submit", "echo", "after a retirement", "--wait"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "after a retirement");
+    drop(_third);
+
     // `audit verify` compares the ledger with the log: an event changed in the database
     // after it was recorded is found.
     let out = pantheon(data).args(["audit", "verify"]).output().unwrap();

@@ -40,6 +40,9 @@ pub enum Error {
         /// What happened.
         reason: String,
     },
+    /// The agent was retired: its id is never registered again.
+    #[error("agent {0} is retired; give it another id")]
+    AgentRetired(String),
     /// Waiting for something took longer than allowed.
     #[error("timed out: {0}")]
     Timeout(String),

@@ -395,10 +395,7 @@ pub async fn register_agent(
             )
         };
         if state.status == AgentStatus::Retired {
-            return Err(crate::error::Error::Actor {
-                name: agent_id.to_string(),
-                reason: "the agent is retired; give it another id".into(),
-            });
+            return Err(crate::error::Error::AgentRetired(agent_id.to_string()));
         }
         let event = match &state.registration {
             None => AgentEvent::Registered(AgentRegistered {

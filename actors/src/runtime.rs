@@ -158,7 +158,7 @@ impl Runtime {
         let mut limits = HashMap::new();
         for agent in &config.agents {
             let (endpoint, transport, public_key) = configured_agent(agent, &federation, nats.as_ref())?;
-            register_agent(
+            let registered = register_agent(
                 log.as_ref(),
                 &federation,
                 &agent.id,
@@ -167,7 +167,17 @@ impl Runtime {
                 agent.max_concurrency,
                 transport,
             )
-            .await?;
+            .await;
+            if let Err(Error::AgentRetired(_)) = registered {
+                // Retired for good (`pantheon agents retire`): the rest of the process starts.
+                tracing::warn!(
+                    agent = %agent.id,
+                    "agent {} of the config is retired, so it is not started; remove it from the config, or give it another id",
+                    agent.id
+                );
+                continue;
+            }
+            registered?;
             agents.insert(agent.id.clone(), endpoint);
             limits.insert(agent.id.clone(), agent.max_concurrency);
         }

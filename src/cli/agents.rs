@@ -58,8 +58,32 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
             AgentsAction::Reinstate { agent, reason } => (agent, AgentAction::Reinstate, reason),
             AgentsAction::Retire { agent, reason } => (agent, AgentAction::Retire, reason),
         };
+        let registry = actors::Registry::new();
+        registry.refresh(log).await?;
+        let status = registry.agents().into_iter().find(|(id, _)| id == agent).map(|(_, v)| v.state.status);
+        match (status, &what) {
+            (None, _) => anyhow::bail!("no agent {agent} is registered"),
+            (Some(AgentStatus::Retired), _) => {
+                anyhow::bail!("agent {agent} is retired already; nothing changes it")
+            }
+            (Some(AgentStatus::Suspended), AgentAction::Suspend) => {
+                anyhow::bail!("agent {agent} is suspended already")
+            }
+            (Some(AgentStatus::Active), AgentAction::Reinstate) => {
+                anyhow::bail!("agent {agent} is active already")
+            }
+            _ => {}
+        }
         change_agent(log, agent, what, "cli", reason).await.with_context(|| format!("agent {agent}"))?;
         out!("agent {agent}: {what:?} recorded");
+        if matches!(what, AgentAction::Retire)
+            && super::up::load_config(cli, &args.backend)
+                .is_ok_and(|c| c.agents.iter().any(|a| &a.id == agent))
+        {
+            eprintln!(
+                "note: {agent} is in the config; `pantheon up` now skips it (remove it there, or give it another id)"
+            );
+        }
         return Ok(());
     }
     let registry = actors::Registry::new();
