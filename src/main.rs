@@ -62,6 +62,19 @@ pub(crate) enum Command {
     Bench(cli::bench::BenchArgs),
 }
 
+impl Command {
+    /// Whether the command only reads what a running or earlier Pantheon wrote, so that an
+    /// empty data dir means a wrong `--data-dir` (or directory) rather than a fresh start.
+    fn only_reads(&self) -> bool {
+        match self {
+            Self::Events(args) => !matches!(args.command, cli::events::EventsCommand::Append { .. }),
+            Self::Agents(args) => args.action.is_none(),
+            Self::Replay(_) | Self::Tail(_) | Self::Tasks(_) | Self::Audit(_) | Self::Projections(_) => true,
+            Self::Up(_) | Self::Submit(_) | Self::Bench(_) => false,
+        }
+    }
+}
+
 impl Cli {
     /// The store URL: `--database`, or the embedded SQLite file in the data dir.
     pub(crate) fn database_url(&self) -> anyhow::Result<String> {
@@ -70,7 +83,21 @@ impl Cli {
         }
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("cannot create the data dir {}", self.data_dir.display()))?;
-        Ok(format!("sqlite://{}?mode=rwc", self.data_dir.join("pantheon.db").display()))
+        let file = self.data_dir.join("pantheon.db");
+        if !file.exists() {
+            // Readable by its owner only, like the keys beside it (SQLite gives its WAL the
+            // database file's mode).
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(&file) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot create {}", file.display())),
+            }
+        }
+        Ok(format!("sqlite://{}?mode=rwc", file.display()))
     }
 }
 
@@ -112,8 +139,21 @@ async fn run() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("PANTHEON_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    let on_nats = std::env::var_os("PANTHEON_NATS_URL").is_some()
+        || std::env::args().any(|arg| arg == "--nats" || arg.starts_with("--nats="));
+    if cli.database.is_none()
+        && !on_nats
+        && cli.command.only_reads()
+        && !cli.data_dir.join("pantheon.db").exists()
+    {
+        anyhow::bail!(
+            "no Pantheon data in {}: run `pantheon up` (or `pantheon submit`) there first, or pass --data-dir (or --database)",
+            cli.data_dir.display()
+        );
+    }
     match &cli.command {
         Command::Events(command) => cli::events::run(&cli, command).await,
         Command::Up(args) => cli::up::run(&cli, args).await,

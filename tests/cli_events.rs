@@ -210,3 +210,28 @@ fn output_into_a_pipe_closed_early_ends_quietly() {
         assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{args:?}: {stderr}");
     }
 }
+
+/// A command that only reads, pointed at a directory with no Pantheon data (a wrong
+/// `--data-dir`), says so and creates nothing; the database a writer creates is readable by
+/// its owner only.
+#[test]
+fn reading_an_empty_data_dir_is_an_error_and_the_database_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    for args in [&["tasks"][..], &["events", "read", "--all"][..], &["agents"][..]] {
+        let out = pantheon(&missing, args, "");
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no Pantheon data in"), "{args:?}: {stderr}");
+        assert!(!missing.exists(), "{args:?} created the data dir");
+    }
+    let appended = pantheon(&missing, &["events", "append", "note-1"], r#"{"type":"noted"}"#);
+    assert!(appended.status.success(), "{}", String::from_utf8_lossy(&appended.stderr));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(missing.join("pantheon.db")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "pantheon.db is {mode:o}");
+    }
+    assert!(pantheon(&missing, &["events", "read", "note-1"], "").status.success());
+}
