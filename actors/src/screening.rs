@@ -145,11 +145,19 @@ impl Screener for StandardScreener {
                 self.limits.input_bytes_max
             ));
         }
-        if spec.timeout_ms == 0 {
-            return invalid("the timeout is 0 ms".into());
+        if spec.timeout_ms == 0 || spec.timeout_ms > events::task::TASK_TIMEOUT_MS_MAX {
+            return invalid(format!(
+                "the timeout is {} ms; it must be 1 to {} ms (one day)",
+                spec.timeout_ms,
+                events::task::TASK_TIMEOUT_MS_MAX
+            ));
         }
-        if spec.max_attempts == 0 {
-            return invalid("max_attempts is 0: a task needs at least one attempt".into());
+        if spec.max_attempts == 0 || spec.max_attempts > events::task::TASK_ATTEMPTS_MAX {
+            return invalid(format!(
+                "max_attempts is {}; a task has 1 to {} attempts",
+                spec.max_attempts,
+                events::task::TASK_ATTEMPTS_MAX
+            ));
         }
         let verdict = self.scan(&spec.description, security::Phase::Ingress);
         if matches!(verdict, Verdict::Refuse { .. }) || spec.input.is_null() {

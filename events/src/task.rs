@@ -28,6 +28,12 @@ pub const TASK_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// The default number of attempts (the first one plus two retries).
 pub const TASK_ATTEMPTS_MAX_DEFAULT: u32 = 3;
 
+/// The longest timeout a task may ask for: one day (every channel; ingress refuses more).
+pub const TASK_TIMEOUT_MS_MAX: u64 = 24 * 60 * 60 * 1000;
+
+/// The most attempts a task may ask for (every channel; ingress refuses more).
+pub const TASK_ATTEMPTS_MAX: u32 = 10;
+
 /// What a producer asks for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

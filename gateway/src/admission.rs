@@ -34,11 +34,7 @@ pub const LABEL_COUNT_MAX: usize = 32;
 /// The longest label key or value, in bytes.
 pub const LABEL_BYTES_MAX: usize = 256;
 
-/// The longest task timeout a request may ask for: one day.
-pub const TASK_TIMEOUT_MS_MAX: u64 = 24 * 60 * 60 * 1000;
-
-/// The most attempts a request may ask for.
-pub const TASK_ATTEMPTS_MAX: u32 = 10;
+pub use events::task::{TASK_ATTEMPTS_MAX, TASK_TIMEOUT_MS_MAX};
 
 /// The longest webhook URL, in bytes.
 pub const WEBHOOK_URL_BYTES_MAX: usize = 2_048;
