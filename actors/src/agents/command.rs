@@ -53,14 +53,20 @@ impl Worker for CommandAgent {
             "context": envelope.context,
         });
         let program = &self.config.program;
-        let mut child = tokio::process::Command::new(program)
+        let mut command = tokio::process::Command::new(program);
+        command
             .args(&self.config.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| AgentFailure::agent(format!("cannot start {program:?}: {e}")))?;
+            .kill_on_drop(true);
+        // Its own process group, so that what it starts (`sh -c "…"`'s children) is stopped
+        // with it when it times out or the attempt is abandoned.
+        #[cfg(unix)]
+        command.process_group(0);
+        let mut child =
+            command.spawn().map_err(|e| AgentFailure::agent(format!("cannot start {program:?}: {e}")))?;
+        let mut group = GroupGuard { leader: child.id() };
         let _ = progress.try_send(Progress { percent: None, message: format!("started {program}") });
         let limit = self.config.output_bytes_max;
         let mut stdin = child.stdin.take();
@@ -96,6 +102,8 @@ impl Worker for CommandAgent {
                 .wait()
                 .await
                 .map_err(|e| AgentFailure::agent(format!("waiting for {program:?}: {e}")))?;
+            // Reaped: its id may be reused from now on, so the group is left alone.
+            group.leader = None;
             if !status.success() {
                 return Err(AgentFailure::agent(format!(
                     "{program:?} exited with {status}: {}",
@@ -169,5 +177,57 @@ mod tests {
         // A missing program.
         let failure = agent("/nonexistent/program", &[]).work(&envelope(), &tx).await.unwrap_err();
         assert!(failure.reason.contains("cannot start"), "{}", failure.reason);
+    }
+
+    /// A program that times out is stopped with what it started: `sh -c` leaves no
+    /// background `sleep` running.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_timed_out_program_is_stopped_with_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("child.pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let mut slow = agent("sh", &["-c", &script]);
+        slow.config.timeout_ms = 500;
+        let (tx, _rx) = mpsc::channel(16);
+        let failure = slow.work(&envelope(), &tx).await.unwrap_err();
+        assert!(failure.reason.contains("was killed"), "{}", failure.reason);
+        let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+        // Gone, or a zombie waiting for its new parent to reap it: not sleeping on.
+        let started = std::time::Instant::now();
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+            let running = state.as_deref().is_some_and(|stat| {
+                stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            });
+            if !running {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "the child {pid} still runs: {state:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Kills the process group of a program that did not finish (timed out, or its attempt was
+/// dropped) — the program and whatever it started — when dropped while still armed.
+struct GroupGuard {
+    /// The group's leader (the program), until it is reaped.
+    leader: Option<u32>,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(leader) = self.leader.take() {
+            // `kill -KILL -- -<pgid>`: the group, not just the leader (which `kill_on_drop`
+            // stops). The workspace forbids `unsafe`, so no direct `killpg`.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{leader}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
