@@ -127,6 +127,29 @@ impl Worker for CommandAgent {
     }
 }
 
+/// Kills the process group of a program that did not finish (timed out, or its attempt was
+/// dropped) — the program and whatever it started — when dropped while still armed.
+struct GroupGuard {
+    /// The group's leader (the program), until it is reaped.
+    leader: Option<u32>,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(leader) = self.leader.take() {
+            // `kill -KILL -- -<pgid>`: the group, not just the leader (which `kill_on_drop`
+            // stops). The workspace forbids `unsafe`, so no direct `killpg`.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{leader}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,29 +228,6 @@ mod tests {
             }
             assert!(started.elapsed() < Duration::from_secs(5), "the child {pid} still runs: {state:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-/// Kills the process group of a program that did not finish (timed out, or its attempt was
-/// dropped) — the program and whatever it started — when dropped while still armed.
-struct GroupGuard {
-    /// The group's leader (the program), until it is reaped.
-    leader: Option<u32>,
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        #[cfg(unix)]
-        if let Some(leader) = self.leader.take() {
-            // `kill -KILL -- -<pgid>`: the group, not just the leader (which `kill_on_drop`
-            // stops). The workspace forbids `unsafe`, so no direct `killpg`.
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{leader}")])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
         }
     }
 }
