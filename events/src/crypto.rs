@@ -132,10 +132,33 @@ impl PublicKey {
     /// Verifies `signature` over `message`; `what` names the material in the error.
     pub fn verify(&self, message: &[u8], signature: &Signature, what: &str) -> Result<(), VerifyError> {
         let bad = || VerifyError::BadSignature { what: what.to_string() };
-        let key = VerifyingKey::from_bytes(&self.0).map_err(|_| bad())?;
+        let key = verifying_key(&self.0).ok_or_else(bad)?;
         let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
         key.verify_strict(message, &signature).map_err(|_| bad())
     }
+}
+
+/// Keys decompressed at most; the cache starts over when full.
+const VERIFYING_KEY_CACHE_COUNT_MAX: usize = 4_096;
+
+/// The decompressed form of a public key, from a process-wide cache: decompressing a point
+/// costs about a fifth of a verification, and the pipeline verifies with a handful of keys
+/// (the federation's, the agents', the producers') over and over.
+fn verifying_key(bytes: &[u8; 32]) -> Option<VerifyingKey> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, RwLock};
+    static CACHE: LazyLock<RwLock<HashMap<[u8; 32], VerifyingKey>>> = LazyLock::new(RwLock::default);
+    if let Some(key) = CACHE.read().ok().and_then(|cache| cache.get(bytes).copied()) {
+        return Some(key);
+    }
+    let key = VerifyingKey::from_bytes(bytes).ok()?;
+    if let Ok(mut cache) = CACHE.write() {
+        if cache.len() >= VERIFYING_KEY_CACHE_COUNT_MAX {
+            cache.clear();
+        }
+        cache.insert(*bytes, key);
+    }
+    Some(key)
 }
 
 impl fmt::Display for PublicKey {
