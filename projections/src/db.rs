@@ -129,7 +129,13 @@ impl Db {
                 // safe here and saves an fsync per batch.
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
-            let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+            // No ping before each use (as in the store's SQLite log): a round trip per query,
+            // and a query dropped during it lost its connection.
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .test_before_acquire(false)
+                .connect_with(options.clone())
+                .await?;
             migrator("sqlite").run(&writer).await?;
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let readers = if in_memory {
@@ -137,6 +143,7 @@ impl Db {
             } else {
                 SqlitePoolOptions::new()
                     .max_connections(SQLITE_READ_CONNECTION_COUNT_MAX)
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?
             };
