@@ -50,6 +50,14 @@ impl Head {
     const EMPTY: Self = Self { version: 0, sequence: 0 };
 }
 
+/// The key of a stream's head in the cache.
+fn head_key(stream_id: &StreamId) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    stream_id.as_str().hash(&mut hasher);
+    hasher.finish()
+}
+
 /// The event log on NATS JetStream. Cheap to share behind an `Arc`; every method is safe to
 /// call from many tasks.
 ///
@@ -68,7 +76,9 @@ pub struct NatsLog {
     js: Context,
     events: Stream,
     config: Arc<NatsLogConfig>,
-    heads: Mutex<HashMap<StreamId, Head>>,
+    /// By a 64-bit hash of the stream id, not the id itself (about a third of the memory per
+    /// entry): a collision only gives a wrong hint, which the server's check refuses.
+    heads: Mutex<HashMap<u64, Head>>,
 }
 
 impl NatsLog {
@@ -150,20 +160,22 @@ impl NatsLog {
     }
 
     fn cached_head(&self, stream_id: &StreamId) -> Option<Head> {
-        self.heads.lock().ok().and_then(|heads| heads.get(stream_id).copied())
+        let key = head_key(stream_id);
+        self.heads.lock().ok().and_then(|heads| heads.get(&key).copied())
     }
 
     fn remember_head(&self, stream_id: &StreamId, head: Option<Head>) {
+        let key = head_key(stream_id);
         if let Ok(mut heads) = self.heads.lock() {
             match head {
                 Some(head) => {
-                    if heads.len() >= STREAM_HEAD_CACHE_COUNT_MAX && !heads.contains_key(stream_id) {
+                    if heads.len() >= STREAM_HEAD_CACHE_COUNT_MAX && !heads.contains_key(&key) {
                         heads.clear();
                     }
-                    heads.insert(stream_id.clone(), head);
+                    heads.insert(key, head);
                 }
                 None => {
-                    heads.remove(stream_id);
+                    heads.remove(&key);
                 }
             }
         }
