@@ -32,6 +32,10 @@ pub(crate) struct BenchArgs {
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Internal: run one memory round of this many tasks in this process (a fresh one, which
+    /// `--in-flight` starts for each round) and print it as JSON.
+    #[arg(long, hide = true)]
+    pub(crate) memory_round: Option<usize>,
     #[command(flatten)]
     pub(crate) backend: BackendArgs,
     #[command(subcommand)]
@@ -165,15 +169,22 @@ async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<s
     let sampler = {
         let (stop, runtime, submitted) = (Arc::clone(&stop), Arc::clone(runtime), Arc::clone(&submitted));
         tokio::spawn(async move {
-            let (mut peak, mut in_flight_max) = (0, 0u64);
+            // The peak over the whole run, and the RSS when the most tasks were in flight (a
+            // backlog drains for a while after it peaks, and the pipeline's working memory
+            // while it drains is in the peak but not in the tasks).
+            let (mut peak, mut in_flight_max, mut rss_at_most) = (0, 0u64, 0);
             while !stop.load(Ordering::Relaxed) {
-                peak = peak.max(rss_bytes());
+                let rss = rss_bytes();
+                peak = peak.max(rss);
                 let done = completed(&runtime).await.saturating_sub(done_before);
-                in_flight_max =
-                    in_flight_max.max((submitted.load(Ordering::Relaxed) as u64).saturating_sub(done));
+                let in_flight = (submitted.load(Ordering::Relaxed) as u64).saturating_sub(done);
+                if in_flight > in_flight_max || (in_flight == in_flight_max && rss > rss_at_most) {
+                    in_flight_max = in_flight;
+                    rss_at_most = rss;
+                }
                 tokio::time::sleep(Duration::from_millis(IN_FLIGHT_SAMPLE_MS)).await;
             }
-            (peak, in_flight_max)
+            (peak, in_flight_max, rss_at_most)
         })
     };
     let next = Arc::new(AtomicUsize::new(0));
@@ -198,7 +209,7 @@ async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<s
         runtime.wait_final(*id, Duration::from_secs(600)).await?;
     }
     stop.store(true, Ordering::Relaxed);
-    let (peak, in_flight_max) = sampler.await.unwrap_or((0, 0));
+    let (peak, in_flight_max, rss_at_most) = sampler.await.unwrap_or((0, 0, 0));
     let peak = peak.max(rss_bytes());
     let elapsed = started.elapsed();
     let grown = peak.saturating_sub(baseline) as f64;
@@ -209,6 +220,8 @@ async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<s
         "rss_baseline_mib": baseline / (1024 * 1024),
         "rss_peak_mib": peak / (1024 * 1024),
         "rss_peak_bytes": peak,
+        "rss_at_in_flight_max_bytes": rss_at_most,
+        "rss_at_in_flight_max_mib": rss_at_most / (1024 * 1024),
         "rss_bytes_per_task": (grown / count.max(1) as f64).round(),
         "in_flight_max": in_flight_max,
         "rss_bytes_per_in_flight_task": (grown / in_flight_max.max(1) as f64).round(),
@@ -220,6 +233,7 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(BenchCommand::Scan(scan)) = &args.command {
         return run_scan(scan);
     }
+    let given_database = cli.database.clone();
     let temp = tempdir_for_bench()?;
     let bench_cli;
     let cli = if cli.database.is_none() && args.backend.nats.is_none() {
@@ -231,6 +245,7 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
                 concurrency: args.concurrency.clone(),
                 in_flight: args.in_flight,
                 json: args.json,
+                memory_round: args.memory_round,
                 backend: args.backend.clone(),
                 command: None,
             }),
@@ -256,6 +271,15 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     }
     // Warm up: the first tasks pay for connections and caches.
     run_level(&runtime, 20.min(args.tasks), 4).await?;
+    if let Some(count) = args.memory_round {
+        let round = run_in_flight(&runtime, count).await;
+        if let Ok(runtime) = Arc::try_unwrap(runtime) {
+            runtime.shutdown().await;
+        }
+        let _ = std::fs::remove_dir_all(&temp);
+        out!("{}", round?);
+        return Ok(());
+    }
     let mut levels = Vec::new();
     for &concurrency in &args.concurrency {
         let level = run_level(&runtime, args.tasks, concurrency).await?;
@@ -279,8 +303,11 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         // (the subscription ring, SQLite's page caches, the fold cache, the allocator's
         // arenas) are in both peaks, so the difference between the peaks over the difference
         // in tasks in flight is what one more task in flight costs.
-        let half = run_in_flight(&runtime, (args.in_flight / 2).max(1)).await?;
-        let full = run_in_flight(&runtime, args.in_flight).await?;
+        // Each round runs in a process of its own, started for it: a round run after another
+        // found the allocator holding what the first one freed, and the difference between
+        // the rounds swung by several KB per task from one run to the next.
+        let half = memory_round(given_database.as_deref(), &args.backend, (args.in_flight / 2).max(1))?;
+        let full = memory_round(given_database.as_deref(), &args.backend, args.in_flight)?;
         for memory in [&half, &full] {
             if !args.json {
                 out!(
@@ -297,35 +324,40 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        let peak = |m: &serde_json::Value| m["rss_peak_bytes"].as_f64().unwrap_or(0.0);
+        let bytes = |m: &serde_json::Value, key: &str| m[key].as_f64().unwrap_or(0.0);
         let in_flight = |m: &serde_json::Value| m["in_flight_max"].as_f64().unwrap_or(0.0);
         let more_tasks = in_flight(&full) - in_flight(&half);
-        let marginal =
-            if more_tasks >= 1.0 { Some(((peak(&full) - peak(&half)) / more_tasks).round()) } else { None };
+        // What one more task in flight costs, from the RSS when the most were in flight, and
+        // from the peaks (which add the working memory of the drain that follows).
+        let marginal = |key: &str| {
+            (more_tasks >= 1.0).then(|| ((bytes(&full, key) - bytes(&half, key)) / more_tasks).round())
+        };
+        let at_most = marginal("rss_at_in_flight_max_bytes");
+        let by_peak = marginal("rss_peak_bytes");
         if !args.json {
-            match marginal {
-                Some(bytes) if bytes > 0.0 => out!(
-                    "RSS per additional task in flight: {bytes} bytes (peak {} → {} MiB for {} → {} in flight)",
-                    half["rss_peak_mib"],
-                    full["rss_peak_mib"],
-                    in_flight(&half),
-                    in_flight(&full)
-                ),
-                Some(_) => out!(
-                    "RSS per additional task in flight: none measurable (peak {} → {} MiB for {} → {} in flight; the growth is the caches' fixed cost)",
-                    half["rss_peak_mib"],
-                    full["rss_peak_mib"],
-                    in_flight(&half),
-                    in_flight(&full)
-                ),
-                None => {
-                    out!("RSS per additional task in flight: not measurable (no more tasks in flight)")
-                }
-            }
+            let shown = |value: Option<f64>| match value {
+                Some(b) if b > 0.0 => format!("{b} bytes"),
+                Some(_) => "none measurable".to_string(),
+                None => "not measurable".to_string(),
+            };
+            out!(
+                "RSS per additional task in flight: {} ({} → {} MiB for {} → {} in flight); from the peaks: {} ({} → {} MiB)",
+                shown(at_most),
+                half["rss_at_in_flight_max_mib"],
+                full["rss_at_in_flight_max_mib"],
+                in_flight(&half),
+                in_flight(&full),
+                shown(by_peak),
+                half["rss_peak_mib"],
+                full["rss_peak_mib"]
+            );
         }
-        Some(
-            serde_json::json!({ "half": half, "full": full, "rss_bytes_per_additional_in_flight_task": marginal }),
-        )
+        Some(serde_json::json!({
+            "half": half,
+            "full": full,
+            "rss_bytes_per_additional_in_flight_task": at_most,
+            "rss_bytes_per_additional_in_flight_task_from_peaks": by_peak,
+        }))
     } else {
         None
     };
@@ -341,6 +373,36 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&temp);
     Ok(())
+}
+
+/// Runs one memory round of `count` tasks in a new `pantheon bench` process on the same
+/// backend (a fresh temp database on the embedded default) and returns what it measured.
+fn memory_round(
+    database: Option<&str>,
+    backend: &BackendArgs,
+    count: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let mut command =
+        std::process::Command::new(std::env::current_exe().context("cannot find this program")?);
+    if let Some(database) = database {
+        command.args(["--database", database]);
+    }
+    command.args(["bench", "--json", "--concurrency", "1", "--tasks", "1"]);
+    command.args(["--memory-round", &count.to_string()]);
+    if let Some(nats) = &backend.nats {
+        command.args(["--nats", nats]);
+    }
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot start a memory round")?;
+    if !output.status.success() {
+        anyhow::bail!("the memory round of {count} tasks failed ({})", output.status);
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let last = text.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("the memory round printed {last:?}"))
 }
 
 fn tempdir_for_bench() -> anyhow::Result<std::path::PathBuf> {
