@@ -247,3 +247,29 @@ async fn up_submit_replay_and_a_sigkill_mid_task() {
     let out = pantheon(data).args(["audit", "verify", "--ledger-only"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `pantheon bench` on the embedded default, small: the levels and both memory rounds (each
+/// in a process of its own) come back as JSON.
+#[test]
+fn bench_reports_levels_and_memory_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pantheon(dir.path())
+        .args(["bench", "--tasks", "40", "--concurrency", "1,8", "--in-flight", "200", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(text.lines().last().unwrap_or_default()).expect("one JSON report");
+    let levels = report["levels"].as_array().expect("levels");
+    assert_eq!(levels.len(), 2, "{report}");
+    for level in levels {
+        assert_eq!(level["tasks"], 40, "{level}");
+        assert_eq!(level["failed"], 0, "{level}");
+        assert!(level["tasks_per_second"].as_f64().is_some_and(|t| t > 0.0), "{level}");
+    }
+    let memory = &report["in_flight"];
+    assert_eq!(memory["half"]["tasks"], 100, "{memory}");
+    assert_eq!(memory["full"]["tasks"], 200, "{memory}");
+    assert!(memory["full"]["rss_at_in_flight_max_bytes"].as_u64().is_some_and(|b| b > 0), "{memory}");
+}
