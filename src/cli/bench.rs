@@ -298,6 +298,12 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         }
         levels.push(level);
     }
+    // This process's pipeline stops before the memory rounds: on a shared log (NATS) it would
+    // take some of a round's tasks, and the round would see them end only by polling.
+    match Arc::try_unwrap(runtime) {
+        Ok(runtime) => runtime.shutdown().await,
+        Err(_) => tracing::warn!("bench runtime still shared at exit"),
+    }
     let memory = if args.in_flight > 0 {
         // Two rounds, half the tasks then all of them: the caches that fill under any load
         // (the subscription ring, SQLite's page caches, the fold cache, the allocator's
@@ -366,10 +372,6 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({ "backend": backend.description, "levels": levels, "in_flight": memory })
         );
-    }
-    match Arc::try_unwrap(runtime) {
-        Ok(runtime) => runtime.shutdown().await,
-        Err(_) => tracing::warn!("bench runtime still shared at exit"),
     }
     let _ = std::fs::remove_dir_all(&temp);
     Ok(())
