@@ -89,6 +89,26 @@ async fn up_submit_replay_and_a_sigkill_mid_task() {
     let out = pantheon(data).args(["submit", "echo", "hello there", "--wait"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello there");
+    // More than a command line holds: the input from a file, the description from stdin.
+    let big = serde_json::json!({ "text": "word ".repeat(40_000) });
+    let input_file = data.join("big-input.json");
+    std::fs::write(&input_file, big.to_string()).unwrap();
+    let mut submitter = pantheon(data)
+        .args(["submit", "echo", "-", "--wait", "--json", "--input"])
+        .arg(format!("@{}", input_file.display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut submitter.stdin.take().unwrap(), b"echo the big input\n").unwrap();
+    let out = submitter.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["output"], big);
+    let task = answer["task_id"].as_str().unwrap().to_string();
+    let out = pantheon(data).args(["replay", &task]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"echo the big input\""));
     // `agents` shows the health and reputation the projections keep, as matching reads them.
     let started = Instant::now();
     loop {

@@ -28,9 +28,10 @@ const WAIT_POLL_MS: u64 = 20;
 pub(crate) struct SubmitArgs {
     /// The capability needed, e.g. `echo`.
     pub(crate) capability: String,
-    /// What to do, in words.
+    /// What to do, in words; `-` reads it from standard input.
     pub(crate) description: String,
-    /// Input data for the agent, as JSON.
+    /// Input data for the agent, as JSON; `@FILE` reads it from a file, `-` from standard
+    /// input (for more than a command line holds).
     #[arg(long)]
     pub(crate) input: Option<String>,
     /// The task's deadline from submission, e.g. `30s`, `2m`. Default: 30s.
@@ -55,9 +56,29 @@ fn spinner_frame(tick: usize) -> char {
 }
 
 pub(crate) async fn run(cli: &Cli, args: &SubmitArgs) -> anyhow::Result<()> {
-    let mut spec = TaskSpec::new(args.capability.clone(), args.description.clone());
+    if args.description == "-" && args.input.as_deref() == Some("-") {
+        bail!("only one of the description and --input can come from standard input");
+    }
+    let read_stdin = || -> anyhow::Result<String> {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read standard input")?;
+        Ok(text)
+    };
+    let description = if args.description == "-" {
+        read_stdin()?.trim_end_matches(['\n', '\r']).to_string()
+    } else {
+        args.description.clone()
+    };
+    let mut spec = TaskSpec::new(args.capability.clone(), description);
     if let Some(input) = &args.input {
-        spec.input = serde_json::from_str(input).context("--input must be JSON")?;
+        let text = match input.as_str() {
+            "-" => read_stdin()?,
+            file if file.starts_with('@') => std::fs::read_to_string(&file[1..])
+                .with_context(|| format!("cannot read the input file {}", &file[1..]))?,
+            json => json.to_string(),
+        };
+        spec.input = serde_json::from_str(&text).context("--input must be JSON")?;
     }
     if let Some(timeout) = args.timeout {
         spec.timeout_ms = u64::try_from(Duration::from(timeout).as_millis()).unwrap_or(u64::MAX);
