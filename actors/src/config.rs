@@ -10,6 +10,10 @@
 //! capabilities = ["echo"]
 //! max-concurrency = 256
 //!
+//! # a program gets the whole task as JSON on stdin ({"task_id", "attempt", "capability",
+//! # "description", "input", "context"}) and answers on stdout; `wc -w` counts the words of
+//! # that JSON, so a real agent reads the field it needs (e.g. `jq -r .description | …`
+//! # inside a script of its own: no shell runs the command)
 //! [[agents]]
 //! id = "wc"
 //! builtin = "command"
