@@ -63,6 +63,22 @@ pub(crate) enum Command {
 }
 
 impl Command {
+    /// Where the command's log is.
+    fn backend(&self) -> &cli::up::BackendArgs {
+        match self {
+            Self::Events(args) => &args.backend,
+            Self::Audit(args) => &args.backend,
+            Self::Projections(args) => &args.backend,
+            Self::Tasks(args) => &args.backend,
+            Self::Up(args) => &args.backend,
+            Self::Submit(args) => &args.backend,
+            Self::Replay(args) => &args.backend,
+            Self::Tail(args) => &args.backend,
+            Self::Agents(args) => &args.backend,
+            Self::Bench(args) => &args.backend,
+        }
+    }
+
     /// Whether the command only reads what a running or earlier Pantheon wrote, so that an
     /// empty data dir means a wrong `--data-dir` (or directory) rather than a fresh start.
     fn only_reads(&self) -> bool {
@@ -142,10 +158,8 @@ async fn run() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let on_nats = std::env::var_os("PANTHEON_NATS_URL").is_some()
-        || std::env::args().any(|arg| arg == "--nats" || arg.starts_with("--nats="));
     if cli.database.is_none()
-        && !on_nats
+        && cli.command.backend().nats.is_none()
         && cli.command.only_reads()
         && !cli.data_dir.join("pantheon.db").exists()
     {

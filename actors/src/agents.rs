@@ -78,6 +78,26 @@ pub(crate) enum AgentMessage {
     Result(Box<SignedResult>),
 }
 
+impl AgentMessage {
+    /// Takes the message from the agent at `from`: relays progress (and returns `None`: the
+    /// attempt goes on), or returns how the attempt ends.
+    pub(crate) async fn take(
+        self,
+        from: &str,
+        progress: &mpsc::Sender<Progress>,
+    ) -> Option<Result<SignedResult, AgentFailure>> {
+        match self {
+            Self::Progress { progress: report } => {
+                // The executor stops listening only when it stops polling the attempt.
+                let _ = progress.send(report.into()).await;
+                None
+            }
+            Self::Result(result) => Some(Ok(*result)),
+            Self::Error { error } => Some(Err(AgentFailure::agent(format!("{from} answered: {error}")))),
+        }
+    }
+}
+
 /// A progress report as an agent outside the process sends it.
 #[derive(serde::Deserialize)]
 pub(crate) struct ProgressReport {

@@ -142,22 +142,7 @@ impl Config {
             if agent.max_concurrency == 0 {
                 return Err(format!("agent {}: max-concurrency must be at least 1", agent.id));
             }
-            match (agent.builtin, &agent.command) {
-                (Builtin::Command, None) => {
-                    return Err(format!("agent {} is a command agent without `command`", agent.id));
-                }
-                (Builtin::Command, Some(command)) if command.program.is_empty() => {
-                    return Err(format!("agent {}: command.program is empty", agent.id));
-                }
-                (Builtin::Command, Some(command)) if command.timeout_ms == 0 => {
-                    return Err(format!("agent {}: command.timeout-ms must be at least 1", agent.id));
-                }
-                (Builtin::Command, Some(command)) if command.output_bytes_max == 0 => {
-                    return Err(format!("agent {}: command.output-bytes-max must be at least 1", agent.id));
-                }
-                _ => {}
-            }
-            agent.validate_transport()?;
+            agent.validate_kind()?;
         }
         if self.screening.description_bytes_max == 0 || self.screening.input_bytes_max == 0 {
             return Err(
@@ -230,8 +215,9 @@ fn default_context_timeout_ms() -> u64 {
 
 impl AgentConfig {
     /// Checks that the fields given are the ones its kind uses, and that those it needs are
-    /// there and well-formed.
-    fn validate_transport(&self) -> std::result::Result<(), String> {
+    /// there and well-formed (the config file's check, and the runtime's for a config built
+    /// in code).
+    pub(crate) fn validate_kind(&self) -> std::result::Result<(), String> {
         let id = &self.id;
         let kind = match self.builtin {
             Builtin::Echo => "an echo",
@@ -269,7 +255,20 @@ impl AgentConfig {
                 )),
                 Some(_) => Ok(()),
             },
-            Builtin::Echo | Builtin::Command => Ok(()),
+            Builtin::Command => match &self.command {
+                None => Err(format!("agent {id} is a command agent without `command`")),
+                Some(command) if command.program.is_empty() => {
+                    Err(format!("agent {id}: command.program is empty"))
+                }
+                Some(command) if command.timeout_ms == 0 => {
+                    Err(format!("agent {id}: command.timeout-ms must be at least 1"))
+                }
+                Some(command) if command.output_bytes_max == 0 => {
+                    Err(format!("agent {id}: command.output-bytes-max must be at least 1"))
+                }
+                Some(_) => Ok(()),
+            },
+            Builtin::Echo => Ok(()),
         }
     }
 }

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use events::task::{ContextGathered, ContextSource, SimilarTask, TaskEvent, TaskStatus};
 use events::{RecordedEvent, TaskId};
 
+use crate::agents::http::{BodyError, excerpt, read_body};
 use crate::config::ContextSourceConfig;
 use crate::error::Result;
 use crate::phase::{Ctx, Handled, Loaded, Output, Phase, decide_and_append, load_task_cached, task_id_of};
@@ -124,8 +125,7 @@ pub(crate) struct HttpSource {
 impl HttpSource {
     /// The source `config` describes.
     pub(crate) fn new(config: ContextSourceConfig) -> Result<Self> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder().no_proxy().build().map_err(|e| crate::Error::Config {
+        let client = crate::agents::http::client().map_err(|e| crate::Error::Config {
             path: format!("context source {}", config.name),
             reason: format!("cannot build the HTTP client: {e}"),
         })?;
@@ -147,17 +147,12 @@ impl HttpSource {
             .await
             .map_err(|e| format!("POST {}: {}", self.config.url, crate::error_chain(&e)))?;
         let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the answer: {e}"))? {
-            if body.len() + chunk.len() > CONTEXT_ANSWER_BYTES_MAX {
-                return Err(format!("the answer is over the {CONTEXT_ANSWER_BYTES_MAX}-byte limit"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(&mut response, CONTEXT_ANSWER_BYTES_MAX).await.map_err(|e| match e {
+            BodyError::Read(e) => format!("reading the answer: {e}"),
+            BodyError::TooLarge => format!("the answer is over the {CONTEXT_ANSWER_BYTES_MAX}-byte limit"),
+        })?;
         if !status.is_success() {
-            let mut text = String::from_utf8_lossy(&body).trim().to_string();
-            crate::cut_utf8(&mut text, CONTEXT_ITEM_BYTES_MAX);
-            return Err(format!("answered {status}: {text}"));
+            return Err(format!("answered {status}: {}", excerpt(&body)));
         }
         serde_json::from_slice::<Found>(&body)
             .map(Found::bounded)

@@ -43,6 +43,9 @@ pub enum Error {
     /// The agent was retired: its id is never registered again.
     #[error("agent {0} is retired; give it another id")]
     AgentRetired(String),
+    /// An operator's change that changes nothing (the agent is in that state already).
+    #[error("{0}")]
+    AgentUnchanged(String),
     /// Waiting for something took longer than allowed.
     #[error("timed out: {0}")]
     Timeout(String),

@@ -20,7 +20,7 @@ use events::{
     LogError, Metadata, Passport, Position, RecordedEvent, SignedPassport, StreamId, TaskId, now_ms,
 };
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How often the view reads what was appended since it last looked. On JetStream each look
 /// replays the new events to this process once more; every 250 ms cost about 4% of the
@@ -395,7 +395,7 @@ pub async fn register_agent(
             )
         };
         if state.status == AgentStatus::Retired {
-            return Err(crate::error::Error::AgentRetired(agent_id.to_string()));
+            return Err(Error::AgentRetired(agent_id.to_string()));
         }
         let event = match &state.registration {
             None => AgentEvent::Registered(AgentRegistered {
@@ -461,6 +461,15 @@ pub async fn change_agent(
         if let Ok(decoded) = AgentEvent::from_recorded(event) {
             let _ = state.apply(&decoded);
         }
+    }
+    // Said plainly, instead of the vocabulary's refusal of the transition.
+    let unchanged = |how: &str| Error::AgentUnchanged(format!("agent {agent_id} {how}"));
+    match (recorded.is_empty(), state.status, action) {
+        (true, ..) => return Err(Error::NotFound(format!("no agent {agent_id} is registered"))),
+        (_, AgentStatus::Retired, _) => return Err(unchanged("is retired already; nothing changes it")),
+        (_, AgentStatus::Suspended, AgentAction::Suspend) => return Err(unchanged("is suspended already")),
+        (_, AgentStatus::Active, AgentAction::Reinstate) => return Err(unchanged("is active already")),
+        _ => {}
     }
     let (by, reason) = (by.to_string(), reason.to_string());
     let event = match action {

@@ -393,50 +393,32 @@ fn configured_agent(
     federation: &KeyPair,
     nats: Option<&async_nats::Client>,
 ) -> Result<(Arc<dyn AgentEndpoint>, AgentTransport, PublicKey)> {
+    // The same checks as the config file's (a programmatic config skips that parse).
+    agent.validate_kind().map_err(|reason| Error::Config { path: "agents".into(), reason })?;
     let invalid = |reason: &str| Error::Config {
         path: "agents".into(),
         reason: format!("agent {}: {reason}", agent.id),
     };
-    let worker: Arc<dyn Worker> = match agent.builtin {
-        Builtin::Echo => Arc::new(Echo),
-        Builtin::Command => match &agent.command {
-            Some(command) => Arc::new(CommandAgent::new(command.clone())),
-            None => {
-                return Err(Error::Config {
-                    path: "agents".into(),
-                    reason: format!("agent {} has no command", agent.id),
-                });
+    let worker: Arc<dyn Worker> =
+        match (agent.builtin, &agent.command, &agent.url, &agent.subject, agent.public_key) {
+            (Builtin::Echo, ..) => Arc::new(Echo),
+            (Builtin::Command, Some(command), ..) => Arc::new(CommandAgent::new(command.clone())),
+            (Builtin::Http, _, Some(url), _, Some(public_key)) => {
+                let endpoint = HttpAgent::new(url.clone()).map_err(|failure| invalid(&failure.reason))?;
+                return Ok((Arc::new(endpoint), AgentTransport::Http { url: url.clone() }, public_key));
             }
-        },
-        Builtin::Http => {
-            let public_key = agent
-                .public_key
-                .ok_or_else(|| invalid("an agent outside the process needs its public-key"))?;
-            let url = agent.url.clone().ok_or_else(|| invalid("an http agent needs a url"))?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid("the url must start with http:// or https://"));
+            (Builtin::Nats, _, _, Some(subject), Some(public_key)) => {
+                let client = nats
+                    .cloned()
+                    .ok_or_else(|| invalid("a nats agent needs the process to run on NATS (--nats)"))?;
+                return Ok((
+                    Arc::new(NatsAgent::new(client, subject.clone())),
+                    AgentTransport::Nats { subject: subject.clone() },
+                    public_key,
+                ));
             }
-            let endpoint = HttpAgent::new(url.clone()).map_err(|failure| invalid(&failure.reason))?;
-            return Ok((Arc::new(endpoint), AgentTransport::Http { url }, public_key));
-        }
-        Builtin::Nats => {
-            let public_key = agent
-                .public_key
-                .ok_or_else(|| invalid("an agent outside the process needs its public-key"))?;
-            let subject = agent.subject.clone().ok_or_else(|| invalid("a nats agent needs a subject"))?;
-            if subject.is_empty() || subject.contains([' ', '*', '>']) {
-                return Err(invalid("the subject must be a plain NATS subject (no spaces or wildcards)"));
-            }
-            let client = nats
-                .cloned()
-                .ok_or_else(|| invalid("a nats agent needs the process to run on NATS (--nats)"))?;
-            return Ok((
-                Arc::new(NatsAgent::new(client, subject.clone())),
-                AgentTransport::Nats { subject },
-                public_key,
-            ));
-        }
-    };
+            _ => return Err(invalid("the agent's fields do not fit its kind")),
+        };
     let builtin = if agent.builtin == Builtin::Echo { "echo" } else { "command" };
     let key = builtin_agent_key(federation, &agent.id);
     let public_key = key.public_key();

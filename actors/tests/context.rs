@@ -53,10 +53,7 @@ async fn serve(seen: Seen) -> String {
         .route("/broken", axum::routing::post(broken))
         .route("/garbled", axum::routing::post(garbled))
         .with_state(seen);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    serve_http(app).await
 }
 
 fn source(name: &str, url: String, timeout_ms: u64, capabilities: &[&str]) -> ContextSourceConfig {

@@ -360,11 +360,7 @@ async fn a_drain_finishes_running_attempts_and_starts_no_new_one() {
     options.extra_agents.push(hosted("sloth", "slow", &key, Arc::new(Slow(Duration::from_millis(1_500)))));
     let runtime = start(options).await;
     let running = runtime.submit(TaskSpec::new("slow", "finish me")).await.unwrap();
-    let started = std::time::Instant::now();
-    while !types(log.as_ref(), running).await.contains(&"execution_started".to_string()) {
-        assert!(started.elapsed() < WAIT, "the first task never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_event(log.as_ref(), running, "execution_started").await;
 
     // A task submitted while the drain waits goes through the phases before execution, but
     // its attempt does not start.
@@ -403,11 +399,7 @@ async fn an_attempt_whose_deadline_passed_while_stopped_is_not_the_agents_failur
     let mut spec = TaskSpec::new("slow", "outlive the stop");
     spec.timeout_ms = 1_000;
     let task = runtime.submit(spec).await.unwrap();
-    let started = std::time::Instant::now();
-    while !types(log.as_ref(), task).await.contains(&"execution_started".to_string()) {
-        assert!(started.elapsed() < WAIT, "the task never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_event(log.as_ref(), task, "execution_started").await;
     runtime.shutdown().await; // no drain: the attempt is interrupted
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 

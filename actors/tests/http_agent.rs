@@ -127,10 +127,7 @@ async fn serve(agent: Agent) -> String {
         .route("/progress", axum::routing::post(execute_with_progress))
         .route("/unfinished", axum::routing::post(stream_without_result))
         .with_state(agent);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    serve_http(app).await
 }
 
 fn http_agent(id: &str, capability: &str, url: String, key: PublicKey) -> AgentConfig {

@@ -2,7 +2,6 @@
 //! tasks in flight (from the log), success rate, latency, and the health and reputation the
 //! projections hold (as matching sees them) — and `pantheon agents suspend|reinstate|retire <id>`.
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use events::{AgentId, AgentStatus};
 
@@ -58,23 +57,7 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
             AgentsAction::Reinstate { agent, reason } => (agent, AgentAction::Reinstate, reason),
             AgentsAction::Retire { agent, reason } => (agent, AgentAction::Retire, reason),
         };
-        let registry = actors::Registry::new();
-        registry.refresh(log).await?;
-        let status = registry.agents().into_iter().find(|(id, _)| id == agent).map(|(_, v)| v.state.status);
-        match (status, &what) {
-            (None, _) => anyhow::bail!("no agent {agent} is registered"),
-            (Some(AgentStatus::Retired), _) => {
-                anyhow::bail!("agent {agent} is retired already; nothing changes it")
-            }
-            (Some(AgentStatus::Suspended), AgentAction::Suspend) => {
-                anyhow::bail!("agent {agent} is suspended already")
-            }
-            (Some(AgentStatus::Active), AgentAction::Reinstate) => {
-                anyhow::bail!("agent {agent} is active already")
-            }
-            _ => {}
-        }
-        change_agent(log, agent, what, "cli", reason).await.with_context(|| format!("agent {agent}"))?;
+        change_agent(log, agent, what, "cli", reason).await?;
         out!("agent {agent}: {what:?} recorded");
         if matches!(what, AgentAction::Retire)
             && super::up::load_config(cli, &args.backend)

@@ -41,7 +41,7 @@ pub(crate) struct TasksArgs {
     no_catch_up: bool,
     /// Where the log is (the task view catches up from it first).
     #[command(flatten)]
-    backend: super::up::BackendArgs,
+    pub(crate) backend: super::up::BackendArgs,
 }
 
 fn parse_status(text: &str) -> Result<TaskStatus, String> {

@@ -37,18 +37,46 @@ pub struct HttpAgent {
 impl HttpAgent {
     /// The agent at `url` (`http://…` or `https://…`).
     pub fn new(url: impl Into<String>) -> Result<Self, AgentFailure> {
-        // One crypto provider for the process, for `https://` agents: ring, which async-nats'
-        // rustls compiles already (installing it again is a no-op).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|e| AgentFailure::transport(format!("cannot build the HTTP client: {e}")))?;
+        let client =
+            client().map_err(|e| AgentFailure::transport(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self { url: url.into(), client })
     }
 }
 
-fn excerpt(body: &[u8]) -> String {
+/// The HTTP client for services outside the process (agents, context sources): no proxy from
+/// the environment, and one crypto provider for the process for `https://` — ring, which
+/// async-nats' rustls compiles already (installing it again is a no-op).
+pub(crate) fn client() -> reqwest::Result<reqwest::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build()
+}
+
+/// Why a whole answer was not read.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// The connection failed while reading.
+    Read(reqwest::Error),
+    /// The answer is longer than allowed.
+    TooLarge,
+}
+
+/// Reads a whole answer of at most `bytes_max` bytes.
+pub(crate) async fn read_body(
+    response: &mut reqwest::Response,
+    bytes_max: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if body.len() + chunk.len() > bytes_max {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The start of an answer (at most [`ERROR_EXCERPT_BYTES_MAX`] bytes), for a failure reason.
+pub(crate) fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(ERROR_EXCERPT_BYTES_MAX)]);
     text.trim().to_string()
 }
@@ -62,14 +90,6 @@ fn is_streamed(response: &reqwest::Response) -> bool {
 }
 
 impl HttpAgent {
-    /// The next chunk of the answer, or `None` at its end.
-    async fn chunk(&self, response: &mut reqwest::Response) -> Result<Option<bytes::Bytes>, AgentFailure> {
-        response
-            .chunk()
-            .await
-            .map_err(|e| AgentFailure::transport(format!("reading the answer of {}: {e}", self.url)))
-    }
-
     /// Takes one line of a streamed answer: `Some` when it ends the attempt.
     async fn take_line(
         &self,
@@ -80,15 +100,7 @@ impl HttpAgent {
             return None;
         }
         match serde_json::from_slice::<AgentMessage>(line) {
-            Ok(AgentMessage::Progress { progress: report }) => {
-                // The executor stops listening only when it stops polling this answer.
-                let _ = progress.send(report.into()).await;
-                None
-            }
-            Ok(AgentMessage::Result(result)) => Some(Ok(*result)),
-            Ok(AgentMessage::Error { error }) => {
-                Some(Err(AgentFailure::agent(format!("{} answered: {error}", self.url))))
-            }
+            Ok(message) => message.take(&self.url, progress).await,
             Err(e) => Some(Err(AgentFailure::agent(format!(
                 "{} streamed a line that is neither progress, a signed result nor an error: {e}: {}",
                 self.url,
@@ -105,7 +117,10 @@ impl HttpAgent {
     ) -> Result<SignedResult, AgentFailure> {
         let mut pending: Vec<u8> = Vec::new();
         loop {
-            let chunk = self.chunk(response).await?;
+            let chunk = response
+                .chunk()
+                .await
+                .map_err(|e| AgentFailure::transport(format!("reading the answer of {}: {e}", self.url)))?;
             let at_end = chunk.is_none();
             if let Some(chunk) = chunk {
                 pending.extend_from_slice(&chunk);
@@ -153,16 +168,13 @@ impl AgentEndpoint for HttpAgent {
         if status.is_success() && is_streamed(&response) {
             return self.read_stream(&mut response, &progress).await;
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = self.chunk(&mut response).await? {
-            if body.len() + chunk.len() > ANSWER_BYTES_MAX {
-                return Err(AgentFailure::agent(format!(
-                    "the answer of {} is over the {ANSWER_BYTES_MAX}-byte limit",
-                    self.url
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(&mut response, ANSWER_BYTES_MAX).await.map_err(|e| match e {
+            BodyError::Read(e) => AgentFailure::transport(format!("reading the answer of {}: {e}", self.url)),
+            BodyError::TooLarge => AgentFailure::agent(format!(
+                "the answer of {} is over the {ANSWER_BYTES_MAX}-byte limit",
+                self.url
+            )),
+        })?;
         if !status.is_success() {
             return Err(AgentFailure::agent(format!("{} answered {status}: {}", self.url, excerpt(&body))));
         }

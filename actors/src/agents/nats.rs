@@ -61,13 +61,10 @@ impl AgentEndpoint for NatsAgent {
                 return Err(AgentFailure::transport(format!("no responders on {}", self.subject)));
             }
             match serde_json::from_slice::<AgentMessage>(&reply.payload) {
-                Ok(AgentMessage::Progress { progress: report }) => {
-                    // The executor stops listening only when it stops polling this future.
-                    let _ = progress.send(report.into()).await;
-                }
-                Ok(AgentMessage::Result(result)) => return Ok(*result),
-                Ok(AgentMessage::Error { error }) => {
-                    return Err(AgentFailure::agent(format!("{} answered: {error}", self.subject)));
+                Ok(message) => {
+                    if let Some(outcome) = message.take(&self.subject, &progress).await {
+                        return outcome;
+                    }
                 }
                 Err(e) => {
                     return Err(AgentFailure::agent(format!(

@@ -44,6 +44,15 @@ pub async fn types(log: &dyn EventLog, task: TaskId) -> Vec<String> {
     events_of(log, task).await.into_iter().map(|e| e.event_type.to_string()).collect()
 }
 
+/// Waits until the task's stream holds an event of `event_type`.
+pub async fn wait_for_event(log: &dyn EventLog, task: TaskId, event_type: &str) {
+    let started = std::time::Instant::now();
+    while !types(log, task).await.iter().any(|t| t == event_type) {
+        assert!(started.elapsed() < WAIT, "task {task} never got {event_type}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The event types of a completed echo task, in order.
 pub const HAPPY_PATH: &[&str] = &[
     "task_submitted",
@@ -60,6 +69,14 @@ pub const HAPPY_PATH: &[&str] = &[
 ];
 
 pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Serves `app` on a free port of 127.0.0.1 for the rest of the test; its base URL.
+pub async fn serve_http(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let addr = listener.local_addr().expect("the bound address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
 
 /// Starts a runtime, panicking on failure.
 pub async fn start(options: RuntimeOptions) -> Runtime {
