@@ -203,7 +203,7 @@ impl SqliteLog {
         let wake = Arc::new(wake);
         let ring = Arc::new(Ring::default());
         let (queue, requests) = mpsc::channel(SQLITE_WRITE_QUEUE_COUNT_MAX);
-        tokio::spawn(write_loop(writer.clone(), requests, Arc::clone(&wake), Arc::clone(&ring)));
+        spawn_writer(write_loop(writer.clone(), requests, Arc::clone(&wake), Arc::clone(&ring)))?;
         Ok(Self { inner: Arc::new(Inner { readers, writer, queue, wake, ring }) })
     }
 
@@ -306,6 +306,22 @@ async fn insert_imported(
     .bind(source_position(event))
     .fetch_one(conn)
     .await
+}
+
+/// Runs the writer on a thread of its own, with a single-threaded runtime. A group commit is
+/// about six round trips to the connection's thread; as a task of the shared runtime, the
+/// writer waited behind the phases' handlers for a worker at each one, and under load the
+/// commits (every append waits for one) took twice as long as their work.
+fn spawn_writer(writer: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Connect(sqlx::Error::Io(e)))?;
+    std::thread::Builder::new()
+        .name("pantheon-sqlite-writer".into())
+        .spawn(move || runtime.block_on(writer))
+        .map_err(|e| Error::Connect(sqlx::Error::Io(e)))?;
+    Ok(())
 }
 
 /// The writer task: takes every queued append (up to the group limits), commits them in one
