@@ -149,6 +149,22 @@ pub(crate) trait Source: Send + Sync + 'static {
     /// Events from `from` (inclusive) on, in position order.
     async fn read_page(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError>;
 
+    /// The events matching `filter` from `from` (inclusive) on, in position order (at most
+    /// `limit` of them), and the last position looked at (`from - 1` when the log holds
+    /// nothing from `from` on). This default reads every event and filters here; a backend
+    /// that can filter in its query overrides it.
+    async fn read_matching(
+        &self,
+        from: Position,
+        limit: usize,
+        filter: &Filter,
+    ) -> Result<(Vec<RecordedEvent>, Position), LogError> {
+        let page = self.read_page(from, limit).await?;
+        let scanned = page.last().map_or(from.saturating_sub(1), |event| event.position);
+        let matching = page.into_iter().filter(|e| filter.matches(&e.stream_id, &e.event_type)).collect();
+        Ok((matching, scanned))
+    }
+
     /// The highest recorded position, 0 for an empty log.
     async fn head(&self) -> Result<Position, LogError>;
 
@@ -318,20 +334,19 @@ impl Subscription for SqlSubscription {
                     }
                 }
                 None => {
-                    let page = self.source.read_page(self.cursor, limit).await?;
+                    let (events, scanned) =
+                        self.source.read_matching(self.cursor, limit, &self.filter).await?;
                     self.read_at = Some(Instant::now());
-                    if page.is_empty() {
+                    if scanned < self.cursor {
                         self.wait().await;
                         continue;
                     }
-                    for event in page {
+                    self.cursor = scanned.saturating_add(1);
+                    self.scanned = scanned;
+                    for event in events {
                         let position = event.position;
-                        self.cursor = position.saturating_add(1);
-                        self.scanned = position;
-                        if self.filter.matches(&event.stream_id, &event.event_type) {
-                            self.pending.insert(position, Pending { event, attempts: 0 });
-                            self.ready.push_back(position);
-                        }
+                        self.pending.insert(position, Pending { event, attempts: 0 });
+                        self.ready.push_back(position);
                     }
                 }
             }
