@@ -36,6 +36,13 @@ pub const HEADER_CAUSATION_ID: &str = "Pantheon-Causation-Id";
 pub const HEADER_CORRELATION_ID: &str = "Pantheon-Correlation-Id";
 /// The W3C trace context (optional).
 pub const HEADER_TRACEPARENT: &str = "traceparent";
+/// The JetStream sequence of the stream's previous event (absent on its first event). Each
+/// append is published with that sequence as the subject's expected last one, so the server
+/// has checked the link. A reader walks a stream back from its last event by getting known
+/// sequences, instead of asking for the subject's next message after a sequence, which
+/// nats-server 2.9 answers by scanning every message in between: a task's events lie
+/// thousands of messages apart when many tasks run at once.
+pub const HEADER_PREVIOUS_SEQUENCE: &str = "Pantheon-Previous-Sequence";
 /// On a dead letter: why the event was refused.
 pub const HEADER_DEAD_REASON: &str = "Pantheon-Dead-Reason";
 /// On a dead letter: the subject the event was published on.
@@ -94,6 +101,11 @@ pub fn event_headers(event: &NewEvent, version: Version) -> HeaderMap {
         headers.insert(HEADER_TRACEPARENT, traceparent.as_str());
     }
     headers
+}
+
+/// The sequence [`HEADER_PREVIOUS_SEQUENCE`] names, if the message has a valid one.
+pub fn previous_sequence_of(headers: &HeaderMap) -> Option<u64> {
+    header(headers, HEADER_PREVIOUS_SEQUENCE).and_then(|value| value.parse().ok()).filter(|&s| s > 0)
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

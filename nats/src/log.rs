@@ -23,7 +23,9 @@ use events::{
 use crate::config::{NatsLogConfig, REPLAY_BATCH_COUNT_MAX};
 use crate::error::{Error, ErrorKind, Result};
 use crate::group::NatsGroup;
-use crate::layout::{decode_event, event_headers, stream_subject, version_of};
+use crate::layout::{
+    HEADER_PREVIOUS_SEQUENCE, decode_event, event_headers, previous_sequence_of, stream_subject, version_of,
+};
 use crate::setup::{dead_letter_stream_config, ensure_stream, event_stream_config};
 use crate::subscription::NatsSubscription;
 
@@ -36,7 +38,8 @@ pub const STREAM_HEAD_CACHE_COUNT_MAX: usize = 16_384;
 /// create on the server).
 pub const DIRECT_READ_VERSION_COUNT_MAX: u64 = 16;
 
-/// How many times an append with [`ExpectedVersion::Any`] retries after losing a race.
+/// How many times an append tries again after losing a race ([`ExpectedVersion::Any`]) or
+/// finding a message that is not an event at the head of its stream.
 pub const APPEND_ANY_RETRY_COUNT_MAX: usize = 16;
 
 /// The last event of one stream: its version and its JetStream sequence.
@@ -187,18 +190,16 @@ impl NatsLog {
     }
 
     /// Asks the server for the last event of a stream: its head, and the event itself when it
-    /// is a valid one (the request returns it anyway).
-    async fn fetch_head_and_last(
-        &self,
-        stream_id: &StreamId,
-    ) -> Result<(Head, Option<RecordedEvent>), LogError> {
+    /// is a valid one (the request returns it anyway), with the sequence of the event before it.
+    async fn fetch_head_and_last(&self, stream_id: &StreamId) -> Result<(Head, Option<Linked>), LogError> {
         let subject = stream_subject(stream_id);
         match self.events.direct_get_last_for_subject(subject.as_str()).await {
             Ok(message) => match version_of(&message.headers) {
                 Ok(version) => {
                     let last =
                         decode_event(&subject, message.sequence, Some(&message.headers), &message.payload)
-                            .ok();
+                            .ok()
+                            .map(|event| Linked { event, previous: previous_sequence_of(&message.headers) });
                     Ok((Head { version, sequence: message.sequence }, last))
                 }
                 Err(reason) => {
@@ -270,9 +271,13 @@ impl NatsLog {
         version: Version,
         after_sequence: u64,
     ) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
+        let mut headers = event_headers(event, version);
+        if after_sequence > 0 {
+            headers.insert(HEADER_PREVIOUS_SEQUENCE, after_sequence.to_string().as_str());
+        }
         let message = PublishMessage::build()
             .payload(Bytes::copy_from_slice(&event.payload))
-            .headers(event_headers(event, version))
+            .headers(headers)
             .expected_last_subject_sequence(after_sequence);
         self.js.send_publish(subject.to_string(), message).await?.await
     }
@@ -287,6 +292,43 @@ impl NatsLog {
         version_of(&message.headers)
             .map(Some)
             .map_err(|reason| LogError::Corrupt { position: sequence, reason })
+    }
+
+    /// The events of `subject` from version `from` to `last`'s, read back from `last` along
+    /// the [`HEADER_PREVIOUS_SEQUENCE`] links, one direct get of a known sequence per event;
+    /// `None` when a link is missing or leads elsewhere (an event written before the links,
+    /// a foreign message, one removed by retention): the caller reads forward instead.
+    async fn read_back(
+        &self,
+        subject: &str,
+        from: Version,
+        last: Linked,
+    ) -> Result<Option<Vec<RecordedEvent>>, LogError> {
+        let mut previous = last.previous;
+        let mut events = vec![last.event];
+        while let Some(newest) = events.last()
+            && newest.version > from
+        {
+            let Some(sequence) = previous else { return Ok(None) };
+            let message = match self.events.direct_get(sequence).await {
+                Ok(message) => message,
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(backend(e)),
+            };
+            if message.subject.as_str() != subject {
+                return Ok(None);
+            }
+            let Ok(event) = decode_event(subject, sequence, Some(&message.headers), &message.payload) else {
+                return Ok(None);
+            };
+            if event.version + 1 != newest.version {
+                return Ok(None);
+            }
+            previous = previous_sequence_of(&message.headers);
+            events.push(event);
+        }
+        events.reverse();
+        Ok(Some(events))
     }
 
     /// Reads the events of `subject` from version `from` on, up to `limit`, stopping at
@@ -411,8 +453,11 @@ impl NatsLog {
                     Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                         self.remember_head(stream_id, None);
                         head = floored(self.fetch_head(stream_id).await?);
+                        // Lost a race (any version will do), or the stream's version is still
+                        // the one expected and only its last sequence moved (a message that is
+                        // not an event was published on the subject): try again after it.
                         if index == 0
-                            && matches!(expected, ExpectedVersion::Any)
+                            && (matches!(expected, ExpectedVersion::Any) || expected.admits(head.version))
                             && attempts < APPEND_ANY_RETRY_COUNT_MAX
                         {
                             continue 'attempt;
@@ -538,15 +583,19 @@ impl EventLog for NatsLog {
         }
         let (head, last) = self.fetch_head_and_last(stream_id).await?;
         self.remember_head(stream_id, Some(head));
+        let from = from.max(1);
         if head.version == 0 || head.version < from {
             return Ok(Vec::new());
         }
-        // Only the last event is asked for (a reader that folded the rest already): the head
-        // request brought it.
-        if let Some(last) = last.filter(|last| last.version == head.version && head.version == from.max(1)) {
-            return Ok(vec![last]);
+        let subject = stream_subject(stream_id);
+        if let Some(last) = last.filter(|last| last.event.version == head.version)
+            && head.version - from < DIRECT_READ_VERSION_COUNT_MAX
+            && let Some(mut events) = self.read_back(&subject, from, last).await?
+        {
+            events.truncate(limit);
+            return Ok(events);
         }
-        self.read_subject(&stream_subject(stream_id), from.max(1), limit, head).await
+        self.read_subject(&subject, from, limit, head).await
     }
 
     async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
@@ -611,6 +660,12 @@ impl EventLog for NatsLog {
 }
 
 /// Collects the events of one subject, checking that versions run without gaps.
+/// A stream's last event and the sequence of the one before it, if its message names one.
+struct Linked {
+    event: RecordedEvent,
+    previous: Option<u64>,
+}
+
 struct SubjectReader<'s> {
     subject: &'s str,
     from: Version,

@@ -53,6 +53,7 @@ fn asyncapi_names_every_event_schema_and_header() {
         layout::HEADER_CAUSATION_ID,
         layout::HEADER_CORRELATION_ID,
         layout::HEADER_TRACEPARENT,
+        layout::HEADER_PREVIOUS_SEQUENCE,
         layout::HEADER_DEAD_REASON,
         layout::HEADER_DEAD_SUBJECT,
         layout::HEADER_DEAD_SEQUENCE,
