@@ -24,8 +24,8 @@
 //! `pantheon.<category>.*`, everything on `pantheon.*.*`. Metadata travels in headers:
 //! `Nats-Msg-Id` (the event id), `Pantheon-Version`, `Pantheon-Event-Type`,
 //! `Pantheon-Schema-Version`, `Pantheon-Occurred-At-Ms`, `Pantheon-Emitter`, and optionally
-//! `Pantheon-Causation-Id`, `Pantheon-Correlation-Id`, `traceparent`. The payload is the
-//! event's MessagePack. Refused events go to `pantheon-dead.<subscription>` (stream
+//! `Pantheon-Causation-Id`, `Pantheon-Correlation-Id`, `traceparent`, and
+//! `Pantheon-Previous-Sequence` (below). The payload is the event's MessagePack. Refused events go to `pantheon-dead.<subscription>` (stream
 //! `PANTHEON_DEAD`), with `Pantheon-Dead-Reason`.
 //!
 //! # Concurrency control: why the type is not in the subject
@@ -43,6 +43,15 @@
 //! heads are cached ([`STREAM_HEAD_CACHE_COUNT_MAX`]) so an append is one round trip when the
 //! cache is right; a wrong cache costs one refused publish and one direct get, never a wrong
 //! write. Reads check the versions they return run without gaps (a pair assertion).
+//!
+//! The sequence each append expects is also written on the event as
+//! `Pantheon-Previous-Sequence`, a link to the stream's previous event that the server's check
+//! has vouched for. A stream is read back from its last event (one request for the last
+//! message of the subject) along those links, one direct get of a known sequence per event.
+//! Asking nats-server 2.9 for "the subject's next message after sequence N" instead makes it
+//! scan every message after N; when thousands of tasks run at once, a task's events lie
+//! thousands of messages apart, and those scans held the server at a full core. A stream
+//! whose links stop (events from another producer, a foreign message) is read forward.
 //!
 //! The price: a subscription filtered by event type receives every event of its categories
 //! and drops the other types client-side (acknowledging them). The layout
