@@ -289,7 +289,13 @@ fn bench_reports_levels_and_memory_rounds() {
         assert!(level["tasks_per_second"].as_f64().is_some_and(|t| t > 0.0), "{level}");
     }
     let memory = &report["in_flight"];
-    assert_eq!(memory["half"]["tasks"], 100, "{memory}");
-    assert_eq!(memory["full"]["tasks"], 200, "{memory}");
-    assert!(memory["full"]["rss_at_in_flight_max_bytes"].as_u64().is_some_and(|b| b > 0), "{memory}");
+    assert_eq!(memory["round"]["tasks"], 200, "{memory}");
+    assert_eq!(memory["double"]["tasks"], 400, "{memory}");
+    for round in ["round", "double"] {
+        assert!(memory[round]["rss_at_in_flight_max_bytes"].as_u64().is_some_and(|b| b > 0), "{memory}");
+        assert!(memory[round]["in_flight_max"].as_u64().is_some_and(|n| n > 0), "{memory}");
+        assert!(memory[round]["rss_warm_bytes"].as_u64().is_some_and(|b| b > 0), "{memory}");
+        assert!(memory[round]["rss_cold_bytes"].as_u64().is_some_and(|b| b > 0), "{memory}");
+    }
+    assert!(memory["rss_bytes_per_additional_in_flight_task"].is_number(), "{memory}");
 }

@@ -26,7 +26,8 @@ pub(crate) struct BenchArgs {
     /// Concurrency levels (comma-separated): tasks submitted and awaited at once.
     #[arg(long, value_delimiter = ',', default_values_t = vec![1, 64])]
     pub(crate) concurrency: Vec<usize>,
-    /// Tasks to put in flight at once for the memory measurement (0 to skip).
+    /// Tasks to put in flight at once for the memory measurement: a round of this many and a
+    /// round of twice as many, each in a fresh process (0 to skip).
     #[arg(long, default_value_t = 10_000)]
     pub(crate) in_flight: usize,
     /// Print JSON.
@@ -155,6 +156,10 @@ async fn run_level(
 /// about one task in seven (at most about 700 in flight); 512 take enough of the queue.
 const IN_FLIGHT_SUBMITTERS: usize = 512;
 
+/// How long a memory round lets the pipeline settle after its warm-up burst before it reads
+/// the RSS it counts the round's tasks against.
+const WARM_SETTLE_MS: u64 = 500;
+
 /// How often the memory measurement samples the RSS and the tasks in flight.
 const IN_FLIGHT_SAMPLE_MS: u64 = 20;
 
@@ -225,6 +230,9 @@ async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<s
         "rss_bytes_per_task": (grown / count.max(1) as f64).round(),
         "in_flight_max": in_flight_max,
         "rss_bytes_per_in_flight_task": (grown / in_flight_max.max(1) as f64).round(),
+        "rss_bytes_per_in_flight_task_at_most": (rss_at_most.saturating_sub(baseline) as f64
+            / in_flight_max.max(1) as f64)
+            .round(),
         "load_average": load_average(),
     }))
 }
@@ -272,7 +280,31 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     // Warm up: the first tasks pay for connections and caches.
     run_level(&runtime, 20.min(args.tasks), 4).await?;
     if let Some(count) = args.memory_round {
-        let round = run_in_flight(&runtime, count).await;
+        // The RSS of a pipeline that has started (scanners built, connections open) but has
+        // not been under load, then of one at rest after a first burst (a quarter of the
+        // round): the round's tasks are counted against the second, as a long-running `up`
+        // keeps its working memory (caches, read-ahead, the allocator's arenas) between bursts.
+        let cold = rss_bytes();
+        let warm = match run_in_flight(&runtime, (count / 4).max(1)).await {
+            Ok(_) => {
+                tokio::time::sleep(Duration::from_millis(WARM_SETTLE_MS)).await;
+                Ok(rss_bytes())
+            }
+            Err(e) => Err(e),
+        };
+        let round = match warm {
+            Ok(warm) => run_in_flight(&runtime, count).await.map(|mut round| {
+                round["rss_cold_bytes"] = cold.into();
+                round["rss_cold_mib"] = (cold / (1024 * 1024)).into();
+                round["rss_warm_bytes"] = warm.into();
+                let in_flight = round["in_flight_max"].as_f64().unwrap_or(0.0).max(1.0);
+                let at_most = round["rss_at_in_flight_max_bytes"].as_u64().unwrap_or(0);
+                round["rss_bytes_per_in_flight_task_over_cold"] =
+                    (at_most.saturating_sub(cold) as f64 / in_flight).round().into();
+                round
+            }),
+            Err(e) => Err(e),
+        };
         if let Ok(runtime) = Arc::try_unwrap(runtime) {
             runtime.shutdown().await;
         }
@@ -305,25 +337,29 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("bench runtime still shared at exit"),
     }
     let memory = if args.in_flight > 0 {
-        // Two rounds, half the tasks then all of them: the caches that fill under any load
-        // (the subscription ring, SQLite's page caches, the fold cache, the allocator's
-        // arenas) are in both peaks, so the difference between the peaks over the difference
-        // in tasks in flight is what one more task in flight costs.
-        // Each round runs in a process of its own, started for it: a round run after another
-        // found the allocator holding what the first one freed, and the difference between
-        // the rounds swung by several KB per task from one run to the next.
-        let half = memory_round(given_database.as_deref(), &args.backend, (args.in_flight / 2).max(1))?;
-        let full = memory_round(given_database.as_deref(), &args.backend, args.in_flight)?;
-        for memory in [&half, &full] {
+        // Two rounds, `--in-flight` tasks and then twice as many, each in a process of its own
+        // started for it (a round run after another found the allocator holding what the first
+        // one freed). What a busy pipeline uses whatever its backlog (handlers at work in each
+        // phase, read-ahead, the subscription ring, the fold cache, SQLite's page caches, the
+        // allocator's working set) is in both rounds, so the difference between them over the
+        // difference in tasks in flight is what one more task in flight costs. Between two
+        // rounds of the same size the RSS at the most in flight varies by a few MiB, which is
+        // why the second round is twice the first rather than a little larger.
+        let round = memory_round(given_database.as_deref(), &args.backend, args.in_flight)?;
+        let double =
+            memory_round(given_database.as_deref(), &args.backend, args.in_flight.saturating_mul(2))?;
+        for memory in [&round, &double] {
             if !args.json {
                 out!(
-                    "{} tasks submitted: RSS {} MiB → peak {} MiB, {} bytes per task; at most {} in flight at once, {} bytes each (submitted in {} s, all done in {} s, load {})",
+                    "{} tasks submitted at once: RSS {} MiB before any load, {} MiB at rest after a first burst, {} MiB with the most in flight ({}), peak {} MiB; per task in flight: {} bytes over the RSS at rest, {} over the RSS before any load (submitted in {} s, all done in {} s, load {})",
                     memory["tasks"],
+                    memory["rss_cold_mib"],
                     memory["rss_baseline_mib"],
-                    memory["rss_peak_mib"],
-                    memory["rss_bytes_per_task"],
+                    memory["rss_at_in_flight_max_mib"],
                     memory["in_flight_max"],
-                    memory["rss_bytes_per_in_flight_task"],
+                    memory["rss_peak_mib"],
+                    memory["rss_bytes_per_in_flight_task_at_most"],
+                    memory["rss_bytes_per_in_flight_task_over_cold"],
                     memory["submitted_in_seconds"],
                     memory["drained_in_seconds"],
                     memory["load_average"]
@@ -332,11 +368,11 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         }
         let bytes = |m: &serde_json::Value, key: &str| m[key].as_f64().unwrap_or(0.0);
         let in_flight = |m: &serde_json::Value| m["in_flight_max"].as_f64().unwrap_or(0.0);
-        let more_tasks = in_flight(&full) - in_flight(&half);
+        let more_tasks = in_flight(&double) - in_flight(&round);
         // What one more task in flight costs, from the RSS when the most were in flight, and
         // from the peaks (which add the working memory of the drain that follows).
         let marginal = |key: &str| {
-            (more_tasks >= 1.0).then(|| ((bytes(&full, key) - bytes(&half, key)) / more_tasks).round())
+            (more_tasks >= 1.0).then(|| ((bytes(&double, key) - bytes(&round, key)) / more_tasks).round())
         };
         let at_most = marginal("rss_at_in_flight_max_bytes");
         let by_peak = marginal("rss_peak_bytes");
@@ -349,18 +385,18 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
             out!(
                 "RSS per additional task in flight: {} ({} → {} MiB for {} → {} in flight); from the peaks: {} ({} → {} MiB)",
                 shown(at_most),
-                half["rss_at_in_flight_max_mib"],
-                full["rss_at_in_flight_max_mib"],
-                in_flight(&half),
-                in_flight(&full),
+                round["rss_at_in_flight_max_mib"],
+                double["rss_at_in_flight_max_mib"],
+                in_flight(&round),
+                in_flight(&double),
                 shown(by_peak),
-                half["rss_peak_mib"],
-                full["rss_peak_mib"]
+                round["rss_peak_mib"],
+                double["rss_peak_mib"]
             );
         }
         Some(serde_json::json!({
-            "half": half,
-            "full": full,
+            "round": round,
+            "double": double,
             "rss_bytes_per_additional_in_flight_task": at_most,
             "rss_bytes_per_additional_in_flight_task_from_peaks": by_peak,
         }))
