@@ -77,7 +77,7 @@ pub use phase::{
     CONFLICT_RETRY_COUNT_MAX, PHASE_DRAIN_MS_MAX, PHASE_IN_FLIGHT_MAX, PhaseMsg, PhaseState,
     TASK_CACHE_COUNT_MAX,
 };
-pub use registry::Registry;
+pub use registry::{AGENT_CONFIRM_MS, REGISTRY_REFRESH_MS, Registry};
 pub use retry::{RETRY_BACKOFF_MS_BASE, RETRY_BACKOFF_MS_MAX};
 pub use runtime::{
     DRAIN_MS_DEFAULT, DRAIN_SETTLE_MS_MAX, HostedAgent, PHASES_GROUP, Runtime, RuntimeOptions,

@@ -33,6 +33,8 @@
 //! time and stays unacknowledged until then, so the wait survives restarts) up to the task's
 //! deadline.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use events::task::{
     AgentSelected, CandidateScore, FailureCode, NoAgentAvailable, TaskEvent, TaskFailed, TaskStatus,
@@ -41,7 +43,7 @@ use events::{AgentId, AgentStatus, DomainEvent, RecordedEvent, TaskId, now_ms};
 
 use crate::error::Result;
 use crate::phase::{Ctx, Handled, Loaded, Output, Phase, decide_and_append, sleep_until_ms};
-use crate::registry::Registry;
+use crate::registry::{AGENT_CONFIRM_MS, Registry};
 use crate::standing::Standing;
 
 /// Candidates whose score breakdown `agent_selected` records.
@@ -252,6 +254,18 @@ impl Phase for Matching {
             && !sleep_until_ms(ctx, at).await
         {
             return Ok(Handled::Interrupted);
+        }
+        // Another process may have suspended or retired an agent since the registry view last
+        // followed the log: read the streams of the agents offering the capability first.
+        if let Some(task_id) = crate::phase::task_id_of(&input.stream_id)
+            && let Ok(loaded) = crate::phase::load_task_cached(ctx, task_id).await
+            && let Some(spec) = loaded.state.spec()
+            && let Err(error) = ctx
+                .registry
+                .confirm_agents(ctx.log.as_ref(), &spec.capability, Duration::from_millis(AGENT_CONFIRM_MS))
+                .await
+        {
+            tracing::warn!(%error, "the agents could not be confirmed; matching on the registry view");
         }
         decide_and_append(ctx, input, self.name(), |loaded| Self::decide(ctx, input, loaded)).await
     }

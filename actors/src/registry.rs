@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use events::agent::{
     AgentEvent, AgentRegistered, AgentReinstated, AgentRetired, AgentSuspended, AgentTransport,
@@ -17,7 +18,7 @@ use events::agent::{
 use events::task::TaskEvent;
 use events::{
     AgentId, AgentState, AgentStatus, Aggregate, DomainEvent, EventId, EventLog, ExpectedVersion, KeyPair,
-    LogError, Metadata, Passport, Position, RecordedEvent, SignedPassport, StreamId, TaskId, now_ms,
+    LogError, Metadata, Passport, Position, RecordedEvent, SignedPassport, StreamId, TaskId, Version, now_ms,
 };
 
 use crate::error::{Error, Result};
@@ -27,6 +28,11 @@ use crate::error::{Error, Result};
 /// pipeline's throughput over every second. Screening looks at once before refusing a
 /// capability the view does not know.
 pub const REGISTRY_REFRESH_MS: u64 = 1_000;
+
+/// How long matching takes its view of an agent's stream as current before reading the stream
+/// again ([`Registry::confirm_agents`]): an agent suspended or retired by another process is
+/// no longer chosen from about this long after, instead of up to [`REGISTRY_REFRESH_MS`].
+pub const AGENT_CONFIRM_MS: u64 = 100;
 
 /// Recent finished tasks remembered per capability, for the context phase.
 pub const RECENT_TASKS_PER_CAPABILITY_MAX: usize = 32;
@@ -95,6 +101,12 @@ struct Open {
 #[derive(Debug, Default)]
 struct View {
     agents: BTreeMap<AgentId, AgentState>,
+    /// The last version of each agent's stream the view has taken (applied, or refused by
+    /// the agent's state machine): events reach the view both from the whole log, in order,
+    /// and from one agent's stream ([`Registry::confirm_agents`]), and each is taken once.
+    agent_versions: HashMap<AgentId, Version>,
+    /// When each agent's stream was last read on its own, for [`Registry::confirm_agents`].
+    confirmed_at: HashMap<AgentId, Instant>,
     stats: HashMap<AgentId, AgentStats>,
     open: HashMap<TaskId, Open>,
     recent: HashMap<String, VecDeque<RecentTask>>,
@@ -121,8 +133,13 @@ impl View {
     fn apply(&mut self, event: &RecordedEvent) {
         match event.stream_id.category() {
             "agent" => {
-                let Ok(decoded) = AgentEvent::from_recorded(event) else { return };
                 let Ok(id) = AgentId::new(event.stream_id.entity_id()) else { return };
+                let taken = self.agent_versions.entry(id.clone()).or_insert(0);
+                if event.version <= *taken {
+                    return;
+                }
+                *taken = event.version;
+                let Ok(decoded) = AgentEvent::from_recorded(event) else { return };
                 let state = self.agents.entry(id).or_default();
                 let _ = state.apply(&decoded);
             }
@@ -239,6 +256,45 @@ impl Registry {
             }
         }
         Ok(total)
+    }
+
+    /// Reads the stream of each agent offering `capability` that is not retired and was not
+    /// read on its own within `max_age`, and takes what it finds. The whole view follows the
+    /// log every [`REGISTRY_REFRESH_MS`]; matching calls this first, so that an agent
+    /// another process suspended or retired a moment ago is not chosen. One short read per
+    /// such agent (a query on SQL, a last-message request on JetStream).
+    pub async fn confirm_agents(
+        &self,
+        log: &dyn EventLog,
+        capability: &str,
+        max_age: Duration,
+    ) -> Result<(), LogError> {
+        let due: Vec<(AgentId, Version)> = match self.view.read() {
+            Ok(view) => view
+                .agents
+                .iter()
+                .filter(|(_, a)| matches!(a.status, AgentStatus::Active | AgentStatus::Suspended))
+                .filter(|(_, a)| {
+                    a.registration
+                        .as_ref()
+                        .is_some_and(|r| r.passport.passport.capabilities.iter().any(|c| c == capability))
+                })
+                .filter(|(id, _)| view.confirmed_at.get(*id).is_none_or(|at| at.elapsed() >= max_age))
+                .map(|(id, _)| (id.clone(), view.agent_versions.get(id).copied().unwrap_or(0)))
+                .collect(),
+            Err(_) => return Ok(()),
+        };
+        for (agent, taken) in due {
+            let read_at = Instant::now();
+            let events = log.read_stream(&StreamId::agent(&agent), taken + 1, REFRESH_PAGE_COUNT).await?;
+            if let Ok(mut view) = self.view.write() {
+                for event in &events {
+                    view.apply(event);
+                }
+                view.confirmed_at.insert(agent, read_at);
+            }
+        }
+        Ok(())
     }
 
     /// Whether a registered agent that is not retired offers `capability` (a suspended one

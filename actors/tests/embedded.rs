@@ -415,3 +415,43 @@ async fn an_attempt_whose_deadline_passed_while_stopped_is_not_the_agents_failur
     assert_eq!(tally.get("execution_failed"), Some(&1), "{tally:?}");
     runtime.shutdown().await;
 }
+
+/// An agent retired by another process (here: straight on the log, which this runtime's
+/// registry view follows only every second) is no longer matched once matching's confirmation
+/// of it has aged, long before the view's next look; a suspended one neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_changed_elsewhere_is_not_matched_by_a_stale_view() {
+    let (_dir, log) = sqlite_log().await;
+    let key = Arc::new(KeyPair::generate());
+    let runtime = start(sqlite_options(Arc::clone(&log), key)).await;
+    let echo = events::AgentId::new("echo").unwrap();
+    let task = runtime.submit(TaskSpec::new("echo", "before")).await.unwrap();
+    assert_eq!(runtime.wait_final(task, WAIT).await.unwrap().status, TaskStatus::Completed);
+
+    for (action, reason) in [
+        (actors::registry::AgentAction::Suspend, "maintenance"),
+        (actors::registry::AgentAction::Reinstate, "back"),
+        (actors::registry::AgentAction::Retire, "replaced"),
+    ] {
+        tokio::time::sleep(Duration::from_millis(actors::AGENT_CONFIRM_MS + 50)).await;
+        actors::registry::change_agent(log.as_ref(), &echo, action, "elsewhere", reason).await.unwrap();
+        if action == actors::registry::AgentAction::Reinstate {
+            continue;
+        }
+        let mut spec = TaskSpec::new("echo", "after");
+        spec.timeout_ms = 600;
+        let task = runtime.submit(spec).await.unwrap();
+        let state = runtime.wait_final(task, WAIT).await.unwrap();
+        // Not matched: it waits for an agent until its deadline, or, when the view's own look
+        // came first and knows no agent offering the capability any more, it is refused.
+        let reason = state.end_reason.clone().unwrap_or_default();
+        match state.status {
+            TaskStatus::Failed => assert!(reason.contains("no agent offering"), "{state:?}"),
+            TaskStatus::Rejected if action == actors::registry::AgentAction::Retire => {}
+            _ => panic!("{action:?}: {state:?}"),
+        }
+        let tally = counts(log.as_ref(), task).await;
+        assert_eq!(tally.get("agent_selected"), None, "{action:?}: {tally:?}");
+    }
+    runtime.shutdown().await;
+}
