@@ -40,6 +40,10 @@ pub const RECENT_TASKS_PER_CAPABILITY_MAX: usize = 32;
 /// Events read per page while refreshing.
 const REFRESH_PAGE_COUNT: usize = 1_000;
 
+/// Events of one agent's stream read at a time by [`Registry::confirm_agents`]: usually none
+/// is new.
+const AGENT_READ_PAGE_COUNT: usize = 64;
+
 /// How long a passport issued at registration is valid.
 pub const PASSPORT_VALIDITY_MS: i64 = 365 * 24 * 3_600 * 1_000;
 
@@ -118,6 +122,9 @@ struct View {
 #[derive(Debug, Default)]
 pub struct Registry {
     view: RwLock<View>,
+    /// Held while agents' streams are read for [`Registry::confirm_agents`], so that the
+    /// handlers that find the same agents due at once read them once, not each.
+    confirming: tokio::sync::Mutex<()>,
     in_flight: Mutex<HashMap<AgentId, u32>>,
 }
 
@@ -269,7 +276,36 @@ impl Registry {
         capability: &str,
         max_age: Duration,
     ) -> Result<(), LogError> {
-        let due: Vec<(AgentId, Version)> = match self.view.read() {
+        let due = self.due_agents(capability, max_age);
+        if due.is_empty() {
+            return Ok(());
+        }
+        let _confirming = self.confirming.lock().await;
+        // Another handler may have read them while this one waited.
+        for agent in self.due_agents(capability, max_age) {
+            loop {
+                let taken =
+                    self.view.read().map_or(0, |v| v.agent_versions.get(&agent).copied().unwrap_or(0));
+                let read_at = Instant::now();
+                let events =
+                    log.read_stream(&StreamId::agent(&agent), taken + 1, AGENT_READ_PAGE_COUNT).await?;
+                let Ok(mut view) = self.view.write() else { return Ok(()) };
+                for event in &events {
+                    view.apply(event);
+                }
+                if events.len() < AGENT_READ_PAGE_COUNT {
+                    view.confirmed_at.insert(agent, read_at);
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The agents offering `capability`, not retired, whose streams were not read on their own
+    /// within `max_age`.
+    fn due_agents(&self, capability: &str, max_age: Duration) -> Vec<AgentId> {
+        match self.view.read() {
             Ok(view) => view
                 .agents
                 .iter()
@@ -280,21 +316,10 @@ impl Registry {
                         .is_some_and(|r| r.passport.passport.capabilities.iter().any(|c| c == capability))
                 })
                 .filter(|(id, _)| view.confirmed_at.get(*id).is_none_or(|at| at.elapsed() >= max_age))
-                .map(|(id, _)| (id.clone(), view.agent_versions.get(id).copied().unwrap_or(0)))
+                .map(|(id, _)| id.clone())
                 .collect(),
-            Err(_) => return Ok(()),
-        };
-        for (agent, taken) in due {
-            let read_at = Instant::now();
-            let events = log.read_stream(&StreamId::agent(&agent), taken + 1, REFRESH_PAGE_COUNT).await?;
-            if let Ok(mut view) = self.view.write() {
-                for event in &events {
-                    view.apply(event);
-                }
-                view.confirmed_at.insert(agent, read_at);
-            }
+            Err(_) => Vec::new(),
         }
-        Ok(())
     }
 
     /// Whether a registered agent that is not retired offers `capability` (a suspended one

@@ -258,7 +258,9 @@ impl EventLog for ArchivedLog {
             return Ok(live);
         }
         // JetStream lacks versions from..first_live: read them from the archive.
-        let mut out = Vec::with_capacity(limit.min(REPLAY_PAGE_COUNT_MAX));
+        // Grown as pages come: most calls find nothing to add (a reader asking whether a stream
+        // has anything new), and many run at once.
+        let mut out = Vec::new();
         let mut next = from.max(1);
         while out.len() < limit && first_live.is_none_or(|v| next < v) {
             let page = self.archive.read_stream(stream_id, next, limit - out.len()).await?;
