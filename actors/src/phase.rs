@@ -69,7 +69,8 @@ pub const TASK_CACHE_COUNT_MAX: usize = 1_024;
 /// events recorded after the cached version instead of the whole stream. Only an
 /// optimisation: a cached fold is always the fold of the log's first `version` events (it is
 /// stored after a read, or after an append that expected exactly that version), and every
-/// append still expects the version its decision was made on. Finished tasks are evicted.
+/// append still expects the version its decision was made on. The least recently first
+/// stored entries go first, finished or not.
 #[derive(Debug, Default)]
 pub(crate) struct TaskCache {
     inner: Mutex<CacheInner>,
@@ -80,7 +81,7 @@ struct CacheInner {
     /// Shared, so that a look at the cache copies nothing (a fold holds the task's spec,
     /// envelope and result).
     entries: HashMap<TaskId, Arc<Loaded>>,
-    /// Ids in the order they were first stored (may name entries gone since).
+    /// Ids in the order they were first stored: the entries' keys, oldest first.
     order: VecDeque<TaskId>,
 }
 
@@ -89,13 +90,12 @@ impl TaskCache {
         self.inner.lock().ok().and_then(|inner| inner.entries.get(&task_id).cloned())
     }
 
-    /// Keeps `loaded` unless the cache holds a later version of the task; forgets a finished
-    /// task.
+    /// Keeps `loaded` unless the cache holds a later version of the task. A finished task is
+    /// kept too (until it is the oldest stored): when it was dropped instead, a
+    /// handler still holding an earlier fold of it (a redelivered input) could store that
+    /// fold after the end, and a waiter that looked then found the task unfinished and slept
+    /// a second before reading the log.
     fn put(&self, loaded: &Arc<Loaded>) {
-        if loaded.is_final() {
-            self.forget(loaded.task_id);
-            return;
-        }
         let Ok(mut inner) = self.inner.lock() else { return };
         let inner = &mut *inner;
         match inner.entries.get_mut(&loaded.task_id) {
@@ -111,19 +111,7 @@ impl TaskCache {
                 }
                 inner.entries.insert(loaded.task_id, Arc::clone(loaded));
                 inner.order.push_back(loaded.task_id);
-                // Ids of evicted (finished) tasks linger in `order`: sweep them now and then so
-                // it stays bounded too.
-                if inner.order.len() >= 2 * TASK_CACHE_COUNT_MAX {
-                    let entries = &inner.entries;
-                    inner.order.retain(|id| entries.contains_key(id));
-                }
             }
-        }
-    }
-
-    fn forget(&self, task_id: TaskId) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.entries.remove(&task_id);
         }
     }
 }
@@ -749,5 +737,48 @@ async fn settle(
             tracing::error!(phase, position, %error, "handler failed; input skipped");
             sub.ack(position).await.map_err(|e| e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use events::task::TaskStatus;
+
+    use super::*;
+
+    fn fold(task_id: TaskId, version: Version, status: TaskStatus) -> Arc<Loaded> {
+        let mut loaded = Loaded::empty(task_id, StreamId::task(task_id), 0);
+        loaded.version = version;
+        loaded.state.status = status;
+        Arc::new(loaded)
+    }
+
+    #[test]
+    fn a_finished_task_is_not_displaced_by_an_earlier_fold() {
+        let cache = TaskCache::default();
+        let task = TaskId::new();
+        cache.put(&fold(task, 9, TaskStatus::Completed));
+        cache.put(&fold(task, 5, TaskStatus::Running));
+        let cached = cache.get(task).expect("kept");
+        assert_eq!(cached.version, 9);
+        assert!(cached.is_final());
+    }
+
+    #[test]
+    fn the_oldest_stored_entries_go_first_and_the_cache_stays_bounded() {
+        let cache = TaskCache::default();
+        let tasks: Vec<TaskId> = (0..TASK_CACHE_COUNT_MAX + 10).map(|_| TaskId::new()).collect();
+        for (i, task) in tasks.iter().enumerate() {
+            let status = if i % 2 == 0 { TaskStatus::Completed } else { TaskStatus::Running };
+            cache.put(&fold(*task, 3, status));
+            // A later version of an entry already stored replaces it in place.
+            cache.put(&fold(*task, 4, status));
+        }
+        let inner = cache.inner.lock().unwrap();
+        assert_eq!(inner.entries.len(), TASK_CACHE_COUNT_MAX);
+        assert_eq!(inner.order.len(), TASK_CACHE_COUNT_MAX);
+        drop(inner);
+        assert!(tasks[..10].iter().all(|t| cache.get(*t).is_none()));
+        assert!(tasks[10..].iter().all(|t| cache.get(*t).is_some_and(|l| l.version == 4)));
     }
 }
