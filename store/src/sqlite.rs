@@ -47,7 +47,7 @@ use crate::record::{
     self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, source_position,
     source_position_taken, to_sql,
 };
-use crate::subscription::{Ring, Source, SqlGroup, SqlSubscription};
+use crate::subscription::{Ring, Source, SqlGroup, SqlSubscription, matching_in};
 use crate::{Error, ImportOutcome, Result};
 
 // Every `LIMIT` below is `LIMIT CAST(? AS INTEGER)`, never `LIMIT ?`: SQLite marks a statement
@@ -962,10 +962,7 @@ impl Source for Inner {
         filter: &Filter,
     ) -> Result<(Vec<RecordedEvent>, Position), LogError> {
         if filter.event_types.is_empty() || filter.event_types.len() > STATEMENT_PARAMETER_COUNT_MAX / 2 {
-            let page = self.read_page(from, limit).await?;
-            let scanned = page.last().map_or(from.saturating_sub(1), |event| event.position);
-            let matching = page.into_iter().filter(|e| filter.matches(&e.stream_id, &e.event_type)).collect();
-            return Ok((matching, scanned));
+            return Ok(matching_in(self.read_page(from, limit).await?, from, filter));
         }
         let head = self.head().await?;
         if head < from {

@@ -143,6 +143,18 @@ impl Ring {
     }
 }
 
+/// The events of `page` (read from `from` on) that match `filter`, and the last position the
+/// page covers (`from - 1` for an empty page).
+pub(crate) fn matching_in(
+    page: Vec<RecordedEvent>,
+    from: Position,
+    filter: &Filter,
+) -> (Vec<RecordedEvent>, Position) {
+    let scanned = page.last().map_or(from.saturating_sub(1), |event| event.position);
+    let matching = page.into_iter().filter(|e| filter.matches(&e.stream_id, &e.event_type)).collect();
+    (matching, scanned)
+}
+
 /// What a subscription needs from its backend.
 #[async_trait]
 pub(crate) trait Source: Send + Sync + 'static {
@@ -159,10 +171,7 @@ pub(crate) trait Source: Send + Sync + 'static {
         limit: usize,
         filter: &Filter,
     ) -> Result<(Vec<RecordedEvent>, Position), LogError> {
-        let page = self.read_page(from, limit).await?;
-        let scanned = page.last().map_or(from.saturating_sub(1), |event| event.position);
-        let matching = page.into_iter().filter(|e| filter.matches(&e.stream_id, &e.event_type)).collect();
-        Ok((matching, scanned))
+        Ok(matching_in(self.read_page(from, limit).await?, from, filter))
     }
 
     /// The highest recorded position, 0 for an empty log.
