@@ -6,6 +6,9 @@
 //! have spare capacity, that are not excluded for the task (an earlier attempt failed on them)
 //! and — when the runtime has a read model — that the health projection calls selectable
 //! (`unhealthy` agents, and `half_open` ones whose trial is already running, are left out).
+//! The registry view follows the log every second; before choosing, matching reads the streams
+//! of the agents offering the capability (each at most every [`AGENT_CONFIRM_MS`]), so that an
+//! agent another process suspended or retired a moment ago is not chosen.
 //!
 //! # The score
 //! ```text
