@@ -58,7 +58,7 @@ const TASK_READ_PAGE_COUNT: usize = 1_000;
 /// (reopening its subscription).
 const LOG_FAILURE_COUNT_MAX: u32 = 8;
 
-/// The most folded tasks kept by a process's [`TaskCache`]. A folded task takes a few KiB
+/// The most folded tasks kept by a process's task cache. A folded task takes a few KiB
 /// (spec, envelope, result), so the cache stays under a few MiB whatever the number of tasks
 /// in flight; 1,024 is many times the tasks the phases work on at once at the benchmark's
 /// concurrency (64). Past it, the least recently stored entries go and are read from the log

@@ -2,7 +2,7 @@
 //!
 //! Screening of text at the ingress and egress of the pipeline (the seed's "Warden"):
 //! prompt-injection detection, secret and personal-data detection, and the policy that blocks,
-//! redacts or flags what was found. Pure computation: no I/O except [`bench`], which reads
+//! redacts or flags what was found. Pure computation: no I/O except [`bench`](mod@bench), which reads
 //! labelled corpora from a directory.
 //!
 //! ```
@@ -35,7 +35,7 @@
 //! - `decode`: base64, hex, URL-encoding and rot13 layers; decoded layers are scanned for
 //!   injection, secrets and personal data (a finding inside one spans the whole encoded run).
 //! - `sensitive`, `checksum`: secret and PII rules and their check-digit validators.
-//! - [`bench`]: labelled corpora, generated sets and the precision/recall/FPR/throughput table.
+//! - [`bench`](mod@bench): labelled corpora, generated sets and the precision/recall/FPR/throughput table.
 //! - `error`: [`Error`].
 //!
 //! # Limits

@@ -912,7 +912,7 @@ impl EventLog for SqliteLog {
     }
 
     /// Members are subscriptions of their own, named as the members, that acknowledge
-    /// without waiting for the commit ([`crate::subscription::SqlGroup`]).
+    /// without waiting for the commit (`subscription::SqlGroup`).
     async fn subscribe_group(
         &self,
         name: &str,

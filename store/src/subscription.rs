@@ -45,12 +45,12 @@ pub const SUBSCRIPTION_PENDING_COUNT_MAX: usize = 1_024;
 /// Events read from the log per query.
 const SUBSCRIPTION_PAGE_COUNT: usize = 256;
 
-/// The most events a [`Ring`] keeps: a few seconds of the pipeline at full speed (about ten
+/// The most events a `Ring` keeps: a few seconds of the pipeline at full speed (about ten
 /// events per task), so a subscription that falls behind by less than that still reads from
 /// memory; one that falls further behind reads the database, as without the ring.
 pub const SUBSCRIPTION_RING_COUNT_MAX: usize = 8_192;
 
-/// The most payload and metadata bytes a [`Ring`] keeps, whatever the count: events may be up
+/// The most payload and metadata bytes a `Ring` keeps, whatever the count: events may be up
 /// to 512 KiB each, and the ring must stay a small, fixed part of the process's memory.
 pub const SUBSCRIPTION_RING_BYTES_MAX: usize = 16 * 1024 * 1024;
 
