@@ -136,6 +136,15 @@ fn words_of(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether `agent` is registered, not retired, and offers `capability`.
+fn offered_by(agent: &AgentState, capability: &str) -> bool {
+    matches!(agent.status, AgentStatus::Active | AgentStatus::Suspended)
+        && agent
+            .registration
+            .as_ref()
+            .is_some_and(|r| r.passport.passport.capabilities.iter().any(|c| c == capability))
+}
+
 impl View {
     fn apply(&mut self, event: &RecordedEvent) {
         match event.stream_id.category() {
@@ -309,12 +318,7 @@ impl Registry {
             Ok(view) => view
                 .agents
                 .iter()
-                .filter(|(_, a)| matches!(a.status, AgentStatus::Active | AgentStatus::Suspended))
-                .filter(|(_, a)| {
-                    a.registration
-                        .as_ref()
-                        .is_some_and(|r| r.passport.passport.capabilities.iter().any(|c| c == capability))
-                })
+                .filter(|(_, a)| offered_by(a, capability))
                 .filter(|(id, _)| view.confirmed_at.get(*id).is_none_or(|at| at.elapsed() >= max_age))
                 .map(|(id, _)| id.clone())
                 .collect(),
@@ -325,14 +329,7 @@ impl Registry {
     /// Whether a registered agent that is not retired offers `capability` (a suspended one
     /// counts: the task waits for it rather than being refused).
     pub fn offers(&self, capability: &str) -> bool {
-        self.view.read().is_ok_and(|v| {
-            v.agents.values().any(|a| {
-                matches!(a.status, AgentStatus::Active | AgentStatus::Suspended)
-                    && a.registration
-                        .as_ref()
-                        .is_some_and(|r| r.passport.passport.capabilities.iter().any(|c| c == capability))
-            })
-        })
+        self.view.read().is_ok_and(|v| v.agents.values().any(|a| offered_by(a, capability)))
     }
 
     /// Every capability an active agent offers, sorted.

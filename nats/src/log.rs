@@ -33,9 +33,10 @@ use crate::subscription::NatsSubscription;
 /// look-up before each append. The cache is only a hint: the server checks every append.
 pub const STREAM_HEAD_CACHE_COUNT_MAX: usize = 16_384;
 
-/// Streams of at most this many events are read by direct gets, one request per event;
-/// longer ones through an ordered consumer (one request for many events, but a consumer to
-/// create on the server).
+/// Reads of at most this many events are done by direct gets, one request per event (back
+/// along the previous-sequence links, or forward through a stream of at most this many events
+/// without them); longer ones through an ordered consumer (one request for many events, but a
+/// consumer to create on the server).
 pub const DIRECT_READ_VERSION_COUNT_MAX: u64 = 16;
 
 /// How many times an append tries again after losing a race ([`ExpectedVersion::Any`]) or

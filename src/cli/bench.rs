@@ -237,6 +237,27 @@ async fn run_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<s
     }))
 }
 
+/// One memory round: the RSS of a pipeline that has started (scanners built, connections
+/// open) but has not been under load, then of one at rest after a first burst (a quarter of
+/// the round), then the round itself. Its tasks are counted against the RSS at rest, as a
+/// long-running `up` keeps its working memory (caches, read-ahead, the allocator's arenas)
+/// between bursts; the RSS before any load is reported beside it.
+async fn warm_then_in_flight(runtime: &Arc<Runtime>, count: usize) -> anyhow::Result<serde_json::Value> {
+    let cold = rss_bytes();
+    run_in_flight(runtime, (count / 4).max(1)).await?;
+    tokio::time::sleep(Duration::from_millis(WARM_SETTLE_MS)).await;
+    let warm = rss_bytes();
+    let mut round = run_in_flight(runtime, count).await?;
+    round["rss_cold_bytes"] = cold.into();
+    round["rss_cold_mib"] = (cold / (1024 * 1024)).into();
+    round["rss_warm_bytes"] = warm.into();
+    let in_flight = round["in_flight_max"].as_f64().unwrap_or(0.0).max(1.0);
+    let at_most = round["rss_at_in_flight_max_bytes"].as_u64().unwrap_or(0);
+    round["rss_bytes_per_in_flight_task_over_cold"] =
+        (at_most.saturating_sub(cold) as f64 / in_flight).round().into();
+    Ok(round)
+}
+
 pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(BenchCommand::Scan(scan)) = &args.command {
         return run_scan(scan);
@@ -280,31 +301,7 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     // Warm up: the first tasks pay for connections and caches.
     run_level(&runtime, 20.min(args.tasks), 4).await?;
     if let Some(count) = args.memory_round {
-        // The RSS of a pipeline that has started (scanners built, connections open) but has
-        // not been under load, then of one at rest after a first burst (a quarter of the
-        // round): the round's tasks are counted against the second, as a long-running `up`
-        // keeps its working memory (caches, read-ahead, the allocator's arenas) between bursts.
-        let cold = rss_bytes();
-        let warm = match run_in_flight(&runtime, (count / 4).max(1)).await {
-            Ok(_) => {
-                tokio::time::sleep(Duration::from_millis(WARM_SETTLE_MS)).await;
-                Ok(rss_bytes())
-            }
-            Err(e) => Err(e),
-        };
-        let round = match warm {
-            Ok(warm) => run_in_flight(&runtime, count).await.map(|mut round| {
-                round["rss_cold_bytes"] = cold.into();
-                round["rss_cold_mib"] = (cold / (1024 * 1024)).into();
-                round["rss_warm_bytes"] = warm.into();
-                let in_flight = round["in_flight_max"].as_f64().unwrap_or(0.0).max(1.0);
-                let at_most = round["rss_at_in_flight_max_bytes"].as_u64().unwrap_or(0);
-                round["rss_bytes_per_in_flight_task_over_cold"] =
-                    (at_most.saturating_sub(cold) as f64 / in_flight).round().into();
-                round
-            }),
-            Err(e) => Err(e),
-        };
+        let round = warm_then_in_flight(&runtime, count).await;
         if let Ok(runtime) = Arc::try_unwrap(runtime) {
             runtime.shutdown().await;
         }

@@ -313,14 +313,12 @@ async fn insert_imported(
 /// writer waited behind the phases' handlers for a worker at each one, and under load the
 /// commits (every append waits for one) took twice as long as their work.
 fn spawn_writer(writer: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Connect(sqlx::Error::Io(e)))?;
+    let failed = |e| Error::Connect(sqlx::Error::Io(e));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
     std::thread::Builder::new()
         .name("pantheon-sqlite-writer".into())
         .spawn(move || runtime.block_on(writer))
-        .map_err(|e| Error::Connect(sqlx::Error::Io(e)))?;
+        .map_err(failed)?;
     Ok(())
 }
 
@@ -580,6 +578,11 @@ async fn append_together(
 /// matches.
 const SCAN_WINDOW_COUNT: u64 = 4_096;
 
+/// `?, ?, …`: `count` placeholders for an `IN (…)` list.
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(", ")
+}
+
 /// Statements bind at most this many values, under SQLite's limit (`SQLITE_MAX_VARIABLE_NUMBER`).
 const STATEMENT_PARAMETER_COUNT_MAX: usize = 30_000;
 
@@ -593,7 +596,7 @@ async fn stream_versions<'s>(
     distinct.dedup();
     let mut versions = HashMap::with_capacity(distinct.len());
     for chunk in distinct.chunks(STATEMENT_PARAMETER_COUNT_MAX) {
-        let placeholders = vec!["?"; chunk.len()].join(", ");
+        let placeholders = placeholders(chunk.len());
         // The statement holds only placeholders, never input.
         let sql = AssertSqlSafe(format!(
             "SELECT stream_id, MAX(version) FROM events WHERE stream_id IN ({placeholders}) GROUP BY stream_id"
@@ -619,7 +622,7 @@ async fn recorded_ids(
     let ids: Vec<&str> = ids.iter().copied().collect();
     let mut found = HashMap::new();
     for chunk in ids.chunks(STATEMENT_PARAMETER_COUNT_MAX) {
-        let placeholders = vec!["?"; chunk.len()].join(", ");
+        let placeholders = placeholders(chunk.len());
         // The statement holds only placeholders, never input.
         let sql = AssertSqlSafe(format!(
             "SELECT event_id, stream_id, version, position FROM events WHERE event_id IN ({placeholders})"
@@ -969,7 +972,7 @@ impl Source for Inner {
             return Ok((Vec::new(), from.saturating_sub(1)));
         }
         let last = head.min(from.saturating_add(SCAN_WINDOW_COUNT - 1));
-        let placeholders = vec!["?"; filter.event_types.len()].join(", ");
+        let placeholders = placeholders(filter.event_types.len());
         // The statement holds only placeholders, never input.
         let sql = AssertSqlSafe(format!(
             "SELECT position, stream_id, version, event_id, event_type, schema_version, payload, metadata \
