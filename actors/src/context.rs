@@ -255,6 +255,12 @@ impl Phase for Context {
             if let Some(found) = found {
                 screen_found(ctx.screener.as_ref(), source, found);
             }
+            // A source's error may quote its answer: recorded with secrets redacted.
+            if let Some(error) = &mut source.error
+                && let Some(clean) = security::scrub(error)
+            {
+                *error = clean;
+            }
         }
         decide_and_append(ctx, input, self.name(), |loaded: &Loaded| -> Vec<Output> {
             if loaded.state.status != TaskStatus::Screened {

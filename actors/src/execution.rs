@@ -24,7 +24,8 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::agents::{AgentFailure, PROGRESS_QUEUE_COUNT_MAX, Progress};
 use crate::error::Result;
 use crate::phase::{
-    Appended, Ctx, Handled, Loaded, Phase, append_outputs, decide_and_append, load_task_cached,
+    Appended, Ctx, Handled, Loaded, Phase, Resume, append_outputs, decide_and_append, decide_and_append_as,
+    load_task_cached,
 };
 
 /// How often a running attempt checks whether its task was cancelled.
@@ -51,7 +52,8 @@ impl Execution {
 
 /// How an attempt ended.
 enum Outcome {
-    Result(events::SignedResult),
+    /// The agent's result as it is to be recorded: redacted ([`received`]).
+    Result(Box<ResultReceived>),
     Failed(AgentFailure),
     TimedOut(u64),
 }
@@ -100,7 +102,7 @@ impl Execution {
                             wrote = true;
                             unread = ctx.tasks.get(task_id).filter(|cached| cached.version > loaded.version);
                         }
-                        Appended::Duplicate | Appended::Conflict => {}
+                        Appended::Duplicate | Appended::Conflict | Appended::Illegal => {}
                     }
                 }
                 _ if !read => {}
@@ -184,13 +186,13 @@ impl Phase for Execution {
             Err(stopped) => return Ok(stopped),
         };
         let attempt = sealed.envelope.attempt;
-        decide_and_append(ctx, input, self.name(), |loaded| {
+        let mut record = |loaded: &Loaded| {
             if !same_attempt(loaded, &sealed) || loaded.state.status != TaskStatus::Running {
                 return Vec::new();
             }
             let event = match &outcome {
-                Outcome::Result(result) => {
-                    ("result".into(), TaskEvent::ResultReceived(ResultReceived { result: result.clone() }))
+                Outcome::Result(received) => {
+                    ("result".into(), TaskEvent::ResultReceived((**received).clone()))
                 }
                 Outcome::Failed(failure) => (
                     "failed".into(),
@@ -198,7 +200,8 @@ impl Phase for Execution {
                         agent_id: agent_id.clone(),
                         attempt,
                         cause: failure.cause,
-                        reason: failure.reason.clone(),
+                        // The agent's words: secrets and personal data redacted, as in progress.
+                        reason: security::scrub(&failure.reason).unwrap_or_else(|| failure.reason.clone()),
                     }),
                 ),
                 Outcome::TimedOut(timeout_ms) => (
@@ -211,10 +214,56 @@ impl Phase for Execution {
                 ),
             };
             vec![event]
-        })
-        .await
+        };
+        // The agent has answered: its outcome is recorded, whatever it takes. A log failure
+        // (the server or its archive restarting) is waited out with backoff instead of
+        // failing the handler, whose redelivered input would run the agent a second time.
+        let mut wait_ms = OUTCOME_RETRY_MS_BASE;
+        loop {
+            match decide_and_append(ctx, input, self.name(), &mut record).await {
+                Err(crate::Error::Log(error)) if !error.is_bad_input() => {
+                    tracing::warn!(task_id = %sealed.envelope.task_id, %error, wait_ms, "the attempt's outcome was not recorded; trying again");
+                    tokio::select! {
+                        () = ctx.shutdown.cancelled() => return Ok(Handled::Interrupted),
+                        () = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+                    }
+                    wait_ms = (wait_ms * 2).min(OUTCOME_RETRY_MS_MAX);
+                }
+                done => return done,
+            }
+        }
     }
 }
+
+/// What is recorded of an agent's result: the result itself when its output holds nothing to
+/// redact; else the output with secrets and personal data replaced by placeholders, the agent's
+/// hash and signature unchanged, and the record of what was taken out and where (checked
+/// against the agent's hash here, in memory: see [`events::OutputRedaction`]). The raw output
+/// never reaches the log.
+fn received(result: events::SignedResult) -> std::result::Result<ResultReceived, events::Error> {
+    let Some(scrubbed) = security::scrub_json_spans(&result.result.output) else {
+        return Ok(ResultReceived { result, redaction: None });
+    };
+    let spans = scrubbed
+        .redactions
+        .into_iter()
+        .map(|r| events::RedactedSpan {
+            kind: r.kind,
+            pointer: r.pointer,
+            start: r.start as u64,
+            end: r.end as u64,
+        })
+        .collect();
+    let (result, redaction) = result.redact(scrubbed.value, spans, scrubbed.count as u64)?;
+    Ok(ResultReceived { result, redaction: Some(redaction) })
+}
+
+/// The first wait before recording an attempt's outcome again after the log failed; doubled
+/// each time, up to [`OUTCOME_RETRY_MS_MAX`].
+pub const OUTCOME_RETRY_MS_BASE: u64 = 50;
+
+/// The longest wait between two tries to record an attempt's outcome.
+pub const OUTCOME_RETRY_MS_MAX: u64 = 2_000;
 
 impl Execution {
     /// Runs the attempt: the agent's answer, its failure, or the deadline; or how the handler
@@ -251,10 +300,15 @@ impl Execution {
                     // Reports sent just before the answer are recorded before it.
                     while let Ok(progress) = rx.try_recv() {
                         progress_count += 1;
-                        record_progress(ctx, input, sealed, progress_count, progress).await?;
+                        record_progress(ctx, input, sealed, progress_count, progress).await;
                     }
                     return Ok(Ok(match result {
-                        Ok(result) => Outcome::Result(result),
+                        Ok(result) => match received(result) {
+                            Ok(received) => Outcome::Result(Box::new(received)),
+                            Err(error) => Outcome::Failed(AgentFailure::agent(format!(
+                                "the agent's result cannot be encoded: {error}"
+                            ))),
+                        },
                         Err(failure) => Outcome::Failed(failure),
                     }));
                 }
@@ -262,13 +316,20 @@ impl Execution {
                 progress = rx.recv(), if progress_open => {
                     let Some(progress) = progress else { progress_open = false; continue };
                     progress_count += 1;
-                    record_progress(ctx, input, sealed, progress_count, progress).await?;
+                    record_progress(ctx, input, sealed, progress_count, progress).await;
                 }
                 _ = check.tick() => {
-                    let loaded = load_task_cached(ctx, sealed.envelope.task_id).await?;
-                    if loaded.is_final() || !same_attempt(&loaded, sealed) {
-                        tracing::info!(task_id = %sealed.envelope.task_id, "attempt abandoned: the task ended or moved on");
-                        return Ok(Err(Handled::Done));
+                    // A failed read (the log or its archive down for a moment) is not a reason
+                    // to give up an attempt the agent is working on: look again next tick.
+                    match load_task_cached(ctx, sealed.envelope.task_id).await {
+                        Ok(loaded) if loaded.is_final() || !same_attempt(&loaded, sealed) => {
+                            tracing::info!(task_id = %sealed.envelope.task_id, "attempt abandoned: the task ended or moved on");
+                            return Ok(Err(Handled::Done));
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(task_id = %sealed.envelope.task_id, %error, "cannot read the task to check for a cancel; the attempt goes on");
+                        }
                     }
                 }
             }
@@ -277,16 +338,17 @@ impl Execution {
 }
 
 /// Records the attempt's `count`th progress report, unless the attempt is over the reports'
-/// limit, or no longer the task's running attempt.
+/// limit, or no longer the task's running attempt. A report the log cannot take now is
+/// dropped with a warning: the attempt goes on (giving it up would run the agent again).
 async fn record_progress(
     ctx: &Ctx,
     input: &RecordedEvent,
     sealed: &SealedEnvelope,
     count: u32,
     progress: Progress,
-) -> Result<()> {
+) {
     if count > PROGRESS_EVENTS_PER_ATTEMPT_MAX {
-        return Ok(());
+        return;
     }
     let purpose = format!("progress-{count}");
     // Recorded in the log and shown to people: secrets and personal data are redacted, as in
@@ -298,15 +360,17 @@ async fn record_progress(
         percent: progress.percent.map(|p| p.min(100)),
         message,
     });
-    decide_and_append(ctx, input, "execution", |loaded| {
+    let recorded = decide_and_append_as(ctx, input, "execution", Resume::Never, |loaded| {
         if same_attempt(loaded, sealed) && loaded.state.status == TaskStatus::Running {
             vec![(purpose.clone().into(), event.clone())]
         } else {
             Vec::new()
         }
     })
-    .await?;
-    Ok(())
+    .await;
+    if let Err(error) = recorded {
+        tracing::warn!(task_id = %sealed.envelope.task_id, count, %error, "a progress report was not recorded");
+    }
 }
 
 /// Marks a task's attempt as running in this process while it lives, so that a drain waits

@@ -13,6 +13,8 @@
 //!   and the deterministic append, the shared cache of folded tasks; [`PHASE_IN_FLIGHT_MAX`],
 //!   [`TASK_CACHE_COUNT_MAX`]. Every limit is re-exported here.
 //! - `supervisor`: [`SupervisorMsg`] / [`SupervisorState`]; restarts failed phase actors.
+//! - `sweeper`: fails tasks left unfinished past their deadline, exactly once, whichever
+//!   process sees them first ([`SWEEP_INTERVAL_MS`], [`SWEEP_GRACE_MS`]).
 //! - The phases, one file each: `screening` (ingress, and the [`Screener`] seam with
 //!   [`StandardScreener`]), `context`, `matching`, `sealing`, `execution`, `retry`,
 //!   `verification`, `egress`, `completion`.
@@ -61,6 +63,7 @@ mod sealing;
 mod standing;
 mod submissions;
 mod supervisor;
+mod sweeper;
 mod verification;
 
 pub use agents::{AgentEndpoint, AgentFailure, InProcessAgent, Progress, Worker};
@@ -70,7 +73,9 @@ pub use context::{
     HISTORY_SOURCE, SIMILAR_TASKS_MAX,
 };
 pub use error::{BoxError, Error, Result};
-pub use execution::{CANCEL_CHECK_MS, PROGRESS_EVENTS_PER_ATTEMPT_MAX};
+pub use execution::{
+    CANCEL_CHECK_MS, OUTCOME_RETRY_MS_BASE, OUTCOME_RETRY_MS_MAX, PROGRESS_EVENTS_PER_ATTEMPT_MAX,
+};
 pub use heartbeat::HEARTBEAT_INTERVAL_MS;
 pub use matching::{CANDIDATES_RECORDED_MAX, NO_AGENT_WAIT_MS_BASE, NO_AGENT_WAIT_MS_MAX};
 pub use phase::{
@@ -118,3 +123,4 @@ pub use submissions::{SUBMIT_QUEUE_GROUP, SubmitAnswer};
 pub use supervisor::{
     CHILDREN_STOP_MS_MAX, RESTART_DELAY_MS_BASE, RESTART_DELAY_MS_MAX, SupervisorMsg, SupervisorState,
 };
+pub use sweeper::{SWEEP_GRACE_MS, SWEEP_INTERVAL_MS, SWEEP_PAGE_COUNT};

@@ -169,6 +169,8 @@ pub(crate) struct Ctx {
     pub(crate) tasks: TaskCache,
     /// Agents' health and reputation from the read models, for matching.
     pub(crate) standing: Arc<Standing>,
+    /// The time deciders are given (the system clock; a manual one in tests).
+    pub(crate) clock: Arc<dyn events::Clock>,
     /// The phases' subscriptions served together, when the log has a shared form for them
     /// ([`events::EventLog::subscribe_group`]: one JetStream consumer for all phases).
     pub(crate) intake: Option<Arc<dyn events::SubscriptionGroup>>,
@@ -362,6 +364,8 @@ pub(crate) enum Appended {
     Duplicate,
     /// The stream moved since it was read: re-read and re-decide.
     Conflict,
+    /// The outputs are not legal on the state they were decided on (a bug): nothing written.
+    Illegal,
 }
 
 /// One output of a phase: the purpose (which makes its derived id) and the event.
@@ -376,15 +380,26 @@ pub(crate) async fn append_outputs(
     outputs: Vec<Output>,
 ) -> Result<Appended> {
     let metadata = Metadata {
-        occurred_at_ms: now_ms(),
+        occurred_at_ms: ctx.clock.now_ms(),
         causation_id: Some(cause.id),
         correlation_id: cause.metadata.correlation_id.or(loaded.correlation_id).or(Some(cause.id)),
         emitter: emitter.to_string(),
         traceparent: cause.metadata.traceparent.clone().filter(|t| events::log::traceparent_is_usable(t)),
     };
+    append_with(ctx, loaded, cause.id, metadata, outputs).await
+}
+
+/// Appends outputs decided on `loaded` with ids derived from `cause_id` and each purpose.
+pub(crate) async fn append_with(
+    ctx: &Ctx,
+    loaded: &Loaded,
+    cause_id: EventId,
+    metadata: Metadata,
+    outputs: Vec<Output>,
+) -> Result<Appended> {
     let mut batch = Vec::with_capacity(outputs.len());
     for (purpose, event) in &outputs {
-        batch.push(event.to_new_event(EventId::derived(cause.id, purpose.as_ref()), metadata.clone())?);
+        batch.push(event.to_new_event(EventId::derived(cause_id, purpose.as_ref()), metadata.clone())?);
     }
     let expected =
         if loaded.version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(loaded.version) };
@@ -399,7 +414,7 @@ pub(crate) async fn append_outputs(
             fold_one(&mut after, version, *id, metadata.occurred_at_ms, event_type, *schema_version, payload);
         if let Err(refused) = folded {
             tracing::error!(stream_id = %loaded.stream_id, %refused, "a phase decided an illegal event; skipped");
-            return Ok(Appended::Duplicate);
+            return Ok(Appended::Illegal);
         }
     }
     match ctx.log.append(&loaded.stream_id, expected, batch).await {
@@ -428,13 +443,41 @@ pub(crate) enum Handled {
     Interrupted,
 }
 
-/// Reads (or takes the cached fold), decides with `decide`, appends; on a conflict re-reads
-/// and re-decides. An empty decision on what was read means there is nothing (left) to do for
-/// this input.
+/// Reads (or takes the cached fold), decides with `decide`, appends; on a conflict or a
+/// duplicate re-reads and re-decides. An empty decision on what was read means there is nothing
+/// (left) to do for this input.
+///
+/// # Resumable from any prefix
+/// `decide` looks at the task's state, not at which event woke it, and emits what is missing:
+/// a phase whose output is several events decides the rest of them on a state that holds only
+/// the first ones (a batch cut by a crash, or by a JetStream batch published event by event).
+/// So a redelivered input, whatever prefix of its outputs reached the log, completes them.
 pub(crate) async fn decide_and_append(
     ctx: &Ctx,
     input: &RecordedEvent,
     emitter: &str,
+    decide: impl FnMut(&Loaded) -> Vec<Output> + Send,
+) -> Result<Handled> {
+    decide_and_append_as(ctx, input, emitter, Resume::AfterDuplicate, decide).await
+}
+
+/// What [`decide_and_append_as`] does when the log says the outputs were written before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// Read again and emit what is missing: for outputs that move the task's status on, so
+    /// that a state holding them decides nothing more.
+    AfterDuplicate,
+    /// Done: for outputs that leave the status as it is (progress reports), which the state
+    /// cannot tell apart from missing ones.
+    Never,
+}
+
+/// [`decide_and_append`], saying what a duplicate means.
+pub(crate) async fn decide_and_append_as(
+    ctx: &Ctx,
+    input: &RecordedEvent,
+    emitter: &str,
+    resume: Resume,
     mut decide: impl FnMut(&Loaded) -> Vec<Output> + Send,
 ) -> Result<Handled> {
     let Some(task_id) = task_id_of(&input.stream_id) else { return Ok(Handled::Done) };
@@ -455,8 +498,12 @@ pub(crate) async fn decide_and_append(
             continue;
         }
         match append_outputs(ctx, &loaded, input, emitter, outputs).await? {
-            Appended::Written | Appended::Duplicate => return Ok(Handled::Done),
-            Appended::Conflict => continue,
+            Appended::Written | Appended::Illegal => return Ok(Handled::Done),
+            Appended::Duplicate if resume == Resume::Never => return Ok(Handled::Done),
+            // Written before, by a redelivery or another process — but perhaps only a prefix:
+            // a batch cut short (a crash, or JetStream's non-atomic batches) may be reported
+            // as a duplicate of its first events. Read again and emit whatever is missing.
+            Appended::Duplicate | Appended::Conflict => continue,
         }
     }
     Err(Error::ConflictRetriesExhausted {
@@ -627,7 +674,7 @@ async fn pump(
             failures += 1;
             if failures >= LOG_FAILURE_COUNT_MAX {
                 let _ = actor.cast(PhaseMsg::PumpFailed(reason));
-                return;
+                break; // the handlers running get the drain below
             }
         }
         let room = running.len() < PHASE_IN_FLIGHT_MAX;
@@ -657,7 +704,7 @@ async fn pump(
                 tracing::warn!(phase = phase.name(), %error, "subscription failed");
                 if failures >= LOG_FAILURE_COUNT_MAX {
                     let _ = actor.cast(PhaseMsg::PumpFailed(error.to_string()));
-                    return;
+                    break; // the handlers running get the drain below
                 }
                 tokio::time::sleep(Duration::from_millis(50 << failures.min(5))).await;
             }
@@ -727,9 +774,12 @@ async fn settle(
         }
         Ok(Handled::Interrupted) => Ok(()),
         Err(Error::Log(error)) if !error.is_bad_input() => {
+            // The handler's failure is its input's: it comes back (with the log's backoff).
+            // Only a failure of the subscription itself counts against the pump, so that a
+            // database outage that fails some handlers does not restart the phase and cut
+            // short the attempts running in it.
             tracing::warn!(phase, position, %error, "handler failed on the log; input delivered again");
-            sub.nack(position).await.map_err(|e| e.to_string())?;
-            Err(error.to_string())
+            sub.nack(position).await.map_err(|e| e.to_string())
         }
         Err(error) => {
             // Not the log's fault: the input cannot be handled (undecodable, illegal). Logged
@@ -741,10 +791,48 @@ async fn settle(
 }
 
 #[cfg(test)]
-mod tests {
-    use events::task::TaskStatus;
+pub(crate) mod tests {
+    use events::task::{Channel, ContextGathered, IngressScreened, TaskStatus, TaskSubmitted};
+    use events::{KeyPair, SignedSubmission, TaskSpec};
 
     use super::*;
+
+    /// Given: a task submitted with `spec` (signed by `key`), screened, its context gathered,
+    /// then `events`; the fold a decider is handed, as the log would give it.
+    pub(crate) fn loaded_after(
+        task_id: TaskId,
+        spec: TaskSpec,
+        key: &KeyPair,
+        events: Vec<TaskEvent>,
+    ) -> Loaded {
+        let submission = SignedSubmission::sign(task_id, spec.clone(), key).expect("signed");
+        let mut loaded = Loaded::empty(task_id, StreamId::task(task_id), 1_000);
+        let given = [
+            TaskEvent::Submitted(TaskSubmitted {
+                task_id,
+                spec,
+                channel: Channel::Local,
+                signed_by: submission.signed_by,
+                signature: submission.signature,
+            }),
+            TaskEvent::IngressScreened(IngressScreened { findings: Vec::new(), redacted_description: None }),
+            TaskEvent::ContextGathered(ContextGathered {
+                similar_tasks: Vec::new(),
+                best_practices: Vec::new(),
+                pitfalls: Vec::new(),
+                complexity: 0.5,
+                sources: Vec::new(),
+            }),
+        ];
+        for event in given.into_iter().chain(events) {
+            let mut new = event.to_new_event(EventId::new(), Metadata::now("test")).expect("encodes");
+            new.metadata.occurred_at_ms = 1_000;
+            let version = loaded.version + 1;
+            let NewEvent { id, event_type, schema_version, payload, .. } = &new;
+            fold_one(&mut loaded, version, *id, 1_000, event_type, *schema_version, payload).expect("legal");
+        }
+        loaded
+    }
 
     fn fold(task_id: TaskId, version: Version, status: TaskStatus) -> Arc<Loaded> {
         let mut loaded = Loaded::empty(task_id, StreamId::task(task_id), 0);

@@ -44,6 +44,9 @@ const REFRESH_PAGE_COUNT: usize = 1_000;
 /// is new.
 const AGENT_READ_PAGE_COUNT: usize = 64;
 
+/// Events asked for per read when an agent's whole stream is folded ([`load_agent`]).
+const AGENT_LOAD_PAGE_COUNT: usize = 1_000;
+
 /// How long a passport issued at registration is valid.
 pub const PASSPORT_VALIDITY_MS: i64 = 365 * 24 * 3_600 * 1_000;
 
@@ -438,6 +441,27 @@ fn blake3_seed(bytes: &[u8]) -> [u8; 32] {
     events::Hash::of(bytes).0
 }
 
+/// An agent's stream folded whole, read page by page (a log answers at most a page per read),
+/// and the stream's version. Events the fold refuses are skipped; the version counts them.
+pub async fn load_agent(log: &dyn EventLog, agent_id: &AgentId) -> Result<(AgentState, events::Version)> {
+    let stream = StreamId::agent(agent_id);
+    let mut state = AgentState::default();
+    let mut version = 0;
+    loop {
+        let page = log.read_stream(&stream, version + 1, AGENT_LOAD_PAGE_COUNT).await?;
+        for event in &page {
+            version = event.version;
+            if let Ok(decoded) = AgentEvent::from_recorded(event) {
+                let _ = state.apply(&decoded);
+            }
+        }
+        // A log may answer fewer events than asked: only an empty page is the end.
+        if page.is_empty() {
+            return Ok((state, version));
+        }
+    }
+}
+
 /// Registers an agent (or renews its passport when its key or capabilities changed);
 /// returns the passport in force. Idempotent: re-registering the same agent writes nothing.
 pub async fn register_agent(
@@ -451,14 +475,7 @@ pub async fn register_agent(
 ) -> Result<SignedPassport> {
     let stream = StreamId::agent(agent_id);
     for _ in 0..crate::phase::CONFLICT_RETRY_COUNT_MAX {
-        let recorded = log.read_stream(&stream, 1, 10_000).await?;
-        let mut state = AgentState::default();
-        for event in &recorded {
-            if let Ok(decoded) = AgentEvent::from_recorded(event) {
-                let _ = state.apply(&decoded);
-            }
-        }
-        let version = recorded.last().map_or(0, |e| e.version);
+        let (state, version) = load_agent(log, agent_id).await?;
         let now = now_ms();
         let issue = || {
             SignedPassport::issue(
@@ -533,16 +550,10 @@ pub async fn change_agent(
     reason: &str,
 ) -> Result<()> {
     let stream = StreamId::agent(agent_id);
-    let recorded = log.read_stream(&stream, 1, 10_000).await?;
-    let mut state = AgentState::default();
-    for event in &recorded {
-        if let Ok(decoded) = AgentEvent::from_recorded(event) {
-            let _ = state.apply(&decoded);
-        }
-    }
+    let (mut state, version) = load_agent(log, agent_id).await?;
     // Said plainly, instead of the vocabulary's refusal of the transition.
     let unchanged = |how: &str| Error::AgentUnchanged(format!("agent {agent_id} {how}"));
-    match (recorded.is_empty(), state.status, action) {
+    match (version == 0, state.status, action) {
         (true, ..) => return Err(Error::NotFound(format!("no agent {agent_id} is registered"))),
         (_, AgentStatus::Retired, _) => return Err(unchanged("is retired already; nothing changes it")),
         (_, AgentStatus::Suspended, AgentAction::Suspend) => return Err(unchanged("is suspended already")),
@@ -556,7 +567,6 @@ pub async fn change_agent(
         AgentAction::Retire => AgentEvent::Retired(AgentRetired { reason, by }),
     };
     state.apply(&event).map_err(events::Error::from)?;
-    let version = recorded.last().map_or(0, |e| e.version);
     let new = event.to_new_event(EventId::new(), Metadata::now("operator"))?;
     log.append(&stream, ExpectedVersion::Exact(version), vec![new]).await?;
     Ok(())

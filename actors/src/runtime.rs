@@ -78,6 +78,8 @@ pub struct RuntimeOptions {
     /// then leaves unhealthy agents out and scores health and reputation from it. `None` (the
     /// default): every agent counts as healthy, reputation comes from the registry's counts.
     pub read_model: Option<projections::Db>,
+    /// The time deciders are given: the system clock by default.
+    pub clock: Arc<dyn events::Clock>,
 }
 
 impl RuntimeOptions {
@@ -94,6 +96,7 @@ impl RuntimeOptions {
             poll_interval: None,
             nats: None,
             read_model: None,
+            clock: Arc::new(events::SystemClock),
         }
     }
 }
@@ -153,6 +156,7 @@ impl Runtime {
             poll_interval,
             nats,
             read_model,
+            clock,
         } = options;
         let mut agents: HashMap<AgentId, Arc<dyn AgentEndpoint>> = HashMap::new();
         let mut limits = HashMap::new();
@@ -197,7 +201,7 @@ impl Runtime {
         }
         let registry = Arc::new(Registry::new());
         registry.refresh(log.as_ref()).await?;
-        let standing = Arc::new(Standing::new(read_model, config.health.cool_down_ms_i64()));
+        let standing = Arc::new(Standing::new(read_model.clone(), config.health.cool_down_ms_i64()));
         if let Err(error) = standing.refresh().await {
             tracing::warn!(%error, "agent health and reputation not read; trying again shortly");
         }
@@ -230,6 +234,7 @@ impl Runtime {
             finals: Finals::default(),
             tasks: TaskCache::default(),
             standing: Arc::clone(&standing),
+            clock,
             // A group's members are cancel-safe (they read an in-process queue).
             next_is_cancel_safe: next_is_cancel_safe || intake.is_some(),
             intake,
@@ -265,6 +270,10 @@ impl Runtime {
         };
         // Spawned last: no error path is left that would leave them running.
         let mut background = vec![crate::heartbeat::spawn(Arc::clone(&ctx))];
+        if let Some(read_model) = read_model {
+            background
+                .push(crate::sweeper::spawn(Arc::clone(&ctx), projections::TaskReader::new(read_model)));
+        }
         background.extend(crate::standing::spawn_refresher(standing, shutdown.clone()));
         Ok(Self { ctx, supervisor, supervisor_task, refresher, background, submissions })
     }

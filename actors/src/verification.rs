@@ -1,41 +1,98 @@
 //! Phase 6, result verification and storage: `result_received` → `result_verified` +
-//! `result_stored` (one atomic append), or `task_failed` with the reason when the result does
-//! not verify. The agent's signature is checked against the public key of its passport (read
-//! from the agent's stream, the passport itself checked against the federation key), and the
-//! result must answer exactly the envelope sealed for this attempt: forged, tampered and
-//! replayed results are refused.
+//! `result_stored`, or `task_failed` with the reason when the result does not verify. The
+//! agent's signature is checked against the public key of its passport (read from the agent's
+//! stream, the passport itself checked against the federation key), and the result must
+//! answer exactly the envelope sealed for this attempt: forged, tampered and replayed results
+//! are refused.
+//!
+//! The two events are one append, but an append of several events is not atomic everywhere
+//! (JetStream before 2.12 publishes them one by one), so the decider ([`decide`]) also
+//! completes a task left `verified` without `result_stored`: whichever prefix of its output
+//! reached the log, the redelivered input emits the rest.
 
 use async_trait::async_trait;
-use events::agent::AgentEvent;
 use events::task::{FailureCode, ResultStored, ResultVerified, TaskEvent, TaskFailed, TaskStatus};
-use events::{AgentId, AgentState, Aggregate, DomainEvent, RecordedEvent, StreamId, codec, now_ms};
+use events::{AgentId, AgentState, DomainEvent, PublicKey, RecordedEvent, StreamId, codec};
 
 use crate::error::Result;
-use crate::phase::{Ctx, Handled, Phase, decide_and_append};
-
-/// Phase 6.
-async fn agent_state(ctx: &Ctx, agent: &AgentId) -> Result<AgentState> {
-    let recorded = ctx.log.read_stream(&StreamId::agent(agent), 1, 10_000).await?;
-    let mut state = AgentState::default();
-    for event in &recorded {
-        if let Ok(decoded) = AgentEvent::from_recorded(event) {
-            let _ = state.apply(&decoded);
-        }
-    }
-    Ok(state)
-}
+use crate::phase::{Ctx, Handled, Loaded, Output, Phase, decide_and_append};
 
 /// Agents' folded streams kept at most by the phase.
 const AGENT_CACHE_COUNT_MAX: usize = 1_024;
 
 /// An agent's stream folded at a version, and whether its passport's signature verified.
-#[derive(Clone)]
-struct KnownAgent {
+#[derive(Clone, Debug)]
+pub(crate) struct KnownAgent {
     version: events::Version,
     state: AgentState,
     /// The federation's signature on the passport, checked once per version of the stream
     /// (its validity window is checked on every use).
     passport_signed: bool,
+}
+
+/// What verification decides on besides the task: the agent that answered, as its stream
+/// says, and the federation's key.
+pub(crate) struct Facts<'a> {
+    pub(crate) agent: &'a KnownAgent,
+    pub(crate) federation: &'a PublicKey,
+}
+
+/// The verdict on the task's received result: `Ok` when the agent's passport is signed by the
+/// federation and valid `now`, and the result is signed by the passport's key and answers
+/// the sealed envelope; the reason otherwise.
+fn verdict(loaded: &Loaded, facts: &Facts<'_>, now: i64) -> std::result::Result<(), String> {
+    let state = &loaded.state;
+    let (Some(result), Some(envelope)) = (&state.result, &state.envelope) else {
+        return Err("the task holds no result or envelope".into());
+    };
+    let agent = &result.result.agent_id;
+    let Some(registration) = &facts.agent.state.registration else {
+        return Err(format!("agent {agent} has no passport"));
+    };
+    let passport = &registration.passport.passport;
+    if !(facts.agent.passport_signed && (passport.not_before_ms..=passport.not_after_ms).contains(&now)) {
+        // Unsigned, or outside its window: the full check says which.
+        registration.passport.verify(facts.federation, now).map_err(|e| e.to_string())?;
+    }
+    match &state.result_redaction {
+        None => result.verify(passport, envelope),
+        Some(redaction) => result.verify_redacted(passport, envelope, redaction),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// The decider: on a received result, `result_verified` and `result_stored`, or `task_failed`
+/// when it does not verify; on a verified one (a cut batch), `result_stored`; else nothing.
+pub(crate) fn decide(loaded: &Loaded, facts: &Facts<'_>, now: i64) -> Vec<Output> {
+    let state = &loaded.state;
+    let Some(result) = &state.result else { return Vec::new() };
+    let stored = || {
+        let output_bytes = codec::to_msgpack(&result.result.output).map_or(0, |b| b.len() as u64);
+        ("stored".into(), TaskEvent::ResultStored(ResultStored { result_hash: result.hash, output_bytes }))
+    };
+    match state.status {
+        TaskStatus::ResultReceived => match verdict(loaded, facts, now) {
+            Ok(()) => vec![
+                (
+                    "verified".into(),
+                    TaskEvent::ResultVerified(ResultVerified {
+                        agent_id: result.result.agent_id.clone(),
+                        result_hash: result.hash,
+                    }),
+                ),
+                stored(),
+            ],
+            Err(reason) => vec![(
+                "refused".into(),
+                TaskEvent::Failed(TaskFailed {
+                    code: FailureCode::VerificationFailed,
+                    reason: format!("the result did not verify: {reason}"),
+                }),
+            )],
+        },
+        TaskStatus::Verified => vec![stored()],
+        _ => Vec::new(),
+    }
 }
 
 /// Phase 6. Keeps each agent's folded stream by version: a result costs one look at the
@@ -49,13 +106,12 @@ pub(crate) struct Verification {
 
 impl Verification {
     async fn agent(&self, ctx: &Ctx, agent: &AgentId) -> Result<KnownAgent> {
-        let stream_id = StreamId::agent(agent);
-        let version = ctx.log.stream_version(&stream_id).await?;
+        let version = ctx.log.stream_version(&StreamId::agent(agent)).await?;
         let cached = self.agents.lock().ok().and_then(|known| known.get(agent).cloned());
         if let Some(known) = cached.filter(|known| known.version == version) {
             return Ok(known);
         }
-        let state = agent_state(ctx, agent).await?;
+        let (state, version) = crate::registry::load_agent(ctx.log.as_ref(), agent).await?;
         let federation = ctx.federation.public_key();
         let passport_signed = state
             .registration
@@ -86,60 +142,169 @@ impl Phase for Verification {
         let TaskEvent::ResultReceived(received) = TaskEvent::from_recorded(input)? else {
             return Ok(Handled::Done);
         };
-        let agent = received.result.result.agent_id.clone();
-        let known = self.agent(ctx, &agent).await?;
-        let agent_state = known.state;
+        let agent = self.agent(ctx, &received.result.result.agent_id).await?;
         let federation = ctx.federation.public_key();
+        let facts = Facts { agent: &agent, federation: &federation };
         decide_and_append(ctx, input, self.name(), |loaded| {
-            let state = &loaded.state;
-            if state.status != TaskStatus::ResultReceived || loaded.version != input.version {
+            // Only the result that woke the phase: a later attempt's has an input of its own.
+            if loaded.state.result.as_ref().map(|r| r.hash) != Some(received.result.hash) {
                 return Vec::new();
             }
-            let (Some(result), Some(envelope)) = (&state.result, &state.envelope) else { return Vec::new() };
-            let verdict = match &agent_state.registration {
-                None => Err(format!("agent {agent} has no passport")),
-                Some(registration) => {
-                    let passport = &registration.passport.passport;
-                    let now = now_ms();
-                    if known.passport_signed
-                        && (passport.not_before_ms..=passport.not_after_ms).contains(&now)
-                    {
-                        Ok(())
-                    } else {
-                        // Unsigned, or outside its window: the full check says which.
-                        registration.passport.verify(&federation, now).map_err(|e| e.to_string())
-                    }
-                }
-                .and_then(|()| {
-                    result.verify(&registration.passport.passport, envelope).map_err(|e| e.to_string())
-                }),
-            };
-            match verdict {
-                Ok(()) => {
-                    let output_bytes = codec::to_msgpack(&result.result.output).map_or(0, |b| b.len() as u64);
-                    vec![
-                        (
-                            "verified".into(),
-                            TaskEvent::ResultVerified(ResultVerified {
-                                agent_id: agent.clone(),
-                                result_hash: result.hash,
-                            }),
-                        ),
-                        (
-                            "stored".into(),
-                            TaskEvent::ResultStored(ResultStored { result_hash: result.hash, output_bytes }),
-                        ),
-                    ]
-                }
-                Err(reason) => vec![(
-                    "refused".into(),
-                    TaskEvent::Failed(TaskFailed {
-                        code: FailureCode::VerificationFailed,
-                        reason: format!("the result did not verify: {reason}"),
-                    }),
-                )],
-            }
+            decide(loaded, &facts, ctx.clock.now_ms())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use events::agent::{AgentEvent, AgentRegistered, AgentTransport};
+    use events::task::{AgentSelected, EnvelopeSealed, ExecutionStarted, ResultReceived};
+    use events::{
+        AgentResult, Aggregate, KeyPair, Passport, SealedEnvelope, SignedPassport, SignedResult,
+        TaskEnvelope, TaskId, TaskSpec,
+    };
+
+    use super::*;
+    use crate::phase::tests::loaded_after;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    struct World {
+        federation: KeyPair,
+        agent_key: KeyPair,
+        agent: KnownAgent,
+        task: Loaded,
+    }
+
+    /// A task whose agent answered with a result signed by `signer`, and the agent's stream.
+    fn given(signer: Option<&KeyPair>) -> World {
+        let federation = KeyPair::generate();
+        let agent_key = KeyPair::generate();
+        let agent_id = AgentId::new("a1").expect("id");
+        let passport = SignedPassport::issue(
+            Passport {
+                agent_id: agent_id.clone(),
+                public_key: agent_key.public_key(),
+                capabilities: vec!["echo".into()],
+                not_before_ms: NOW - 1_000,
+                not_after_ms: NOW + 1_000_000,
+            },
+            &federation,
+        )
+        .expect("passport");
+        let mut state = AgentState::default();
+        state
+            .apply(&AgentEvent::Registered(AgentRegistered {
+                passport,
+                max_concurrency: 1,
+                transport: AgentTransport::InProcess { builtin: "echo".into() },
+                slo: None,
+            }))
+            .expect("registered");
+        let agent = KnownAgent { version: 1, state, passport_signed: true };
+        let task_id = TaskId::new();
+        let envelope = SealedEnvelope::seal(
+            TaskEnvelope {
+                task_id,
+                attempt: 1,
+                agent_id: agent_id.clone(),
+                capability: "echo".into(),
+                description: "say hi".into(),
+                input: serde_json::json!("hi"),
+                context: serde_json::Value::Null,
+                issued_at_ms: NOW - 100,
+                expires_at_ms: NOW + 30_000,
+            },
+            &federation,
+        )
+        .expect("sealed");
+        let result = AgentResult {
+            task_id,
+            attempt: 1,
+            agent_id: agent_id.clone(),
+            envelope_hash: envelope.hash,
+            output: serde_json::json!("hi"),
+            completed_at_ms: NOW - 10,
+        };
+        let signed = SignedResult::sign(result, signer.unwrap_or(&agent_key)).expect("signed");
+        let task = loaded_after(
+            task_id,
+            TaskSpec::new("echo", "say hi"),
+            &federation,
+            vec![
+                TaskEvent::AgentSelected(AgentSelected {
+                    agent_id: agent_id.clone(),
+                    attempt: 1,
+                    candidates: Vec::new(),
+                }),
+                TaskEvent::EnvelopeSealed(EnvelopeSealed { envelope }),
+                TaskEvent::ExecutionStarted(ExecutionStarted { agent_id, attempt: 1 }),
+                TaskEvent::ResultReceived(ResultReceived { result: signed, redaction: None }),
+            ],
+        );
+        World { federation, agent_key, agent, task }
+    }
+
+    fn types(outputs: &[Output]) -> Vec<String> {
+        outputs.iter().map(|(_, event)| event.event_type().to_string()).collect()
+    }
+
+    #[test]
+    fn a_signed_result_is_verified_and_stored_in_one_decision() {
+        let world = given(None);
+        let federation = world.federation.public_key();
+        let outputs = decide(&world.task, &Facts { agent: &world.agent, federation: &federation }, NOW);
+        assert_eq!(types(&outputs), ["result_verified", "result_stored"]);
+        let _ = world.agent_key;
+    }
+
+    #[test]
+    fn a_task_left_verified_by_a_cut_batch_is_stored() {
+        let world = given(None);
+        let federation = world.federation.public_key();
+        let facts = Facts { agent: &world.agent, federation: &federation };
+        let outputs = decide(&world.task, &facts, NOW);
+        let mut cut = world.task.clone();
+        cut.state.apply(&outputs[0].1).expect("verified applies");
+        assert_eq!(cut.state.status, TaskStatus::Verified);
+        let rest = decide(&cut, &facts, NOW);
+        assert_eq!(types(&rest), ["result_stored"]);
+        assert_eq!(rest[0].0, outputs[1].0, "the same purpose, so a redelivery derives the same id");
+        cut.state.apply(&rest[0].1).expect("stored applies");
+        assert!(decide(&cut, &facts, NOW).is_empty(), "nothing is left once stored");
+    }
+
+    #[test]
+    fn a_result_signed_by_another_key_fails_the_task_with_the_reason() {
+        let forger = KeyPair::generate();
+        let world = given(Some(&forger));
+        let federation = world.federation.public_key();
+        let outputs = decide(&world.task, &Facts { agent: &world.agent, federation: &federation }, NOW);
+        assert_eq!(types(&outputs), ["task_failed"]);
+        let TaskEvent::Failed(failed) = &outputs[0].1 else { unreachable!() };
+        assert_eq!(failed.code, FailureCode::VerificationFailed);
+        assert!(failed.reason.contains("did not verify"), "{}", failed.reason);
+    }
+
+    #[test]
+    fn an_expired_passport_fails_verification_at_the_injected_time() {
+        let world = given(None);
+        let federation = world.federation.public_key();
+        let facts = Facts { agent: &world.agent, federation: &federation };
+        let outputs = decide(&world.task, &facts, NOW + 2_000_000);
+        assert_eq!(types(&outputs), ["task_failed"]);
+        let TaskEvent::Failed(failed) = &outputs[0].1 else { unreachable!() };
+        assert!(failed.reason.contains("expired"), "{}", failed.reason);
+    }
+
+    #[test]
+    fn an_agent_without_a_passport_is_refused() {
+        let mut world = given(None);
+        world.agent.state = AgentState::default();
+        let federation = world.federation.public_key();
+        let outputs = decide(&world.task, &Facts { agent: &world.agent, federation: &federation }, NOW);
+        let TaskEvent::Failed(failed) = &outputs[0].1 else { panic!("refused: {outputs:?}") };
+        assert!(failed.reason.contains("has no passport"), "{}", failed.reason);
     }
 }

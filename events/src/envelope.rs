@@ -189,7 +189,23 @@ impl SignedResult {
     /// agent's signature, the hash, and that it answers exactly this envelope.
     pub fn verify(&self, passport: &Passport, envelope: &SealedEnvelope) -> Result<(), VerifyError> {
         let what = format!("result of task {} from agent {}", self.result.task_id, self.result.agent_id);
+        self.verify_binding(passport, envelope, &what)?;
         let mismatch = |reason: String| VerifyError::Mismatch { what: what.clone(), reason };
+        let computed = hash_of(&self.result).map_err(|e| mismatch(e.to_string()))?;
+        if computed != self.hash {
+            return Err(VerifyError::HashMismatch { what, recorded: self.hash, computed });
+        }
+        passport.public_key.verify(&message(RESULT_LABEL, &self.hash), &self.signature, &what)
+    }
+
+    /// That the result is the passport's agent's, for exactly this envelope.
+    fn verify_binding(
+        &self,
+        passport: &Passport,
+        envelope: &SealedEnvelope,
+        what: &str,
+    ) -> Result<(), VerifyError> {
+        let mismatch = |reason: String| VerifyError::Mismatch { what: what.to_string(), reason };
         if self.result.agent_id != passport.agent_id || envelope.envelope.agent_id != passport.agent_id {
             return Err(mismatch(format!(
                 "the result claims agent {}, the envelope was sealed for {}",
@@ -202,9 +218,86 @@ impl SignedResult {
         {
             return Err(mismatch("the result answers another envelope (replayed or misrouted)".into()));
         }
-        let computed = hash_of(&self.result).map_err(|e| mismatch(e.to_string()))?;
-        if computed != self.hash {
-            return Err(VerifyError::HashMismatch { what, recorded: self.hash, computed });
+        Ok(())
+    }
+}
+
+/// What the federation took out of a result's output before recording it: the agent signed
+/// its raw output, and secrets or personal data in it must never reach the log.
+///
+/// The federation checks the raw result in memory (its canonical encoding must hash to the
+/// agent-signed [`SignedResult::hash`]), replaces each redacted value by a placeholder, and
+/// records the redacted result with the agent's hash and signature unchanged and this record
+/// beside it. So the log proves that the agent signed *some* result for this envelope
+/// (the signature over the hash verifies with the passport's key), binds the redacted content
+/// to the record ([`Self::redacted_hash`]), and anyone holding the raw output can check it
+/// against the agent's hash and signature. The audit ledger chains the recorded events as
+/// always.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OutputRedaction {
+    /// Whether the raw result hashed to the agent's [`SignedResult::hash`] (checked in memory
+    /// before redacting); a result that did not is refused by verification.
+    pub raw_hash_matched: bool,
+    /// blake3 of the canonical encoding of the result as recorded (redacted).
+    pub redacted_hash: Hash,
+    /// What was redacted and where: kinds and byte ranges, never the values.
+    pub spans: Vec<RedactedSpan>,
+    /// How many values were redacted in all (`spans` lists the first ones).
+    pub count: u64,
+}
+
+/// One redacted value of a result's output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RedactedSpan {
+    /// What it was (`secret.aws_access_key`, `pii.email`, …).
+    pub kind: String,
+    /// The JSON Pointer (RFC 6901) of the string that held it (`""`: the output itself).
+    pub pointer: String,
+    /// Byte offset of its start in that string, before redaction.
+    pub start: u64,
+    /// Byte offset of its end (exclusive).
+    pub end: u64,
+}
+
+impl SignedResult {
+    /// The result with its output replaced by `redacted_output`, keeping the agent's hash and
+    /// signature, and the record of the redaction (see [`OutputRedaction`]).
+    pub fn redact(
+        self,
+        redacted_output: serde_json::Value,
+        spans: Vec<RedactedSpan>,
+        count: u64,
+    ) -> Result<(Self, OutputRedaction)> {
+        let raw_hash_matched = hash_of(&self.result)? == self.hash;
+        let mut result = self;
+        result.result.output = redacted_output;
+        let redacted_hash = hash_of(&result.result)?;
+        Ok((result, OutputRedaction { raw_hash_matched, redacted_hash, spans, count }))
+    }
+
+    /// Verifies a result recorded redacted: what [`Self::verify`] checks, except that the
+    /// agent's hash is of the raw result, which the log does not hold; the federation's check
+    /// of it in memory ([`OutputRedaction::raw_hash_matched`]) stands for it, and the recorded
+    /// content must hash to [`OutputRedaction::redacted_hash`].
+    pub fn verify_redacted(
+        &self,
+        passport: &Passport,
+        envelope: &SealedEnvelope,
+        redaction: &OutputRedaction,
+    ) -> Result<(), VerifyError> {
+        let what = format!("result of task {} from agent {}", self.result.task_id, self.result.agent_id);
+        self.verify_binding(passport, envelope, &what)?;
+        if !redaction.raw_hash_matched {
+            return Err(VerifyError::Mismatch {
+                what,
+                reason: "the raw result did not hash to the agent's signed hash (checked before redaction)"
+                    .into(),
+            });
+        }
+        let computed = hash_of(&self.result)
+            .map_err(|e| VerifyError::Mismatch { what: what.clone(), reason: e.to_string() })?;
+        if computed != redaction.redacted_hash {
+            return Err(VerifyError::HashMismatch { what, recorded: redaction.redacted_hash, computed });
         }
         passport.public_key.verify(&message(RESULT_LABEL, &self.hash), &self.signature, &what)
     }
@@ -277,6 +370,60 @@ mod tests {
             not_before_ms: 0,
             not_after_ms: 100_000,
         }
+    }
+
+    #[test]
+    fn a_redacted_result_still_proves_the_agents_signature_and_refuses_tampering() {
+        let federation = KeyPair::generate();
+        let agent = AgentId::new("echo").unwrap();
+        let key = KeyPair::generate();
+        let sealed = SealedEnvelope::seal(envelope(&agent), &federation).unwrap();
+        let raw_output = json!({"text": "key AKIAIOSFODNN7EXAMPLE"});
+        let raw = SignedResult::sign(
+            AgentResult {
+                task_id: sealed.envelope.task_id,
+                attempt: 1,
+                agent_id: agent.clone(),
+                envelope_hash: sealed.hash,
+                output: raw_output.clone(),
+                completed_at_ms: 2_000,
+            },
+            &key,
+        )
+        .unwrap();
+        let spans = vec![RedactedSpan {
+            kind: "secret.aws_access_key".into(),
+            pointer: "/text".into(),
+            start: 4,
+            end: 24,
+        }];
+        let (redacted, record) = raw.clone().redact(json!({"text": "key [REDACTED]"}), spans, 1).unwrap();
+        assert!(record.raw_hash_matched);
+        assert_eq!(redacted.hash, raw.hash, "the agent's hash and signature are kept");
+        let passport = passport(&agent, &key);
+        redacted.verify_redacted(&passport, &sealed, &record).unwrap();
+        // Whoever holds the raw output checks it against the agent's hash and signature.
+        let mut restored = redacted.clone();
+        restored.result.output = raw_output;
+        restored.verify(&passport, &sealed).unwrap();
+        // The recorded content is bound to the record.
+        let mut edited = redacted.clone();
+        edited.result.output = json!({"text": "something else"});
+        assert!(matches!(
+            edited.verify_redacted(&passport, &sealed, &record),
+            Err(VerifyError::HashMismatch { .. })
+        ));
+        // A result whose raw content did not match its hash is refused after redaction too.
+        let mut tampered = raw.clone();
+        tampered.result.output = json!({"text": "tampered AKIAIOSFODNN7EXAMPLE"});
+        let (redacted, record) =
+            tampered.redact(json!({"text": "tampered [REDACTED]"}), Vec::new(), 1).unwrap();
+        assert!(!record.raw_hash_matched);
+        assert!(redacted.verify_redacted(&passport, &sealed, &record).is_err());
+        // A forged signature is still caught.
+        let forged = SignedResult::sign(raw.result.clone(), &KeyPair::generate()).unwrap();
+        let (redacted, record) = forged.redact(json!({"text": "key [REDACTED]"}), Vec::new(), 1).unwrap();
+        assert!(redacted.verify_redacted(&passport, &sealed, &record).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! - [`signals`]: heartbeats and quality ratings, outside the task and agent streams.
 //! - [`state`]: the [`Aggregate`] fold trait and the typed refusal of illegal transitions.
 //! - [`codec`]: canonical MessagePack and JSON.
+//! - [`clock`]: injected time ([`Clock`], [`SystemClock`], [`ManualClock`]) for pure deciders.
 //! - [`crypto`]: blake3 hashes, ed25519 keys, signatures and typed verification errors.
 //! - [`upcast`]: reading old schema versions.
 //! - `harness` (feature `test-util`): given/when/then tests of folds.
@@ -32,6 +33,7 @@
 //! for every backend alike.
 
 pub mod agent;
+pub mod clock;
 pub mod codec;
 pub mod crypto;
 pub mod domain;
@@ -49,10 +51,12 @@ pub mod upcast;
 pub mod workflow;
 
 pub use agent::{AgentEvent, AgentState, AgentStatus};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::{Hash, KeyPair, PublicKey, Signature, VerifyError};
 pub use domain::DomainEvent;
 pub use envelope::{
-    AgentResult, Passport, SealedEnvelope, SignedPassport, SignedResult, SignedSubmission, TaskEnvelope,
+    AgentResult, OutputRedaction, Passport, RedactedSpan, SealedEnvelope, SignedPassport, SignedResult,
+    SignedSubmission, TaskEnvelope,
 };
 pub use error::{Error, Result};
 pub use event::{

@@ -305,8 +305,12 @@ pub struct ProgressReported {
 /// Phase 5: the agent answered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ResultReceived {
-    /// The signed result, not yet verified.
+    /// The signed result, not yet verified; its output redacted when `redaction` is set.
     pub result: SignedResult,
+    /// Set when secrets or personal data were taken out of the output before it was recorded
+    /// (the raw output is never recorded; see [`crate::envelope::OutputRedaction`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<crate::envelope::OutputRedaction>,
 }
 
 /// Whose fault a failure was: decides whether another agent is tried.
@@ -617,6 +621,8 @@ pub struct TaskState {
     pub progress: Option<ProgressReported>,
     /// The result received for the current attempt.
     pub result: Option<SignedResult>,
+    /// What was redacted from that result's output before it was recorded, if anything.
+    pub result_redaction: Option<crate::envelope::OutputRedaction>,
     /// The last attempt's failure.
     pub last_failure: Option<String>,
     /// The output delivered, once completed.
@@ -764,6 +770,7 @@ impl Aggregate for TaskState {
                 self.expect(event, &[S::Sealed, S::Running])?;
                 self.expect_attempt(event, &e.result.result.agent_id, e.result.result.attempt)?;
                 self.result = Some(e.result.clone());
+                self.result_redaction = e.redaction.clone();
                 self.status = S::ResultReceived;
             }
             TaskEvent::ExecutionFailed(e) => {
@@ -797,6 +804,7 @@ impl Aggregate for TaskState {
                 self.agent_id = None;
                 self.envelope = None;
                 self.result = None;
+                self.result_redaction = None;
                 self.progress = None;
                 self.no_agent_count = 0;
                 self.status = S::Retrying;

@@ -308,7 +308,8 @@ fn task_event() -> impl Strategy<Value = TaskEvent> {
                 message
             })
         ),
-        signed_result().prop_map(|result| TaskEvent::ResultReceived(ResultReceived { result })),
+        signed_result()
+            .prop_map(|result| TaskEvent::ResultReceived(ResultReceived { result, redaction: None })),
         (agent_id(), any::<u32>(), failure_cause(), text()).prop_map(|(agent_id, attempt, cause, reason)| {
             TaskEvent::ExecutionFailed(ExecutionFailed { agent_id, attempt, cause, reason })
         }),

@@ -101,7 +101,7 @@ impl World {
                 percent: Some(50),
                 message: "half way".into(),
             }),
-            TaskEvent::ResultReceived(ResultReceived { result: result.clone() }),
+            TaskEvent::ResultReceived(ResultReceived { result: result.clone(), redaction: None }),
             TaskEvent::ResultVerified(ResultVerified {
                 agent_id: self.agent.clone(),
                 result_hash: result.hash,
@@ -135,7 +135,7 @@ fn a_result_before_an_envelope_is_refused() {
     let events = world.happy_path();
     // Given submission, screening, context and selection — but no sealed envelope.
     TestHarness::<TaskState>::given(events[..4].to_vec())
-        .when(TaskEvent::ResultReceived(ResultReceived { result: world.result(1) }))
+        .when(TaskEvent::ResultReceived(ResultReceived { result: world.result(1), redaction: None }))
         .then_refused_with("allowed only in sealed, running");
 }
 

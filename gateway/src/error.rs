@@ -105,9 +105,12 @@ pub enum Error {
         /// Which limit.
         what: &'static str,
     },
-    /// The log does not answer.
-    #[error("the event log is not available")]
-    NotReady,
+    /// A component the gateway needs does not answer (readiness).
+    #[error("{component} is not available")]
+    NotReady {
+        /// Which: the event log, or the read models' database.
+        component: Component,
+    },
     /// A read model (task view, health, reputation) is not configured on this gateway.
     #[error("{what} is not available on this gateway: it runs without read models")]
     Unavailable {
@@ -134,6 +137,25 @@ pub enum Error {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What the gateway depends on to serve: what a readiness probe checks and names when it fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Component {
+    /// The event log.
+    EventLog,
+    /// The read models' database (task view, health, reputation).
+    ReadModels,
+}
+
+impl std::fmt::Display for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::EventLog => "the event log",
+            Self::ReadModels => "the read models' database",
+        })
+    }
+}
+
 /// The JSON body of every error response.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ErrorBody {
@@ -147,7 +169,7 @@ pub struct ErrorDetail {
     /// A stable, machine-readable code (`unauthenticated`, `forbidden`, `not_found`,
     /// `invalid_body`, `unknown_field`, `invalid_parameter`, `unsupported_media_type`,
     /// `body_too_large`, `rate_limited`, `idempotency_key_reused`, `webhook_refused`,
-    /// `task_finished`, `execute_timeout`, `overloaded`, `not_ready`, `internal`).
+    /// `task_finished`, `execute_timeout`, `overloaded`, `not_ready`, `unavailable`, `internal`).
     pub code: String,
     /// A sentence for people.
     pub message: String,
@@ -157,7 +179,7 @@ pub struct ErrorDetail {
     /// The task concerned, for `execute_timeout`, `task_finished`, `idempotency_key_reused`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
-    /// Seconds to wait, for `rate_limited`.
+    /// Seconds to wait, for `rate_limited` and for `unavailable` when the log failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
 }
@@ -180,10 +202,15 @@ impl Error {
             Self::TaskFinished { .. } => (StatusCode::CONFLICT, "task_finished"),
             Self::ExecuteTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "execute_timeout"),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
-            Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::ReadModel(projections::Error::InvalidQuery { .. }) => {
                 (StatusCode::BAD_REQUEST, "invalid_parameter")
+            }
+            // The backend failing or closed (a timeout, a server restarting): the request
+            // may well succeed in a moment, and says so with Retry-After.
+            Self::Log(LogError::Backend(_) | LogError::Closed) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             Self::Log(_) | Self::Events(_) | Self::ReadModel(_) | Self::Internal(_) | Self::Startup(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -196,8 +223,14 @@ impl Error {
         let (status, code) = self.status_and_code();
         let message = match self {
             Self::Unauthenticated { .. } => "a valid bearer token is required".to_string(),
+            Self::Log(LogError::Backend(_) | LogError::Closed) => {
+                "the event log is not answering right now; try again shortly".to_string()
+            }
             _ if status.is_server_error()
-                && !matches!(self, Self::NotReady | Self::Unavailable { .. } | Self::Overloaded { .. }) =>
+                && !matches!(
+                    self,
+                    Self::NotReady { .. } | Self::Unavailable { .. } | Self::Overloaded { .. }
+                ) =>
             {
                 "the server failed to handle the request; it has been logged".to_string()
             }
@@ -211,11 +244,18 @@ impl Error {
             | Self::TaskFinished { task_id, .. }
             | Self::IdempotencyKeyReused { task_id } => detail.task_id = Some(task_id.to_string()),
             Self::RateLimited { retry_after, .. } => detail.retry_after_s = Some(retry_after_s(*retry_after)),
+            Self::Log(LogError::Backend(_) | LogError::Closed) => {
+                detail.retry_after_s = Some(LOG_UNAVAILABLE_RETRY_AFTER_S);
+            }
             _ => {}
         }
         ErrorBody { error: detail }
     }
 }
+
+/// The Retry-After of a request refused because the log's backend failed (a timeout, a
+/// restarting server): a second, the time a restarted nats-server or PostgreSQL takes to answer.
+pub(crate) const LOG_UNAVAILABLE_RETRY_AFTER_S: u64 = 1;
 
 /// Whole seconds to wait, rounded up, at least 1.
 fn retry_after_s(wait: Duration) -> u64 {
@@ -242,6 +282,9 @@ impl IntoResponse for Error {
             Self::RateLimited { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s(*retry_after)));
             }
+            Self::Log(LogError::Backend(_) | LogError::Closed) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(LOG_UNAVAILABLE_RETRY_AFTER_S));
+            }
             _ => {}
         }
         response
@@ -259,6 +302,21 @@ mod tests {
         assert!(!body.error.message.contains("hunter2"));
         let body = Error::Unauthenticated { reason: "expired at 12".into() }.body();
         assert!(!body.error.message.contains("expired"));
+    }
+
+    #[test]
+    fn a_failing_log_backend_is_503_with_retry_after() {
+        let error = Error::Log(LogError::backend("timed out"));
+        assert_eq!(error.status_and_code(), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
+        let body = error.body();
+        assert_eq!(body.error.retry_after_s, Some(LOG_UNAVAILABLE_RETRY_AFTER_S));
+        assert!(!body.error.message.contains("timed out"), "internals stay in the log");
+        let response = Error::Log(LogError::Closed).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        // A conflict is not the backend failing.
+        let conflict = Error::Log(LogError::Corrupt { position: 1, reason: "x".into() });
+        assert_eq!(conflict.status_and_code().0, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

@@ -138,6 +138,11 @@ impl Drop for TaskWatch {
 }
 
 async fn follow(log: Arc<dyn EventLog>, name: String, watchers: Weak<Watchers>) {
+    // The name may be an earlier run's (a process killed before it could delete it): start at
+    // the end again instead of working through what that run left unacknowledged.
+    if let Err(error) = log.delete_subscription(&name).await {
+        tracing::warn!(%error, subscription = %name, "cannot delete an earlier run's subscription");
+    }
     loop {
         let options = SubscribeOptions { filter: Filter::category("task"), start: StartFrom::End };
         let mut subscription = match log.subscribe(&name, options).await {

@@ -55,7 +55,7 @@ use tokio::sync::watch;
 
 pub use auth::{AuthConfig, AuthFile, Permission, Principal, VerifyingKey};
 pub use config::{GatewayConfig, RateLimits, WebhookConfig};
-pub use error::{Error, ErrorBody, ErrorDetail, Result};
+pub use error::{Component, Error, ErrorBody, ErrorDetail, Result};
 pub use metrics::Metrics;
 pub use state::AppState;
 pub use task::{EventView, TaskView};

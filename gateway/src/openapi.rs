@@ -344,9 +344,9 @@ pub fn document() -> Value {
         "responses": with(public_errors(&mut c), "200", json!({ "description": "Up.", "content": json_content(health.clone()) }))
     });
     let readyz = json!({
-        "summary": "Ready when the event log answers.", "operationId": "readyz", "security": [],
+        "summary": "Ready when the event log and the read models answer.", "operationId": "readyz", "security": [],
         "responses": with(
-            with(public_errors(&mut c), "503", json!({ "description": "The log does not answer.", "content": json_content(error_body.clone()) })),
+            with(public_errors(&mut c), "503", json!({ "description": "The event log or the read models do not answer; the body names which.", "content": json_content(error_body.clone()) })),
             "200", json!({ "description": "Ready.", "content": json_content(health) }))
     });
     let openapi = json!({

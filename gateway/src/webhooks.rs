@@ -236,6 +236,9 @@ pub fn backoff(config: &WebhookConfig, attempt: u32) -> Duration {
     base.mul_f64(0.5 + unit)
 }
 
+/// The longest a finished delivery waits for its batch's acknowledgement.
+const ACK_BATCH_WAIT_MS: u64 = 500;
+
 /// Runs the dispatcher until `shutdown` turns true.
 pub(crate) async fn run(state: AppState, client: reqwest::Client, mut shutdown: watch::Receiver<bool>) {
     let types: Vec<events::EventType> =
@@ -261,8 +264,12 @@ pub(crate) async fn run(state: AppState, client: reqwest::Client, mut shutdown: 
         // Finished positions are acknowledged in batches, largest first, so the checkpoint
         // (a write on the log's one writer) moves about twice per batch, not once per task.
         let mut finished: Vec<Position> = Vec::new();
+        let mut flush_at = tokio::time::Instant::now() + Duration::from_millis(ACK_BATCH_WAIT_MS);
         let error = loop {
-            if !finished.is_empty() && (finished.len() >= ACK_BATCH_COUNT_MAX || deliveries.is_empty()) {
+            let due = tokio::time::Instant::now() >= flush_at;
+            if !finished.is_empty() && (finished.len() >= ACK_BATCH_COUNT_MAX || deliveries.is_empty() || due)
+            {
+                flush_at = tokio::time::Instant::now() + Duration::from_millis(ACK_BATCH_WAIT_MS);
                 finished.sort_unstable();
                 let mut failed = None;
                 for position in finished.drain(..).rev() {
@@ -277,6 +284,11 @@ pub(crate) async fn run(state: AppState, client: reqwest::Client, mut shutdown: 
             }
             tokio::select! {
                 _ = shutdown.changed() => return,
+                // Finished deliveries are acknowledged at least every ACK_BATCH_WAIT_MS: with
+                // slow deliveries always in flight, waiting for none to be left held up to
+                // the consumer's whole allowance of unacknowledged events, and the server
+                // then sent no more.
+                () = tokio::time::sleep_until(flush_at), if !finished.is_empty() => {}
                 Some(done) = deliveries.join_next() => {
                     let Ok(position) = done else { continue };
                     in_flight.remove(&position);

@@ -24,6 +24,41 @@ async fn probes_and_openapi_are_public_and_metrics_needs_admin() {
     assert!(text.contains("pantheon_gateway_http_responses_total{class=\"2xx\"}"), "{text}");
 }
 
+/// `/readyz` is 200 while the log and the read models' database answer, and its 503 names the
+/// one that does not: here the read models' database, closed under a gateway whose log still
+/// answers.
+async fn readiness_names_what_failed(gw: TestGateway) {
+    let ready = gw.http.get(gw.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    match &gw.views {
+        projections::Db::Sqlite { writer, readers } => {
+            readers.close().await;
+            writer.close().await;
+        }
+        projections::Db::Postgres(pool) => pool.close().await,
+    }
+    let response = gw.http.get(gw.url("/readyz")).send().await.unwrap();
+    let body = assert_error(response, 503, "not_ready").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert_eq!(message, "the read models' database is not available");
+    // The log is named when the log is what fails.
+    let log_down = gateway::Error::NotReady { component: gateway::Component::EventLog }.body();
+    assert_eq!(log_down.error.message, "the event log is not available");
+}
+
+#[tokio::test]
+async fn readiness_on_sqlite() {
+    readiness_names_what_failed(TestGateway::start().await).await;
+}
+
+/// PostgreSQL answers `SELECT 1` with an INT4: the probe must not insist on an INT8.
+#[tokio::test]
+async fn readiness_on_postgres() {
+    readiness_names_what_failed(TestGateway::start_on_postgres().await).await;
+}
+
 #[tokio::test]
 async fn submit_answers_202_with_location_and_the_task_is_readable() {
     let gw = TestGateway::start().await;

@@ -2,13 +2,26 @@
 //! rejections, selections, sealing, execution, results, cancellations, agent registrations and
 //! other admin actions — appended as an entry with its actor (the event's emitter), resource
 //! (the stream), operation (the event type), time, justification (the reason the event gives,
-//! where it has one), the event's content hash and the previous entry's hash.
+//! where it has one), the hash of the event (its content and all its metadata) and the previous
+//! entry's hash.
 //!
 //! # Hashes
 //! An entry's hash is its RFC 6962 leaf hash, `blake3(0x00 ‖ encoding)`, where the encoding
 //! length-prefixes every field above plus the entry's sequence number and log position. The
 //! previous entry's hash is part of the encoding, so the entries form a blake3 chain, and the
 //! same hashes are the leaves of a Merkle tree ([`crate::merkle`]).
+//!
+//! The event's hash ([`event_hash`]) covers everything recorded about the event: stream,
+//! version, id, type, schema version, payload and all its metadata (time, causation and
+//! correlation ids, emitter, trace context). Only the log position is left out: it is the
+//! entry's own field, and the same event has another position in a JetStream archive's own
+//! numbering. [`crate::verify_against_log`] recomputes it from the log, so an event edited in
+//! the log — its payload or any of its metadata — no longer matches its entry.
+//!
+//! Ledgers written before the event hash covered metadata (it was
+//! [`RecordedEvent::content_hash`], which leaves metadata out) still verify on their own, but
+//! not against the log: the verifier says so, and `pantheon projections rebuild audit`
+//! rewrites them from the log. The entries have no version field to tell the two apart.
 //!
 //! # Signed tree heads (the ledger's checkpoints)
 //! Every [`TREE_HEAD_INTERVAL`] entries, and at shutdown, the ledger signs with the federation
@@ -49,6 +62,48 @@ pub fn is_audited(event: &RecordedEvent) -> bool {
     !UNAUDITED_CATEGORIES.contains(&event.stream_id.category())
 }
 
+/// The blake3 key-derivation context of [`event_hash`]: its domain separation.
+const EVENT_HASH_CONTEXT: &str = "pantheon audit event v2";
+
+/// The hash an entry keeps of its event: everything [`RecordedEvent`] records but the log
+/// position — stream, version, id, type, schema version, payload, and every metadata field
+/// (time, causation id, correlation id, emitter, traceparent).
+///
+/// Every field is length-prefixed (u64 big-endian), numbers are big-endian, ids are their 16
+/// bytes, and a last part says which optional fields are present (a missing traceparent
+/// differs from an empty one). The position is left out because it is the entry's own
+/// (hashed) field, checked against the log separately, and because the same event has
+/// another position in the SQL archive of a JetStream log than in JetStream.
+pub fn event_hash(event: &RecordedEvent) -> Hash {
+    let metadata = &event.metadata;
+    let id_bytes = |id: Option<events::EventId>| id.map_or([0; 16], |id| *id.0.as_bytes());
+    let (causation_id, correlation_id) = (id_bytes(metadata.causation_id), id_bytes(metadata.correlation_id));
+    let present = [
+        u8::from(metadata.causation_id.is_some()),
+        u8::from(metadata.correlation_id.is_some()),
+        u8::from(metadata.traceparent.is_some()),
+    ];
+    let mut hasher = blake3::Hasher::new_derive_key(EVENT_HASH_CONTEXT);
+    for part in [
+        event.stream_id.as_str().as_bytes(),
+        &event.version.to_be_bytes(),
+        event.id.0.as_bytes(),
+        event.event_type.as_str().as_bytes(),
+        &event.schema_version.to_be_bytes(),
+        &event.payload,
+        &metadata.occurred_at_ms.to_be_bytes(),
+        &causation_id,
+        &correlation_id,
+        metadata.emitter.as_bytes(),
+        metadata.traceparent.as_deref().unwrap_or("").as_bytes(),
+        &present,
+    ] {
+        hasher.update(&(part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    Hash(*hasher.finalize().as_bytes())
+}
+
 /// One ledger entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -68,7 +123,7 @@ pub struct AuditEntry {
     pub occurred_at_ms: i64,
     /// Why, where the event says.
     pub justification: Option<String>,
-    /// The event's content hash ([`RecordedEvent::content_hash`]).
+    /// The hash of everything recorded about the event but its position ([`event_hash`]).
     pub event_hash: Hash,
     /// The previous entry's hash ([`Hash::ZERO`] for the first).
     pub prev_hash: Hash,
@@ -334,7 +389,7 @@ impl Projection for AuditLedger {
                 operation: event.event_type.to_string(),
                 occurred_at_ms: event.metadata.occurred_at_ms,
                 justification: justification(event),
-                event_hash: event.content_hash(),
+                event_hash: event_hash(event),
                 prev_hash: state.last_hash,
                 entry_hash: Hash::ZERO,
             };
@@ -373,13 +428,28 @@ impl Projection for AuditLedger {
         if signed >= to_i64(size) {
             return Ok(());
         }
-        let (timestamp_ms,): (i64,) = fetch!(
+        let last: Option<(i64, Vec<u8>)> = fetch!(
             &mut *tx,
-            fetch_one,
-            (i64,),
-            "SELECT occurred_at_ms FROM audit_entries WHERE seq = $1",
+            fetch_optional,
+            (i64, Vec<u8>),
+            "SELECT occurred_at_ms, entry_hash FROM audit_entries WHERE seq = $1",
             to_i64(size - 1)
         )?;
+        // Sign only over the entries the writer wrote. If its last entry is gone or another
+        // stands in its place, the ledger was cut or rewritten (with the heads that covered
+        // it): signing now would vouch for the damage. Leave it to the verifier to name it.
+        let timestamp_ms = match last {
+            Some((timestamp_ms, hash)) if hash_from(&hash) == Some(state.last_hash) => timestamp_ms,
+            found => {
+                tracing::warn!(
+                    entry = size - 1,
+                    found = found.is_some(),
+                    "the audit ledger's last entry is not the one its writer appended: no tree head \
+                     signed; run `pantheon audit verify`"
+                );
+                return Ok(());
+            }
+        };
         let head = SignedTreeHead::sign(&self.key, size, timestamp_ms, state.frontier.root());
         insert_head(tx, &head).await
     }
@@ -523,6 +593,66 @@ mod tests {
             prev_hash: Hash([5; 32]),
             entry_hash: Hash::ZERO,
         }
+    }
+
+    fn recorded() -> RecordedEvent {
+        RecordedEvent {
+            stream_id: events::StreamId::new("task-0190c1f2-7a3b-7c4d-8e5f-60718293a4b5").unwrap(),
+            version: 3,
+            position: 977,
+            id: "0190c1f2-7a3b-7c4d-8e5f-60718293a4b6".parse().unwrap(),
+            event_type: events::EventType::new("task_rejected").unwrap(),
+            schema_version: 1,
+            payload: vec![0x81, 0xa1, 0x61, 0x01],
+            metadata: events::Metadata {
+                occurred_at_ms: 1_700_000_000_123,
+                causation_id: None,
+                correlation_id: None,
+                emitter: "gateway".into(),
+                traceparent: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_event_hash_covers_everything_recorded_but_the_position() {
+        let event = recorded();
+        let hash = event_hash(&event);
+        let mut moved = event.clone();
+        moved.position = 5;
+        assert_eq!(event_hash(&moved), hash, "the position is the entry's, not the event's");
+        let other_id = || "0190c1f2-7a3b-7c4d-8e5f-60718293a4b7".parse().unwrap();
+        type Edit = fn(&mut RecordedEvent);
+        let edits: [(&str, Edit); 12] = [
+            ("stream", |e| e.stream_id = events::StreamId::new("task-other").unwrap()),
+            ("version", |e| e.version += 1),
+            ("id", |e| e.id = "0190c1f2-7a3b-7c4d-8e5f-60718293a4b7".parse().unwrap()),
+            ("type", |e| e.event_type = events::EventType::new("task_failed").unwrap()),
+            ("schema version", |e| e.schema_version += 1),
+            ("payload", |e| e.payload.push(0)),
+            ("occurred_at_ms", |e| e.metadata.occurred_at_ms += 1),
+            ("causation id", |e| e.metadata.causation_id = Some(e.id)),
+            ("correlation id", |e| e.metadata.correlation_id = Some(e.id)),
+            ("emitter", |e| e.metadata.emitter = "admin".into()),
+            ("traceparent", |e| {
+                e.metadata.traceparent =
+                    Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into())
+            }),
+            ("empty traceparent", |e| e.metadata.traceparent = Some(String::new())),
+        ];
+        let mut seen = std::collections::HashSet::from([hash]);
+        for (what, edit) in edits {
+            let mut edited = event.clone();
+            edit(&mut edited);
+            assert!(seen.insert(event_hash(&edited)), "{what} is not covered (or collides)");
+        }
+        let mut both = event.clone();
+        both.metadata.causation_id = Some(other_id());
+        both.metadata.correlation_id = Some(other_id());
+        assert!(seen.insert(event_hash(&both)));
+        assert_ne!(event.content_hash(), hash, "not the hash that leaves metadata out");
+        // Ledgers keep this hash: changing the encoding makes every entry mismatch its event.
+        assert_eq!(hash.to_string(), "561dcd72f71e60935ef7ad7897ffc3ef6fb0da17c696d5dc090ee3e2d03308ea");
     }
 
     #[test]

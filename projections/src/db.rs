@@ -175,9 +175,13 @@ impl Db {
         })
     }
 
-    /// Answers when the database does (readiness probes).
+    /// Answers when the database does (readiness probes). Nothing is decoded: `SELECT 1` is
+    /// an INT4 on PostgreSQL and an INTEGER (i64) on SQLite, and a probe must not fail on that.
     pub async fn ping(&self) -> Result<()> {
-        let _: (i64,) = read!(self, fetch_one, (i64,), "SELECT 1")?;
+        match self {
+            Self::Sqlite { readers, .. } => sqlx::query("SELECT 1").execute(readers).await.map(drop)?,
+            Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+        }
         Ok(())
     }
 

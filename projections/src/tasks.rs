@@ -151,6 +151,27 @@ impl TaskReader {
         Ok(crate::db::read!(&self.db, fetch_optional, TaskSummary, sql, task_id)?)
     }
 
+    /// Unfinished tasks (any status but completed, failed, rejected, cancelled), oldest
+    /// submitted first, after `after` (a page's last task, as `(submitted_at_ms, task_id)`),
+    /// submitted before `submitted_before_ms`; at most `limit` (≤ [`TASK_QUERY_LIMIT_MAX`]).
+    /// What the deadline sweeper walks through.
+    pub async fn unfinished(
+        &self,
+        after: Option<&TaskCursor>,
+        submitted_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<TaskSummary>> {
+        let limit = limit.clamp(1, TASK_QUERY_LIMIT_MAX);
+        let (after_ms, after_id) =
+            after.map_or((i64::MIN, String::new()), |c| (c.submitted_at_ms, c.task_id.clone()));
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{SELECT_TASK} WHERE status NOT IN ('completed', 'failed', 'rejected', 'cancelled') \
+             AND submitted_at_ms < $1 AND (submitted_at_ms > $2 OR (submitted_at_ms = $2 AND task_id > $3)) \
+             ORDER BY submitted_at_ms, task_id LIMIT {limit}"
+        ));
+        Ok(crate::db::read!(&self.db, fetch_all, TaskSummary, sql, submitted_before_ms, after_ms, after_id)?)
+    }
+
     /// The tasks matching `query`, newest first, one page.
     pub async fn list(&self, query: &TaskQuery) -> Result<Vec<TaskSummary>> {
         let limit = query.limit.unwrap_or(TASK_QUERY_LIMIT_DEFAULT);

@@ -10,13 +10,18 @@
 //! - an inserted or reordered entry (sequence numbers are hashed, and so is the link to the
 //!   previous entry; rewriting every later hash to hide it changes the Merkle root under the
 //!   next signed tree head),
-//! - a truncated ledger (a signed tree head covers more entries than there are),
+//! - a truncated ledger (a signed tree head covers more entries than there are, or the
+//!   ledger's writer appended more entries than there are: a tail cut together with the heads
+//!   that covered it),
 //! - a forged or altered tree head (the signature over size, time and root fails, or the key
 //!   is not the federation's).
 //!
-//! What no verifier of the ledger alone can catch: entries appended after the last signed tree
-//! head by someone who recomputes the chain. [`verify_against_log`] compares every entry with
-//! the event at its position in the log, which catches those too.
+//! What no verifier of the ledger alone can catch: entries appended, removed or rewritten
+//! after the last signed tree head by someone who recomputes the chain (and the writer's
+//! state). [`verify_against_log`] walks the log beside the ledger: every entry must record the
+//! audited event at its position, unchanged (its payload and every metadata field, see
+//! [`crate::audit::event_hash`]), and every audited event the ledger has applied must have its
+//! entry — which catches those too.
 
 use events::{EventLog, Hash, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
@@ -383,7 +388,9 @@ impl Walk {
 }
 
 /// Checks the whole ledger against the federation key: every entry's hash and link, every
-/// signed tree head's signature and Merkle root. Stops at the first problem.
+/// signed tree head's signature and Merkle root, and that no entry the ledger's writer
+/// appended is gone from the end (with the tree heads that covered it). Stops at the first
+/// problem.
 ///
 /// The entries are those present when it starts (up to the largest sequence number then).
 /// Reader tasks ([`VERIFY_READER_COUNT`], [`VERIFY_SQLITE_READER_COUNT`]) read and encode
@@ -400,6 +407,11 @@ pub async fn verify_ledger(db: &Db, federation_key: &PublicKey) -> Result<Ledger
         latest_tree_head,
         problem: None,
     };
+    // Read before the entries: the writer commits entries and its count together, so every
+    // entry it counted here is in the walk below unless it was removed.
+    let written: Option<(i64,)> =
+        read!(db, fetch_optional, (i64,), "SELECT tree_size FROM audit_writer_state WHERE id = 1")?;
+    let written = written.and_then(|(size,)| u64::try_from(size).ok());
     let (last_seq,): (Option<i64>,) =
         read!(db, fetch_one, (Option<i64>,), "SELECT MAX(seq) FROM audit_entries")?;
     // Pages from sequence number 0 up to the last one; negative numbers are never read.
@@ -471,6 +483,21 @@ pub async fn verify_ledger(db: &Db, federation_key: &PublicKey) -> Result<Ledger
             });
         }
     }
+    if report.problem.is_none() {
+        // The writer appended more entries than are left: the tail was cut, and the heads
+        // that covered it with it (or the check above would have named them).
+        let left = walk.frontier.size();
+        if let Some(written) = written.filter(|written| *written > left) {
+            report.problem = Some(LedgerProblem {
+                entry: Some(left),
+                tree_size: None,
+                reason: format!(
+                    "the ledger was truncated: its writer appended {written} entries, only {left} are left; \
+                     entry {left} is the first missing (the signed tree heads covering it were removed too)"
+                ),
+            });
+        }
+    }
     Ok(report)
 }
 
@@ -510,18 +537,32 @@ async fn latest_tree_head(db: &Db) -> Result<Option<SignedTreeHead>> {
     Ok(tree_heads(db).await?.into_iter().rev().find_map(Result::ok))
 }
 
-/// Compares every entry with the event at its log position: same event id and same content
-/// hash. Returns the first mismatch, or `None`.
+/// Walks the log beside the ledger and returns the first mismatch, or `None`:
+/// - every entry must record the audited event at its log position, with the same id and the
+///   same [`crate::audit::event_hash`] (payload and every metadata field);
+/// - every audited event of the log up to where the ledger has applied it (the audit
+///   projection's checkpoint, or the last entry's position if that is further) must have its
+///   entry, in order: an event the ledger lacks names the entry that should record it.
+///
+/// The checkpoint is read first: the projection commits entries and checkpoint together, so
+/// every event up to it has its entry, and entries appended meanwhile are checked as well. A
+/// rebuild of the ledger running meanwhile makes it report damage that is not there.
 pub async fn verify_against_log(db: &Db, log: &dyn EventLog) -> Result<Option<LedgerProblem>> {
-    /// Events read from the log at once.
-    const LOG_WINDOW_COUNT: usize = 1_000;
-    let mut window: std::collections::HashMap<events::Position, events::RecordedEvent> =
-        std::collections::HashMap::new();
+    let checkpoint: Option<(i64,)> = read!(
+        db,
+        fetch_optional,
+        (i64,),
+        "SELECT position FROM projection_checkpoints WHERE name = $1",
+        crate::ProjectionName::Audit.as_str()
+    )?;
+    let mut applied = checkpoint.and_then(|(position,)| u64::try_from(position).ok()).unwrap_or(0);
+    let mut audited = AuditedEvents::new(log);
+    let mut next_seq = 0u64;
     let mut from = 0i64;
     loop {
         let rows: Vec<EntryRow> =
             read!(db, fetch_all, EntryRow, SELECT_ENTRIES, from, VERIFY_PAGE_COUNT_MAX)?;
-        let Some(last) = rows.last() else { return Ok(None) };
+        let Some(last) = rows.last() else { break };
         from = last.0.saturating_add(1);
         for row in rows {
             let entry = match entry_from(row) {
@@ -534,40 +575,161 @@ pub async fn verify_against_log(db: &Db, log: &dyn EventLog) -> Result<Option<Le
                     }));
                 }
             };
-            let event = match window.remove(&entry.position) {
-                Some(event) => Some(event),
-                None => {
-                    // Read ahead from here: entries follow the log's order, so one read
-                    // serves the next entries (gaps, such as events of categories the
-                    // ledger leaves out, only cost some of the window).
-                    let read = log.read_all(entry.position, LOG_WINDOW_COUNT).await?;
-                    window = read.into_iter().map(|event| (event.position, event)).collect();
-                    window.remove(&entry.position)
+            next_seq = entry.seq.saturating_add(1);
+            applied = applied.max(entry.position);
+            let problem =
+                |reason: String| Ok(Some(LedgerProblem { entry: Some(entry.seq), tree_size: None, reason }));
+            match audited.peek().await? {
+                // The ledger passed an audited event by.
+                Some(event) if event.position < entry.position => {
+                    return problem(format!(
+                        "the ledger lacks {}; entry {} should record it, and records position {} instead",
+                        describe(event),
+                        entry.seq,
+                        entry.position
+                    ));
                 }
-            };
-            let matches = event.as_ref().is_some_and(|event| {
-                event.position == entry.position
-                    && event.id.to_string() == entry.event_id
-                    && event.content_hash() == entry.event_hash
-            });
-            if !matches {
-                return Ok(Some(LedgerProblem {
-                    entry: Some(entry.seq),
-                    tree_size: None,
-                    reason: format!(
+                Some(event) if event.position == entry.position => {
+                    if let Some(reason) = mismatch(&entry, event) {
+                        return problem(reason);
+                    }
+                }
+                // No audited event at the entry's position.
+                _ => {
+                    let there = log.read_all(entry.position, 1).await?;
+                    let there = there.first().filter(|event| event.position == entry.position);
+                    return problem(format!(
                         "entry {} claims event {} at position {}, the log holds {}",
                         entry.seq,
                         entry.event_id,
                         entry.position,
-                        event.map_or("nothing there".to_string(), |e| format!(
-                            "event {} (hash {})",
-                            e.id,
-                            e.content_hash()
-                        ))
-                    ),
-                }));
+                        there.map_or("nothing there".to_string(), |event| {
+                            let audited = if crate::audit::is_audited(event) { "" } else { ", not audited" };
+                            format!("{}{audited}", describe(event))
+                        })
+                    ));
+                }
             }
+            // The entry recorded the event it matched.
+            audited.advance();
         }
+    }
+    // Past the last entry: an audited event the ledger has applied has no entry.
+    match audited.peek().await? {
+        Some(event) if event.position <= applied => Ok(Some(LedgerProblem {
+            entry: Some(next_seq),
+            tree_size: None,
+            reason: format!(
+                "the ledger lacks {}, which it applied (it has applied the log up to position {applied}): \
+                 entry {next_seq} is the first missing ({})",
+                describe(event),
+                match next_seq {
+                    0 => "the ledger is empty".to_string(),
+                    n => format!("the ledger ends at entry {}", n - 1),
+                }
+            ),
+        })),
+        _ => Ok(None),
+    }
+}
+
+/// An event, for a problem's reason.
+fn describe(event: &events::RecordedEvent) -> String {
+    format!(
+        "event {} ({} at version {} of {}) at position {}",
+        event.id, event.event_type, event.version, event.stream_id, event.position
+    )
+}
+
+/// What differs between an entry and the event at its position, or `None` when they agree.
+fn mismatch(entry: &AuditEntry, event: &events::RecordedEvent) -> Option<String> {
+    if event.id.to_string() != entry.event_id {
+        return Some(format!(
+            "entry {} claims event {} at position {}, the log holds {}",
+            entry.seq,
+            entry.event_id,
+            entry.position,
+            describe(event)
+        ));
+    }
+    let hash = crate::audit::event_hash(event);
+    if hash == entry.event_hash {
+        return None;
+    }
+    if event.content_hash() == entry.event_hash {
+        return Some(format!(
+            "entry {} keeps the hash older ledgers kept of {}, which leaves its metadata out: the log's \
+             metadata cannot be checked against it; rebuild the ledger from the log \
+             (`pantheon projections rebuild audit`) to cover it",
+            entry.seq,
+            describe(event)
+        ));
+    }
+    // Name what differs among the fields the entry keeps in the clear.
+    let mut differences: Vec<String> = [
+        ("emitter", entry.actor.as_str(), event.metadata.emitter.as_str()),
+        ("stream", entry.resource.as_str(), event.stream_id.as_str()),
+        ("type", entry.operation.as_str(), event.event_type.as_str()),
+    ]
+    .into_iter()
+    .filter(|(_, ledger, log)| ledger != log)
+    .map(|(what, ledger, log)| format!("{what} {ledger:?} in the ledger, {log:?} in the log"))
+    .collect();
+    if entry.occurred_at_ms != event.metadata.occurred_at_ms {
+        differences.push(format!(
+            "time {} ms in the ledger, {} ms in the log",
+            entry.occurred_at_ms, event.metadata.occurred_at_ms
+        ));
+    }
+    let which = if differences.is_empty() {
+        "its payload, version, schema version, causation id, correlation id or traceparent differ".to_string()
+    } else {
+        differences.join("; ")
+    };
+    Some(format!(
+        "{} was altered after entry {} recorded it: it hashes to {hash}, the entry recorded {} ({which})",
+        describe(event),
+        entry.seq,
+        entry.event_hash
+    ))
+}
+
+/// The log's audited events in order, read a page at a time.
+struct AuditedEvents<'a> {
+    log: &'a dyn EventLog,
+    /// Audited events read and not yet taken.
+    buffer: std::collections::VecDeque<events::RecordedEvent>,
+    /// The next position to read from.
+    from: events::Position,
+    /// Whether the log had nothing more to read.
+    exhausted: bool,
+}
+
+impl<'a> AuditedEvents<'a> {
+    /// Events read from the log at once: the most one `read_all` of the SQL store returns
+    /// (it cuts larger asks to it), so no read is wasted and at most a page is held.
+    const PAGE_COUNT: usize = 1_000;
+
+    fn new(log: &'a dyn EventLog) -> Self {
+        Self { log, buffer: std::collections::VecDeque::new(), from: 0, exhausted: false }
+    }
+
+    /// The next audited event, reading pages (and skipping unaudited events) until one comes.
+    async fn peek(&mut self) -> Result<Option<&events::RecordedEvent>> {
+        while self.buffer.is_empty() && !self.exhausted {
+            let page = self.log.read_all(self.from, Self::PAGE_COUNT).await?;
+            match page.last() {
+                Some(last) => self.from = last.position.saturating_add(1),
+                None => self.exhausted = true,
+            }
+            self.buffer.extend(page.into_iter().filter(crate::audit::is_audited));
+        }
+        Ok(self.buffer.front())
+    }
+
+    /// Moves past the event [`Self::peek`] returned.
+    fn advance(&mut self) {
+        self.buffer.pop_front();
     }
 }
 

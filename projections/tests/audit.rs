@@ -1,7 +1,8 @@
 //! The audit ledger on SQLite and on PostgreSQL: built from a real log, verified intact, then
 //! tampered with directly in the database — an edit, a deletion, an insertion (naive, and with
-//! the whole chain recomputed), a reordering, a truncation, forged tree heads — and the
-//! verifier catches each. Proofs round-trip through JSON and are checked offline.
+//! the whole chain recomputed), a reordering, a truncation (also together with the tree heads
+//! and the writer's state covering it), forged tree heads, events' metadata edited in the log
+//! — and the verifier catches each. Proofs round-trip through JSON and are checked offline.
 
 mod common;
 
@@ -216,6 +217,201 @@ async fn forged_tree_heads_are_caught(world: World) {
     assert!(p.reason.contains("not the federation key"), "{p:?}");
 }
 
+/// What `pantheon audit verify` does, with a log opened afresh (as the command's own process
+/// does: the SQLite log's ring of recent events would not see edits made behind its back):
+/// catch the ledger up, sign a head over it, verify it alone, then against the log. The first
+/// problem, if any.
+async fn audit_verify(world: &World) -> Option<projections::LedgerProblem> {
+    let log = store::open(&world.url).await.expect("open the log again");
+    let projections = projections::Projections::new(world.db.clone(), log.clone(), world.key.clone())
+        .with_tree_head_interval(INTERVAL);
+    projections.catch_up(ProjectionName::Audit).await.expect("catch up");
+    projections.seal_audit().await.expect("seal");
+    let report = verify_ledger(&world.db, &world.key.public_key()).await.expect("verify the ledger");
+    match report.problem {
+        Some(problem) => Some(problem),
+        None => verify_against_log(&world.db, log.as_ref()).await.expect("verify against the log"),
+    }
+}
+
+/// The event id of entry `seq`.
+async fn event_id_of(world: &World, seq: u64) -> String {
+    prove_inclusion(&world.db, seq).await.unwrap().entry.event_id
+}
+
+async fn event_metadata_edits_are_caught(world: World) {
+    ledger(&world).await;
+    let postgres = world.db.is_postgres();
+    // (field, entry whose event is edited, the edit on SQLite, on PostgreSQL)
+    let edits = [
+        (
+            "emitter",
+            0,
+            "json_set(metadata, '$.emitter', 'admin')",
+            "jsonb_set(metadata, '{emitter}', '\"admin\"')",
+        ),
+        (
+            "occurred_at_ms",
+            17,
+            "json_set(metadata, '$.occurred_at_ms', json_extract(metadata, '$.occurred_at_ms') + 1)",
+            "jsonb_set(metadata, '{occurred_at_ms}', to_jsonb((metadata->>'occurred_at_ms')::bigint + 1))",
+        ),
+        (
+            "causation_id",
+            40,
+            "json_set(metadata, '$.causation_id', '0190c1f2-7a3b-7c4d-8e5f-60718293a4b5')",
+            "jsonb_set(metadata, '{causation_id}', '\"0190c1f2-7a3b-7c4d-8e5f-60718293a4b5\"')",
+        ),
+        (
+            "correlation_id",
+            77,
+            "json_set(metadata, '$.correlation_id', '0190c1f2-7a3b-7c4d-8e5f-60718293a4b5')",
+            "jsonb_set(metadata, '{correlation_id}', '\"0190c1f2-7a3b-7c4d-8e5f-60718293a4b5\"')",
+        ),
+        (
+            "traceparent",
+            100,
+            "json_set(metadata, '$.traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01')",
+            "jsonb_set(metadata, '{traceparent}', '\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"')",
+        ),
+    ];
+    assert_eq!(audit_verify(&world).await, None);
+    for (field, seq, sqlite_edit, postgres_edit) in edits {
+        let event_id = event_id_of(&world, seq).await;
+        let original = metadata_text(&world, &event_id).await;
+        let edit = if postgres { postgres_edit } else { sqlite_edit };
+        sql(&world, &[&format!("UPDATE events SET metadata = {edit} WHERE event_id = '{event_id}'")]).await;
+        assert_ne!(metadata_text(&world, &event_id).await, original, "{field}: the edit changed nothing");
+        let Some(p) = audit_verify(&world).await else { panic!("an edited {field} went unnoticed") };
+        assert_eq!(p.entry, Some(seq), "{field}: {p:?}");
+        assert!(p.reason.contains("altered") && p.reason.contains(&event_id), "{field}: {p:?}");
+        if field == "emitter" {
+            assert!(p.reason.contains("emitter \"gateway\" in the ledger, \"admin\" in the log"), "{p:?}");
+        }
+        // Put it back: intact again.
+        let cast = if postgres { "::jsonb" } else { "" };
+        let restore = format!(
+            "UPDATE events SET metadata = '{}'{cast} WHERE event_id = '{event_id}'",
+            original.replace('\'', "''")
+        );
+        sql(&world, &[&restore]).await;
+        assert_eq!(audit_verify(&world).await, None, "{field} restored");
+    }
+}
+
+/// An event's metadata as stored (JSON text).
+async fn metadata_text(world: &World, event_id: &str) -> String {
+    let query = format!("SELECT CAST(metadata AS TEXT) FROM events WHERE event_id = '{event_id}'");
+    if world.db.is_postgres() {
+        let pool = sqlx::PgPool::connect(&world.url).await.unwrap();
+        let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(query)).fetch_one(&pool).await.unwrap();
+        text
+    } else {
+        let pool = sqlx::SqlitePool::connect(&world.url).await.unwrap();
+        let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(query)).fetch_one(&pool).await.unwrap();
+        text
+    }
+}
+
+async fn old_event_hashes_are_named_and_a_rebuild_covers_metadata(world: World) {
+    ledger(&world).await;
+    // A ledger written before the event hash covered metadata: each entry keeps the event's
+    // `content_hash`.
+    let mut entries = all_entries(&world).await;
+    for entry in &mut entries {
+        let event = world.log.read_all(entry.position, 1).await.unwrap().remove(0);
+        assert_eq!(event.id.to_string(), entry.event_id);
+        entry.event_hash = event.content_hash();
+    }
+    rewrite(&world, entries).await;
+    let p = verify_against_log(&world.db, world.log.as_ref()).await.unwrap().expect("an old ledger");
+    assert_eq!(p.entry, Some(0), "{p:?}");
+    assert!(p.reason.contains("rebuild"), "{p:?}");
+    let projections = world.projections().with_tree_head_interval(INTERVAL);
+    projections.rebuild(ProjectionName::Audit).await.unwrap();
+    projections.seal_audit().await.unwrap();
+    assert_eq!(audit_verify(&world).await, None);
+}
+
+/// Deletes the entries from `first` on and the signed tree heads covering any of them.
+async fn cut_tail(world: &World, first: u64) {
+    sql(
+        world,
+        &[
+            &format!("DELETE FROM audit_entries WHERE seq >= {first}"),
+            &format!("DELETE FROM audit_tree_heads WHERE tree_size > {first}"),
+        ],
+    )
+    .await;
+}
+
+/// The log position of the event entry `seq` recorded.
+async fn position_of(world: &World, seq: u64) -> u64 {
+    prove_inclusion(&world.db, seq).await.unwrap().entry.position
+}
+
+async fn tail_cut_with_its_tree_heads_is_caught(world: World) {
+    let size = ledger(&world).await;
+    assert!(size > 100 + INTERVAL);
+    cut_tail(&world, 100).await;
+    // `pantheon audit verify` used to stop at signing a head: "database error: no rows returned".
+    let p = audit_verify(&world).await.expect("a cut tail");
+    assert_eq!(p.entry, Some(100), "{p:?}");
+    assert!(p.reason.contains("truncated") && p.reason.contains("entry 100 is the first missing"), "{p:?}");
+}
+
+async fn tail_cut_with_its_tree_heads_and_the_writer_state_is_caught(world: World) {
+    let size = ledger(&world).await;
+    let missing_position = position_of(&world, 100).await;
+    let missing_id = event_id_of(&world, 100).await;
+    // The attacker also sets the writer back, so that its state agrees with what is left.
+    let entries = all_entries(&world).await;
+    let mut frontier = projections::merkle::Frontier::default();
+    for entry in &entries[..100] {
+        frontier.push(entry.entry_hash);
+    }
+    cut_tail(&world, 100).await;
+    let blob = |bytes: &[u8]| {
+        if world.db.is_postgres() {
+            format!("'\\x{}'::bytea", hex_bytes(bytes))
+        } else {
+            format!("X'{}'", hex_bytes(bytes))
+        }
+    };
+    sql(
+        &world,
+        &[&format!(
+            "UPDATE audit_writer_state SET tree_size = 100, last_hash = {}, frontier = {}",
+            blob(&entries[99].entry_hash.0),
+            blob(&frontier.to_bytes())
+        )],
+    )
+    .await;
+    // The ledger alone now looks whole (a head is even signed over its 100 entries); the log
+    // holds the events it lacks.
+    let p = audit_verify(&world).await.expect("a cut tail");
+    assert_eq!(p.entry, Some(100), "{p:?} of {size}");
+    assert!(p.reason.contains("entry 100 is the first missing"), "{p:?}");
+    assert!(p.reason.contains(&format!("at position {missing_position}")), "{p:?}");
+    assert!(p.reason.contains(&missing_id), "{p:?}");
+}
+
+async fn an_entry_dropped_after_the_last_tree_head_is_caught_against_the_log(world: World) {
+    ledger(&world).await;
+    let missing_position = position_of(&world, 110).await;
+    // Past the last head the attacker drops entry 110 and recomputes the chain after it.
+    let mut entries = all_entries(&world).await;
+    sql(&world, &["DELETE FROM audit_tree_heads WHERE tree_size > 96"]).await;
+    entries.remove(110);
+    rewrite(&world, entries).await;
+    let p = verify_against_log(&world.db, world.log.as_ref()).await.unwrap().expect("a dropped entry");
+    assert_eq!(p.entry, Some(110), "{p:?}");
+    assert!(
+        p.reason.contains("lacks") && p.reason.contains(&format!("at position {missing_position}")),
+        "{p:?}"
+    );
+}
+
 fn hex_bytes(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -275,6 +471,11 @@ on_both!(
     reordering_is_caught,
     reordering_with_recomputed_chain_is_caught,
     truncation_is_caught,
+    tail_cut_with_its_tree_heads_is_caught,
+    tail_cut_with_its_tree_heads_and_the_writer_state_is_caught,
+    an_entry_dropped_after_the_last_tree_head_is_caught_against_the_log,
+    event_metadata_edits_are_caught,
+    old_event_hashes_are_named_and_a_rebuild_covers_metadata,
     forged_tree_heads_are_caught,
     proofs_check_offline,
     rebuild_gives_the_same_ledger,

@@ -197,6 +197,11 @@ async fn running_projections_follow_the_log_and_stop(world: World) {
     assert_eq!(report.latest_tree_head.map(|h| h.tree_size), Some(report.entries));
 }
 
+/// The readiness probe's ping answers on both backends (PostgreSQL's `SELECT 1` is an INT4).
+async fn ping_answers(world: World) {
+    world.db.ping().await.expect("ping");
+}
+
 macro_rules! on_both {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -211,5 +216,6 @@ macro_rules! on_both {
 on_both!(
     task_view_filters_and_searches,
     applies_exactly_once_and_rebuilds_identically,
-    running_projections_follow_the_log_and_stop
+    running_projections_follow_the_log_and_stop,
+    ping_answers,
 );

@@ -31,6 +31,9 @@ enum Check {
     PasswordValue,
     /// A PEM private key header: extend to the end marker.
     PemBlock,
+    /// An AWS secret access key found by its neighbours: key-like, and not a hex digest (a
+    /// SHA-1 is 40 characters too).
+    AwsSecret,
 }
 
 struct Rule {
@@ -78,6 +81,15 @@ const RULES: &[Rule] = &[
         r#"(?i:aws)[A-Za-z0-9_.\-]{0,20}(?i:secret|private)[A-Za-z0-9_.\-]{0,20}["']?\s{0,4}(?:=|:|=>|:=)\s{0,4}["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+]|$)"#,
         1,
         Check::Shape,
+    ),
+    // The secret access key away from a `key = value` form: in a CSV export beside its key id,
+    // or in prose after the words that name it, on the same line.
+    secret(
+        "secret.aws_secret_key_nearby",
+        SecretKind::AwsSecretKey,
+        r"(?:(?i:aws|secret)|\bA[KS]IA[A-Z2-7]{16}\b)[^\n]{0,160}?(?:[^A-Za-z0-9/+=]|^)([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)",
+        1,
+        Check::AwsSecret,
     ),
     secret(
         "secret.github_token",
@@ -316,6 +328,13 @@ fn key_value(value: &str) -> bool {
         && checksum::entropy_bits(value) >= KEY_ENTROPY_BITS_MIN
 }
 
+fn aws_secret(value: &str) -> bool {
+    let hex = value.bytes().all(|b| b.is_ascii_hexdigit());
+    !hex && value.bytes().any(|b| b.is_ascii_uppercase())
+        && value.bytes().any(|b| b.is_ascii_lowercase())
+        && key_value(value)
+}
+
 fn password_value(value: &str) -> bool {
     let dotted_identifier =
         value.contains('.') && value.bytes().all(|b| b.is_ascii_alphabetic() || b == b'.' || b == b'_');
@@ -537,6 +556,7 @@ fn evaluate(rule: &Rule, text: &str, span: Range<usize>) -> Option<Finding> {
         Check::Checksum(valid) => (valid(value), span, 1.0),
         Check::KeyValue => (key_value(value), span, 0.8),
         Check::PasswordValue => (password_value(value), span, 0.7),
+        Check::AwsSecret => (aws_secret(value), span, 0.8),
         Check::PemBlock => {
             let block = pem_block(text, &span);
             (true, block, 1.0)

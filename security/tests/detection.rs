@@ -219,3 +219,28 @@ fn secrets_inside_encoded_layers_are_found_and_redacted_whole() {
         "{report:?}"
     );
 }
+
+#[test]
+fn aws_secret_access_keys_are_found_beside_their_key_id_and_in_prose_but_not_digests() {
+    let scanner = scanner();
+    let secret = "q8Fz/3hKpV0tWm+RbN7cYd2LsJe5XgA1oTuHiC4w";
+    let texts = [
+        format!("User name,Password,Access key ID,Secret access key\nci,,AKIAZ3QX7HN2ML5TPQ4R,{secret}\n"),
+        format!("The AWS secret access key for the build user is {secret} and rotates monthly."),
+        format!("secret key {secret}"),
+    ];
+    for text in &texts {
+        let report = scanner.scan(text);
+        let found = report
+            .findings
+            .iter()
+            .find(|f| f.kind == FindingKind::Secret(SecretKind::AwsSecretKey))
+            .unwrap_or_else(|| panic!("no secret key found in {text:?}: {:?}", report.findings));
+        assert_eq!(&text[found.span.clone()], secret, "the whole key, nothing more");
+    }
+    // A SHA-1 digest near the word "secret", and a key with no neighbour naming it, are left.
+    let digest = "the secret commit is 3f786850e387550fdab836ed7e6dc881de23001b";
+    assert!(!scanner.scan(digest).has(Category::Secret), "{:?}", scanner.scan(digest).findings);
+    let alone = format!("checksum {secret} matched");
+    assert!(!scanner.scan(&alone).has(Category::Secret));
+}

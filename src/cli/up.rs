@@ -242,7 +242,19 @@ fn gateway_config(
     let webhook_secret = gateway::auth::load_or_create_secret(&cli.data_dir.join("webhook.secret"))?;
     let mut config = gateway::GatewayConfig::new(args.http, auth, key, webhook_secret);
     config.data_dir = Some(cli.data_dir.clone());
+    config.instance = gateway_instance(&cli.data_dir, args.http);
     Ok((config, dev_token))
+}
+
+/// The name of this gateway's own log subscription: the same for every start of `up` on one
+/// data dir and listen address, so a process killed without the chance to delete it takes it
+/// back when it starts again (on JetStream, a durable consumer per killed process would stay
+/// behind for ever, its backlog growing).
+fn gateway_instance(data_dir: &std::path::Path, http: std::net::SocketAddr) -> String {
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let seed = format!("{}|{http}", dir.display());
+    let hash = events::Hash::of(seed.as_bytes()).to_string();
+    format!("gateway-{}", &hash[..hash.len().min(32)])
 }
 
 pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {

@@ -10,10 +10,13 @@
 //! - [`conformance`]: the log conformance suite, one `pub async fn` per case, parametrised by a
 //!   [`conformance::Backend`] that can open the log again on the same storage; the
 //!   [`conformance_tests!`] macro expands it into one `#[tokio::test]` per case.
+//! - [`faults`]: [`faults::CutLog`], a log that cuts multi-event batches short, as a crash
+//!   between two publishes of a non-atomic batch would.
 //! - [`Error`]: what can fail while starting test infrastructure.
 
 pub mod conformance;
 mod error;
+pub mod faults;
 pub mod nats_server;
 pub mod postgres;
 

@@ -12,10 +12,11 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::auth::{Permission, Principal};
-use crate::error::{Error, Result};
+use crate::error::{Component, Error, Result};
 use crate::state::AppState;
 
-/// How long the log may take to answer a readiness probe.
+/// How long the log, and then the read models' database, may each take to answer a readiness
+/// probe: a probe answers within twice this.
 const READY_TIMEOUT_MS: u64 = 2_000;
 
 /// A probe's answer.
@@ -30,29 +31,47 @@ pub(crate) async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok".into() })
 }
 
-/// `GET /readyz`: ready only when the log and the read models' database answer.
+/// `GET /readyz`: ready only when the log and the read models' database answer; the 503 body
+/// names the one that did not (the cause is logged).
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>> {
     let probe = StreamId::new("gateway-readiness").map_err(|e| Error::Internal(e.to_string()))?;
-    let timeout = Duration::from_millis(READY_TIMEOUT_MS);
-    match tokio::time::timeout(timeout, state.log.stream_version(&probe)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "readiness: the log failed");
-            return Err(Error::NotReady);
-        }
-        Err(_) => return Err(Error::NotReady),
-    }
+    let log = async { state.log.stream_version(&probe).await.map(|_| ()).map_err(|e| e.to_string()) };
+    ready(Component::EventLog, log).await?;
     if let Some(read) = &state.read {
-        match tokio::time::timeout(timeout, read.db.ping()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "readiness: the read models' database failed");
-                return Err(Error::NotReady);
-            }
-            Err(_) => return Err(Error::NotReady),
-        }
+        ready(Component::ReadModels, async { read.db.ping().await.map_err(|e| error_chain(&e)) }).await?;
     }
     Ok(axum::Json(Health { status: "ready".into() }))
+}
+
+/// Whether `component` answers `probe` within [`READY_TIMEOUT_MS`]; logs why not.
+async fn ready(
+    component: Component,
+    probe: impl std::future::Future<Output = std::result::Result<(), String>>,
+) -> Result<()> {
+    match tokio::time::timeout(Duration::from_millis(READY_TIMEOUT_MS), probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            tracing::warn!(%component, %error, "readiness: failed");
+            Err(Error::NotReady { component })
+        }
+        Err(_) => {
+            tracing::warn!(%component, timeout_ms = READY_TIMEOUT_MS, "readiness: no answer in time");
+            Err(Error::NotReady { component })
+        }
+    }
+}
+
+/// An error and its causes, `: `-separated (the read models' errors keep the database's
+/// message in their source).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `GET /metrics`: Prometheus text (needs `admin`).

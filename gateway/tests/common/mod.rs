@@ -42,6 +42,8 @@ pub struct TestGateway {
     pub log: Arc<dyn EventLog>,
     pub http: reqwest::Client,
     pub admin: String,
+    /// The read models' database the gateway reads (and the projections write).
+    pub views: projections::Db,
     stop: Option<oneshot::Sender<()>>,
     stop_views: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<gateway::Result<()>>>,
@@ -116,9 +118,25 @@ impl TestGateway {
         Self::start_on_log(config, log, dir).await
     }
 
-    pub async fn start_on_log(
+    pub async fn start_on_log(config: GatewayConfig, log: Arc<dyn EventLog>, dir: tempfile::TempDir) -> Self {
+        let views_url = format!("sqlite://{}?mode=rwc", dir.path().join("views.db").display());
+        Self::start_with_views(config, log, &views_url, dir).await
+    }
+
+    /// A gateway whose log and read models are both in a fresh database of testkit's
+    /// throwaway PostgreSQL server (as `pantheon up --database postgres://…` runs).
+    pub async fn start_on_postgres() -> Self {
+        let url = testkit::postgres::fresh_database_url().await.expect("a fresh PostgreSQL database");
+        let log = store::open(&url).await.expect("log");
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_with_views(config(), log, &url, dir).await
+    }
+
+    /// A gateway on `log` with its read models in the database at `views_url`.
+    pub async fn start_with_views(
         mut config: GatewayConfig,
         log: Arc<dyn EventLog>,
+        views_url: &str,
         dir: tempfile::TempDir,
     ) -> Self {
         gateway::webhooks::install_crypto_provider();
@@ -129,14 +147,14 @@ impl TestGateway {
             )
             .with_test_writer()
             .try_init();
-        let views_url = format!("sqlite://{}?mode=rwc", dir.path().join("views.db").display());
-        let views = projections::Db::connect(&views_url).await.expect("read models");
+        let views = projections::Db::connect(views_url).await.expect("read models");
         config.read_model = Some(views.clone());
         let (stop_views, views_stopped) = oneshot::channel::<()>();
-        let _running =
-            projections::Projections::new(views, log.clone(), KeyPair::generate()).spawn(async move {
+        let _running = projections::Projections::new(views.clone(), log.clone(), KeyPair::generate()).spawn(
+            async move {
                 let _ = views_stopped.await;
-            });
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -149,6 +167,7 @@ impl TestGateway {
             log,
             http: reqwest::Client::builder().no_proxy().build().expect("client"),
             admin: token("root", &["admin"]),
+            views,
             stop: Some(stop),
             stop_views: Some(stop_views),
             server: Some(server),
@@ -318,7 +337,7 @@ async fn drive(log: Arc<dyn EventLog>, submitted: TaskSubmitted) {
             )
             .expect("sign");
             phases.extend([
-                TaskEvent::ResultReceived(ResultReceived { result: result.clone() }),
+                TaskEvent::ResultReceived(ResultReceived { result: result.clone(), redaction: None }),
                 TaskEvent::ResultVerified(ResultVerified {
                     agent_id: agent.clone(),
                     result_hash: result.hash,

@@ -190,7 +190,7 @@ impl World {
                 let signed = SignedResult::sign(result, &KeyPair::from_seed([9; 32])).expect("sign");
                 let hash = signed.hash;
                 batch.push(new_event(
-                    &TaskEvent::ResultReceived(ResultReceived { result: signed }),
+                    &TaskEvent::ResultReceived(ResultReceived { result: signed, redaction: None }),
                     done,
                     "execution",
                 ));
