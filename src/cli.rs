@@ -1,6 +1,7 @@
 //! The subcommands, one file each.
 
 pub(crate) mod agents;
+pub(crate) mod archive;
 pub(crate) mod audit;
 pub(crate) mod bench;
 pub(crate) mod events;

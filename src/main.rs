@@ -44,6 +44,8 @@ pub(crate) enum Command {
     Events(cli::events::EventsArgs),
     /// The audit ledger: verify it, prove an entry's inclusion, check a proof offline.
     Audit(cli::audit::AuditArgs),
+    /// The archive of a JetStream log: compare it with JetStream, the archiver's lag, recovery.
+    Archive(cli::archive::ArchiveArgs),
     /// The read models: status and lag, catch up, rebuild one from position 0.
     Projections(cli::projections::ProjectionsArgs),
     /// List and search tasks (status, capability, agent, submitter, time, full text).
@@ -68,6 +70,7 @@ impl Command {
         match self {
             Self::Events(args) => &args.backend,
             Self::Audit(args) => &args.backend,
+            Self::Archive(args) => &args.backend,
             Self::Projections(args) => &args.backend,
             Self::Tasks(args) => &args.backend,
             Self::Up(args) => &args.backend,
@@ -85,7 +88,12 @@ impl Command {
         match self {
             Self::Events(args) => !matches!(args.command, cli::events::EventsCommand::Append { .. }),
             Self::Agents(args) => args.action.is_none(),
-            Self::Replay(_) | Self::Tail(_) | Self::Tasks(_) | Self::Audit(_) | Self::Projections(_) => true,
+            Self::Replay(_)
+            | Self::Tail(_)
+            | Self::Tasks(_)
+            | Self::Audit(_)
+            | Self::Projections(_)
+            | Self::Archive(_) => true,
             Self::Up(_) | Self::Submit(_) | Self::Bench(_) => false,
         }
     }
@@ -177,6 +185,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Agents(args) => cli::agents::run(&cli, args).await,
         Command::Bench(args) => cli::bench::run(&cli, args).await,
         Command::Audit(args) => cli::audit::run(&cli, args).await,
+        Command::Archive(args) => cli::archive::run(&cli, args).await,
         Command::Projections(args) => cli::projections::run(&cli, args).await,
         Command::Tasks(args) => cli::tasks::run(&cli, args).await,
     }

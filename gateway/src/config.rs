@@ -125,6 +125,17 @@ pub struct GatewayConfig {
     pub read_model: Option<projections::Db>,
     /// The health cool-down the deployment uses (what a half-open agent waits), ms.
     pub health_cool_down_ms: i64,
+    /// Parts of the process outside the gateway that report on `/metrics` and `/readyz` (the
+    /// archiver, in NATS mode).
+    pub probes: Vec<Arc<dyn Probe>>,
+}
+
+/// A part of the process outside the gateway that `/metrics` and `/readyz` report on.
+pub trait Probe: Send + Sync + std::fmt::Debug + 'static {
+    /// Its Prometheus text (`# HELP`, `# TYPE` and samples), appended to `/metrics`.
+    fn metrics(&self) -> String;
+    /// Why it is degraded, if it is: `/readyz` then answers 503 with this reason.
+    fn degraded(&self) -> Option<String>;
 }
 
 impl GatewayConfig {
@@ -141,6 +152,7 @@ impl GatewayConfig {
             data_dir: None,
             read_model: None,
             health_cool_down_ms: projections::health::COOL_DOWN_MS,
+            probes: Vec::new(),
         }
     }
 }

@@ -138,13 +138,15 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What the gateway depends on to serve: what a readiness probe checks and names when it fails.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Component {
     /// The event log.
     EventLog,
     /// The read models' database (task view, health, reputation).
     ReadModels,
+    /// Another part of the process (a [`crate::Probe`]), with why it is degraded.
+    Probe(String),
 }
 
 impl std::fmt::Display for Component {
@@ -152,6 +154,7 @@ impl std::fmt::Display for Component {
         f.write_str(match self {
             Self::EventLog => "the event log",
             Self::ReadModels => "the read models' database",
+            Self::Probe(reason) => reason,
         })
     }
 }

@@ -1,55 +1,96 @@
-//! The archive: [`Archiver`] copies every JetStream event into the SQL store exactly once, so
-//! history outlives JetStream's retention; [`ArchivedLog`] reads from JetStream and falls back
-//! to the archive for what JetStream no longer holds.
+//! The archive: the SQL store that keeps every JetStream event, so history outlives
+//! JetStream's retention. [`crate::Archiver`] (`archiver.rs`) writes it; [`ArchivedLog`] reads
+//! from JetStream and falls back to it for what JetStream no longer holds; [`crate::compare`]
+//! (`compare.rs`) checks it against JetStream.
+//!
+//! # What the archive holds
+//! Each event once, keyed by stream and version (a unique key), with the JetStream sequence
+//! it was read at. Imports are idempotent and accept a stream's versions in any order, so any
+//! number of archivers share the work and a redelivery, a crash or a restart never leaves a
+//! hole: a version missing for a while is filled when its event comes (again). A different
+//! event at a stream and version already archived is a real conflict, refused for good.
+//!
+//! # Sequences and their generations
+//! A JetStream sequence names one event only as long as the stream lives: a stream deleted
+//! and created again numbers its events from 1 again, while the archive holds those
+//! sequences for the old events. Imports from the new stream are then refused
+//! ([`store::ImportError::SourcePositionTaken`]): the archiver sends them back with a growing
+//! delay (it dead-letters nothing), and its status says what happened. To go on, an operator
+//! runs [`retire_archived_sequences`] once (after checking with [`crate::compare`] that the
+//! divergences are sequences taken by other events): the archive starts a new *generation*
+//! of sequences, in which the new stream's events are archived, and the archiver's consumer
+//! is reset so the new stream is archived from its first event. Nothing archived is lost:
+//! every stream still reads whole (by stream and version), [`ArchivedLog::replay_all`]
+//! replays the old generations first, each in its own sequence order, and reads by sequence
+//! ([`ArchivedLog::read_all`] below JetStream's first sequence) are answered from the current
+//! generation. An event archived from the old stream that the new one holds too (re-published)
+//! moves to the new generation when it is archived again.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
 use events::{
-    AppendOutcome, EventLog, ExpectedVersion, Filter, LogError, NewEvent, Position, RecordedEvent, StartFrom,
-    StreamId, SubscribeOptions, Subscription, SubscriptionGroup, Version,
+    AppendOutcome, EventLog, ExpectedVersion, LogError, NewEvent, Position, RecordedEvent, StreamId,
+    SubscribeOptions, Subscription, SubscriptionGroup, Version,
 };
-use store::{ImportOutcome, SqlLog};
+use store::{ImportError, ImportOutcome, RetiredSourcePositions, SqlLog, VersionGap};
 
+use crate::archiver::ARCHIVER_SUBSCRIPTION;
 use crate::log::NatsLog;
-
-/// The durable subscription name of the archiver. One archiver per deployment is enough; two
-/// sharing the name share the work (imports are idempotent either way).
-pub const ARCHIVER_SUBSCRIPTION: &str = "archiver";
-
-/// How long the archiver pauses after the archive failed (a database outage) before retrying.
-pub const ARCHIVE_RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// The most events [`ArchivedLog::replay_all`] reads per page from either log.
 pub const REPLAY_PAGE_COUNT_MAX: usize = 1_000;
 
 /// The archive: a log the archiver writes with an idempotent import keyed by stream and
-/// version, keeping each event's JetStream sequence, and [`ArchivedLog`] reads by stream or by
-/// that sequence. [`SqlLog`] is the one in use.
+/// version, keeping each event's JetStream sequence in the current generation of sequences,
+/// and [`ArchivedLog`] reads by stream or by sequence. [`SqlLog`] is the one in use; its
+/// methods of the same names say more.
 #[async_trait]
 pub trait Archive: EventLog + std::fmt::Debug {
     /// Writes `event` unless the same event is already at its stream and version; says which.
-    /// Keeps `event.position` (its JetStream sequence) for [`Self::read_imported`].
-    async fn import(&self, event: &RecordedEvent) -> Result<bool, LogError>;
+    /// Accepts a stream's versions in any order. Keeps `event.position` (its JetStream
+    /// sequence) for [`Self::read_imported`].
+    async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, ImportError>;
 
-    /// The archived events whose JetStream sequence is in `from..before`, in that order, at
-    /// most `limit` (an implementation may answer fewer per call, never skipping one): each
-    /// with `position` set to its JetStream sequence.
+    /// The archived events whose JetStream sequence in the current generation is in
+    /// `from..before`, in that order, at most `limit` (an implementation may answer fewer per
+    /// call, never skipping one): each with `position` set to its JetStream sequence.
     async fn read_imported(
         &self,
         from: Position,
         before: Position,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// Like [`Self::read_imported`], in the sequences of `generation`.
+    async fn read_retired(
+        &self,
+        generation: u64,
+        from: Position,
+        before: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// The current generation of sequences: 0 until the first [`Self::retire_sequences`].
+    async fn sequence_generation(&self) -> Result<u64, LogError>;
+
+    /// Starts a new generation of sequences (see the module docs); deletes nothing.
+    async fn retire_sequences(&self) -> Result<RetiredSourcePositions, LogError>;
+
+    /// The archived events that have no JetStream sequence (archived before sequences were
+    /// kept, or written to the archive directly), from position `from` of the archive on, in
+    /// the archive's order, at most `limit`, with the archive's positions.
+    async fn read_unsequenced(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// The gaps in the archived streams' versions, at most `limit`.
+    async fn version_gaps(&self, limit: usize) -> Result<Vec<VersionGap>, LogError>;
 }
 
 #[async_trait]
 impl Archive for SqlLog {
-    async fn import(&self, event: &RecordedEvent) -> Result<bool, LogError> {
-        Ok(matches!(SqlLog::import(self, event).await?, ImportOutcome::Inserted { .. }))
+    async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, ImportError> {
+        SqlLog::import(self, event).await
     }
 
     async fn read_imported(
@@ -60,64 +101,70 @@ impl Archive for SqlLog {
     ) -> Result<Vec<RecordedEvent>, LogError> {
         SqlLog::read_imported(self, from, before, limit).await
     }
-}
 
-/// What an archiver run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ArchiverReport {
-    /// Events written to the archive.
-    pub imported: u64,
-    /// Events that were in the archive already (redeliveries).
-    pub already_present: u64,
-    /// Events refused (sent back, dead-lettered after the last delivery).
-    pub refused: u64,
-}
-
-/// Copies every event of the JetStream log into the archive, through the durable
-/// subscription [`ARCHIVER_SUBSCRIPTION`]: at least once from JetStream, exactly once in the
-/// archive (unique on stream and version).
-#[derive(Debug)]
-pub struct Archiver {
-    log: Arc<NatsLog>,
-    archive: Arc<dyn Archive>,
-}
-
-impl Archiver {
-    /// An archiver from `log` into `archive`.
-    pub fn new(log: Arc<NatsLog>, archive: Arc<dyn Archive>) -> Self {
-        Self { log, archive }
+    async fn read_retired(
+        &self,
+        generation: u64,
+        from: Position,
+        before: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        SqlLog::read_generation(self, Some(generation), from, before, limit).await
     }
 
-    /// Runs until `shutdown` completes. An event the archive refuses (a gap in a stream, a
-    /// different event at the same version) is nacked, and dead-lettered on its last delivery;
-    /// an archive outage pauses and retries.
-    pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) -> Result<ArchiverReport, LogError> {
-        let options = SubscribeOptions { filter: Filter::all(), start: StartFrom::Beginning };
-        let mut subscription = self.log.subscribe(ARCHIVER_SUBSCRIPTION, options).await?;
-        let mut report = ArchiverReport::default();
-        tokio::pin!(shutdown);
-        loop {
-            let delivery = tokio::select! {
-                () = &mut shutdown => return Ok(report),
-                delivery = subscription.next() => delivery?,
-            };
-            let position = delivery.event.position;
-            match self.archive.import(&delivery.event).await {
-                Ok(true) => report.imported += 1,
-                Ok(false) => report.already_present += 1,
-                Err(error) => {
-                    tracing::warn!(position, %error, "the archive refused an event");
-                    report.refused += 1;
-                    subscription.nack(position).await?;
-                    if matches!(error, LogError::Backend(_)) {
-                        tokio::time::sleep(ARCHIVE_RETRY_DELAY).await;
-                    }
-                    continue;
-                }
-            }
-            subscription.ack(position).await?;
-        }
+    async fn sequence_generation(&self) -> Result<u64, LogError> {
+        SqlLog::source_generation(self).await
     }
+
+    async fn retire_sequences(&self) -> Result<RetiredSourcePositions, LogError> {
+        SqlLog::retire_source_positions(self).await
+    }
+
+    async fn read_unsequenced(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        SqlLog::read_unsourced(self, from, limit).await
+    }
+
+    async fn version_gaps(&self, limit: usize) -> Result<Vec<VersionGap>, LogError> {
+        SqlLog::version_gaps(self, limit).await
+    }
+}
+
+/// What [`retire_archived_sequences`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetiredSequences {
+    /// The generation of sequences the archive now writes and reads by sequence.
+    pub generation: u64,
+    /// The archived events whose sequences were retired (those of the generation before).
+    pub retired_count: u64,
+    /// Whether the archiver's consumer existed and was deleted (the archivers create it again,
+    /// from JetStream's first event).
+    pub consumer_reset: bool,
+}
+
+/// The recovery after the JetStream stream was deleted and created again (see the module
+/// docs): starts a new generation of sequences in the archive, then deletes the archiver's
+/// consumer, so that running archivers (supervised: [`crate::Archiver::run_supervised`])
+/// start again and archive the new stream from its first event. Run it once per re-created
+/// stream: each call retires the current generation, so a call on a stream that was not
+/// created again leaves the events JetStream has dropped readable by stream and by
+/// [`ArchivedLog::replay_all`], but no longer by [`ArchivedLog::read_all`].
+pub async fn retire_archived_sequences(
+    log: &NatsLog,
+    archive: &dyn Archive,
+) -> Result<RetiredSequences, LogError> {
+    let retired = archive.retire_sequences().await?;
+    let consumer_reset = log.delete_subscription(ARCHIVER_SUBSCRIPTION).await?;
+    tracing::warn!(
+        generation = retired.generation,
+        retired = retired.retired_count,
+        consumer_reset,
+        "retired the archive's JetStream sequences"
+    );
+    Ok(RetiredSequences {
+        generation: retired.generation,
+        retired_count: retired.retired_count,
+        consumer_reset,
+    })
 }
 
 /// The JetStream log with the archive behind it: appends and subscriptions go to JetStream;
@@ -130,8 +177,9 @@ impl Archiver {
 /// paging with `from = last.position + 1` crosses from archive to JetStream without a gap or
 /// a repeat. `read_stream` answers in versions; the events it takes from the archive carry
 /// the archive's own positions. What the archive lacks stays missing: an event retention
-/// dropped before the archiver copied it, and events archived before the archive kept
-/// JetStream sequences (those are still read by stream and by [`Self::replay_all`]).
+/// dropped before the archiver copied it; and `read_all` does not find events archived
+/// before the archive kept JetStream sequences, nor those of retired generations (a JetStream
+/// stream since deleted): those are still read by stream and by [`Self::replay_all`].
 #[derive(Debug)]
 pub struct ArchivedLog {
     live: Arc<NatsLog>,
@@ -175,8 +223,17 @@ impl ArchivedLog {
         Ok(())
     }
 
-    /// Hands every event of the whole history to `each`, in order, once: the archived events
-    /// JetStream no longer holds, then JetStream from its oldest event. Returns how many.
+    /// Hands every event of the whole history to `each`, in order, once; returns how many:
+    /// 1. the archived events without a sequence (archived before sequences were kept) that
+    ///    came before JetStream's oldest event, in the archive's order;
+    /// 2. the events of each retired generation of sequences (JetStream streams since
+    ///    deleted), oldest generation first, each in its sequence order;
+    /// 3. the events of the current generation that JetStream no longer holds, in sequence
+    ///    order;
+    /// 4. JetStream from its oldest event.
+    ///
+    /// A stream's versions come in order within each part, and a stream lives in one
+    /// JetStream stream, so in order overall.
     pub async fn replay_all<F>(&self, mut each: F) -> Result<u64, LogError>
     where
         F: FnMut(RecordedEvent) + Send,
@@ -184,25 +241,52 @@ impl ArchivedLog {
         let (first, _) = self.live.bounds().await?;
         let oldest_live =
             if first == 0 { None } else { self.live.read_all(first, 1).await?.into_iter().next() };
-        // The archive position of JetStream's oldest event: archived events before it are the
-        // ones JetStream has dropped. With JetStream empty, the whole archive is history.
+        // The archive position of JetStream's oldest event: unsequenced events after it are
+        // the ones JetStream still holds. With JetStream empty, they are all history.
         let cut = match &oldest_live {
             Some(event) => {
                 let archived = self.archive.read_stream(&event.stream_id, event.version, 1).await?;
-                archived.first().map_or(Position::MAX, |e| e.position)
+                archived.first().filter(|e| e.id == event.id).map_or(Position::MAX, |e| e.position)
             }
             None => Position::MAX,
         };
         let mut count = 0;
         let mut from = 0;
-        'archive: loop {
-            let page = self.archive.read_all(from, REPLAY_PAGE_COUNT_MAX).await?;
+        'unsequenced: loop {
+            let page = self.archive.read_unsequenced(from, REPLAY_PAGE_COUNT_MAX).await?;
             let Some(last) = page.last() else { break };
             from = last.position + 1;
             for event in page {
                 if event.position >= cut {
-                    break 'archive;
+                    break 'unsequenced;
                 }
+                each(event);
+                count += 1;
+            }
+        }
+        let current = self.archive.sequence_generation().await?;
+        for generation in 0..current {
+            let mut from = 0;
+            loop {
+                let page =
+                    self.archive.read_retired(generation, from, Position::MAX, REPLAY_PAGE_COUNT_MAX).await?;
+                let Some(last) = page.last() else { break };
+                from = last.position + 1;
+                for event in page {
+                    each(event);
+                    count += 1;
+                }
+            }
+        }
+        let mut archived = Vec::new();
+        let before = if first == 0 { Position::MAX } else { first };
+        let mut from = 0;
+        loop {
+            archived.clear();
+            self.read_archived(from, before, REPLAY_PAGE_COUNT_MAX, &mut archived).await?;
+            let Some(last) = archived.last() else { break };
+            from = last.position + 1;
+            for event in archived.drain(..) {
                 each(event);
                 count += 1;
             }

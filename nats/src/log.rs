@@ -139,6 +139,11 @@ impl NatsLog {
         &self.config
     }
 
+    /// The JetStream stream holding the events.
+    pub(crate) fn events_stream(&self) -> &Stream {
+        &self.events
+    }
+
     /// The position of the oldest event JetStream still holds (retention removes older ones),
     /// and of the newest; `(0, 0)` when empty.
     pub async fn bounds(&self) -> Result<(Position, Position), LogError> {

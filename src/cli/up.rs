@@ -154,19 +154,84 @@ pub(crate) fn runtime_options(backend: &Backend, key: Arc<KeyPair>, config: Conf
     options
 }
 
-/// Copies every JetStream event into the SQL archive (the nats crate's archiver) until `stop`.
+/// Events not yet archived past which `/readyz` calls the process degraded: the archive is
+/// the durable record of history, and a backlog this long means it is not keeping up (or is
+/// not running).
+pub(crate) const ARCHIVE_LAG_READY_MAX: u64 = 10_000;
+
+/// Copies every JetStream event into the SQL archive (the nats crate's archiver, restarted
+/// with backoff after any failure) until `stop`; with the probe that reports it.
 pub(crate) fn spawn_archiver(
     backend: &Backend,
     stop: CancellationToken,
-) -> Option<tokio::task::JoinHandle<()>> {
+) -> Option<(tokio::task::JoinHandle<()>, Arc<ArchiverProbe>)> {
     let (Some(nats), Some(sql)) = (backend.nats.clone(), backend.sql.clone()) else { return None };
-    Some(tokio::spawn(async move {
-        let archiver = nats::Archiver::new(nats, Arc::new(sql));
-        match archiver.run(stop.cancelled_owned()).await {
-            Ok(report) => tracing::info!(?report, "the archiver stopped"),
-            Err(error) => tracing::error!(%error, "the archiver failed"),
-        }
-    }))
+    let archiver = nats::Archiver::new(nats, Arc::new(sql));
+    let probe = Arc::new(ArchiverProbe { status: archiver.status() });
+    let task = tokio::spawn(async move {
+        let report = archiver.run_supervised(stop.cancelled_owned()).await;
+        tracing::info!(?report, "the archiver stopped");
+    });
+    Some((task, probe))
+}
+
+/// The archiver as `/metrics` and `/readyz` see it.
+#[derive(Debug)]
+pub(crate) struct ArchiverProbe {
+    status: Arc<nats::ArchiverStatus>,
+}
+
+impl gateway::Probe for ArchiverProbe {
+    fn metrics(&self) -> String {
+        let now = self.status.snapshot();
+        let lag = now.lag.map_or(0, |lag| lag.unarchived_count);
+        let mut out = String::new();
+        let mut series = |name: &str, kind: &str, help: &str, value: u64| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        };
+        series(
+            "pantheon_archiver_lag_events",
+            "gauge",
+            "JetStream events not archived yet (all processes' archivers).",
+            lag,
+        );
+        series(
+            "pantheon_archiver_running",
+            "gauge",
+            "Whether this process's archiver runs.",
+            u64::from(now.running),
+        );
+        series(
+            "pantheon_archiver_restarts_total",
+            "counter",
+            "Restarts of this process's archiver after a failure.",
+            now.restarts,
+        );
+        series(
+            "pantheon_archiver_imported_events_total",
+            "counter",
+            "Events this process's archiver wrote to the archive.",
+            now.report.imported,
+        );
+        series(
+            "pantheon_archiver_last_archived_sequence",
+            "gauge",
+            "The highest JetStream sequence this process's archiver archived.",
+            now.last_archived_sequence,
+        );
+        out
+    }
+
+    fn degraded(&self) -> Option<String> {
+        let now = self.status.snapshot();
+        let lag = now.lag?.unarchived_count;
+        (lag > ARCHIVE_LAG_READY_MAX).then(|| {
+            format!(
+                "the archive is {lag} events behind JetStream (more than {ARCHIVE_LAG_READY_MAX}){}",
+                now.last_error.map(|e| format!("; last archiver error: {e}")).unwrap_or_default()
+            )
+        })
+    }
 }
 
 /// Waits for SIGINT or SIGTERM.
@@ -287,7 +352,10 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     gateway_config.health_cool_down_ms = cool_down_ms;
     let runtime = Runtime::start(options).await.context("cannot start the pipeline")?;
     let stop = CancellationToken::new();
-    let archiver = spawn_archiver(&backend, stop.clone());
+    let archiver = spawn_archiver(&backend, stop.clone()).map(|(task, probe)| {
+        gateway_config.probes.push(probe);
+        task
+    });
     let read_models = projections::Projections::new(read_model, Arc::clone(&backend.log), (*key).clone())
         .with_health_cool_down_ms(cool_down_ms)
         .spawn(stop.clone().cancelled_owned());

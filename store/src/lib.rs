@@ -13,10 +13,13 @@
 //!   caller answered after the commit; subscribers are woken in-process.
 //! - [`PostgresLog`]: appends serialised by a transaction-scoped advisory lock so positions
 //!   become visible in order; subscribers are woken by `LISTEN/NOTIFY`.
-//! - [`ImportOutcome`]: the result of [`SqlLog::import`], the archiver's idempotent copy of an
-//!   event recorded elsewhere (JetStream), unique on stream and version; the copy keeps the
-//!   event's source position (its JetStream sequence), and [`SqlLog::read_imported`] reads
-//!   imported events back by it.
+//! - `import.rs`: [`ImportOutcome`] / [`ImportError`], the result of [`SqlLog::import`], the
+//!   archiver's idempotent copy of an event recorded elsewhere (JetStream), unique on stream
+//!   and version, in any order; the copy keeps the event's source position (its JetStream
+//!   sequence) in the current *generation* of source positions, and [`SqlLog::read_imported`]
+//!   reads imported events back by it. [`SqlLog::retire_source_positions`] starts a new
+//!   generation when the source numbers its events again; [`SqlLog::version_gaps`] finds the
+//!   versions an import has not filled (yet).
 //! - [`Error`]: what can fail when opening a store; log operations fail with
 //!   [`events::LogError`].
 //!
@@ -44,6 +47,7 @@
 //! ```
 
 mod error;
+mod import;
 mod postgres;
 mod record;
 mod sqlite;
@@ -58,6 +62,7 @@ use events::{
 };
 
 pub use error::{Error, Result};
+pub use import::{ImportError, ImportOutcome, RetiredSourcePositions, VersionGap};
 pub use postgres::{POSTGRES_CONNECTION_COUNT_MAX, PostgresLog};
 pub use sqlite::{
     SQLITE_BUSY_TIMEOUT_MS, SQLITE_READ_CONNECTION_COUNT_MAX, SQLITE_WRITE_GROUP_COUNT_MAX,
@@ -71,19 +76,6 @@ pub use subscription::{
 /// The most events one `read_stream` / `read_all` call returns, whatever limit the caller
 /// asks for: it bounds the memory one call can take (1,000 events of at most 512 KiB).
 pub const READ_COUNT_MAX: usize = 1_000;
-
-/// What [`SqlLog::import`] did with an event recorded elsewhere.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ImportOutcome {
-    /// The event was written at this position of the SQL log.
-    Inserted {
-        /// Its position in the SQL log (not the position it had in the source).
-        position: Position,
-    },
-    /// The same event (same id) was already at that stream and version: nothing was written.
-    AlreadyPresent,
-}
 
 /// The SQL log on whichever backend the URL names.
 #[derive(Clone, Debug)]
@@ -110,36 +102,99 @@ impl SqlLog {
     }
 
     /// Copies an event recorded in another log (JetStream) into this one, keyed by its stream
-    /// and version: importing the same event again writes nothing. Events of a stream must be
-    /// imported in version order; a gap is a [`LogError::Conflict`], and a different event
-    /// already at that stream and version is [`LogError::Corrupt`].
+    /// and version: importing the same event again writes nothing. Events may come in any
+    /// order: a stream's versions may have gaps here until the missing ones are imported
+    /// ([`Self::version_gaps`] finds those that stay), and positions here follow the order of
+    /// the imports, so a reader by position (`read_all`, a subscription) may meet a stream's
+    /// versions out of order: read by source position ([`Self::read_imported`]) for the
+    /// source's order. Another event already at that stream
+    /// and version is [`ImportError::VersionTaken`]; an event id archived elsewhere is
+    /// [`ImportError::EventIdTaken`].
     ///
-    /// The event's position in the source (`event.position`, the JetStream stream sequence) is
-    /// kept as its *source position* (none when it is 0), for [`Self::read_imported`]. A
-    /// source position holds one event: importing another event from a taken source position
-    /// (the source started its positions again) is [`LogError::Corrupt`].
-    pub async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, LogError> {
+    /// The event's position in the source (`event.position`, the JetStream stream sequence)
+    /// is kept as its *source position* (none when it is 0), in the current generation, for
+    /// [`Self::read_imported`]. A source position holds one event per generation: another
+    /// event from a taken one (the source numbered its events again) is
+    /// [`ImportError::SourcePositionTaken`] until [`Self::retire_source_positions`]. An event
+    /// imported again that is archived without a source position in the current generation
+    /// (imported before positions were kept, or before a retirement) takes this one.
+    pub async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, ImportError> {
         match self {
             Self::Sqlite(log) => log.import(event).await,
             Self::Postgres(log) => log.import(event).await,
         }
     }
 
-    /// Reads imported events by the position they had in the source: those whose source
-    /// position is in `from..before`, in source order, at most `limit` (and
-    /// [`READ_COUNT_MAX`]). Each event's `position` is its source position, not its position
-    /// here, so the answer continues a read of the source seamlessly. Events appended here, or
-    /// imported before source positions were kept (migration 0002), have none and are never
-    /// returned.
+    /// Reads imported events by the position they had in the source: those of the current
+    /// generation whose source position is in `from..before`, in source order, at most
+    /// `limit` (and [`READ_COUNT_MAX`]). Each event's `position` is its source position, not
+    /// its position here, so the answer continues a read of the source seamlessly. Events
+    /// appended here, imported before source positions were kept (migration 0002), or
+    /// imported under an earlier generation are never returned.
     pub async fn read_imported(
         &self,
         from: Position,
         before: Position,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
+        self.read_generation(None, from, before, limit).await
+    }
+
+    /// Like [`Self::read_imported`], in the source positions of `generation` (`None`: the
+    /// current one).
+    pub async fn read_generation(
+        &self,
+        generation: Option<u64>,
+        from: Position,
+        before: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         match self {
-            Self::Sqlite(log) => log.read_imported(from, before, limit).await,
-            Self::Postgres(log) => log.read_imported(from, before, limit).await,
+            Self::Sqlite(log) => log.read_generation(generation, from, before, limit).await,
+            Self::Postgres(log) => log.read_generation(generation, from, before, limit).await,
+        }
+    }
+
+    /// The current generation of source positions: 0 until the first
+    /// [`Self::retire_source_positions`].
+    pub async fn source_generation(&self) -> Result<u64, LogError> {
+        match self {
+            Self::Sqlite(log) => log.source_generation().await,
+            Self::Postgres(log) => log.source_generation().await,
+        }
+    }
+
+    /// Starts a new generation of source positions, for a source that numbers its events from
+    /// the start again (a JetStream stream deleted and created again): the events imported so
+    /// far keep their source positions, in the generation they were imported under (readable
+    /// with [`Self::read_generation`]), and no longer take a source position from a new
+    /// import. Nothing is deleted. Serialised with imports: an import either finished before
+    /// (old generation) or starts after (new one).
+    pub async fn retire_source_positions(&self) -> Result<RetiredSourcePositions, LogError> {
+        match self {
+            Self::Sqlite(log) => log.retire_source_positions().await,
+            Self::Postgres(log) => log.retire_source_positions().await,
+        }
+    }
+
+    /// The events without a source position (appended here, or imported before source
+    /// positions were kept) from position `from` here on, in this log's order, at most `limit`
+    /// (and [`READ_COUNT_MAX`]), with their positions here.
+    pub async fn read_unsourced(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        match self {
+            Self::Sqlite(log) => log.read_unsourced(from, limit).await,
+            Self::Postgres(log) => log.read_unsourced(from, limit).await,
+        }
+    }
+
+    /// The gaps in the streams' versions, at most `limit` (and [`READ_COUNT_MAX`]), by stream
+    /// and version: every version of a stream below its last should be here, so each gap is
+    /// an event not imported (yet). Reads every stream's versions: for checks, not for the
+    /// hot path.
+    pub async fn version_gaps(&self, limit: usize) -> Result<Vec<VersionGap>, LogError> {
+        match self {
+            Self::Sqlite(log) => log.version_gaps(limit).await,
+            Self::Postgres(log) => log.version_gaps(limit).await,
         }
     }
 

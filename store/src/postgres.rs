@@ -26,13 +26,10 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::record::{
-    self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, source_position,
-    source_position_taken, to_sql,
-};
-use crate::sqlite::import_gap;
+use crate::import::{self, Existing, GapRow, VERSION_GAPS_SQL, source_position};
+use crate::record::{self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, to_sql};
 use crate::subscription::{Source, SqlSubscription};
-use crate::{Error, ImportOutcome, Result};
+use crate::{Error, ImportError, ImportOutcome, Result, RetiredSourcePositions, VersionGap};
 
 /// The embedded PostgreSQL migrations.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -105,64 +102,90 @@ impl PostgresLog {
         Ok(Self { inner: Arc::new(Inner { pool, wake, listener }) })
     }
 
-    /// Copies an event recorded elsewhere, keyed by stream and version (see
+    /// Copies an event recorded elsewhere, keyed by stream and version, in any order (see
     /// [`crate::SqlLog::import`]).
-    pub async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, LogError> {
-        let encoded = Encoded::from_recorded(event)?;
-        let mut tx = self.begin_locked().await?;
-        let existing: Option<(String, i64)> = sqlx::query_as(
-            "SELECT event_id::text, position FROM events WHERE stream_id = $1 AND version = $2",
+    pub async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, ImportError> {
+        let encoded = Encoded::from_recorded(event)
+            .map_err(|source| ImportError::Unstorable { event_id: event.id, source })?;
+        let failed = |e| import::failed(event, e);
+        let mut tx = self.begin_locked().await.map_err(ImportError::Database)?;
+        let generation = current_generation(&mut tx).await.map_err(failed)?;
+        let existing: Option<Existing> = sqlx::query_as(
+            "SELECT event_id::text, position, source_position, source_generation FROM events \
+             WHERE stream_id = $1 AND version = $2",
         )
         .bind(event.stream_id.as_str())
         .bind(to_sql(event.version))
         .fetch_optional(&mut *tx)
         .await
-        .map_err(backend)?;
-        if let Some((event_id, position)) = existing {
-            return if event_id == encoded.event_id {
-                Ok(ImportOutcome::AlreadyPresent)
-            } else {
-                Err(LogError::Corrupt {
-                    position: from_sql(position),
-                    reason: format!(
-                        "importing {} at {} version {}: event {event_id} is there already",
-                        event.id, event.stream_id, event.version
-                    ),
-                })
+        .map_err(failed)?;
+        if let Some(existing) = existing {
+            let Some(position) = import::judge_existing(event, &encoded.event_id, existing, generation)?
+            else {
+                return Ok(ImportOutcome::AlreadyPresent);
+            };
+            // Archived without a source position in this generation: take the event's.
+            let adopted = sqlx::query(
+                "UPDATE events SET source_position = $1, source_generation = $2 WHERE position = $3",
+            )
+            .bind(source_position(event))
+            .bind(generation)
+            .bind(position)
+            .execute(&mut *tx)
+            .await;
+            return match adopted {
+                Ok(_) => {
+                    tx.commit().await.map_err(failed)?;
+                    Ok(ImportOutcome::AlreadyPresent)
+                }
+                Err(e) if is_unique_violation(&e) => {
+                    drop(tx);
+                    Err(self.taken(event, generation).await?)
+                }
+                Err(e) => Err(failed(e)),
             };
         }
-        let current = version_of(&mut tx, &event.stream_id).await?;
-        if event.version != current.saturating_add(1) {
-            return Err(import_gap(event, current));
-        }
-        let position = match insert_imported(&mut tx, event, &encoded).await {
+        let position = match insert_imported(&mut tx, event, &encoded, generation).await {
             Ok(position) => position,
             Err(e) if is_unique_violation(&e) => {
                 // The failed statement aborted the transaction: find which key was taken
-                // outside it (still under no lock, but a taken key stays taken).
+                // outside it (no longer under the lock, but a taken key stays taken).
                 drop(tx);
-                let taken: Option<(String, i64)> =
-                    sqlx::query_as("SELECT event_id::text, position FROM events WHERE source_position = $1")
-                        .bind(source_position(event))
-                        .fetch_optional(&self.inner.pool)
-                        .await
-                        .map_err(backend)?;
-                return Err(match taken {
-                    Some((event_id, position)) => source_position_taken(event, &event_id, from_sql(position)),
-                    None => LogError::DuplicateEventId { event_id: event.id },
-                });
+                return Err(self.taken(event, generation).await?);
             }
-            Err(e) => return Err(backend(e)),
+            Err(e) => return Err(failed(e)),
         };
-        tx.commit().await.map_err(backend)?;
+        tx.commit().await.map_err(failed)?;
         bump(&self.inner.wake);
         Ok(ImportOutcome::Inserted { position: from_sql(position) })
     }
 
-    /// The imported events whose source position is in `from..before`, in source order, at
-    /// most `limit` (and [`crate::READ_COUNT_MAX`]); see [`crate::SqlLog::read_imported`].
-    pub async fn read_imported(
+    /// After a unique violation on importing `event`: which key another event holds.
+    async fn taken(&self, event: &RecordedEvent, generation: i64) -> Result<ImportError, ImportError> {
+        let failed = |e| import::failed(event, e);
+        let at_source: Option<(String, i64)> = sqlx::query_as(
+            "SELECT event_id::text, position FROM events WHERE source_generation = $1 AND source_position = $2",
+        )
+        .bind(generation)
+        .bind(source_position(event))
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(failed)?;
+        let by_id: Option<(String, i64)> =
+            sqlx::query_as("SELECT stream_id, version FROM events WHERE event_id = $1::uuid")
+                .bind(event.id.to_string())
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(failed)?;
+        Ok(import::taken(event, at_source, by_id))
+    }
+
+    /// The imported events of `generation` (`None`: the current one) whose source position is
+    /// in `from..before`, in source order, at most `limit` (and [`crate::READ_COUNT_MAX`]);
+    /// see [`crate::SqlLog::read_imported`].
+    pub async fn read_generation(
         &self,
+        generation: Option<u64>,
         from: Position,
         before: Position,
         limit: usize,
@@ -173,8 +196,10 @@ impl PostgresLog {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT source_position, stream_id, version, event_id::text, event_type, \
              schema_version::bigint, payload, metadata::text FROM events \
-             WHERE source_position >= $1 AND source_position < $2 ORDER BY source_position LIMIT $3",
+             WHERE source_generation = COALESCE($1::bigint, (SELECT MAX(generation) FROM source_generations)) \
+             AND source_position >= $2 AND source_position < $3 ORDER BY source_position LIMIT $4",
         )
+        .bind(generation.map(to_sql))
         .bind(to_sql(from))
         .bind(to_sql(before))
         .bind(read_limit(limit))
@@ -182,6 +207,60 @@ impl PostgresLog {
         .await
         .map_err(backend)?;
         rows.into_iter().map(record::decode).collect()
+    }
+
+    /// The current generation of source positions (see [`crate::SqlLog::source_generation`]).
+    pub async fn source_generation(&self) -> Result<u64, LogError> {
+        let mut conn = self.inner.pool.acquire().await.map_err(backend)?;
+        Ok(from_sql(current_generation(&mut conn).await.map_err(backend)?))
+    }
+
+    /// Starts a new generation of source positions (see
+    /// [`crate::SqlLog::retire_source_positions`]). Under the append lock, so no import is
+    /// half-way when it commits.
+    pub async fn retire_source_positions(&self) -> Result<RetiredSourcePositions, LogError> {
+        let mut tx = self.begin_locked().await?;
+        let generation: i64 = sqlx::query_scalar(
+            "INSERT INTO source_generations (generation) \
+             SELECT COALESCE(MAX(generation), -1) + 1 FROM source_generations RETURNING generation",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let retired: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE source_generation = $1 AND source_position IS NOT NULL",
+        )
+        .bind(generation - 1)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(RetiredSourcePositions { generation: from_sql(generation), retired_count: from_sql(retired) })
+    }
+
+    /// The events without a source position from position `from` on (see
+    /// [`crate::SqlLog::read_unsourced`]).
+    pub async fn read_unsourced(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            select_columns!(),
+            "WHERE source_position IS NULL AND position >= $1 ORDER BY position LIMIT $2"
+        ))
+        .bind(to_sql(from))
+        .bind(read_limit(limit))
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(record::decode).collect()
+    }
+
+    /// The gaps in the streams' versions (see [`crate::SqlLog::version_gaps`]).
+    pub async fn version_gaps(&self, limit: usize) -> Result<Vec<VersionGap>, LogError> {
+        let rows: Vec<GapRow> = sqlx::query_as(VERSION_GAPS_SQL)
+            .bind(read_limit(limit))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(backend)?;
+        import::decode_gaps(rows)
     }
 
     /// Begins a transaction holding the append lock.
@@ -311,18 +390,26 @@ async fn insert(
     Ok(last_position.unwrap_or(0))
 }
 
-/// Inserts one imported event with its source position, and sends the NOTIFY (delivered at
-/// commit) in the same round trip; returns its position here.
+/// The current generation of source positions.
+async fn current_generation(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    let generation: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(generation) FROM source_generations").fetch_one(conn).await?;
+    Ok(generation.unwrap_or(0))
+}
+
+/// Inserts one imported event with its source position in `generation`, and sends the NOTIFY
+/// (delivered at commit) in the same round trip; returns its position here.
 async fn insert_imported(
     conn: &mut PgConnection,
     event: &RecordedEvent,
     encoded: &Encoded,
+    generation: i64,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "WITH inserted AS ( \
              INSERT INTO events \
-             (stream_id, version, event_id, event_type, schema_version, payload, metadata, source_position) \
-             VALUES ($1, $2, $3::uuid, $4, $5::integer, $6, $7::jsonb, $8) \
+             (stream_id, version, event_id, event_type, schema_version, payload, metadata, source_position, source_generation) \
+             VALUES ($1, $2, $3::uuid, $4, $5::integer, $6, $7::jsonb, $8, $9) \
              RETURNING position) \
          SELECT position, pg_notify('pantheon_events', '') FROM inserted",
     )
@@ -334,6 +421,7 @@ async fn insert_imported(
     .bind(&encoded.payload)
     .bind(&encoded.metadata)
     .bind(source_position(event))
+    .bind(generation)
     .fetch_one(conn)
     .await
 }

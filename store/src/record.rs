@@ -92,25 +92,6 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     error.as_database_error().is_some_and(|e| e.is_unique_violation())
 }
 
-/// The source position an import stores: the event's position in the log it was read from,
-/// none for an event that has no position there (0).
-pub(crate) fn source_position(event: &RecordedEvent) -> Option<i64> {
-    (event.position > 0).then(|| to_sql(event.position))
-}
-
-/// The error for an imported event whose source position holds another event already: the
-/// source restarted its positions (a JetStream stream deleted and created again).
-pub(crate) fn source_position_taken(event: &RecordedEvent, event_id: &str, position: Position) -> LogError {
-    LogError::Corrupt {
-        position,
-        reason: format!(
-            "importing {} from source position {}: event {event_id} was imported from that position \
-             already (was the source stream created again?)",
-            event.id, event.position
-        ),
-    }
-}
-
 /// What the check before an append reads in one query: the stream's last version, then the
 /// stream, version and position of the batch's first event id and the version and position of
 /// its last, where recorded.

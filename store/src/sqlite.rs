@@ -43,12 +43,10 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::record::{
-    self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, source_position,
-    source_position_taken, to_sql,
-};
+use crate::import::{self, Existing, GapRow, VERSION_GAPS_SQL, source_position};
+use crate::record::{self, Encoded, Row, backend, from_sql, is_unique_violation, read_limit, to_sql};
 use crate::subscription::{Ring, Source, SqlGroup, SqlSubscription, matching_in};
-use crate::{Error, ImportOutcome, Result};
+use crate::{Error, ImportError, ImportOutcome, Result, RetiredSourcePositions, VersionGap};
 
 // Every `LIMIT` below is `LIMIT CAST(? AS INTEGER)`, never `LIMIT ?`: SQLite marks a statement
 // whose LIMIT is a bare parameter to be compiled again each time that parameter is bound (it
@@ -207,63 +205,65 @@ impl SqliteLog {
         Ok(Self { inner: Arc::new(Inner { readers, writer, queue, wake, ring }) })
     }
 
-    /// Copies an event recorded elsewhere, keyed by stream and version (see
+    /// Copies an event recorded elsewhere, keyed by stream and version, in any order (see
     /// [`crate::SqlLog::import`]).
-    pub async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, LogError> {
-        let encoded = Encoded::from_recorded(event)?;
-        let mut tx = self.inner.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        let existing: Option<(String, i64)> =
-            sqlx::query_as("SELECT event_id, position FROM events WHERE stream_id = $1 AND version = $2")
-                .bind(event.stream_id.as_str())
-                .bind(to_sql(event.version))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend)?;
-        if let Some((event_id, position)) = existing {
-            return if event_id == encoded.event_id {
-                Ok(ImportOutcome::AlreadyPresent)
-            } else {
-                Err(LogError::Corrupt {
-                    position: from_sql(position),
-                    reason: format!(
-                        "importing {} at {} version {}: event {event_id} is there already",
-                        event.id, event.stream_id, event.version
-                    ),
-                })
+    pub async fn import(&self, event: &RecordedEvent) -> Result<ImportOutcome, ImportError> {
+        let encoded = Encoded::from_recorded(event)
+            .map_err(|source| ImportError::Unstorable { event_id: event.id, source })?;
+        let failed = |e| import::failed(event, e);
+        let mut tx = self.inner.writer.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
+        let generation = current_generation(&mut tx).await.map_err(failed)?;
+        let existing: Option<Existing> = sqlx::query_as(
+            "SELECT event_id, position, source_position, source_generation FROM events \
+             WHERE stream_id = $1 AND version = $2",
+        )
+        .bind(event.stream_id.as_str())
+        .bind(to_sql(event.version))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed)?;
+        if let Some(existing) = existing {
+            let Some(position) = import::judge_existing(event, &encoded.event_id, existing, generation)?
+            else {
+                return Ok(ImportOutcome::AlreadyPresent);
+            };
+            // Archived without a source position in this generation: take the event's.
+            let adopted = sqlx::query(
+                "UPDATE events SET source_position = $1, source_generation = $2 WHERE position = $3",
+            )
+            .bind(source_position(event))
+            .bind(generation)
+            .bind(position)
+            .execute(&mut *tx)
+            .await;
+            return match adopted {
+                Ok(_) => {
+                    tx.commit().await.map_err(failed)?;
+                    Ok(ImportOutcome::AlreadyPresent)
+                }
+                Err(e) if is_unique_violation(&e) => Err(taken(&mut tx, event, generation).await?),
+                Err(e) => Err(failed(e)),
             };
         }
-        let current = version_of(&mut tx, &event.stream_id).await?;
-        if event.version != current.saturating_add(1) {
-            return Err(import_gap(event, current));
-        }
-        let position = match insert_imported(&mut tx, event, &encoded).await {
+        let position = match insert_imported(&mut tx, event, &encoded, generation).await {
             Ok(position) => position,
-            Err(e) if is_unique_violation(&e) => {
-                // The statement is undone, the transaction goes on: find which key was taken.
-                let taken: Option<(String, i64)> =
-                    sqlx::query_as("SELECT event_id, position FROM events WHERE source_position = $1")
-                        .bind(source_position(event))
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(backend)?;
-                return Err(match taken {
-                    Some((event_id, position)) => source_position_taken(event, &event_id, from_sql(position)),
-                    None => LogError::DuplicateEventId { event_id: event.id },
-                });
-            }
-            Err(e) => return Err(backend(e)),
+            // The statement is undone, the transaction goes on: find which key was taken.
+            Err(e) if is_unique_violation(&e) => return Err(taken(&mut tx, event, generation).await?),
+            Err(e) => return Err(failed(e)),
         };
-        tx.commit().await.map_err(backend)?;
+        tx.commit().await.map_err(failed)?;
         // Written outside the writer: the ring no longer holds everything after its start.
         self.inner.ring.extend(Vec::new(), false);
         bump(&self.inner.wake);
         Ok(ImportOutcome::Inserted { position: from_sql(position) })
     }
 
-    /// The imported events whose source position is in `from..before`, in source order, at
-    /// most `limit` (and [`crate::READ_COUNT_MAX`]); see [`crate::SqlLog::read_imported`].
-    pub async fn read_imported(
+    /// The imported events of `generation` (`None`: the current one) whose source position is
+    /// in `from..before`, in source order, at most `limit` (and [`crate::READ_COUNT_MAX`]);
+    /// see [`crate::SqlLog::read_imported`].
+    pub async fn read_generation(
         &self,
+        generation: Option<u64>,
         from: Position,
         before: Position,
         limit: usize,
@@ -273,8 +273,10 @@ impl SqliteLog {
         }
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT source_position, stream_id, version, event_id, event_type, schema_version, payload, metadata \
-             FROM events WHERE source_position >= $1 AND source_position < $2 ORDER BY source_position LIMIT CAST($3 AS INTEGER)",
+             FROM events WHERE source_generation = COALESCE($1, (SELECT MAX(generation) FROM source_generations)) \
+             AND source_position >= $2 AND source_position < $3 ORDER BY source_position LIMIT CAST($4 AS INTEGER)",
         )
+        .bind(generation.map(to_sql))
         .bind(to_sql(from))
         .bind(to_sql(before))
         .bind(read_limit(limit))
@@ -283,18 +285,104 @@ impl SqliteLog {
         .map_err(backend)?;
         rows.into_iter().map(record::decode).collect()
     }
+
+    /// The current generation of source positions (see [`crate::SqlLog::source_generation`]).
+    pub async fn source_generation(&self) -> Result<u64, LogError> {
+        let mut conn = self.inner.readers.acquire().await.map_err(backend)?;
+        Ok(from_sql(current_generation(&mut conn).await.map_err(backend)?))
+    }
+
+    /// Starts a new generation of source positions (see
+    /// [`crate::SqlLog::retire_source_positions`]).
+    pub async fn retire_source_positions(&self) -> Result<RetiredSourcePositions, LogError> {
+        let mut tx = self.inner.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        let generation: i64 = sqlx::query_scalar(
+            "INSERT INTO source_generations (generation) \
+             SELECT COALESCE(MAX(generation), -1) + 1 FROM source_generations RETURNING generation",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let retired: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE source_generation = $1 AND source_position IS NOT NULL",
+        )
+        .bind(generation - 1)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(RetiredSourcePositions { generation: from_sql(generation), retired_count: from_sql(retired) })
+    }
+
+    /// The events without a source position from position `from` on (see
+    /// [`crate::SqlLog::read_unsourced`]).
+    pub async fn read_unsourced(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT position, stream_id, version, event_id, event_type, schema_version, payload, metadata \
+             FROM events WHERE source_position IS NULL AND position >= $1 ORDER BY position LIMIT CAST($2 AS INTEGER)",
+        )
+        .bind(to_sql(from))
+        .bind(read_limit(limit))
+        .fetch_all(&self.inner.readers)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(record::decode).collect()
+    }
+
+    /// The gaps in the streams' versions (see [`crate::SqlLog::version_gaps`]).
+    pub async fn version_gaps(&self, limit: usize) -> Result<Vec<VersionGap>, LogError> {
+        let rows: Vec<GapRow> = sqlx::query_as(VERSION_GAPS_SQL)
+            .bind(read_limit(limit))
+            .fetch_all(&self.inner.readers)
+            .await
+            .map_err(backend)?;
+        import::decode_gaps(rows)
+    }
 }
 
-/// Inserts one imported event with its source position; returns its position here.
+/// The current generation of source positions.
+async fn current_generation(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
+    let generation: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(generation) FROM source_generations").fetch_one(conn).await?;
+    Ok(generation.unwrap_or(0))
+}
+
+/// After a unique violation on importing `event`: which key another event holds.
+async fn taken(
+    conn: &mut SqliteConnection,
+    event: &RecordedEvent,
+    generation: i64,
+) -> Result<ImportError, ImportError> {
+    let failed = |e| import::failed(event, e);
+    let at_source: Option<(String, i64)> = sqlx::query_as(
+        "SELECT event_id, position FROM events WHERE source_generation = $1 AND source_position = $2",
+    )
+    .bind(generation)
+    .bind(source_position(event))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(failed)?;
+    let by_id: Option<(String, i64)> =
+        sqlx::query_as("SELECT stream_id, version FROM events WHERE event_id = $1")
+            .bind(event.id.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(failed)?;
+    Ok(import::taken(event, at_source, by_id))
+}
+
+/// Inserts one imported event with its source position in `generation`; returns its position
+/// here.
 async fn insert_imported(
     conn: &mut SqliteConnection,
     event: &RecordedEvent,
     encoded: &Encoded,
+    generation: i64,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO events \
-         (stream_id, version, event_id, event_type, schema_version, payload, metadata, source_position) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING position",
+         (stream_id, version, event_id, event_type, schema_version, payload, metadata, source_position, source_generation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING position",
     )
     .bind(event.stream_id.as_str())
     .bind(to_sql(event.version))
@@ -304,6 +392,7 @@ async fn insert_imported(
     .bind(&encoded.payload)
     .bind(&encoded.metadata)
     .bind(source_position(event))
+    .bind(generation)
     .fetch_one(conn)
     .await
 }
@@ -740,15 +829,6 @@ async fn store_checkpoints(
         query.execute(&mut *conn).await.map_err(backend)?;
     }
     Ok(())
-}
-
-/// The error for an imported event that does not follow its stream's last version.
-pub(crate) fn import_gap(event: &RecordedEvent, current: Version) -> LogError {
-    let expected = match event.version.saturating_sub(1) {
-        0 => ExpectedVersion::NoStream,
-        version => ExpectedVersion::Exact(version),
-    };
-    LogError::Conflict { stream_id: event.stream_id.clone(), expected, actual: current }
 }
 
 /// The last version of a stream, 0 if none.

@@ -1,7 +1,8 @@
-//! The archiver's idempotent import, keyed by stream and version, on both backends.
+//! The archiver's idempotent import, keyed by stream and version, in any order, on both
+//! backends; source positions and their generations.
 
-use events::{EventId, EventLog, EventType, ExpectedVersion, LogError, Metadata, RecordedEvent, StreamId};
-use store::{ImportOutcome, SqlLog};
+use events::{EventId, EventLog, EventType, ExpectedVersion, Metadata, RecordedEvent, StreamId};
+use store::{ImportError, ImportOutcome, RetiredSourcePositions, SqlLog, VersionGap};
 
 fn recorded(stream_id: &StreamId, version: u64, position: u64) -> RecordedEvent {
     RecordedEvent {
@@ -16,26 +17,30 @@ fn recorded(stream_id: &StreamId, version: u64, position: u64) -> RecordedEvent 
     }
 }
 
-async fn import_is_idempotent_and_ordered(log: SqlLog) {
+async fn import_is_idempotent_in_any_order(log: SqlLog) {
     let s = StreamId::new(format!("task-{}", EventId::new().0.simple())).unwrap();
     let first = recorded(&s, 1, 1_000);
     let second = recorded(&s, 2, 1_007);
+    let third = recorded(&s, 3, 1_010);
 
     assert!(matches!(log.import(&first).await.unwrap(), ImportOutcome::Inserted { .. }));
     assert_eq!(log.import(&first).await.unwrap(), ImportOutcome::AlreadyPresent);
-    match log.import(&recorded(&s, 3, 1_010)).await {
-        Err(LogError::Conflict { expected: ExpectedVersion::Exact(2), actual: 1, .. }) => {}
-        other => panic!("a gap must be a conflict, got {other:?}"),
-    }
+    // Out of order: version 3 before version 2 leaves a gap until 2 comes.
+    assert!(matches!(log.import(&third).await.unwrap(), ImportOutcome::Inserted { .. }));
+    let gap = VersionGap { stream_id: s.clone(), first: 2, last: 2 };
+    assert_eq!(log.version_gaps(100).await.unwrap(), vec![gap]);
     let Ok(ImportOutcome::Inserted { position }) = log.import(&second).await else { panic!("second import") };
+    assert!(log.version_gaps(100).await.unwrap().is_empty());
     match log.import(&recorded(&s, 2, 1_008)).await {
-        Err(LogError::Corrupt { .. }) => {}
+        Err(ImportError::VersionTaken { version: 2, archived, .. }) => {
+            assert_eq!(archived, second.id.to_string())
+        }
         other => panic!("another event at a taken version must be refused, got {other:?}"),
     }
 
     let read = log.read_stream(&s, 1, 10).await.unwrap();
-    assert_eq!(read.len(), 2);
-    assert_eq!((read[0].id, read[1].id), (first.id, second.id));
+    assert_eq!(read.len(), 3);
+    assert_eq!((read[0].id, read[1].id, read[2].id), (first.id, second.id, third.id));
     assert_eq!(read[1].position, position, "positions are the SQL log's own");
     assert_eq!((read[1].payload.clone(), read[1].schema_version), (second.payload, 2));
     assert_eq!(read[1].metadata, second.metadata);
@@ -43,7 +48,7 @@ async fn import_is_idempotent_and_ordered(log: SqlLog) {
     let outcome = log
         .append(
             &s,
-            ExpectedVersion::Exact(2),
+            ExpectedVersion::Exact(3),
             vec![events::NewEvent {
                 id: EventId::new(),
                 event_type: EventType::new("ingress_screened").unwrap(),
@@ -54,7 +59,7 @@ async fn import_is_idempotent_and_ordered(log: SqlLog) {
         )
         .await
         .unwrap();
-    assert_eq!(outcome.first_version, 3);
+    assert_eq!(outcome.first_version, 4);
 }
 
 /// Imports keep the position each event had in its source, and `read_imported` reads them
@@ -115,7 +120,10 @@ async fn imports_are_read_by_source_position(log: SqlLog) {
     assert_eq!(log.import(&imported[0]).await.unwrap(), ImportOutcome::AlreadyPresent);
     let c = StreamId::new("task-c").unwrap();
     match log.import(&recorded(&c, 1, 4)).await {
-        Err(LogError::Corrupt { reason, .. }) => assert!(reason.contains("source position 4"), "{reason}"),
+        Err(error @ ImportError::SourcePositionTaken { source_position: 4, .. }) => {
+            assert!(!error.is_transient());
+            assert!(error.to_string().contains("source position 4"), "{error}");
+        }
         other => panic!("a taken source position must be refused, got {other:?}"),
     }
     assert!(log.read_stream(&c, 1, 10).await.unwrap().is_empty());
@@ -123,28 +131,54 @@ async fn imports_are_read_by_source_position(log: SqlLog) {
     let mut again = recorded(&c, 1, 12);
     again.id = imported[1].id;
     match log.import(&again).await {
-        Err(LogError::DuplicateEventId { event_id }) => assert_eq!(event_id, imported[1].id),
+        Err(ImportError::EventIdTaken { event_id, archived_version: 1, .. }) => {
+            assert_eq!(event_id, imported[1].id)
+        }
         other => panic!("a recorded event id must be refused, got {other:?}"),
     }
     assert_eq!(read(0, u64::MAX, 100).await, answer(0..4));
+
+    // The source numbers its events again (a JetStream stream created again): a new
+    // generation takes the same positions, the old one keeps its own.
+    assert_eq!(log.source_generation().await.unwrap(), 0);
+    let retired = log.retire_source_positions().await.unwrap();
+    assert_eq!(retired, RetiredSourcePositions { generation: 1, retired_count: 4 });
+    assert!(read(0, u64::MAX, 100).await.is_empty(), "reads by source position see the new generation");
+    let old = log.read_generation(Some(0), 0, u64::MAX, 100).await.unwrap();
+    assert_eq!(old.iter().map(|e| (e.id, e.position)).collect::<Vec<_>>(), answer(0..4));
+    let renumbered = recorded(&c, 1, 4);
+    assert!(matches!(log.import(&renumbered).await.unwrap(), ImportOutcome::Inserted { .. }));
+    // An event of the old generation met again in the new source takes its new position.
+    let mut met_again = imported[2].clone();
+    met_again.position = 7;
+    assert_eq!(log.import(&met_again).await.unwrap(), ImportOutcome::AlreadyPresent);
+    assert_eq!(read(0, u64::MAX, 100).await, vec![(renumbered.id, 4), (met_again.id, 7)]);
+    assert_eq!(log.source_generation().await.unwrap(), 1);
+    // Nothing was deleted: every stream reads whole.
+    assert_eq!(log.read_stream(&a, 1, 10).await.unwrap().len(), 2);
+    // The event appended here and the one imported without a position have none.
+    let unsourced = log.read_unsourced(0, 100).await.unwrap();
+    assert_eq!(unsourced.len(), 2);
+    assert_eq!(unsourced[1].id, no_position.id);
+    assert!(log.read_unsourced(unsourced[1].position + 1, 100).await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn sqlite_import() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
-    import_is_idempotent_and_ordered(SqlLog::open(&url).await.unwrap()).await;
+    import_is_idempotent_in_any_order(SqlLog::open(&url).await.unwrap()).await;
 }
 
 #[tokio::test]
 async fn sqlite_in_memory_import() {
-    import_is_idempotent_and_ordered(SqlLog::open("sqlite::memory:").await.unwrap()).await;
+    import_is_idempotent_in_any_order(SqlLog::open("sqlite::memory:").await.unwrap()).await;
 }
 
 #[tokio::test]
 async fn postgres_import() {
     let url = testkit::postgres::fresh_database_url().await.unwrap();
-    import_is_idempotent_and_ordered(SqlLog::open(&url).await.unwrap()).await;
+    import_is_idempotent_in_any_order(SqlLog::open(&url).await.unwrap()).await;
 }
 
 #[tokio::test]
@@ -167,6 +201,7 @@ async fn sqlite_archive_from_before_source_positions_upgrades() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
     let old = StreamId::new("task-old").unwrap();
+    let legacy = EventId::new();
     {
         // The schema as migration 0001 left it, with one imported event.
         let first_only = tempfile::tempdir().unwrap();
@@ -179,7 +214,7 @@ async fn sqlite_archive_from_before_source_positions_upgrades() {
             "INSERT INTO events (stream_id, version, event_id, event_type, schema_version, payload, metadata) \
              VALUES ('task-old', 1, $1, 'task_submitted', 1, x'90', $2)",
         )
-        .bind(EventId::new().to_string())
+        .bind(legacy.to_string())
         .bind(serde_json::to_string(&Metadata::now("test")).unwrap())
         .execute(&pool)
         .await
@@ -193,6 +228,15 @@ async fn sqlite_archive_from_before_source_positions_upgrades() {
     assert!(matches!(log.import(&continued).await.unwrap(), ImportOutcome::Inserted { .. }));
     let read = log.read_imported(0, u64::MAX, 10).await.unwrap();
     assert_eq!(read.iter().map(|e| (e.id, e.position)).collect::<Vec<_>>(), vec![(continued.id, 40)]);
+    // Delivered again with its source position, the old event takes it.
+    let mut again = recorded(&old, 1, 39);
+    again.id = legacy;
+    assert_eq!(log.import(&again).await.unwrap(), ImportOutcome::AlreadyPresent);
+    let read = log.read_imported(0, u64::MAX, 10).await.unwrap();
+    assert_eq!(
+        read.iter().map(|e| (e.id, e.position)).collect::<Vec<_>>(),
+        vec![(legacy, 39), (continued.id, 40)]
+    );
 }
 
 #[tokio::test]

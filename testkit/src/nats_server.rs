@@ -122,6 +122,23 @@ impl NatsServer {
         }
     }
 
+    /// Stops the server gracefully (SIGTERM: it flushes and closes its store), keeping its
+    /// store dir; waits for it to exit (killing it after 10 s).
+    pub fn terminate(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while server.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = server.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = server.wait();
+        }
+    }
+
     /// Starts the server again (after [`NatsServer::kill`]) on the same port and store dir, and
     /// waits until it accepts connections.
     pub fn resume(&mut self) -> Result<()> {

@@ -65,6 +65,52 @@ pub struct PgServer {
     postgres: Child,
     watchdog: Option<Child>,
     dir: PathBuf,
+    /// How the server was started, to start it again after [`PgServer::restart`].
+    launch: Launch,
+}
+
+#[derive(Clone, Debug)]
+struct Launch {
+    bin: PathBuf,
+    owner: Option<(u32, u32)>,
+    durability: Durability,
+}
+
+/// How [`PgServer::restart`] stops the server before starting it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopMode {
+    /// `pg_ctl stop -m fast` (SIGINT): sessions are ended, the server checkpoints.
+    Fast,
+    /// `pg_ctl stop -m immediate` (SIGQUIT): no checkpoint; crash recovery on the next start.
+    Immediate,
+}
+
+/// Starts `postgres` on the data dir in `dir`, appending to its log.
+fn spawn_postgres(launch: &Launch, dir: &Path, port: u16) -> Result<Child> {
+    let log = fs::OpenOptions::new().create(true).append(true).open(dir.join("postgres.log"))?;
+    if let Some((uid, gid)) = launch.owner {
+        std::os::unix::fs::chown(dir.join("postgres.log"), Some(uid), Some(gid))?;
+    }
+    let mut command = Command::new(launch.bin.join("postgres"));
+    command
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .arg("-k")
+        .arg(dir.join("socket"))
+        .args(["-c", &format!("max_connections={MAX_CONNECTIONS}")])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: a signal meant for the test's group (Ctrl-C, a runner
+        // killing the test) leaves the server to the watchdog's orderly stop.
+        .process_group(0);
+    if launch.durability == Durability::Fast {
+        command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+    }
+    as_owner(&mut command, launch.owner)
+        .spawn()
+        .map_err(|e| Error::Command { command: "postgres".into(), detail: e.to_string() })
 }
 
 /// Whether Debian's PostgreSQL server binaries are installed.
@@ -117,34 +163,39 @@ impl PgServer {
         run(as_owner(&mut initdb, owner), "initdb")?;
 
         let port = crate::free_port()?;
-        let log = fs::File::create(dir.join("postgres.log"))?;
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::chown(dir.join("postgres.log"), Some(uid), Some(gid))?;
-        }
-        let mut command = Command::new(bin.join("postgres"));
-        command
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-            .arg("-k")
-            .arg(&socket)
-            .args(["-c", &format!("max_connections={MAX_CONNECTIONS}")])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // Its own process group: a signal meant for the test's group (Ctrl-C, a runner
-            // killing the test) leaves the server to the watchdog's orderly stop.
-            .process_group(0);
-        if durability == Durability::Fast {
-            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
-        }
-        let postgres = as_owner(&mut command, owner)
-            .spawn()
-            .map_err(|e| Error::Command { command: "postgres".into(), detail: e.to_string() })?;
-        let mut server = Self { port, postgres, watchdog: None, dir: dir.to_path_buf() };
+        let launch = Launch { bin: bin.to_path_buf(), owner, durability };
+        let postgres = spawn_postgres(&launch, dir, port)?;
+        let mut server = Self { port, postgres, watchdog: None, dir: dir.to_path_buf(), launch };
         server.watchdog = Some(server.spawn_watchdog()?);
         server.wait_ready(bin)?;
         Ok(server)
+    }
+
+    /// Stops the server (`mode`), waits for it to exit, and starts it again on the same port
+    /// and data dir; returns once it accepts connections. For fault tests.
+    pub fn restart(&mut self, mode: StopMode) -> Result<()> {
+        let signal = match mode {
+            StopMode::Fast => "-INT",
+            StopMode::Immediate => "-QUIT",
+        };
+        let _ = Command::new("kill").arg(signal).arg(self.postgres.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
+        while self.postgres.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.postgres.kill();
+                let _ = self.postgres.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        self.postgres = spawn_postgres(&self.launch, &self.dir, self.port)?;
+        self.watchdog = Some(self.spawn_watchdog()?);
+        let bin = self.launch.bin.clone();
+        self.wait_ready(&bin)
     }
 
     /// Starts a process that stops the server and removes its dir once this process is gone.

@@ -40,6 +40,12 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<axum::Json<H
     if let Some(read) = &state.read {
         ready(Component::ReadModels, async { read.db.ping().await.map_err(|e| error_chain(&e)) }).await?;
     }
+    for probe in &state.config.probes {
+        if let Some(reason) = probe.degraded() {
+            tracing::warn!(%reason, "readiness: degraded");
+            return Err(Error::NotReady { component: Component::Probe(reason) });
+        }
+    }
     Ok(axum::Json(Health { status: "ready".into() }))
 }
 
@@ -80,7 +86,11 @@ pub(crate) async fn metrics(
     Extension(principal): Extension<Arc<Principal>>,
 ) -> Result<Response> {
     principal.require(Permission::Admin)?;
-    let mut response = state.metrics.render().into_response();
+    let mut text = state.metrics.render();
+    for probe in &state.config.probes {
+        text.push_str(&probe.metrics());
+    }
+    let mut response = text.into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));

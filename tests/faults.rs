@@ -1,0 +1,385 @@
+//! The production fault campaign, as a test: two `pantheon up` processes on a throwaway
+//! nats-server (JetStream) and PostgreSQL (the archive and the read models), a load of tasks
+//! through both gateways' `/tasks/submit` with Idempotency-Keys (a refused or unanswered
+//! request is sent again, to either gateway, with the same key), and one fault in the middle
+//! of it: SIGKILL of a process (restarted later), SIGTERM or SIGKILL of nats-server, a fast or
+//! an immediate PostgreSQL restart, or none (the control).
+//!
+//! Asserted afterwards, in every case:
+//! - every acknowledged task reaches exactly one terminal event, and no event id is recorded
+//!   twice; each phase's once-per-task outputs appear at most once;
+//! - the PostgreSQL archive holds JetStream's events, event for event (`pantheon archive
+//!   check`);
+//! - `pantheon audit verify` finds the ledger intact;
+//! - every dead letter names its reason.
+//!
+//! Sized for CI: [`TASKS`] tasks per case at about [`RATE_PER_S`] a second.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use events::{EventLog, KeyPair, StreamId, TaskId};
+use testkit::PgServer;
+use testkit::nats_server::NatsServer;
+use testkit::postgres::{Durability, StopMode};
+
+/// Tasks submitted per case.
+const TASKS: usize = 300;
+
+/// Submissions per second, over both gateways.
+const RATE_PER_S: u64 = 100;
+
+/// How long every acknowledged task may take to end after the load and the fault.
+const SETTLE: Duration = Duration::from_secs(90);
+
+const SECRET: &str = "fault-campaign-secret-0123456789abcdef";
+
+/// The fault injected once a third of the tasks are submitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    None,
+    KillProcess,
+    NatsTerm,
+    NatsKill,
+    PostgresFast,
+    PostgresImmediate,
+}
+
+fn pantheon() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pantheon"));
+    command.env_remove("PANTHEON_DATABASE_URL").env_remove("PANTHEON_NATS_URL");
+    command
+}
+
+/// One `pantheon up` of the campaign, in a data dir of its own.
+struct Up {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Up {
+    fn start(&mut self, nats_url: &str, db_url: &str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("up.log"))
+            .expect("a log file");
+        let child = pantheon()
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--database", db_url, "up", "--nats", nats_url, "--auth-config"])
+            .arg(self.dir.join("auth.json"))
+            .args(["--http", &format!("127.0.0.1:{}", self.port), "--drain-timeout", "5s"])
+            .env("PANTHEON_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("pantheon up starts");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("up.log")).unwrap_or_default();
+        text[text.len().saturating_sub(3_000)..].to_string()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address").port()
+}
+
+/// Writes what both processes share: the federation key (seals, passports), the gateway key
+/// (each pipeline trusts the submissions the other's gateway signed), the token secret and
+/// the config (the same command agent in both, counting its runs in a file).
+fn prepare(dir: &Path, federation: &KeyPair, gateway: &KeyPair, runs: &Path) {
+    std::fs::create_dir_all(dir).expect("data dir");
+    federation.save(&dir.join("federation.key")).expect("federation key");
+    gateway.save(&dir.join("gateway.key")).expect("gateway key");
+    std::fs::write(dir.join("auth.json"), format!(r#"{{"hs256_secrets": ["{SECRET}"]}}"#)).expect("auth");
+    std::fs::write(
+        dir.join("pantheon.toml"),
+        format!(
+            r#"
+            [[agents]]
+            id = "worker"
+            builtin = "command"
+            capabilities = ["work"]
+            max-concurrency = 64
+            command = {{ program = "sh", args = ["-c", "cat >/dev/null; echo run >> {}; echo done"] }}
+            "#,
+            runs.display()
+        ),
+    )
+    .expect("config");
+}
+
+/// Submits `key`'s task to the gateways (starting with `first`) until one acknowledges it.
+async fn submit(
+    client: &reqwest::Client,
+    ports: [u16; 2],
+    first: usize,
+    token: &str,
+    key: &str,
+    deadline: Instant,
+) -> Option<TaskId> {
+    let mut turn = first;
+    while Instant::now() < deadline {
+        let port = ports[turn % 2];
+        turn += 1;
+        let answer = client
+            .post(format!("http://127.0.0.1:{port}/tasks/submit"))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&serde_json::json!({"capability": "work", "description": format!("task {key}"), "timeout_ms": 60_000}))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        if let Ok(answer) = answer
+            && answer.status().as_u16() == 202
+            && let Ok(body) = answer.json::<serde_json::Value>().await
+            && let Some(id) = body["task_id"].as_str().and_then(|s| s.parse().ok())
+        {
+            return Some(id);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+const FINAL_TYPES: [&str; 4] = ["task_completed", "task_failed", "task_rejected", "task_cancelled"];
+
+/// Types a task records once at most, whatever its attempts.
+const ONCE_PER_TASK: [&str; 3] = ["task_submitted", "ingress_screened", "context_gathered"];
+
+async fn campaign(fault: Fault) {
+    let mut nats = NatsServer::start().expect("nats-server");
+    // Durable (fsync on commit), as in production: the test server's fast settings
+    // (`synchronous_commit=off`) lose acknowledged commits in an immediate restart.
+    let mut pg = PgServer::start_with(Durability::Durable).expect("postgres");
+    let db_url = pg.fresh_database().await.expect("a database");
+    let root = tempfile::tempdir().expect("temp dir");
+    let runs = root.path().join("runs.log");
+    let (federation, gateway_key) = (KeyPair::generate(), KeyPair::generate());
+    let mut ups: Vec<Up> = (0..2)
+        .map(|i| {
+            let dir = root.path().join(format!("up{i}"));
+            prepare(&dir, &federation, &gateway_key, &runs);
+            Up { dir, port: free_port(), child: None }
+        })
+        .collect();
+    for up in &mut ups {
+        up.start(&nats.url(), &db_url);
+    }
+    let ports = [ups[0].port, ups[1].port];
+    gateway::webhooks::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let token =
+        gateway::auth::issue_hs256_token(SECRET.as_bytes(), "campaign", &["admin"], 3_600).expect("token");
+    // Both gateways ready.
+    let started = Instant::now();
+    for port in ports {
+        loop {
+            let ready = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "not ready: {}", ups[0].log_tail());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // The load: one submission every 1/RATE s, each retried until acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut submissions = tokio::task::JoinSet::new();
+    let every = Duration::from_micros(1_000_000 / RATE_PER_S);
+    let mut fault_done = false;
+    let mut restart_at = None;
+    for i in 0..TASKS {
+        let (client, token) = (client.clone(), token.clone());
+        submissions
+            .spawn(async move { submit(&client, ports, i % 2, &token, &format!("k{i}"), deadline).await });
+        tokio::time::sleep(every).await;
+        if !fault_done && i == TASKS / 3 {
+            fault_done = true;
+            match fault {
+                Fault::None => {}
+                Fault::KillProcess => {
+                    ups[1].kill();
+                    restart_at = Some(Instant::now() + Duration::from_secs(3));
+                }
+                Fault::NatsTerm => {
+                    nats.terminate();
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    nats.resume().expect("nats-server again");
+                }
+                Fault::NatsKill => {
+                    nats.kill();
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    nats.resume().expect("nats-server again");
+                }
+                Fault::PostgresFast => pg.restart(StopMode::Fast).expect("postgres again"),
+                Fault::PostgresImmediate => pg.restart(StopMode::Immediate).expect("postgres again"),
+            }
+        }
+        if restart_at.is_some_and(|at| Instant::now() >= at) {
+            restart_at = None;
+            let up = &mut ups[1];
+            up.start(&nats.url(), &db_url);
+        }
+    }
+    if restart_at.is_some() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        ups[1].start(&nats.url(), &db_url);
+    }
+    let mut acknowledged = Vec::new();
+    while let Some(done) = submissions.join_next().await {
+        acknowledged.extend(done.expect("a submitter"));
+    }
+    assert_eq!(acknowledged.len(), TASKS, "every submission is acknowledged in the end");
+
+    // Every acknowledged task ends, once.
+    let log = nats::NatsLog::connect(nats::NatsLogConfig::new(nats.url())).await.expect("connect");
+    let log: Arc<dyn EventLog> = Arc::new(log);
+    let settle = Instant::now() + SETTLE;
+    let mut open: HashSet<TaskId> = acknowledged.iter().copied().collect();
+    let mut lost = Vec::new();
+    while !open.is_empty() && Instant::now() < settle {
+        let mut still = HashSet::new();
+        for task in &open {
+            let events = log.read_stream(&StreamId::task(*task), 1, 1_000).await.unwrap_or_default();
+            if !events.iter().any(|e| FINAL_TYPES.contains(&e.event_type.as_str())) {
+                still.insert(*task);
+            }
+        }
+        open = still;
+        if !open.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    for task in &open {
+        let events = log.read_stream(&StreamId::task(*task), 1, 1_000).await.unwrap_or_default();
+        lost.push((task, events.iter().map(|e| e.event_type.to_string()).collect::<Vec<_>>()));
+    }
+    assert!(
+        lost.is_empty(),
+        "{fault:?}: {} acknowledged task(s) never ended: {lost:?}\n{}\n{}",
+        lost.len(),
+        ups[0].log_tail(),
+        ups[1].log_tail()
+    );
+    let mut ids = HashSet::new();
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for task in &acknowledged {
+        let events = log.read_stream(&StreamId::task(*task), 1, 1_000).await.expect("read");
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for event in &events {
+            assert!(ids.insert(event.id), "{fault:?}: event {} recorded twice", event.id);
+            *counts.entry(event.event_type.as_str()).or_default() += 1;
+        }
+        let finals: usize = FINAL_TYPES.iter().map(|t| counts.get(t).copied().unwrap_or(0)).sum();
+        assert_eq!(finals, 1, "{fault:?}: task {task} has {finals} terminal events: {counts:?}");
+        for once in ONCE_PER_TASK {
+            assert!(counts.get(once).copied().unwrap_or(0) <= 1, "{fault:?}: task {task}: {counts:?}");
+        }
+        let last = events.iter().rev().find(|e| FINAL_TYPES.contains(&e.event_type.as_str())).expect("final");
+        *outcomes.entry(last.event_type.to_string()).or_default() += 1;
+    }
+    eprintln!("{fault:?}: outcomes {outcomes:?}");
+
+    // The archive holds JetStream's events, event for event, and the audit ledger verifies.
+    let started = Instant::now();
+    loop {
+        let out = pantheon()
+            .arg("--data-dir")
+            .arg(&ups[0].dir)
+            .args(["--database", &db_url, "archive", "--nats", &nats.url(), "check"])
+            .output()
+            .expect("archive check runs");
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{fault:?}: the archive differs from JetStream: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let out = pantheon()
+        .arg("--data-dir")
+        .arg(&ups[0].dir)
+        .args(["--database", &db_url, "audit", "--nats", &nats.url(), "verify"])
+        .output()
+        .expect("audit verify runs");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ledger intact"),
+        "{fault:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Every dead letter says why.
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    if let Ok(mut dead) = js.get_stream("PANTHEON_DEAD").await {
+        let messages = dead.info().await.map(|i| i.state.messages).unwrap_or(0);
+        for sequence in 1..=messages {
+            let Ok(message) = dead.get_raw_message(sequence).await else { continue };
+            let reason = message.headers.get("Pantheon-Dead-Reason").map(|v| v.to_string());
+            assert!(reason.is_some_and(|r| !r.is_empty()), "{fault:?}: a dead letter without a reason");
+        }
+    }
+    for up in &mut ups {
+        up.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_two_processes_no_fault() {
+    campaign(Fault::None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_one_process() {
+    campaign(Fault::KillProcess).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_server_sigterm() {
+    campaign(Fault::NatsTerm).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_fast_restart() {
+    campaign(Fault::PostgresFast).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_immediate_restart() {
+    campaign(Fault::PostgresImmediate).await;
+}
+
+/// nats-server 2.9 acknowledges writes before they reach its store's file, so a SIGKILL may
+/// lose acknowledged events (measured in the nats crate's docs); the other cases hold on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_server_sigkill() {
+    campaign(Fault::NatsKill).await;
+}
