@@ -109,7 +109,11 @@ pub(crate) struct ProgressReport {
 
 impl From<ProgressReport> for Progress {
     fn from(report: ProgressReport) -> Self {
-        let mut message = report.message.unwrap_or_default();
+        let message = report.message.unwrap_or_default();
+        // Scrubbed before it is cut: cut first, a secret across the cut would no longer be
+        // recognised when the executor scrubs the message, and its first part would be
+        // recorded.
+        let mut message = security::scrub(&message).unwrap_or(message);
         crate::cut_utf8(&mut message, PROGRESS_MESSAGE_BYTES_MAX);
         let percent = report.percent.map(|p| u8::try_from(p.min(100)).unwrap_or(100));
         Self { percent, message }

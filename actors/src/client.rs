@@ -12,11 +12,15 @@ use events::{
 use crate::error::{Error, Result};
 use crate::phase::load_task;
 
-/// Redacts secrets and personal data from a spec's description and input, as the default
-/// screening policy asks, before it is signed and logged: the log is append-only, so what must
-/// be redacted must never reach it. Returns whether anything changed.
+/// Redacts secrets and personal data from a spec's description, input and labels, as the
+/// default screening policy asks, before it is signed and logged: the log is append-only, so
+/// what must be redacted must never reach it. Returns whether anything changed.
 pub fn scrub_spec(spec: &mut TaskSpec) -> bool {
     let mut changed = false;
+    if let Some(clean) = security::scrub_labels(&spec.labels) {
+        spec.labels = clean;
+        changed = true;
+    }
     if let Some(clean) = security::scrub(&spec.description) {
         spec.description = clean;
         changed = true;
@@ -89,8 +93,9 @@ pub(crate) fn submission_event(
 }
 
 /// Cancels a task: appends `task_cancelled` unless the task has ended. Returns false when it
-/// had ended already.
+/// had ended already. The reason is recorded with secrets and personal data redacted.
 pub async fn cancel(log: &dyn EventLog, task_id: TaskId, by: &str, reason: &str) -> Result<bool> {
+    let reason = security::scrub(reason).unwrap_or_else(|| reason.to_string());
     for _ in 0..crate::phase::CONFLICT_RETRY_COUNT_MAX {
         let loaded = load_task(log, task_id).await?;
         if loaded.version == 0 {
@@ -99,7 +104,7 @@ pub async fn cancel(log: &dyn EventLog, task_id: TaskId, by: &str, reason: &str)
         if loaded.is_final() {
             return Ok(false);
         }
-        let event = TaskEvent::Cancelled(TaskCancelled { by: by.to_string(), reason: reason.to_string() });
+        let event = TaskEvent::Cancelled(TaskCancelled { by: by.to_string(), reason: reason.clone() });
         let mut metadata = Metadata::now(by);
         metadata.correlation_id = loaded.correlation_id;
         let new = event.to_new_event(EventId::new(), metadata)?;

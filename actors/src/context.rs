@@ -102,14 +102,13 @@ struct Found {
 }
 
 impl Found {
-    /// Keeps what the limits allow.
+    /// Keeps as many items as the limits allow; each is cut to [`CONTEXT_ITEM_BYTES_MAX`] once
+    /// screened ([`screen_found`]): cut first, a secret across the cut would no longer be
+    /// recognised, and its first part would be recorded.
     fn bounded(mut self) -> Self {
         for items in [&mut self.best_practices, &mut self.pitfalls] {
             items.retain(|item| !item.trim().is_empty());
             items.truncate(CONTEXT_ITEMS_PER_SOURCE_MAX);
-            for item in items.iter_mut() {
-                crate::cut_utf8(item, CONTEXT_ITEM_BYTES_MAX);
-            }
         }
         self
     }
@@ -181,7 +180,8 @@ impl HttpSource {
 
 /// Screens what a source said before it is recorded and sealed into the envelope an agent
 /// reads: an item the policy blocks (an injection) is withheld, and the source's record says
-/// how many and why; secrets and personal data are redacted.
+/// how many and why; secrets and personal data are redacted; then each item is cut to
+/// [`CONTEXT_ITEM_BYTES_MAX`].
 fn screen_found(screener: &dyn crate::Screener, source: &mut ContextSource, found: &mut Found) {
     let mut withheld = Vec::new();
     for items in [&mut found.best_practices, &mut found.pitfalls] {
@@ -194,6 +194,7 @@ fn screen_found(screener: &dyn crate::Screener, source: &mut ContextSource, foun
                 if let Some(redacted) = redacted {
                     *item = redacted;
                 }
+                crate::cut_utf8(item, CONTEXT_ITEM_BYTES_MAX);
                 true
             }
         });

@@ -252,6 +252,7 @@ fn received(result: events::SignedResult) -> std::result::Result<ResultReceived,
             pointer: r.pointer,
             start: r.start as u64,
             end: r.end as u64,
+            in_key: r.in_key,
         })
         .collect();
     let (result, redaction) = result.redact(scrubbed.value, spans, scrubbed.count as u64)?;

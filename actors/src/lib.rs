@@ -105,6 +105,25 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// The start of `bytes` (text an agent or a source wrote: an error answer, stderr) for a reason
+/// that is recorded: at most `bytes_max` bytes, trimmed, with `…` when cut, and with secrets
+/// and personal data redacted. The text is scrubbed whole and cut after: cut first, a secret
+/// across the cut would no longer be recognised and its first part would be recorded. When
+/// `bytes` is itself a cut read (`read_cut`), its last word is dropped before scrubbing, for
+/// the same reason.
+pub(crate) fn scrubbed_excerpt(bytes: &[u8], bytes_max: usize, read_cut: bool) -> String {
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    if read_cut {
+        let end = text.rfind(char::is_whitespace).unwrap_or(0);
+        text.truncate(end);
+    }
+    let mut text = security::scrub(&text).unwrap_or(text);
+    let cut = read_cut || text.len() > bytes_max;
+    cut_utf8(&mut text, bytes_max);
+    let text = text.trim();
+    if cut { format!("{text}…") } else { text.to_string() }
+}
+
 /// Cuts `text` to at most `bytes_max` bytes, at a character boundary.
 pub(crate) fn cut_utf8(text: &mut String, bytes_max: usize) {
     if text.len() > bytes_max {
@@ -124,3 +143,20 @@ pub use supervisor::{
     CHILDREN_STOP_MS_MAX, RESTART_DELAY_MS_BASE, RESTART_DELAY_MS_MAX, SupervisorMsg, SupervisorState,
 };
 pub use sweeper::{SWEEP_GRACE_MS, SWEEP_INTERVAL_MS, SWEEP_PAGE_COUNT};
+
+#[cfg(test)]
+mod tests {
+    /// An excerpt never holds the start of a secret its cut went through: scrubbed whole before
+    /// the cut, and a cut read loses its last word.
+    #[test]
+    fn excerpts_are_scrubbed_before_they_are_cut() {
+        let key = "AKIA4HZQ7WMR2XVBN6TD";
+        let across = format!("{} {key} and more", ".".repeat(40));
+        let excerpt = super::scrubbed_excerpt(across.as_bytes(), 50, false);
+        assert!(excerpt.ends_with('…') && !excerpt.contains("AKIA4HZQ"), "{excerpt}");
+        let read_cut = format!("failed: {}", &key[..14]);
+        let excerpt = super::scrubbed_excerpt(read_cut.as_bytes(), 512, true);
+        assert_eq!(excerpt, "failed:…");
+        assert_eq!(super::scrubbed_excerpt(b"  boom \n", 512, false), "boom");
+    }
+}

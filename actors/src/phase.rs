@@ -773,6 +773,12 @@ async fn settle(
             sub.ack(position).await.map_err(|e| e.to_string())
         }
         Ok(Handled::Interrupted) => Ok(()),
+        Err(Error::ConflictRetriesExhausted { stream_id, attempts }) => {
+            // Lost the race every time (a busy task, or a log answering with a stale head):
+            // not the input's fault; it comes back.
+            tracing::warn!(phase, position, %stream_id, attempts, "handler kept losing append races; input delivered again");
+            sub.nack(position).await.map_err(|e| e.to_string())
+        }
         Err(Error::Log(error)) if !error.is_bad_input() => {
             // The handler's failure is its input's: it comes back (with the log's backoff).
             // Only a failure of the subscription itself counts against the pump, so that a

@@ -113,6 +113,10 @@ pub(crate) async fn accept(ctx: &Ctx, payload: &[u8]) -> SubmitAnswer {
                 .and_then(|s| s.parse::<TaskId>().ok());
             let unsigned =
                 value.as_ref().is_some_and(|v| v.get("signature").is_none() || v.get("signed_by").is_none());
+            // The parse error may quote the submission (`invalid type: string "…"`): recorded
+            // and answered with secrets and personal data redacted.
+            let parse_error = parse_error.to_string();
+            let parse_error = security::scrub(&parse_error).unwrap_or(parse_error);
             let (code, reason) = if unsigned && value.as_ref().is_some_and(|v| v.get("spec").is_some()) {
                 (
                     RejectionCode::Unauthenticated,

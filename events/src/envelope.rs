@@ -251,12 +251,18 @@ pub struct OutputRedaction {
 pub struct RedactedSpan {
     /// What it was (`secret.aws_access_key`, `pii.email`, …).
     pub kind: String,
-    /// The JSON Pointer (RFC 6901) of the string that held it (`""`: the output itself).
+    /// The JSON Pointer (RFC 6901) of the string that held it (`""`: the output itself),
+    /// written with object keys as recorded (redacted); with `in_key`, the pointer of the
+    /// member whose key held it.
     pub pointer: String,
-    /// Byte offset of its start in that string, before redaction.
+    /// Byte offset of its start in that string (or key), before redaction.
     pub start: u64,
     /// Byte offset of its end (exclusive).
     pub end: u64,
+    /// Whether it was in the key of the member `pointer` names rather than in a string value.
+    /// Default: false (left out of the record when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_key: bool,
 }
 
 impl SignedResult {
@@ -396,6 +402,7 @@ mod tests {
             pointer: "/text".into(),
             start: 4,
             end: 24,
+            in_key: false,
         }];
         let (redacted, record) = raw.clone().redact(json!({"text": "key [REDACTED]"}), spans, 1).unwrap();
         assert!(record.raw_hash_matched);

@@ -313,6 +313,23 @@ pub struct ResultReceived {
     pub redaction: Option<crate::envelope::OutputRedaction>,
 }
 
+impl ResultReceived {
+    /// Verifies the result as it is recorded: [`SignedResult::verify`], or
+    /// [`SignedResult::verify_redacted`] when its output was recorded redacted (the agent's
+    /// hash is of the raw output, which the log does not hold). What verification and a
+    /// replay of the log check.
+    pub fn verify(
+        &self,
+        passport: &crate::envelope::Passport,
+        envelope: &SealedEnvelope,
+    ) -> Result<(), crate::crypto::VerifyError> {
+        match &self.redaction {
+            None => self.result.verify(passport, envelope),
+            Some(redaction) => self.result.verify_redacted(passport, envelope, redaction),
+        }
+    }
+}
+
 /// Whose fault a failure was: decides whether another agent is tried.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

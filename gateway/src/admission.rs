@@ -182,6 +182,9 @@ pub async fn admit(
     if let Some(clean) = security::scrub_json(&spec.input) {
         spec.input = clean;
     }
+    if let Some(clean) = security::scrub_labels(&spec.labels) {
+        spec.labels = clean;
+    }
     let timeout_ms = spec.timeout_ms;
     let task_id = match &idempotency_key {
         Some(key) => idempotent_task_id(&principal.subject, key),

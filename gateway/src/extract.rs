@@ -30,6 +30,10 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         let inner = error.into_inner();
         let message = inner.to_string();
         let unknown_field = message.starts_with("unknown field");
+        // serde quotes the offending value (`invalid type: string "…"`), and a path may name a
+        // label or input key: the answer carries neither a secret nor personal data.
+        let message = security::scrub(&message).unwrap_or(message);
+        let path = security::scrub(&path).unwrap_or(path);
         let field = (path != "." && !path.is_empty()).then_some(path);
         Error::InvalidBody { field, message, unknown_field }
     })

@@ -52,6 +52,12 @@ pub struct NatsLogConfig {
     /// submit` never refuses a stream over its retention). When true, a differing retention
     /// is refused, or applied with `update_existing`. Default: false.
     pub manage_retention: bool,
+    /// # Manage replicas
+    /// Whether `replicas` is this process's to enforce on an existing stream. When false, it
+    /// applies only when the stream is created, and an existing stream's replicas are
+    /// accepted as an operator set them (a command such as `pantheon archive check` run
+    /// against a three-replica cluster never refuses it). Default: false.
+    pub manage_replicas: bool,
     /// # Overwrite a differing stream or consumer
     /// When an existing stream or consumer differs from this configuration in a field that can
     /// be changed, update it instead of refusing to start. Default: false (refuse, and say
@@ -103,6 +109,7 @@ impl Default for NatsLogConfig {
             max_age: Duration::ZERO,
             max_messages: -1,
             manage_retention: false,
+            manage_replicas: false,
             update_existing: false,
             ack_wait: Duration::from_secs(30),
             redelivery_backoff: [30, 60, 300, 900].into_iter().map(Duration::from_secs).collect(),

@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull, push};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{ConsumerErrorKind, DirectGetErrorKind, Stream};
+use async_nats::jetstream::message::StreamMessage;
+use async_nats::jetstream::stream::{ConsumerErrorKind, DirectGetErrorKind, LastRawMessageErrorKind, Stream};
 use async_nats::jetstream::{self, Context};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -96,7 +97,8 @@ impl NatsLog {
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis(100u64.saturating_mul(attempts as u64).min(1_000))
             })
-            .connect(config.url.as_str())
+            // A comma-separated list names a cluster's nodes: the client tries each.
+            .connect(config.url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect::<Vec<_>>())
             .await
             .map_err(|e| Error::with_source(ErrorKind::Connect, config.url.clone(), e))?;
         Self::with_client(client, config).await
@@ -195,12 +197,69 @@ impl NatsLog {
         Ok(self.fetch_head_and_last(stream_id).await?.0)
     }
 
+    /// Whether reads must go to the stream's leader: on a replicated stream a direct get may be
+    /// answered by any replica, and one that is catching up (a node just restarted) answers
+    /// with what it has — an older head, or no message — so a phase would fold a stale task,
+    /// decide there is nothing to do, and acknowledge its input. The leader's answer includes
+    /// every acknowledged write.
+    fn reads_from_leader(&self) -> bool {
+        self.events.cached_info().config.num_replicas > 1
+    }
+
+    /// The message at `sequence`, `None` when there is none.
+    async fn get_at(&self, sequence: u64) -> Result<Option<StreamMessage>, LogError> {
+        if self.reads_from_leader() {
+            return match self.events.get_raw_message(sequence).await {
+                Ok(message) => Ok(Some(message)),
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+                Err(e) => Err(backend(e)),
+            };
+        }
+        match self.events.direct_get(sequence).await {
+            Ok(message) => Ok(Some(message)),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    /// The last message on `subject`, `None` when there is none.
+    async fn get_last(&self, subject: &str) -> Result<Option<StreamMessage>, LogError> {
+        if self.reads_from_leader() {
+            return match self.events.get_last_raw_message_by_subject(subject).await {
+                Ok(message) => Ok(Some(message)),
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+                Err(e) => Err(backend(e)),
+            };
+        }
+        match self.events.direct_get_last_for_subject(subject).await {
+            Ok(message) => Ok(Some(message)),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    /// The first message on `subject` at or after `sequence`, `None` when there is none.
+    async fn get_next(&self, subject: &str, sequence: u64) -> Result<Option<StreamMessage>, LogError> {
+        if self.reads_from_leader() {
+            return match self.events.get_first_raw_message_by_subject(subject, sequence).await {
+                Ok(message) => Ok(Some(message)),
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+                Err(e) => Err(backend(e)),
+            };
+        }
+        match self.events.direct_get_next_for_subject(subject, Some(sequence)).await {
+            Ok(message) => Ok(Some(message)),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
     /// Asks the server for the last event of a stream: its head, and the event itself when it
     /// is a valid one (the request returns it anyway), with the sequence of the event before it.
     async fn fetch_head_and_last(&self, stream_id: &StreamId) -> Result<(Head, Option<Linked>), LogError> {
         let subject = stream_subject(stream_id);
-        match self.events.direct_get_last_for_subject(subject.as_str()).await {
-            Ok(message) => match version_of(&message.headers) {
+        match self.get_last(subject.as_str()).await {
+            Ok(Some(message)) => match version_of(&message.headers) {
                 Ok(version) => {
                     let last =
                         decode_event(&subject, message.sequence, Some(&message.headers), &message.payload)
@@ -218,8 +277,8 @@ impl NatsLog {
                     Ok((Head { version, sequence: message.sequence }, None))
                 }
             },
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok((Head::EMPTY, None)),
-            Err(e) => Err(backend(e)),
+            Ok(None) => Ok((Head::EMPTY, None)),
+            Err(e) => Err(e),
         }
     }
 
@@ -291,7 +350,7 @@ impl NatsLog {
     /// The version of the stored message a duplicate acknowledgement points at, checking it
     /// belongs to the stream appended to.
     async fn stored_version(&self, subject: &str, sequence: u64) -> Result<Option<Version>, LogError> {
-        let message = self.events.direct_get(sequence).await.map_err(backend)?;
+        let Some(message) = self.get_at(sequence).await? else { return Ok(None) };
         if message.subject.as_str() != subject {
             return Ok(None);
         }
@@ -316,11 +375,7 @@ impl NatsLog {
             && newest.version > from
         {
             let Some(sequence) = previous else { return Ok(None) };
-            let message = match self.events.direct_get(sequence).await {
-                Ok(message) => message,
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(backend(e)),
-            };
+            let Some(message) = self.get_at(sequence).await? else { return Ok(None) };
             if message.subject.as_str() != subject {
                 return Ok(None);
             }
@@ -353,12 +408,7 @@ impl NatsLog {
         if head.version <= DIRECT_READ_VERSION_COUNT_MAX {
             let mut sequence = 0u64;
             while sequence < head.sequence && !reader.full() {
-                let message = match self.events.direct_get_next_for_subject(subject, Some(sequence + 1)).await
-                {
-                    Ok(message) => message,
-                    Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-                    Err(e) => return Err(backend(e)),
-                };
+                let Some(message) = self.get_next(subject, sequence + 1).await? else { break };
                 sequence = message.sequence;
                 if sequence > head.sequence {
                     break;

@@ -92,6 +92,9 @@ pub(crate) async fn ensure_stream(
                 want.max_age = have.max_age;
                 want.max_messages = have.max_messages;
             }
+            if !config.manage_replicas {
+                want.num_replicas = have.num_replicas;
+            }
             let differences = stream_differences(&want, &have);
             if differences.is_empty() {
                 return Ok(existing);

@@ -84,7 +84,12 @@ async fn acknowledged_appends_survive_a_kill_with_sync_always() {
         );
         return;
     };
-    append_then_kill_then_read(NatsServerOptions { sync_always: true, binary: Some(binary) }).await;
+    append_then_kill_then_read(NatsServerOptions {
+        sync_always: true,
+        binary: Some(binary),
+        ..NatsServerOptions::default()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

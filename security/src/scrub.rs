@@ -28,8 +28,12 @@ pub fn scrub(text: &str) -> Option<String> {
     default_scanner().and_then(|scanner| scrub_with(scanner, &Policy::default(), text))
 }
 
-/// Scrubs a JSON value: its text form is scanned, and strings inside are redacted in place, so
+/// Scrubs a JSON value: its strings, and the keys of its objects, are redacted in place, so
 /// the value keeps its structure. Returns `None` when nothing needs redacting.
+///
+/// Keys count: a map keyed by email address or by access key id is as common as a list of
+/// them. A redacted key that would collide with another key of its object gets ` (2)`,
+/// ` (3)`, … appended, so no member is lost.
 pub fn scrub_json(value: &serde_json::Value) -> Option<serde_json::Value> {
     fn walk(value: &mut serde_json::Value, changed: &mut bool) {
         match value {
@@ -40,7 +44,25 @@ pub fn scrub_json(value: &serde_json::Value) -> Option<serde_json::Value> {
                 }
             }
             serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(v, changed)),
-            serde_json::Value::Object(map) => map.values_mut().for_each(|v| walk(v, changed)),
+            serde_json::Value::Object(map) => {
+                // Members whose keys are redacted go in last, so one never takes the place of
+                // a key left as it was.
+                let mut renamed = Vec::new();
+                for (key, mut item) in std::mem::take(map) {
+                    walk(&mut item, changed);
+                    match scrub(&key) {
+                        Some(clean) => renamed.push((clean, item)),
+                        None => {
+                            map.insert(key, item);
+                        }
+                    }
+                }
+                for (key, item) in renamed {
+                    *changed = true;
+                    let key = unique_key(map, key);
+                    map.insert(key, item);
+                }
+            }
             _ => {}
         }
     }
@@ -48,6 +70,35 @@ pub fn scrub_json(value: &serde_json::Value) -> Option<serde_json::Value> {
     let mut changed = false;
     walk(&mut copy, &mut changed);
     changed.then_some(copy)
+}
+
+/// `key`, or, when `map` holds it already (two keys redacted to the same placeholder),
+/// `key` followed by ` (2)`, ` (3)`, … whichever is free first.
+fn unique_key(map: &serde_json::Map<String, serde_json::Value>, key: String) -> String {
+    if !map.contains_key(&key) {
+        return key;
+    }
+    (2..).map(|n| format!("{key} ({n})")).find(|candidate| !map.contains_key(candidate)).unwrap_or(key)
+}
+
+/// Scrubs labels (or any map of text to text): keys and values, as [`scrub_json`] does.
+/// Returns `None` when nothing needs redacting.
+pub fn scrub_labels(
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let as_json = serde_json::Value::Object(
+        labels.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
+    );
+    let serde_json::Value::Object(clean) = scrub_json(&as_json)? else { return None };
+    Some(
+        clean
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(v) => (k, v),
+                other => (k, other.to_string()),
+            })
+            .collect(),
+    )
 }
 
 /// The most redactions [`scrub_json_spans`] lists for one value; the rest are counted.
@@ -58,12 +109,15 @@ pub const REDACTIONS_LISTED_MAX: usize = 64;
 pub struct Redaction {
     /// The finding's kind key (`secret.aws_access_key`, `pii.email`, …).
     pub kind: String,
-    /// The JSON Pointer (RFC 6901) of the string it was in (`""` for a string value itself).
+    /// The JSON Pointer (RFC 6901) of the string it was in (`""` for a string value itself),
+    /// written with keys as redacted; with `in_key`, the pointer of the member whose key held it.
     pub pointer: String,
-    /// Byte offsets of the redacted value in that string, before redaction.
+    /// Byte offsets of the redacted value in that string (or key), before redaction.
     pub start: usize,
     /// End of the byte range (exclusive).
     pub end: usize,
+    /// Whether it was in the key of the member `pointer` names, not in a string value.
+    pub in_key: bool,
 }
 
 /// What [`scrub_json_spans`] did to a value.
@@ -83,6 +137,35 @@ pub fn scrub_json_spans(value: &serde_json::Value) -> Option<ScrubbedJson> {
     fn escape(key: &str) -> String {
         key.replace('~', "~0").replace('/', "~1")
     }
+    /// Records the redactions of one string (or key) and returns its redacted form, or `None`.
+    fn redact_text(
+        scanner: &Scanner,
+        policy: &Policy,
+        text: &str,
+        pointer: &str,
+        in_key: bool,
+        out: &mut (Vec<Redaction>, usize),
+    ) -> Option<String> {
+        let report = scanner.scan(text);
+        let redacted: Vec<_> =
+            report.findings.into_iter().filter(|f| policy.action(f.kind) == Action::Redact).collect();
+        if redacted.is_empty() {
+            return None;
+        }
+        for finding in &redacted {
+            out.1 += 1;
+            if out.0.len() < REDACTIONS_LISTED_MAX {
+                out.0.push(Redaction {
+                    kind: finding.kind.key(),
+                    pointer: pointer.to_string(),
+                    start: finding.span.start,
+                    end: finding.span.end,
+                    in_key,
+                });
+            }
+        }
+        Some(redact(text, &redacted))
+    }
     fn walk(
         scanner: &Scanner,
         policy: &Policy,
@@ -92,24 +175,9 @@ pub fn scrub_json_spans(value: &serde_json::Value) -> Option<ScrubbedJson> {
     ) {
         match value {
             serde_json::Value::String(text) => {
-                let report = scanner.scan(text);
-                let redacted: Vec<_> =
-                    report.findings.into_iter().filter(|f| policy.action(f.kind) == Action::Redact).collect();
-                if redacted.is_empty() {
-                    return;
+                if let Some(clean) = redact_text(scanner, policy, text, pointer, false, out) {
+                    *text = clean;
                 }
-                for finding in &redacted {
-                    out.1 += 1;
-                    if out.0.len() < REDACTIONS_LISTED_MAX {
-                        out.0.push(Redaction {
-                            kind: finding.kind.key(),
-                            pointer: pointer.clone(),
-                            start: finding.span.start,
-                            end: finding.span.end,
-                        });
-                    }
-                }
-                *text = redact(text, &redacted);
             }
             serde_json::Value::Array(items) => {
                 for (index, item) in items.iter_mut().enumerate() {
@@ -121,16 +189,52 @@ pub fn scrub_json_spans(value: &serde_json::Value) -> Option<ScrubbedJson> {
                 }
             }
             serde_json::Value::Object(map) => {
-                for (key, item) in map.iter_mut() {
-                    let len = pointer.len();
-                    pointer.push('/');
-                    pointer.push_str(&escape(key));
-                    walk(scanner, policy, item, pointer, out);
-                    pointer.truncate(len);
+                // Keys are scanned too, and pointers name members by their redacted keys: a
+                // pointer written with the raw key would hold what was redacted. Members whose
+                // keys are redacted go in last, so one never takes the place of a key left as
+                // it was.
+                let mut renamed = Vec::new();
+                for (key, item) in std::mem::take(map) {
+                    let mut key_redactions = (Vec::new(), 0);
+                    match redact_text(scanner, policy, &key, "", true, &mut key_redactions) {
+                        Some(clean) => renamed.push((clean, key_redactions, item)),
+                        None => {
+                            member(scanner, policy, key, item, map, pointer, out);
+                        }
+                    }
+                }
+                for (key, key_redactions, item) in renamed {
+                    let key = unique_key(map, key);
+                    let at = format!("{pointer}/{}", escape(&key));
+                    for mut redaction in key_redactions.0 {
+                        redaction.pointer = at.clone();
+                        if out.0.len() < REDACTIONS_LISTED_MAX {
+                            out.0.push(redaction);
+                        }
+                    }
+                    out.1 += key_redactions.1;
+                    member(scanner, policy, key, item, map, pointer, out);
                 }
             }
             _ => {}
         }
+    }
+    /// Walks a member's value (at `pointer` + `/key`) and puts it in `map`.
+    fn member(
+        scanner: &Scanner,
+        policy: &Policy,
+        key: String,
+        mut item: serde_json::Value,
+        map: &mut serde_json::Map<String, serde_json::Value>,
+        pointer: &mut String,
+        out: &mut (Vec<Redaction>, usize),
+    ) {
+        let len = pointer.len();
+        pointer.push('/');
+        pointer.push_str(&escape(&key));
+        walk(scanner, policy, &mut item, pointer, out);
+        pointer.truncate(len);
+        map.insert(key, item);
     }
     let scanner = default_scanner()?;
     let policy = Policy::default();
@@ -168,6 +272,45 @@ mod tests {
         assert_eq!((redaction.start, redaction.end), (4, 24));
         assert!(redaction.kind.starts_with("secret."), "{}", redaction.kind);
         assert_eq!(scrub_json_spans(&serde_json::json!("nothing to see")), None);
+        // Keys are redacted too; members whose keys redact alike are all kept, and pointers
+        // name them by their redacted keys.
+        let value = serde_json::json!({"owners": {"ann@corp-mail.io": "admin", "bob@corp-mail.io": "key AKIAIOSFODNN7EXAMPLE"}});
+        let scrubbed = scrub_json_spans(&value).expect("the keys are found");
+        let text = scrubbed.value.to_string();
+        assert!(!text.contains("corp-mail") && !text.contains("AKIAIOSFODNN7EXAMPLE"), "{text}");
+        assert_eq!(scrubbed.value["owners"].as_object().map(|m| m.len()), Some(2), "{text}");
+        assert_eq!(scrubbed.count, 3);
+        assert_eq!(scrubbed.redactions.iter().filter(|r| r.in_key).count(), 2);
+        assert!(
+            scrubbed.redactions.iter().all(|r| !r.pointer.contains("corp-mail")),
+            "{:?}",
+            scrubbed.redactions
+        );
+        let value_span = scrubbed.redactions.iter().find(|r| !r.in_key).expect("the value's span");
+        assert!(
+            scrubbed.value.pointer(&value_span.pointer).is_some(),
+            "{} names a member",
+            value_span.pointer
+        );
+        assert_eq!(scrub_json(&value).map(|v| v.to_string().contains("corp-mail")), Some(false));
+        // A key that reads like a placeholder already keeps its place and its value.
+        let value = serde_json::json!({"[REDACTED:email]": 1, "ann@corp-mail.io": 2});
+        for scrubbed in [scrub_json(&value), scrub_json_spans(&value).map(|s| s.value)] {
+            let scrubbed = scrubbed.expect("the key is found");
+            assert_eq!(scrubbed["[REDACTED:email]"], 1, "{scrubbed}");
+            assert_eq!(scrubbed["[REDACTED:email] (2)"], 2, "{scrubbed}");
+        }
+        let labels = std::collections::BTreeMap::from([
+            ("owner".to_string(), "ann@corp-mail.io".to_string()),
+            ("bob@corp-mail.io".to_string(), "reviewer".to_string()),
+        ]);
+        let clean = scrub_labels(&labels).expect("labels are scrubbed");
+        assert_eq!(clean.len(), 2);
+        assert!(clean.iter().all(|(k, v)| !k.contains("corp-mail") && !v.contains("corp-mail")), "{clean:?}");
+        assert_eq!(
+            scrub_labels(&std::collections::BTreeMap::from([("a".to_string(), "b".to_string())])),
+            None
+        );
         let many = serde_json::Value::String("a@example.com ".repeat(REDACTIONS_LISTED_MAX + 10));
         let scrubbed = scrub_json_spans(&many).expect("emails");
         assert_eq!(scrubbed.redactions.len(), REDACTIONS_LISTED_MAX, "the list is capped");

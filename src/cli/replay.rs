@@ -274,9 +274,14 @@ async fn verify(
             let agent = agent_state(log, &e.result.result.agent_id, agents).await;
             match (&agent.registration, &state.envelope) {
                 (Some(registration), Some(envelope)) => e
-                    .result
                     .verify(&registration.passport.passport, envelope)
-                    .map(|()| "agent signature verified".to_string()),
+                    .map(|()| match &e.redaction {
+                        None => "agent signature verified".to_string(),
+                        Some(r) => format!(
+                            "agent signature verified ({} value(s) redacted before recording; the agent's hash is of the raw output)",
+                            r.count
+                        ),
+                    }),
                 (None, _) => {
                     return Some(format!("unverified: agent {} has no passport", e.result.result.agent_id));
                 }

@@ -42,6 +42,11 @@ pub(crate) struct BackendArgs {
     /// refusing to start.
     #[arg(long, requires = "nats")]
     pub(crate) nats_update_streams: bool,
+    /// JetStream replicas of Pantheon's streams (1 to 5, default 1; 3 on a three-node cluster,
+    /// so that an acknowledged event is held by a quorum and a node can be lost). Used when the
+    /// streams are created; given, an existing stream must match (or `--nats-update-streams`).
+    #[arg(long, env = "PANTHEON_NATS_REPLICAS", requires = "nats")]
+    pub(crate) nats_replicas: Option<usize>,
 }
 
 /// An opened backend.
@@ -74,6 +79,10 @@ pub(crate) async fn open_backend(cli: &Cli, backend: &BackendArgs) -> anyhow::Re
             }
             config.manage_retention = backend.nats_max_age.is_some() || backend.nats_max_messages.is_some();
             config.update_existing = backend.nats_update_streams;
+            if let Some(replicas) = backend.nats_replicas {
+                config.replicas = replicas;
+                config.manage_replicas = true;
+            }
             let nats = nats::NatsLog::connect(config)
                 .await
                 .with_context(|| format!("cannot reach NATS at {url}"))?;

@@ -36,6 +36,21 @@ pub struct NatsServerOptions {
     pub sync_always: bool,
     /// The binary to run; default: `PANTHEON_NATS_SERVER`, else `nats-server` on `PATH`.
     pub binary: Option<PathBuf>,
+    /// The client port; default: a free one.
+    pub port: Option<u16>,
+    /// Run as one node of a cluster ([`NatsCluster`]).
+    pub cluster: Option<ClusterNode>,
+}
+
+/// One node's place in a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterNode {
+    /// The node's server name (unique in the cluster).
+    pub name: String,
+    /// Where it listens for routes from the other nodes.
+    pub route_port: u16,
+    /// The route ports of every node (its own included).
+    pub routes: Vec<u16>,
 }
 
 /// A private nats-server with JetStream, killed and removed on drop.
@@ -81,12 +96,25 @@ impl NatsServer {
             });
         }
         let dir = tempfile::Builder::new().prefix("pantheon-nats-").tempdir()?.keep();
-        let port = crate::free_port()?;
+        let port = match options.port {
+            Some(port) => port,
+            None => crate::free_port()?,
+        };
         let store = dir.join("jetstream");
         let sync = if options.sync_always { ", sync_interval: always" } else { "" };
-        let config = format!(
+        let mut config = format!(
             "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {store:?}{sync} }}\nmax_payload: 1048576\n"
         );
+        if let Some(node) = &options.cluster {
+            let routes: Vec<String> =
+                node.routes.iter().map(|p| format!("\"nats-route://127.0.0.1:{p}\"")).collect();
+            config.push_str(&format!(
+                "server_name: {:?}\ncluster {{ name: \"pantheon\", listen: \"127.0.0.1:{}\", routes: [{}] }}\n",
+                node.name,
+                node.route_port,
+                routes.join(", ")
+            ));
+        }
         fs::write(dir.join("nats.conf"), config)?;
         let mut server = Self { port, dir, binary, server: None, watchdog: None };
         server.watchdog = Some(server.spawn_watchdog()?);
@@ -217,6 +245,41 @@ impl NatsServer {
         let _ = fs::File::open(self.dir.join("nats.log")).and_then(|mut f| f.read_to_string(&mut text));
         let start = text.len().saturating_sub(2_000);
         text.get(start..).unwrap_or_default().to_string()
+    }
+}
+
+/// A cluster of nats-servers with JetStream on loopback ports, each node a [`NatsServer`]
+/// (killed, resumed and removed like one).
+#[derive(Debug)]
+pub struct NatsCluster {
+    /// The nodes, in start order.
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `size` nodes routed to each other. JetStream elects its meta leader a few seconds
+    /// later: a client may have to try again until streams can be created.
+    pub fn start(size: usize, sync_always: bool) -> Result<Self> {
+        let route_ports = (0..size).map(|_| crate::free_port()).collect::<Result<Vec<_>>>()?;
+        let mut nodes = Vec::with_capacity(size);
+        for (index, route_port) in route_ports.iter().enumerate() {
+            let options = NatsServerOptions {
+                sync_always,
+                cluster: Some(ClusterNode {
+                    name: format!("n{index}"),
+                    route_port: *route_port,
+                    routes: route_ports.clone(),
+                }),
+                ..NatsServerOptions::default()
+            };
+            nodes.push(NatsServer::start_with(options)?);
+        }
+        Ok(Self { nodes })
+    }
+
+    /// The client URLs of every node, comma-separated (as `--nats` and `NatsLogConfig` take them).
+    pub fn url(&self) -> String {
+        self.nodes.iter().map(NatsServer::url).collect::<Vec<_>>().join(",")
     }
 }
 

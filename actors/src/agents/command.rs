@@ -30,11 +30,13 @@ impl CommandAgent {
     }
 }
 
+/// How much of stderr is read for the excerpt.
+const STDERR_READ_BYTES_MAX: usize = STDERR_EXCERPT_BYTES_MAX * 4;
+
+/// The start of stderr for a failure reason that is recorded: secrets and personal data
+/// redacted (see [`crate::scrubbed_excerpt`]).
 fn excerpt(bytes: &[u8]) -> String {
-    let end = bytes.len().min(STDERR_EXCERPT_BYTES_MAX);
-    let text = String::from_utf8_lossy(&bytes[..end]);
-    let text = text.trim();
-    if bytes.len() > end { format!("{text}…") } else { text.to_string() }
+    crate::scrubbed_excerpt(bytes, STDERR_EXCERPT_BYTES_MAX, bytes.len() >= STDERR_READ_BYTES_MAX)
 }
 
 #[async_trait]
@@ -88,7 +90,7 @@ impl Worker for CommandAgent {
             };
             let mut err = Vec::new();
             let read_err = async {
-                let mut limited = (&mut stderr).take(STDERR_EXCERPT_BYTES_MAX as u64 * 4);
+                let mut limited = (&mut stderr).take(STDERR_READ_BYTES_MAX as u64);
                 limited.read_to_end(&mut err).await
             };
             let ((), out_result, _) = tokio::join!(feed, read_out, read_err);

@@ -75,10 +75,11 @@ pub(crate) async fn read_body(
     Ok(body)
 }
 
-/// The start of an answer (at most [`ERROR_EXCERPT_BYTES_MAX`] bytes), for a failure reason.
+/// The start of an answer (at most [`ERROR_EXCERPT_BYTES_MAX`] bytes), for a failure reason
+/// that is recorded: secrets and personal data redacted. The whole answer is scrubbed before
+/// it is cut (see [`crate::scrubbed_excerpt`]).
 pub(crate) fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(ERROR_EXCERPT_BYTES_MAX)]);
-    text.trim().to_string()
+    crate::scrubbed_excerpt(body, ERROR_EXCERPT_BYTES_MAX, false)
 }
 
 /// Whether an answer streams one message per line.

@@ -238,6 +238,9 @@ pub(crate) async fn cancel_task(
             unknown_field: false,
         });
     }
+    // Recorded in the log and shown with the task: secrets and personal data redacted, as in
+    // a submission.
+    let reason = security::scrub(&reason).unwrap_or(reason);
     for _ in 0..CANCEL_ATTEMPT_COUNT_MAX {
         let mut task = readable_task(state, principal, id).await?;
         if task.state.status.is_final() {

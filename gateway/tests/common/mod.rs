@@ -46,6 +46,10 @@ pub struct TestGateway {
     pub views: projections::Db,
     stop: Option<oneshot::Sender<()>>,
     stop_views: Option<oneshot::Sender<()>>,
+    /// The projections beside the gateway (task views, audit ledger, …), until stopped.
+    projections: Option<projections::RunningProjections>,
+    /// The key the audit ledger's tree heads are signed with.
+    pub audit_key: KeyPair,
     server: Option<tokio::task::JoinHandle<gateway::Result<()>>>,
     _dir: tempfile::TempDir,
 }
@@ -102,6 +106,17 @@ impl TestGateway {
         }
     }
 
+    /// Stops the projections and waits for them (before checking the audit ledger as
+    /// `pantheon audit verify` does, with no other writer on it).
+    pub async fn stop_projections(&mut self) {
+        if let Some(stop) = self.stop_views.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.projections.take() {
+            running.join().await.expect("the projections stop cleanly");
+        }
+    }
+
     /// The SQLite file of the gateway's log.
     pub fn log_file(&self) -> PathBuf {
         self._dir.path().join("log.db")
@@ -150,11 +165,11 @@ impl TestGateway {
         let views = projections::Db::connect(views_url).await.expect("read models");
         config.read_model = Some(views.clone());
         let (stop_views, views_stopped) = oneshot::channel::<()>();
-        let _running = projections::Projections::new(views.clone(), log.clone(), KeyPair::generate()).spawn(
-            async move {
+        let audit_key = KeyPair::generate();
+        let running =
+            projections::Projections::new(views.clone(), log.clone(), audit_key.clone()).spawn(async move {
                 let _ = views_stopped.await;
-            },
-        );
+            });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -170,6 +185,8 @@ impl TestGateway {
             views,
             stop: Some(stop),
             stop_views: Some(stop_views),
+            projections: Some(running),
+            audit_key,
             server: Some(server),
             _dir: dir,
         };
