@@ -257,12 +257,30 @@ async fn submit(
     None
 }
 
-const FINAL_TYPES: [&str; 4] = ["task_completed", "task_failed", "task_rejected", "task_cancelled"];
+const FINAL_TYPES: [&str; 4] = events::task::FINAL_EVENT_TYPES;
 
 /// Types a task records once at most, whatever its attempts.
 const ONCE_PER_TASK: [&str; 3] = ["task_submitted", "ingress_screened", "context_gathered"];
 
-async fn campaign(fault: Fault, servers: Servers) {
+/// What a campaign runs: how many tasks, how fast, which faults after which submission, on
+/// which JetStream.
+struct Plan {
+    tasks: usize,
+    rate_per_s: u64,
+    faults: Vec<(usize, Fault)>,
+    servers: Servers,
+}
+
+impl Plan {
+    /// The CI case: [`TASKS`] at [`RATE_PER_S`], `fault` once a third of them are submitted.
+    fn one(fault: Fault, servers: Servers) -> Self {
+        Self { tasks: TASKS, rate_per_s: RATE_PER_S, faults: vec![(TASKS / 3, fault)], servers }
+    }
+}
+
+async fn campaign(plan: Plan) {
+    let Plan { tasks: task_count, rate_per_s, faults, servers } = plan;
+    let fault = faults.first().map_or(Fault::None, |(_, fault)| *fault);
     let mut nats = Jetstream::start(servers);
     let replicas = nats.replicas();
     // Durable (fsync on commit), as in production: the test server's fast settings
@@ -326,21 +344,23 @@ async fn campaign(fault: Fault, servers: Servers) {
         }
     }
 
-    // The load: one submission every 1/RATE s, each retried until acknowledged.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // The load: one submission every 1/rate s, each retried until acknowledged.
+    let load_started = Instant::now();
+    let deadline = load_started + Duration::from_secs(60 + task_count as u64 / rate_per_s);
     let mut submissions = tokio::task::JoinSet::new();
-    let every = Duration::from_micros(1_000_000 / RATE_PER_S);
-    let mut fault_done = false;
+    let every = Duration::from_micros(1_000_000 / rate_per_s);
     let mut restart_at = None;
-    for i in 0..TASKS {
+    let mut injected = Vec::new();
+    for i in 0..task_count {
         let (client, token) = (client.clone(), token.clone());
         submissions
             .spawn(async move { submit(&client, ports, i % 2, &token, &format!("k{i}"), deadline).await });
         tokio::time::sleep(every).await;
-        if !fault_done && i == TASKS / 3 {
-            fault_done = true;
+        for (_, fault) in faults.iter().filter(|(at, _)| *at == i) {
+            let at_s = load_started.elapsed().as_secs_f64();
             match fault {
                 Fault::None => {}
+                Fault::KillProcess if restart_at.is_some() => continue,
                 Fault::KillProcess => {
                     ups[1].kill();
                     restart_at = Some(Instant::now() + Duration::from_secs(3));
@@ -358,6 +378,7 @@ async fn campaign(fault: Fault, servers: Servers) {
                 Fault::PostgresFast => pg.restart(StopMode::Fast).expect("postgres again"),
                 Fault::PostgresImmediate => pg.restart(StopMode::Immediate).expect("postgres again"),
             }
+            injected.push(format!("{fault:?} at {at_s:.1} s"));
         }
         if restart_at.is_some_and(|at| Instant::now() >= at) {
             restart_at = None;
@@ -373,7 +394,7 @@ async fn campaign(fault: Fault, servers: Servers) {
     while let Some(done) = submissions.join_next().await {
         acknowledged.extend(done.expect("a submitter"));
     }
-    assert_eq!(acknowledged.len(), TASKS, "every submission is acknowledged in the end");
+    assert_eq!(acknowledged.len(), task_count, "every submission is acknowledged in the end");
 
     // Every acknowledged task ends, once.
     let log = connect(&nats.url(), replicas).await;
@@ -428,7 +449,12 @@ async fn campaign(fault: Fault, servers: Servers) {
         }
         *outcomes.entry(outcome).or_default() += 1;
     }
-    eprintln!("{fault:?}: outcomes {outcomes:?}");
+    let runs = std::fs::read_to_string(&runs).map_or(0, |text| text.lines().count());
+    eprintln!(
+        "{fault:?} on {servers:?}: {task_count} tasks at {rate_per_s}/s, faults {injected:?}; all ended {:.1} s after the first submission; agent runs {runs} (re-runs after a crash: {}); outcomes {outcomes:?}",
+        load_started.elapsed().as_secs_f64(),
+        runs.saturating_sub(task_count)
+    );
 
     // The archive holds JetStream's events, event for event, and the audit ledger verifies.
     let started = Instant::now();
@@ -481,49 +507,101 @@ async fn campaign(fault: Fault, servers: Servers) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_two_processes_no_fault() {
-    campaign(Fault::None, Servers::Default).await;
+    campaign(Plan::one(Fault::None, Servers::Default)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_one_process() {
-    campaign(Fault::KillProcess, Servers::Default).await;
+    campaign(Plan::one(Fault::KillProcess, Servers::Default)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_server_sigterm() {
-    campaign(Fault::NatsTerm, Servers::Default).await;
+    campaign(Plan::one(Fault::NatsTerm, Servers::Default)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_fast_restart() {
-    campaign(Fault::PostgresFast, Servers::Default).await;
+    campaign(Plan::one(Fault::PostgresFast, Servers::Default)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_immediate_restart() {
-    campaign(Fault::PostgresImmediate, Servers::Default).await;
+    campaign(Plan::one(Fault::PostgresImmediate, Servers::Default)).await;
 }
 
 /// Debian's nats-server 2.9 acknowledges writes it has handed to the OS, not synced: a SIGKILL
 /// of the server keeps them (the page cache survives a process), a power loss would not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_server_sigkill() {
-    campaign(Fault::NatsKill, Servers::Default).await;
+    campaign(Plan::one(Fault::NatsKill, Servers::Default)).await;
 }
 
 /// The recommended production setting: a current nats-server syncing every write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_server_sigkill_on_a_current_server_syncing_every_write() {
-    campaign(Fault::NatsKill, Servers::Current).await;
+    campaign(Plan::one(Fault::NatsKill, Servers::Current)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_one_process_on_a_current_server() {
-    campaign(Fault::KillProcess, Servers::Current).await;
+    campaign(Plan::one(Fault::KillProcess, Servers::Current)).await;
 }
 
 /// The deployment users run: three nodes, three replicas, one node killed mid-load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_of_a_three_node_cluster_killed() {
-    campaign(Fault::KillNode, Servers::Cluster).await;
+    campaign(Plan::one(Fault::KillNode, Servers::Cluster)).await;
+}
+
+/// The long run (`scripts/chaos`): `PANTHEON_CHAOS_TASKS` tasks (default 10,000) at
+/// `PANTHEON_CHAOS_RATE` a second (default 100) with a fault every `PANTHEON_CHAOS_EVERY`
+/// submissions (default 1,000) at a random point, of a random kind, on the server
+/// `PANTHEON_CHAOS_SERVERS` names (`default`, `current` or `cluster`). Prints its figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the long run: scripts/chaos"]
+async fn chaos() {
+    let number =
+        |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let tasks = number("PANTHEON_CHAOS_TASKS", 10_000) as usize;
+    let rate_per_s = number("PANTHEON_CHAOS_RATE", 100).max(1);
+    let every = number("PANTHEON_CHAOS_EVERY", 1_000).max(10) as usize;
+    let servers = match std::env::var("PANTHEON_CHAOS_SERVERS").as_deref() {
+        Ok("current") => Servers::Current,
+        Ok("cluster") => Servers::Cluster,
+        _ => Servers::Default,
+    };
+    let mut seed = number("PANTHEON_CHAOS_SEED", 0);
+    if seed == 0 {
+        seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+    }
+    eprintln!("chaos seed {seed} (PANTHEON_CHAOS_SEED to repeat)");
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let kinds = match servers {
+        Servers::Cluster => {
+            vec![Fault::KillProcess, Fault::KillNode, Fault::PostgresFast, Fault::PostgresImmediate]
+        }
+        _ => vec![
+            Fault::KillProcess,
+            Fault::NatsTerm,
+            Fault::NatsKill,
+            Fault::PostgresFast,
+            Fault::PostgresImmediate,
+        ],
+    };
+    let faults = (0..tasks / every)
+        .map(|slot| {
+            let at = slot * every + (next() % every as u64) as usize;
+            (at, kinds[(next() % kinds.len() as u64) as usize])
+        })
+        .collect();
+    campaign(Plan { tasks, rate_per_s, faults, servers }).await;
 }

@@ -34,6 +34,10 @@ pub const TASK_TIMEOUT_MS_MAX: u64 = 24 * 60 * 60 * 1000;
 /// The most attempts a task may ask for (every channel; ingress refuses more).
 pub const TASK_ATTEMPTS_MAX: u32 = 10;
 
+/// The types of the events that end a task (`task_completed`, `task_failed`, `task_rejected`,
+/// `task_cancelled`): the one list every follower of final events uses.
+pub const FINAL_EVENT_TYPES: [&str; 4] = ["task_completed", "task_failed", "task_rejected", "task_cancelled"];
+
 /// What a producer asks for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

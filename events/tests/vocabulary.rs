@@ -733,3 +733,22 @@ proptest! {
         let _ = TaskEvent::from_payload(&event_type, 1, &bytes);
     }
 }
+
+#[test]
+fn the_final_event_types_are_exactly_the_events_that_end_a_task() {
+    let enders = [
+        TaskEvent::Completed(TaskCompleted { agent_id: AgentId::new("a").unwrap(), output: json!(1) }),
+        TaskEvent::Failed(TaskFailed { code: FailureCode::Internal, reason: "x".into() }),
+        TaskEvent::Rejected(TaskRejected {
+            code: RejectionCode::InvalidSubmission,
+            reason: "x".into(),
+            findings: Vec::new(),
+        }),
+        TaskEvent::Cancelled(TaskCancelled { by: "a".into(), reason: String::new() }),
+    ];
+    let mut types: Vec<String> = enders.iter().map(|e| e.event_type().to_string()).collect();
+    types.sort();
+    let mut listed: Vec<String> = FINAL_EVENT_TYPES.iter().map(|t| t.to_string()).collect();
+    listed.sort();
+    assert_eq!(types, listed);
+}

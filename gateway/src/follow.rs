@@ -17,6 +17,7 @@ use std::str::FromStr as _;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use events::task::FINAL_EVENT_TYPES;
 use events::{EventLog, Filter, Position, StartFrom, SubscribeOptions, TaskId, Version};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -31,9 +32,6 @@ const ACK_BATCH_WAIT_MS: u64 = 500;
 
 /// How long the follower waits before reopening its subscription after a log error.
 const RESUBSCRIBE_DELAY_MS: u64 = 1_000;
-
-/// The event types that end a task.
-const FINAL_EVENT_TYPES: [&str; 4] = ["task_completed", "task_failed", "task_rejected", "task_cancelled"];
 
 /// What the follower has seen of one task.
 #[derive(Clone, Copy, Debug, Default)]

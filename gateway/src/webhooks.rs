@@ -65,8 +65,7 @@ const ACK_BATCH_COUNT_MAX: usize = 64;
 const ATTEMPT_ERROR_BYTES_MAX: usize = 300;
 
 /// The final event types a webhook is sent for.
-pub const WEBHOOK_EVENT_TYPES: [&str; 4] =
-    ["task_completed", "task_failed", "task_rejected", "task_cancelled"];
+pub const WEBHOOK_EVENT_TYPES: [&str; 4] = events::task::FINAL_EVENT_TYPES;
 
 /// Which webhook targets are allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

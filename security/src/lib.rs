@@ -20,6 +20,28 @@
 //! # Ok::<(), security::Error>(())
 //! ```
 //!
+//! # Nothing secret reaches the log
+//! The log is append-only: what must be redacted is redacted before it is written, from every
+//! direction. Submissions (description, input with its object keys, labels) are scrubbed
+//! ([`scrub`], [`scrub_json`], [`scrub_labels`]) before the gateway or the client signs them;
+//! a producer's signed NATS submission is verified in memory, then scrubbed and re-signed by
+//! the federation. Progress messages, agent error text, context items and errors, cancel
+//! reasons and the gateway's error answers are scrubbed before they are cut to their limits
+//! (a secret across the cut would leave a piece no rule recognises).
+//!
+//! An agent's result is signed by the agent over its raw output, so it cannot simply be
+//! rewritten. The execution phase, in memory, checks that the raw result hashes to the
+//! agent's signed hash, redacts the output with [`scrub_json_spans`], and records the redacted
+//! result with the agent's hash and signature unchanged and an `OutputRedaction` beside it
+//! (`events::OutputRedaction`, in `schemas/events/result_received.json`): whether the raw
+//! hash matched, the hash of the redacted result, and each redaction's kind, JSON Pointer and
+//! byte range — never the value. Verification (`SignedResult::verify_redacted`) then checks
+//! everything it checks of a plain result except the raw content, which the log does not
+//! hold: the passport, the envelope binding, the agent's signature over its hash, the
+//! redacted content against the recorded hash. Anyone holding the raw output can put it back
+//! and check it against the agent's hash and signature; the audit ledger chains the recorded
+//! events as always.
+//!
 //! # Layout
 //! - `scanner`: [`Scanner`], [`ScanConfig`] — windows, decoded layers, the scan.
 //! - `finding`: [`Finding`], [`FindingKind`], [`SecretKind`], [`PiiKind`], [`Category`],
