@@ -174,10 +174,8 @@ impl Phase for Execution {
                 "the attempt was interrupted (the process running it stopped) and the task's deadline passed before it resumed",
             ))))
         } else {
-            ctx.registry.begin(&agent_id);
-            let outcome = self.run(ctx, input, &sealed, endpoint.as_ref()).await;
-            ctx.registry.end(&agent_id);
-            outcome
+            let _in_flight = ctx.registry.running(&agent_id);
+            self.run(ctx, input, &sealed, endpoint.as_ref()).await
         };
         drop(slot);
         drop(running);

@@ -410,6 +410,15 @@ impl Registry {
         }
     }
 
+    /// Counts an execution starting in this process until the returned guard is dropped —
+    /// also when the attempt's future is dropped before it ends (a phase restarting, a drain
+    /// cut short), which a `begin` … `end` pair would count as running for ever, until the
+    /// agent looked full in this process.
+    pub(crate) fn running<'a>(&'a self, agent: &'a AgentId) -> InFlight<'a> {
+        self.begin(agent);
+        InFlight { registry: self, agent }
+    }
+
     /// Counts an execution ending in this process.
     pub(crate) fn end(&self, agent: &AgentId) {
         if let Ok(mut m) = self.in_flight.lock()
@@ -459,6 +468,18 @@ pub async fn load_agent(log: &dyn EventLog, agent_id: &AgentId) -> Result<(Agent
         if page.is_empty() {
             return Ok((state, version));
         }
+    }
+}
+
+/// An execution counted as running in this process while it lives ([`Registry::running`]).
+pub(crate) struct InFlight<'a> {
+    registry: &'a Registry,
+    agent: &'a AgentId,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.registry.end(self.agent);
     }
 }
 

@@ -67,10 +67,12 @@ pub struct RuntimeOptions {
     pub extra_agents: Vec<HostedAgent>,
     /// The screener; `None` for [`StandardScreener`] with `config.screening`.
     pub screener: Option<Arc<dyn Screener>>,
-    /// Whether dropping a pending `Subscription::next` is safe (true for the SQL log).
+    /// Treat dropping a pending `Subscription::next` as safe even when the log does not say so
+    /// ([`EventLog::next_is_cancel_safe`] is asked first; this only adds to it).
     pub next_is_cancel_safe: bool,
-    /// Re-poll the screening phase's subscription this often, for submissions appended by other
-    /// processes to an SQLite log (which wakes only in-process subscribers).
+    /// Re-poll the phases' subscriptions this often; default: the log's own
+    /// [`EventLog::cross_process_poll`] (50 ms on SQLite, which wakes only in-process
+    /// subscribers).
     pub poll_interval: Option<Duration>,
     /// In NATS mode: the client on which to listen for signed submissions.
     pub nats: Option<async_nats::Client>,
@@ -221,6 +223,9 @@ impl Runtime {
             .map(|phase| Ok((phase_subscription_name(phase.as_ref()), phase_subscription(phase.as_ref())?)))
             .collect::<Result<Vec<_>>>()?;
         let intake = log.subscribe_group(PHASES_GROUP, &members).await?;
+        // What the backend says of itself, unless the options say more.
+        let next_is_cancel_safe = next_is_cancel_safe || log.next_is_cancel_safe();
+        let poll_interval = poll_interval.or_else(|| log.cross_process_poll());
         let ctx = Arc::new(Ctx {
             log: Arc::clone(&log),
             federation,

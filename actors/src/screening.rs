@@ -206,20 +206,46 @@ impl Screener for StandardScreener {
 /// Phase 1: `task_submitted` → `ingress_screened` | `task_rejected`.
 pub(crate) struct IngressScreening;
 
-/// The decision of ingress screening on a freshly submitted task.
-fn decide(ctx: &Ctx, loaded: &Loaded) -> Vec<Output> {
+/// What ingress screening decides on besides the task, gathered before deciding: whether the
+/// submission's signature verifies against the trusted keys (the reason when not), the
+/// screener's verdict on the spec, and the capabilities registered agents offer.
+pub(crate) struct Facts {
+    pub(crate) signature: std::result::Result<(), String>,
+    pub(crate) verdict: Verdict,
+    pub(crate) offered: Vec<String>,
+}
+
+impl Facts {
+    /// The facts about `loaded`'s submission, from the process's keys, screener and registry.
+    fn gather(ctx: &Ctx, loaded: &Loaded) -> Option<Self> {
+        let submitted = loaded.state.submitted.as_ref()?;
+        let submission = SignedSubmission {
+            task_id: submitted.task_id,
+            spec: submitted.spec.clone(),
+            signed_by: submitted.signed_by,
+            signature: submitted.signature,
+        };
+        let signature = submission.verify(&ctx.trusted_submitters).map_err(|e| e.to_string());
+        let verdict = ctx.screener.screen_ingress(&submitted.spec);
+        let offered = if ctx.registry.offers(&submitted.spec.capability) {
+            vec![submitted.spec.capability.clone()]
+        } else {
+            ctx.registry.capabilities()
+        };
+        Some(Self { signature, verdict, offered })
+    }
+}
+
+/// The decider: on a freshly submitted task, `task_rejected` when it names another task, its
+/// signature does not verify, the screener refuses it or no agent offers its capability (in
+/// that order); else `ingress_screened` with the findings and the redacted description.
+pub(crate) fn decide(loaded: &Loaded, facts: Facts) -> Vec<Output> {
     if loaded.state.status != TaskStatus::Submitted {
         return Vec::new();
     }
     let Some(submitted) = loaded.state.submitted.as_ref() else { return Vec::new() };
     let reject = |code, reason: String, findings| {
         vec![("rejected".into(), TaskEvent::Rejected(TaskRejected { code, reason, findings }))]
-    };
-    let submission = SignedSubmission {
-        task_id: submitted.task_id,
-        spec: submitted.spec.clone(),
-        signed_by: submitted.signed_by,
-        signature: submitted.signature,
     };
     if submitted.task_id != loaded.task_id {
         return reject(
@@ -228,7 +254,7 @@ fn decide(ctx: &Ctx, loaded: &Loaded) -> Vec<Output> {
             Vec::new(),
         );
     }
-    if let Err(error) = submission.verify(&ctx.trusted_submitters) {
+    if let Err(error) = facts.signature {
         let channel = match submitted.channel {
             Channel::Nats => "a registered producer key",
             _ => "the federation or gateway key",
@@ -239,17 +265,17 @@ fn decide(ctx: &Ctx, loaded: &Loaded) -> Vec<Output> {
             Vec::new(),
         );
     }
-    let (findings, redacted) = match ctx.screener.screen_ingress(&submitted.spec) {
+    let (findings, redacted) = match facts.verdict {
         Verdict::Refuse { code, reason, findings } => return reject(code, reason, findings),
         Verdict::Pass { findings, redacted } => (findings, redacted),
     };
     let capability = &submitted.spec.capability;
-    if !ctx.registry.offers(capability) {
+    if !facts.offered.iter().any(|c| c == capability) {
         return reject(
             RejectionCode::UnknownCapability,
             format!(
                 "no registered agent offers the capability {capability:?} (offered: {})",
-                ctx.registry.capabilities().join(", ")
+                facts.offered.join(", ")
             ),
             Vec::new(),
         );
@@ -280,13 +306,84 @@ impl Phase for IngressScreening {
         {
             tracing::warn!(%error, "the registry could not be brought up to date");
         }
-        decide_and_append(ctx, input, self.name(), |loaded| decide(ctx, loaded)).await
+        decide_and_append(ctx, input, self.name(), |loaded| {
+            if loaded.state.status != TaskStatus::Submitted {
+                return Vec::new();
+            }
+            Facts::gather(ctx, loaded).map_or_else(Vec::new, |facts| decide(loaded, facts))
+        })
+        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use events::{KeyPair, TaskId};
+
     use super::*;
+    use crate::phase::tests::loaded_after;
+
+    /// A task just submitted (signed; its fold before screening).
+    fn submitted(spec: TaskSpec) -> Loaded {
+        let mut loaded = loaded_after(TaskId::new(), spec, &KeyPair::generate(), Vec::new());
+        loaded.state.status = TaskStatus::Submitted;
+        loaded
+    }
+
+    fn facts(signature: std::result::Result<(), String>, verdict: Verdict, offered: &[&str]) -> Facts {
+        Facts { signature, verdict, offered: offered.iter().map(|c| c.to_string()).collect() }
+    }
+
+    fn pass() -> Verdict {
+        Verdict::Pass { findings: Vec::new(), redacted: None }
+    }
+
+    fn rejection(outputs: &[Output]) -> &TaskRejected {
+        match outputs {
+            [(_, TaskEvent::Rejected(rejected))] => rejected,
+            _ => panic!("not a rejection: {outputs:?}"),
+        }
+    }
+
+    #[test]
+    fn a_signed_clean_task_for_an_offered_capability_is_screened_with_its_redaction() {
+        let task = submitted(TaskSpec::new("echo", "say hi"));
+        let verdict = Verdict::Pass { findings: Vec::new(), redacted: Some("say [REDACTED]".into()) };
+        let outputs = decide(&task, facts(Ok(()), verdict, &["echo"]));
+        let [(_, TaskEvent::IngressScreened(screened))] = outputs.as_slice() else { panic!("{outputs:?}") };
+        assert_eq!(screened.redacted_description.as_deref(), Some("say [REDACTED]"));
+    }
+
+    #[test]
+    fn refusals_come_in_order_signature_then_screening_then_capability() {
+        let task = submitted(TaskSpec::new("teleport", "go"));
+        let blocked = Verdict::Refuse {
+            code: RejectionCode::Blocked,
+            reason: "injection".into(),
+            findings: Vec::new(),
+        };
+        let outputs = decide(&task, facts(Err("forged".into()), blocked.clone(), &[]));
+        let rejected = rejection(&outputs);
+        assert_eq!(rejected.code, RejectionCode::Unauthenticated);
+        assert!(rejected.reason.contains("forged"), "{}", rejected.reason);
+        let outputs = decide(&task, facts(Ok(()), blocked, &[]));
+        assert_eq!(rejection(&outputs).code, RejectionCode::Blocked);
+        let outputs = decide(&task, facts(Ok(()), pass(), &["echo", "summarize"]));
+        let rejected = rejection(&outputs);
+        assert_eq!(rejected.code, RejectionCode::UnknownCapability);
+        assert!(
+            rejected.reason.contains("\"teleport\"") && rejected.reason.contains("echo, summarize"),
+            "{}",
+            rejected.reason
+        );
+    }
+
+    #[test]
+    fn a_task_already_screened_decides_nothing() {
+        let mut task = submitted(TaskSpec::new("echo", "x"));
+        task.state.status = TaskStatus::Screened;
+        assert!(decide(&task, facts(Ok(()), pass(), &["echo"])).is_empty());
+    }
 
     /// The count of one label set in the process-wide table.
     fn count(kind: &str, rule_id: &str, phase: security::Phase, action: security::Action) -> u64 {

@@ -432,4 +432,18 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// existed. A subscription opened under the name afterwards starts afresh. Handles still
     /// open on it must be dropped first (what they acknowledge later is not kept).
     async fn delete_subscription(&self, name: &str) -> Result<bool, LogError>;
+
+    /// Whether dropping a pending [`Subscription::next`] loses nothing, so that a consumer may
+    /// race it against other work (true for the SQL logs, which read the log again; false by
+    /// default, and for JetStream, whose pull request may already hold a delivery).
+    fn next_is_cancel_safe(&self) -> bool {
+        false
+    }
+
+    /// How often a subscriber must look again for appends made by other processes, when this
+    /// log wakes only the subscribers of the process that appended (SQLite); `None` when a
+    /// subscription is woken by every writer (the default).
+    fn cross_process_poll(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

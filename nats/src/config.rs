@@ -65,12 +65,15 @@ pub struct NatsLogConfig {
     pub update_existing: bool,
     /// # Ack wait
     /// How long a delivered event may stay unacknowledged before it is delivered again; also
-    /// the first redelivery delay. Default: 30 seconds.
+    /// the first redelivery delay. The phases' group reports the events it holds in progress
+    /// every third of it, so this only times the events of a process that died. Default: 10
+    /// seconds.
     #[serde(with = "humantime_duration")]
     pub ack_wait: Duration,
     /// # Redelivery backoff
     /// Delays before the 2nd, 3rd, … delivery of an event that was not acknowledged in time.
-    /// Must be shorter than `max-deliver`. Default: 30 s, 1 min, 5 min, 15 min.
+    /// Must be shorter than `max-deliver`. Default: 10 s, 10 s, 20 s, 40 s, 1 min, 2 min (a task's
+    /// default deadline is 30 s: a longer wait after a crash would outlive it).
     #[serde(with = "humantime_durations")]
     pub redelivery_backoff: Vec<Duration>,
     /// # Deliveries before the dead letter
@@ -111,8 +114,8 @@ impl Default for NatsLogConfig {
             manage_retention: false,
             manage_replicas: false,
             update_existing: false,
-            ack_wait: Duration::from_secs(30),
-            redelivery_backoff: [30, 60, 300, 900].into_iter().map(Duration::from_secs).collect(),
+            ack_wait: Duration::from_secs(10),
+            redelivery_backoff: [10, 10, 20, 40, 60, 120].into_iter().map(Duration::from_secs).collect(),
             max_deliver: 8,
             max_ack_pending: 1_000,
             fetch_batch_count: 100,

@@ -22,11 +22,12 @@
 //! back what it held; the events routed to it meanwhile wait in its queue for it to be opened
 //! again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer};
 use async_nats::jetstream::stream::Stream;
 use async_nats::jetstream::{self, Context};
@@ -67,6 +68,51 @@ struct Slot {
 struct Backlog {
     queued: AtomicUsize,
     taken: tokio::sync::Notify,
+    /// Every event delivered to this process and neither acknowledged nor refused yet,
+    /// queued or handed out: [`keep_held`] tells the server they are being worked on.
+    held: Mutex<HashMap<Position, jetstream::Message>>,
+}
+
+impl Backlog {
+    fn hold(&self, position: Position, message: &jetstream::Message) {
+        if let Ok(mut held) = self.held.lock() {
+            held.insert(position, message.clone());
+        }
+    }
+
+    fn let_go(&self, position: Position) {
+        if let Ok(mut held) = self.held.lock() {
+            held.remove(&position);
+        }
+    }
+}
+
+/// How often the events a process holds are reported in progress: a third of the shortest
+/// ack wait a delivery can have, so none is redelivered while this process works on it.
+fn progress_interval(config: &NatsLogConfig) -> std::time::Duration {
+    let shortest =
+        config.redelivery_backoff.iter().copied().chain([config.ack_wait]).min().unwrap_or(config.ack_wait);
+    (shortest / 3).max(std::time::Duration::from_millis(200))
+}
+
+/// Tells the server, every [`progress_interval`], that every event this process holds is in
+/// progress (`+WPI`), until `stop`: an attempt longer than the ack wait (an agent working for
+/// minutes) or an event waiting in a member's queue is then not delivered again to another
+/// process while this one lives — which would run the agent a second time. A process that
+/// dies stops reporting, and what it held comes back after the ack wait.
+async fn keep_held(backlog: Arc<Backlog>, every: std::time::Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let held: Vec<jetstream::Message> =
+            backlog.held.lock().map(|held| held.values().cloned().collect()).unwrap_or_default();
+        for message in held {
+            // Fire and forget: a lost report only shortens the wait before a redelivery.
+            let _ = message.ack_with(AckKind::Progress).await;
+        }
+    }
 }
 
 /// The most events routed to members and not taken yet, across the group.
@@ -152,6 +198,7 @@ impl NatsGroup {
             backlog: Arc::clone(&backlog),
         };
         tokio::spawn(fetcher.run(stop.clone()));
+        tokio::spawn(keep_held(Arc::clone(&backlog), progress_interval(&config), stop.clone()));
         let shared = Shared { name: name.to_string(), js, config, backlog, slots, _stop: stop.drop_guard() };
         Ok(Self { shared: Arc::new(shared) })
     }
@@ -246,8 +293,10 @@ impl Fetcher {
                     // ack wait.
                     Some((_, sender)) => {
                         self.backlog.queued.fetch_add(1, Ordering::AcqRel);
+                        self.backlog.hold(position, &message);
                         if sender.send(Routed { event, attempt, message }).is_err() {
                             self.backlog.queued.fetch_sub(1, Ordering::AcqRel);
+                            self.backlog.let_go(position);
                         }
                         Ok(())
                     }
@@ -311,6 +360,7 @@ impl Subscription for Member {
 
     /// Sent without waiting for the server's confirmation (see the module docs).
     async fn ack(&mut self, position: Position) -> Result<(), LogError> {
+        self.shared.backlog.let_go(position);
         match self.handed.remove(&position) {
             Some(message) => message.ack().await.map_err(backend),
             None => Ok(()),
@@ -318,6 +368,7 @@ impl Subscription for Member {
     }
 
     async fn nack(&mut self, position: Position) -> Result<(), LogError> {
+        self.shared.backlog.let_go(position);
         let Some(message) = self.handed.remove(&position) else { return Ok(()) };
         refuse(&self.shared.js, &self.shared.name, &self.shared.config, message, position).await
     }
@@ -332,6 +383,10 @@ impl Drop for Member {
         {
             *slot = Some(receiver);
         }
-        release(std::mem::take(&mut self.handed).into_values().collect());
+        let handed = std::mem::take(&mut self.handed);
+        for position in handed.keys() {
+            self.shared.backlog.let_go(*position);
+        }
+        release(handed.into_values().collect());
     }
 }

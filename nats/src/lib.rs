@@ -197,4 +197,6 @@ pub use log::{
     APPEND_ANY_RETRY_COUNT_MAX, DIRECT_READ_VERSION_COUNT_MAX, NatsLog, STREAM_HEAD_CACHE_COUNT_MAX,
 };
 pub use setup::MESSAGE_BYTES_MAX;
-pub use subscription::{DROP_RELEASE_WAIT, IDLE_WAIT, NatsSubscription, RETRY_DELAY_MAX};
+pub use subscription::{
+    DROP_RELEASE_WAIT, IDLE_WAIT, NatsSubscription, REFUSAL_DELAY_BASE, REFUSAL_DELAY_MAX, RETRY_DELAY_MAX,
+};

@@ -212,7 +212,21 @@ pub(crate) async fn refuse(
         let reason = format!("refused on each of {attempt} deliveries");
         return dead_letter(js, subscription, message, position, &reason).await;
     }
-    message.ack_with(AckKind::Nak(None)).await.map_err(backend)
+    // Back off: a refusal is mostly the log failing for a moment (a restart), and an
+    // immediate redelivery would use up the deliveries before it is back.
+    message.ack_with(AckKind::Nak(Some(refusal_delay(attempt)))).await.map_err(backend)
+}
+
+/// The first wait before an event refused by its handler comes back; doubled on each later
+/// refusal of the same event, up to [`REFUSAL_DELAY_MAX`].
+pub const REFUSAL_DELAY_BASE: Duration = Duration::from_millis(100);
+
+/// The longest wait before a refused event comes back.
+pub const REFUSAL_DELAY_MAX: Duration = Duration::from_secs(5);
+
+/// The wait before the `attempt`th delivery of an event is followed by another, once refused.
+fn refusal_delay(attempt: u32) -> Duration {
+    REFUSAL_DELAY_BASE.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(REFUSAL_DELAY_MAX)
 }
 
 pub(crate) fn position_and_attempt(message: &jetstream::Message) -> Result<(Position, u32), LogError> {

@@ -179,3 +179,27 @@ async fn groups_that_cannot_work_are_refused() {
     late.start = StartFrom::End;
     refused(log.subscribe_group("starts", &[("a".into(), member(&["a"])), ("b".into(), late)]).await);
 }
+
+/// An event a process holds longer than the ack wait (an agent working for minutes) is not
+/// delivered to another process of the group meanwhile: the holder reports it in progress.
+/// Once the holder is gone, it comes back to the other one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_held_past_the_ack_wait_is_not_delivered_elsewhere() {
+    let server = NatsServer::start().expect("nats-server");
+    let (one, two) = (log(&server).await, log(&server).await);
+    let stream = StreamId::new("job-held").expect("stream");
+    one.append(&stream, ExpectedVersion::NoStream, vec![event("a")]).await.expect("append");
+    let first_group = group(&one).await;
+    let mut holder = first_group.member("first").await.expect("first");
+    let held = next(&mut holder).await;
+    let second_group = group(&two).await;
+    let mut other = second_group.member("first").await.expect("first, elsewhere");
+    // Three ack waits (2 s each) pass while the first process holds it.
+    let elsewhere = tokio::time::timeout(Duration::from_secs(6), other.next()).await;
+    assert!(elsewhere.is_err(), "delivered elsewhere while held: {elsewhere:?}");
+    drop(holder);
+    drop(first_group);
+    let again = next(&mut other).await;
+    assert_eq!(again.event.id, held.event.id);
+    assert!(again.attempt >= 2, "a redelivery: {}", again.attempt);
+}

@@ -18,10 +18,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Cli;
 
-/// How often the screening phase of `pantheon up` looks at an SQLite log for submissions made
-/// by other processes (`pantheon submit`); the log wakes only its own process's subscribers.
-pub(crate) const SQLITE_CROSS_PROCESS_POLL_MS: u64 = 50;
-
 /// Where the pipeline's log lives.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct BackendArgs {
@@ -155,10 +151,9 @@ pub(crate) fn load_config(cli: &Cli, backend: &BackendArgs) -> anyhow::Result<Co
 pub(crate) fn runtime_options(backend: &Backend, key: Arc<KeyPair>, config: Config) -> RuntimeOptions {
     let mut options = RuntimeOptions::new(Arc::clone(&backend.log), key);
     options.config = config;
-    options.next_is_cancel_safe = backend.nats.is_none();
-    if backend.is_sqlite() {
-        options.poll_interval = Some(Duration::from_millis(SQLITE_CROSS_PROCESS_POLL_MS));
-    }
+    // Whether a pending read may be dropped, and how often to look for other processes'
+    // appends, are the log's own properties (`EventLog::next_is_cancel_safe`,
+    // `EventLog::cross_process_poll`).
     options.nats = backend.nats.as_ref().map(|n| n.client().clone());
     options
 }

@@ -77,6 +77,11 @@ pub use subscription::{
 /// asks for: it bounds the memory one call can take (1,000 events of at most 512 KiB).
 pub const READ_COUNT_MAX: usize = 1_000;
 
+/// How often a subscriber of an SQLite log looks for appends made by other processes
+/// ([`events::EventLog::cross_process_poll`]): an append wakes only its own process's
+/// subscribers, and `pantheon submit` is another process.
+pub const SQLITE_CROSS_PROCESS_POLL_MS: u64 = 50;
+
 /// The SQL log on whichever backend the URL names.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -278,6 +283,20 @@ impl EventLog for SqlLog {
         match self {
             Self::Sqlite(log) => log.delete_subscription(name).await,
             Self::Postgres(log) => log.delete_subscription(name).await,
+        }
+    }
+
+    fn next_is_cancel_safe(&self) -> bool {
+        match self {
+            Self::Sqlite(log) => log.next_is_cancel_safe(),
+            Self::Postgres(log) => log.next_is_cancel_safe(),
+        }
+    }
+
+    fn cross_process_poll(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Sqlite(log) => log.cross_process_poll(),
+            Self::Postgres(log) => log.cross_process_poll(),
         }
     }
 }

@@ -509,6 +509,11 @@ impl EventLog for PostgresLog {
             .map_err(backend)?;
         Ok(deleted.rows_affected() > 0)
     }
+
+    /// A subscription's `next` reads the log again when dropped and called anew.
+    fn next_is_cancel_safe(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait]

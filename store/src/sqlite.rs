@@ -1014,6 +1014,16 @@ impl EventLog for SqliteLog {
             .map_err(backend)?;
         Ok(deleted.rows_affected() > 0)
     }
+
+    /// A subscription's `next` reads the log again when dropped and called anew.
+    fn next_is_cancel_safe(&self) -> bool {
+        true
+    }
+
+    /// Appends wake the subscribers of the appending process only.
+    fn cross_process_poll(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_millis(crate::SQLITE_CROSS_PROCESS_POLL_MS))
+    }
 }
 
 #[async_trait]

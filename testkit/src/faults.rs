@@ -125,4 +125,12 @@ impl EventLog for CutLog {
     async fn delete_subscription(&self, name: &str) -> Result<bool, LogError> {
         self.inner.delete_subscription(name).await
     }
+
+    fn next_is_cancel_safe(&self) -> bool {
+        self.inner.next_is_cancel_safe()
+    }
+
+    fn cross_process_poll(&self) -> Option<std::time::Duration> {
+        self.inner.cross_process_poll()
+    }
 }
