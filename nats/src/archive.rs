@@ -336,9 +336,15 @@ impl EventLog for ArchivedLog {
         from: Version,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        let live = self.live.read_stream(stream_id, from, limit).await?;
+        let (live, live_version) = self.live.read_stream_and_version(stream_id, from, limit).await?;
         let first_live = live.first().map(|e| e.version);
         if first_live.is_some_and(|v| v <= from.max(1)) {
+            return Ok(live);
+        }
+        // Nothing after `from` in a stream JetStream holds: nothing new, and nothing the
+        // archive could add (it holds only what JetStream had). The readers that ask "anything
+        // new?" on every event need no database, so an archive outage does not stop them.
+        if live.is_empty() && live_version > 0 && live_version < from.max(1) {
             return Ok(live);
         }
         // JetStream lacks versions from..first_live: read them from the archive.

@@ -45,7 +45,8 @@ use crate::layout::category_subject;
 use crate::log::backend;
 use crate::setup::{consumer_config, ensure_consumer};
 use crate::subscription::{
-    IDLE_WAIT, RETRY_DELAY_MAX, Verdict, dead_letter, judge, position_and_attempt, refuse, release,
+    IDLE_WAIT, PULL_WAIT_MAX, RETRY_DELAY_MAX, Verdict, dead_letter, judge, position_and_attempt, refuse,
+    release,
 };
 
 /// One event on its way to a member.
@@ -256,7 +257,12 @@ impl Fetcher {
             }
             let pulled = tokio::select! {
                 () = stop.cancelled() => return,
-                pulled = pull(&self.consumer, room) => pulled,
+                // A pull whose answer was lost (the server died as it was sent) would wait for
+                // ever: a bounded wait, then ask again (what it had received comes back after
+                // the ack wait).
+                pulled = tokio::time::timeout(PULL_WAIT_MAX, pull(&self.consumer, room)) => {
+                    pulled.unwrap_or_else(|_| Err(LogError::backend("a pull got no answer in time")))
+                }
             };
             let messages = match pulled {
                 Ok(messages) => {

@@ -451,6 +451,32 @@ impl NatsLog {
         read
     }
 
+    /// [`EventLog::read_stream`], and the stream's last version in JetStream (0: JetStream
+    /// holds nothing of it), read by the same request: a reader that finds nothing new learns
+    /// whether JetStream has the stream at all without asking again.
+    pub async fn read_stream_and_version(
+        &self,
+        stream_id: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<(Vec<RecordedEvent>, Version), LogError> {
+        let (head, last) = self.fetch_head_and_last(stream_id).await?;
+        self.remember_head(stream_id, Some(head));
+        let from = from.max(1);
+        if limit == 0 || head.version == 0 || head.version < from {
+            return Ok((Vec::new(), head.version));
+        }
+        let subject = stream_subject(stream_id);
+        if let Some(last) = last.filter(|last| last.event.version == head.version)
+            && head.version - from < DIRECT_READ_VERSION_COUNT_MAX
+            && let Some(mut events) = self.read_back(&subject, from, last).await?
+        {
+            events.truncate(limit);
+            return Ok((events, head.version));
+        }
+        Ok((self.read_subject(&subject, from, limit, head).await?, head.version))
+    }
+
     /// Appends like [`EventLog::append`], treating a stream JetStream holds nothing of as being
     /// at version `floor`: the archive's last version of a stream that retention removed from
     /// JetStream entirely (see [`crate::ArchivedLog`]).
@@ -634,24 +660,7 @@ impl EventLog for NatsLog {
         from: Version,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let (head, last) = self.fetch_head_and_last(stream_id).await?;
-        self.remember_head(stream_id, Some(head));
-        let from = from.max(1);
-        if head.version == 0 || head.version < from {
-            return Ok(Vec::new());
-        }
-        let subject = stream_subject(stream_id);
-        if let Some(last) = last.filter(|last| last.event.version == head.version)
-            && head.version - from < DIRECT_READ_VERSION_COUNT_MAX
-            && let Some(mut events) = self.read_back(&subject, from, last).await?
-        {
-            events.truncate(limit);
-            return Ok(events);
-        }
-        self.read_subject(&subject, from, limit, head).await
+        Ok(self.read_stream_and_version(stream_id, from, limit).await?.0)
     }
 
     async fn read_all(&self, from: Position, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {

@@ -29,6 +29,10 @@ use crate::setup::{consumer_config, ensure_consumer};
 /// request is repeated, so this only bounds how stale a dead connection can go unnoticed.
 pub const IDLE_WAIT: Duration = Duration::from_secs(5);
 
+/// The longest a pull may take: the idle wait and a margin. One whose answer was lost (the
+/// server died as it was sent) is then given up and asked again.
+pub const PULL_WAIT_MAX: Duration = Duration::from_secs(IDLE_WAIT.as_secs() + 5);
+
 /// The longest pause between two pull attempts while the server is unreachable.
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(1);
 
@@ -110,6 +114,14 @@ impl NatsSubscription {
 
     /// Fills the buffer: what is there now, or else waits up to [`IDLE_WAIT`] for one event.
     async fn fill(&mut self) -> Result<(), LogError> {
+        // A pull whose answer was lost (the server died as it was sent) would wait for ever.
+        match tokio::time::timeout(PULL_WAIT_MAX, self.fill_once()).await {
+            Ok(filled) => filled,
+            Err(_) => Err(LogError::backend("a pull got no answer in time")),
+        }
+    }
+
+    async fn fill_once(&mut self) -> Result<(), LogError> {
         let mut batch = self
             .consumer
             .fetch()

@@ -221,3 +221,29 @@ async fn read_all_crosses_the_seam_on_postgres() {
     let url = testkit::postgres::fresh_database_url().await.unwrap();
     read_all_crosses_from_archive_to_jetstream(store::SqlLog::open(&url).await.unwrap()).await;
 }
+
+/// The pipeline asks "anything new?" of a task's stream on every event: when JetStream holds
+/// the stream, the answer needs no archive, so an archive outage does not stop it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_new_is_answered_without_the_archive() {
+    let server = NatsServer::start().expect("nats-server");
+    let mut pg = testkit::PgServer::start().expect("postgres");
+    let url = pg.fresh_database().await.expect("a database");
+    let archive = store::SqlLog::open(&url).await.expect("archive");
+    let live = Arc::new(NatsLog::connect(NatsLogConfig::new(server.url())).await.expect("connect"));
+    let log = ArchivedLog::new(Arc::clone(&live), Arc::new(archive));
+    let stream = StreamId::new("order-quiet").expect("stream");
+    log.append(&stream, ExpectedVersion::NoStream, (0..3).map(event).collect()).await.expect("append");
+
+    pg.stop(testkit::postgres::StopMode::Fast);
+    let nothing = log.read_stream(&stream, 4, 100).await.expect("nothing new, without the archive");
+    assert!(nothing.is_empty());
+    let all = log.read_stream(&stream, 1, 100).await.expect("JetStream holds it all");
+    assert_eq!(all.len(), 3);
+    // A stream JetStream holds nothing of is the archive's to answer: it fails while the
+    // archive is down, rather than answering "no such stream".
+    let unknown = StreamId::new("order-elsewhere").expect("stream");
+    assert!(log.read_stream(&unknown, 1, 100).await.is_err());
+    pg.resume().expect("postgres again");
+    assert!(log.read_stream(&unknown, 1, 100).await.expect("answered").is_empty());
+}

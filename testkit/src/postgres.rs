@@ -174,6 +174,25 @@ impl PgServer {
     /// Stops the server (`mode`), waits for it to exit, and starts it again on the same port
     /// and data dir; returns once it accepts connections. For fault tests.
     pub fn restart(&mut self, mode: StopMode) -> Result<()> {
+        self.stop(mode);
+        self.resume()
+    }
+
+    /// Starts the server again after [`PgServer::stop`], on the same port and data dir; returns
+    /// once it accepts connections.
+    pub fn resume(&mut self) -> Result<()> {
+        if self.postgres.try_wait().ok().flatten().is_none() {
+            return Ok(()); // still running
+        }
+        self.postgres = spawn_postgres(&self.launch, &self.dir, self.port)?;
+        self.watchdog = Some(self.spawn_watchdog()?);
+        let bin = self.launch.bin.clone();
+        self.wait_ready(&bin)
+    }
+
+    /// Stops the server (`mode`) and waits for it to exit (killing it after a few seconds);
+    /// [`PgServer::resume`] starts it again. For fault tests.
+    pub fn stop(&mut self, mode: StopMode) {
         let signal = match mode {
             StopMode::Fast => "-INT",
             StopMode::Immediate => "-QUIT",
@@ -192,10 +211,6 @@ impl PgServer {
             let _ = watchdog.kill();
             let _ = watchdog.wait();
         }
-        self.postgres = spawn_postgres(&self.launch, &self.dir, self.port)?;
-        self.watchdog = Some(self.spawn_watchdog()?);
-        let bin = self.launch.bin.clone();
-        self.wait_ready(&bin)
     }
 
     /// Starts a process that stops the server and removes its dir once this process is gone.
