@@ -399,7 +399,8 @@ async fn campaign(plan: Plan) {
     // Every acknowledged task ends, once.
     let log = connect(&nats.url(), replicas).await;
     let log: Arc<dyn EventLog> = Arc::new(log);
-    let settle = Instant::now() + SETTLE;
+    // Longer runs leave longer queues after their last fault.
+    let settle = Instant::now() + SETTLE + Duration::from_secs(task_count as u64 / 50);
     let mut open: HashSet<TaskId> = acknowledged.iter().copied().collect();
     let mut lost = Vec::new();
     while !open.is_empty() && Instant::now() < settle {

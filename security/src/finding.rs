@@ -77,9 +77,11 @@ named_kinds! {
         PrivateKey => "private_key",
         /// JSON Web Token.
         Jwt => "jwt",
-        /// Password inside a database or broker connection string.
+        /// Password in a URL's user information: a database or broker connection string, or
+        /// any other URL (`https://user:pass@host`, `git://…`, proxy settings).
         ConnectionString => "connection_string",
-        /// High-entropy value next to a key-like name (`api_key=…`, `password: …`).
+        /// High-entropy value next to a key-like name (`api_key=…`, `password: …`), or an HTTP
+        /// Bearer or Basic credential.
         GenericCredential => "generic_credential",
     }
 }
@@ -87,15 +89,17 @@ named_kinds! {
 named_kinds! {
     /// The kind of personal data a finding is.
     PiiKind {
-        /// E-mail address.
+        /// E-mail address, in any script (`josé.müller@bücher.de`).
         Email => "email",
-        /// Telephone number (E.164 or North American format).
+        /// Telephone number (E.164 or North American format, or a national format beside its
+        /// label: `Tel.: 030 12345678`).
         Phone => "phone",
         /// Payment card number that passes Luhn and has a known issuer prefix.
         PaymentCard => "payment_card",
         /// IBAN with a valid country length and mod-97 checksum.
         Iban => "iban",
-        /// US social security number (dashed, with the SSA's validity rules).
+        /// US social security number (dashed, or undashed beside its label, with the SSA's
+        /// validity rules).
         UsSsn => "us_ssn",
         /// UK national insurance number (format and prefix rules).
         UkNino => "uk_nino",
@@ -267,19 +271,94 @@ pub struct Finding {
     pub score: f32,
 }
 
+/// The most findings a [`Report`] lists. A text made of addresses or numbers (1 MB of
+/// `a@b.co ` holds about 150,000) would otherwise yield a list as large as the text itself,
+/// and the lists a policy decision carries are recorded and counted. Past the cap, findings are
+/// counted in [`Report::findings_dropped`] and their kinds and spans kept apart, so redaction
+/// still removes every one of them.
+pub const FINDINGS_PER_SCAN_MAX: usize = 1_000;
+
 /// The outcome of one scan.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    /// Findings, ordered by span start.
+    /// Findings, ordered by span start: all of them, or, past [`FINDINGS_PER_SCAN_MAX`], a
+    /// selection that holds every kind found (the first findings of each kind, kinds taking
+    /// turns), so one flood cannot hide another kind.
     pub findings: Vec<Finding>,
+    /// How many findings were left out of `findings` by [`FINDINGS_PER_SCAN_MAX`]. They are
+    /// still redacted: [`Policy::apply`](crate::Policy::apply) and the scrubbing functions
+    /// redact them as they redact listed findings.
+    #[serde(default)]
+    pub findings_dropped: usize,
     /// Aggregate prompt-injection score in `0.0..=1.0`, from every injection signal, including
     /// those below the threshold that yield no finding.
     pub injection_score: f32,
     /// Whether the injection score reached the configured threshold.
     pub injection_detected: bool,
+    /// Kind and span of each finding left out of `findings`, for redaction only: never listed
+    /// in a decision, so never recorded or counted by kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unlisted: Vec<Unlisted>,
+}
+
+/// A finding past the cap, as much of it as redaction needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Unlisted {
+    pub(crate) kind: FindingKind,
+    pub(crate) span: Range<usize>,
 }
 
 impl Report {
+    /// Lists at most [`FINDINGS_PER_SCAN_MAX`] of `findings` (ordered by span start), keeps
+    /// the rest as [`Unlisted`] and counts them. Kinds take turns, first findings first: the
+    /// listed set holds the first finding of every kind, then the second of every kind, and
+    /// so on, so a flood of one kind cannot push another out of the list (or out of the
+    /// metrics and the block reason, which are built from it).
+    pub(crate) fn cap(&mut self) {
+        if self.findings.len() <= FINDINGS_PER_SCAN_MAX {
+            return;
+        }
+        let mut seen: Vec<(FindingKind, usize)> = Vec::new();
+        let mut order: Vec<(usize, usize)> = Vec::with_capacity(self.findings.len());
+        for (index, finding) in self.findings.iter().enumerate() {
+            let rank = match seen.iter_mut().find(|(kind, _)| *kind == finding.kind) {
+                Some((_, count)) => {
+                    *count += 1;
+                    *count
+                }
+                None => {
+                    seen.push((finding.kind, 0));
+                    0
+                }
+            };
+            order.push((rank, index));
+        }
+        order.sort_unstable();
+        let mut listed = vec![false; self.findings.len()];
+        for (_, index) in order.iter().take(FINDINGS_PER_SCAN_MAX) {
+            if let Some(slot) = listed.get_mut(*index) {
+                *slot = true;
+            }
+        }
+        let findings = std::mem::take(&mut self.findings);
+        for (finding, listed) in findings.into_iter().zip(listed) {
+            if listed {
+                self.findings.push(finding);
+            } else {
+                self.unlisted.push(Unlisted { kind: finding.kind, span: finding.span });
+            }
+        }
+        self.findings_dropped = self.unlisted.len();
+    }
+
+    /// Kind and span of every finding, listed or not: what a redaction must cover.
+    pub(crate) fn all_spans(&self) -> impl Iterator<Item = (FindingKind, &Range<usize>)> {
+        self.findings
+            .iter()
+            .map(|finding| (finding.kind, &finding.span))
+            .chain(self.unlisted.iter().map(|unlisted| (unlisted.kind, &unlisted.span)))
+    }
+
     /// Whether any finding has this category.
     pub fn has(&self, category: Category) -> bool {
         self.findings.iter().any(|finding| finding.kind.category() == category)

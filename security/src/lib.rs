@@ -66,7 +66,8 @@
 //! [`PRIVATE_KEY_BYTES_MAX`] the reach of a PEM block, [`MATCH_BYTES_MAX`] the length of an
 //! injection phrase, [`SHORT_TEXT_BYTES_MAX`] the texts whose secret rules are gated by their
 //! literal prefixes, [`MATCHES_PER_RULE_MAX`] and [`INVISIBLE_SPANS_MAX`] the size of a
-//! report. All matching is by finite automata (`regex`, `regex-automata`'s lazy DFAs and
+//! report, and [`FINDINGS_PER_SCAN_MAX`] the findings it lists (the rest are counted, and
+//! still redacted). All matching is by finite automata (`regex`, `regex-automata`'s lazy DFAs and
 //! `aho-corasick`; no backtracking), so time is linear in the input.
 
 pub mod bench;
@@ -86,7 +87,9 @@ mod sensitive;
 
 pub use decode::DECODE_DEPTH_MAX;
 pub use error::{Error, Result};
-pub use finding::{Category, Finding, FindingKind, PiiKind, Report, RuleId, SecretKind};
+pub use finding::{
+    Category, FINDINGS_PER_SCAN_MAX, Finding, FindingKind, PiiKind, Report, RuleId, SecretKind,
+};
 pub use injection::{MATCH_BYTES_MAX, MATCHES_PER_RULE_MAX};
 pub use metrics::{FINDINGS_METRIC, FindingCounts, FindingLabels, Phase, finding_counts};
 pub use normalize::INVISIBLE_SPANS_MAX;

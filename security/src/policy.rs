@@ -149,35 +149,64 @@ impl Policy {
     /// assert_eq!(text, "deploy with [REDACTED:aws_access_key] please");
     /// # Ok::<(), security::Error>(())
     /// ```
+    ///
+    /// A report that lists only part of its findings ([`Report::findings_dropped`]) is
+    /// redacted whole: the decision lists the findings the report lists, and its text has every
+    /// finding's span replaced, listed or not.
     pub fn apply(&self, text: &str, report: &Report) -> Decision {
-        let mut blocked = Vec::new();
         let mut redacted = Vec::new();
         let mut flagged = Vec::new();
         for finding in &report.findings {
             match self.action(finding.kind) {
-                Action::Block => blocked.push(finding),
+                Action::Block => {}
                 Action::Redact => redacted.push(finding.clone()),
                 Action::Flag => flagged.push(finding.clone()),
             }
         }
+        // Unlisted findings count too, so no cap can turn a block into a pass (the report
+        // lists every kind it found anyway).
+        let blocked: Vec<FindingKind> = report
+            .all_spans()
+            .map(|(kind, _)| kind)
+            .filter(|kind| self.action(*kind) == Action::Block)
+            .collect();
         if !blocked.is_empty() {
+            let rules = report
+                .findings
+                .iter()
+                .filter(|finding| self.action(finding.kind) == Action::Block)
+                .map(|finding| finding.rule_id.as_str());
             return Decision::Blocked {
-                reason: block_reason(&blocked, report),
+                reason: block_reason(blocked, rules, report),
                 findings: report.findings.clone(),
             };
         }
-        if redacted.is_empty() {
+        let spans = self.redaction_spans(report);
+        if spans.is_empty() {
             return Decision::Allow { flagged };
         }
-        Decision::Redacted { text: redact(text, &redacted), redacted, flagged }
+        Decision::Redacted { text: redact_spans(text, spans), redacted, flagged }
+    }
+
+    /// The spans of `report` this policy redacts, listed findings and unlisted ones, with
+    /// their placeholder names.
+    pub(crate) fn redaction_spans(&self, report: &Report) -> Vec<(Range<usize>, &'static str)> {
+        report
+            .all_spans()
+            .filter(|(kind, _)| self.action(*kind) == Action::Redact)
+            .map(|(kind, span)| (span.clone(), kind.name()))
+            .collect()
     }
 }
 
-fn block_reason(blocked: &[&Finding], report: &Report) -> String {
-    let mut kinds: Vec<FindingKind> = blocked.iter().map(|finding| finding.kind).collect();
+fn block_reason<'a>(
+    mut kinds: Vec<FindingKind>,
+    rules: impl Iterator<Item = &'a str>,
+    report: &Report,
+) -> String {
     kinds.sort();
     kinds.dedup();
-    let mut rules: Vec<&str> = blocked.iter().map(|finding| finding.rule_id.as_str()).collect();
+    let mut rules: Vec<&str> = rules.collect();
     rules.sort_unstable();
     rules.dedup();
     let mut reason = String::from("blocked by policy: ");
@@ -196,9 +225,14 @@ fn block_reason(blocked: &[&Finding], report: &Report) -> String {
 
 /// Replaces every span (merged where they overlap) with a typed placeholder.
 pub fn redact(text: &str, findings: &[Finding]) -> String {
-    let mut spans: Vec<(Range<usize>, &'static str)> = findings
-        .iter()
-        .map(|finding| (widen(text, &finding.span), finding.kind.name()))
+    redact_spans(text, findings.iter().map(|finding| (finding.span.clone(), finding.kind.name())).collect())
+}
+
+/// [`redact`] over spans and placeholder names.
+pub(crate) fn redact_spans(text: &str, spans: Vec<(Range<usize>, &'static str)>) -> String {
+    let mut spans: Vec<(Range<usize>, &'static str)> = spans
+        .into_iter()
+        .map(|(span, name)| (widen(text, &span), name))
         .filter(|(span, _)| !span.is_empty())
         .collect();
     spans.sort_by(|a, b| a.0.start.cmp(&b.0.start).then(b.0.end.cmp(&a.0.end)));

@@ -198,13 +198,18 @@ impl Scanner {
             }
         }
         report.findings.sort_by(|a, b| a.span.start.cmp(&b.span.start).then(a.span.end.cmp(&b.span.end)));
+        report.cap();
         report
     }
 
     /// Secrets and personal data inside `layers`, the decoded layers (base64, hex,
     /// URL-encoding) of a text, nested up to `depth`. A finding's span is the whole encoded run
     /// in the original text (`offset` is where the text starts in it), so redaction removes the
-    /// run.
+    /// run: one finding per kind and run is enough, however many the run holds.
+    ///
+    /// `findings` starts as the findings of the text itself, ordered by start and disjoint
+    /// (as [`SensitiveRules::scan`] returns them), which is what lets the overlap check search
+    /// instead of walk: a run full of addresses must not cost the square of their number.
     fn encoded_sensitive(
         &self,
         layers: &[Layer],
@@ -216,6 +221,7 @@ impl Scanner {
         if depth == 0 {
             return;
         }
+        let plain = findings.len();
         for layer in layers {
             let span = shift(layer.span.clone(), offset);
             let mut inner = self.sensitive.scan(&layer.text, wanted);
@@ -224,11 +230,24 @@ impl Scanner {
                 let nested = self.decoders.layers(&layer.text);
                 self.encoded_sensitive(&nested, 0, depth - 1, wanted, &mut inner);
             }
+            let mut kinds: Vec<(FindingKind, Finding)> = Vec::new();
             for finding in inner {
-                let already = findings.iter().any(|known| {
-                    known.kind == finding.kind && known.span.start < span.end && span.start < known.span.end
-                });
-                if !already {
+                if !kinds.iter().any(|(kind, _)| *kind == finding.kind) {
+                    kinds.push((finding.kind, finding));
+                }
+            }
+            // Layers are disjoint, so only the text's own findings can overlap this run.
+            let known = findings.get(..plain).unwrap_or_default();
+            let first = known.partition_point(|known| known.span.end <= span.start);
+            let overlapping: Vec<FindingKind> = known
+                .get(first..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|known| known.span.start < span.end)
+                .map(|known| known.kind)
+                .collect();
+            for (kind, finding) in kinds {
+                if !overlapping.contains(&kind) {
                     findings.push(Finding { span: span.clone(), ..finding });
                 }
             }

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use crate::policy::{Action, Policy, redact};
+use crate::policy::{Action, Policy, redact_spans};
 use crate::scanner::{ScanConfig, Scanner};
 
 /// The process-wide scanner behind [`scrub`]; `None` if it could not be built (then nothing is
@@ -17,10 +17,8 @@ fn default_scanner() -> Option<&'static Scanner> {
 /// Returns `text` with every finding that `policy` redacts replaced by its placeholder, or
 /// `None` when nothing needs redacting.
 pub fn scrub_with(scanner: &Scanner, policy: &Policy, text: &str) -> Option<String> {
-    let report = scanner.scan(text);
-    let redacted: Vec<_> =
-        report.findings.iter().filter(|f| policy.action(f.kind) == Action::Redact).cloned().collect();
-    if redacted.is_empty() { None } else { Some(redact(text, &redacted)) }
+    let spans = policy.redaction_spans(&scanner.scan(text));
+    if spans.is_empty() { None } else { Some(redact_spans(text, spans)) }
 }
 
 /// [`scrub_with`] the default scanner and policy.
@@ -147,13 +145,13 @@ pub fn scrub_json_spans(value: &serde_json::Value) -> Option<ScrubbedJson> {
         out: &mut (Vec<Redaction>, usize),
     ) -> Option<String> {
         let report = scanner.scan(text);
-        let redacted: Vec<_> =
-            report.findings.into_iter().filter(|f| policy.action(f.kind) == Action::Redact).collect();
-        if redacted.is_empty() {
+        // Every redacted span, listed in the report or past its cap.
+        let spans = policy.redaction_spans(&report);
+        if spans.is_empty() {
             return None;
         }
-        for finding in &redacted {
-            out.1 += 1;
+        out.1 += spans.len();
+        for finding in report.findings.iter().filter(|f| policy.action(f.kind) == Action::Redact) {
             if out.0.len() < REDACTIONS_LISTED_MAX {
                 out.0.push(Redaction {
                     kind: finding.kind.key(),
@@ -164,7 +162,7 @@ pub fn scrub_json_spans(value: &serde_json::Value) -> Option<ScrubbedJson> {
                 });
             }
         }
-        Some(redact(text, &redacted))
+        Some(redact_spans(text, spans))
     }
     fn walk(
         scanner: &Scanner,

@@ -244,3 +244,220 @@ fn aws_secret_access_keys_are_found_beside_their_key_id_and_in_prose_but_not_dig
     let alone = format!("checksum {secret} matched");
     assert!(!scanner.scan(&alone).has(Category::Secret));
 }
+
+/// The text with the policy's redactions applied, or the text itself when nothing is redacted.
+fn redacted(scanner: &Scanner, text: &str) -> String {
+    match Policy::default().apply(text, &scanner.scan(text)) {
+        Decision::Redacted { text, .. } => text,
+        Decision::Allow { .. } => text.to_owned(),
+        Decision::Blocked { reason, .. } => panic!("blocked: {reason}"),
+    }
+}
+
+/// The first finding of `kind` in `text`, as the text it spans.
+fn found<'a>(scanner: &Scanner, text: &'a str, kind: FindingKind) -> Option<&'a str> {
+    let report = scanner.scan(text);
+    report.findings.iter().find(|finding| finding.kind == kind).map(|finding| &text[finding.span.clone()])
+}
+
+#[test]
+fn passwords_in_urls_are_redacted_whole_whatever_the_scheme() {
+    let scanner = scanner();
+    let connection = FindingKind::Secret(SecretKind::ConnectionString);
+    // (text, user, password)
+    let cases = [
+        ("git clone https://alice:gh0stRider!@github.com/org/repo.git", "alice", "gh0stRider!"),
+        ("see http://bob:Tr0ub4dor&3@intranet.example.com/admin", "bob", "Tr0ub4dor&3"),
+        ("remote git://deploy:hunter2@git.example.org/repo", "deploy", "hunter2"),
+        ("ftp://anonymous:letmein@ftp.example.net/pub", "anonymous", "letmein"),
+        ("export http_proxy=http://proxyuser:Pr0xyPa55@proxy.corp:3128", "proxyuser", "Pr0xyPa55"),
+        ("HTTPS_PROXY=http://u:p4ss@10.0.0.1:8080 make", "u", "p4ss"),
+        ("DATABASE_URL=mysql://root:pw@db.internal:3306/app", "root", "pw"),
+        ("postgres://app:s3cr3t@localhost/app", "app", "s3cr3t"),
+        ("mongodb+srv://admin:Mongo2024pass@cluster0.abcde.mongodb.net/test", "admin", "Mongo2024pass"),
+        ("REDIS_URL=redis://:password@cache.example.com:6379/0", "", "password"),
+        // An unescaped `@` in the password: the host starts after the last one.
+        ("https://user:p@ss@host.example.com/x", "user", "p@ss"),
+        ("jdbc:postgresql://svc:Sp#ce?d@db:5432/x", "svc", "Sp#ce?d"),
+    ];
+    for (text, user, password) in cases {
+        assert_eq!(found(&scanner, text, connection), Some(password), "in {text:?}");
+        let clean = redacted(&scanner, text);
+        assert!(!clean.contains(password), "{password:?} left in {clean:?}");
+        assert!(clean.contains(&format!("{user}:[REDACTED:connection_string]@")), "{clean:?}");
+    }
+    // Templates, masks, and URLs with no password are left alone.
+    for text in [
+        "postgres://user:${DB_PASSWORD}@db/app",
+        "https://user:<password>@host.example.com",
+        "mysql://root:****@db",
+        "ssh://git@github.com:22/org/repo.git",
+        "https://example.com:8443/path@foo and https://host:8080?to=ann@corp.io",
+    ] {
+        assert!(!scanner.scan(text).has(Category::Secret), "{text}: {:?}", scanner.scan(text).findings);
+    }
+}
+
+#[test]
+fn http_basic_credentials_are_redacted_in_headers_and_curl_lines() {
+    let scanner = scanner();
+    let cases = [
+        ("curl -H \"Authorization: Basic dXNlcjpzM2NyM3Q=\" https://api.example.com", "dXNlcjpzM2NyM3Q="),
+        (
+            "GET / HTTP/1.1\r\nHost: x\r\nauthorization: basic YWxhZGRpbjpvcGVuc2VzYW1l\r\n\r\n",
+            "YWxhZGRpbjpvcGVuc2VzYW1l",
+        ),
+        ("{\"Authorization\": \"Basic QWxhZGRpbjpPcGVuU2VzYW1l\"}", "QWxhZGRpbjpPcGVuU2VzYW1l"),
+        ("Proxy-Authorization: Basic cHJveHk6cGFzc3dvcmQ=", "cHJveHk6cGFzc3dvcmQ="),
+        ("the legacy API takes Basic c3ZjOkhuN3FMcDJ4 as its token", "c3ZjOkhuN3FMcDJ4"),
+    ];
+    for (text, credential) in cases {
+        let kind = FindingKind::Secret(SecretKind::GenericCredential);
+        assert_eq!(found(&scanner, text, kind), Some(credential), "in {text:?}");
+        assert!(!redacted(&scanner, text).contains(credential));
+    }
+    for text in [
+        "Basic authentication is supported; so is a basic understanding of HTTP.",
+        "Authorization: Basic <base64 of user:password>",
+        "curl -H \"Authorization: Basic $CREDENTIALS\" https://api.example.com",
+    ] {
+        assert!(!scanner.scan(text).has(Category::Secret), "{text}: {:?}", scanner.scan(text).findings);
+    }
+}
+
+#[test]
+fn ssns_without_dashes_are_found_only_when_labelled() {
+    let scanner = scanner();
+    let ssn = FindingKind::Pii(PiiKind::UsSsn);
+    for (text, number) in [
+        ("SSN: 123456789", "123456789"),
+        ("ssn 123 45 6789 on file", "123 45 6789"),
+        ("Social Security Number 234567890", "234567890"),
+        ("SSN#: 078051120", "078051120"),
+        ("employee_ssn=123456789,", "123456789"),
+        ("123456789 (SSN)", "123456789"),
+    ] {
+        assert_eq!(found(&scanner, text, ssn), Some(number), "in {text:?}");
+        assert!(!redacted(&scanner, text).contains(number));
+    }
+    // Unlabelled, invalid (area 666, 9xx, 000), too long, or labelled on another line.
+    for text in
+        ["order 123456789 shipped", "SSN: 666123456, 900123456, 000123456 or 1234567890", "SSN:\n123456789"]
+    {
+        assert!(!scanner.scan(text).has(Category::Pii), "{text}: {:?}", scanner.scan(text).findings);
+    }
+}
+
+#[test]
+fn national_phone_numbers_are_found_after_a_label_but_not_amounts_dates_or_versions() {
+    let scanner = scanner();
+    let phone = FindingKind::Pii(PiiKind::Phone);
+    for (text, number) in [
+        ("Tel.: 030 12345678", "030 12345678"),
+        ("Telefon: 089 / 1234567", "089 / 1234567"),
+        ("Handy 0171 1234567, abends", "0171 1234567"),
+        ("mobile: 07700 900123", "07700 900123"),
+        ("tél : 01 23 45 67 89", "01 23 45 67 89"),
+        ("Tél. 01.23.45.67.89", "01.23.45.67.89"),
+        ("Phone: 020 7946 0958", "020 7946 0958"),
+        ("phone (office): 030-1234-5678", "030-1234-5678"),
+        ("Teléfono: 612 345 678", "612 345 678"),
+        ("telefoon 020 123 4567", "020 123 4567"),
+        ("Телефон: 8 (495) 123-45-67", "8 (495) 123-45-67"),
+        ("電話：03-1234-5678", "03-1234-5678"),
+    ] {
+        assert_eq!(found(&scanner, text, phone), Some(number), "in {text:?}");
+        assert!(!redacted(&scanner, text).contains(number));
+    }
+    for text in [
+        "Phone bill: 1 234 567 EUR",
+        "phone bill total $ 1 234 567.89",
+        "Telefon-Sprechstunde am 01.05.2024",
+        "Tel 2024-05-01 10:00",
+        "phone firmware 10.0.19041.1",
+        "tel server 192.168.100.200",
+        "phones sold: 1 234 567",
+        "Order 030 12345678 shipped",
+        "Revenue 1 234 567 EUR",
+    ] {
+        assert!(!scanner.scan(text).has(Category::Pii), "{text}: {:?}", scanner.scan(text).findings);
+    }
+}
+
+#[test]
+fn internationalised_email_addresses_are_found_whole() {
+    let scanner = scanner();
+    let email = FindingKind::Pii(PiiKind::Email);
+    for (text, address) in [
+        ("Schreib an josé.müller@bücher.de, bitte.", "josé.müller@bücher.de"),
+        ("联系：用户@例子.广告。", "用户@例子.广告"),
+        ("<Ünal.Çelik@şirket.com.tr>", "Ünal.Çelik@şirket.com.tr"),
+        ("to δοκιμή@παράδειγμα.δοκιμή", "δοκιμή@παράδειγμα.δοκιμή"),
+        ("почта@пример.рф;", "почта@пример.рф"),
+        ("mail «anna@xn--bcher-kva.de» now", "anna@xn--bcher-kva.de"),
+    ] {
+        assert_eq!(found(&scanner, text, email), Some(address), "in {text:?}");
+        let clean = redacted(&scanner, text);
+        for part in address.split(['@', '.']) {
+            assert!(!clean.contains(part), "{part:?} of {address:?} left in {clean:?}");
+        }
+    }
+}
+
+#[test]
+fn placeholders_and_key_skeletons_are_not_secrets() {
+    let scanner = scanner();
+    for text in [
+        "aws_access_key_id = AKIAXXXXXXXXXXXXXXXX",
+        "GITHUB_TOKEN=ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "stripe: sk_test_XXXXXXXXXXXXXXXXXXXXXXXX",
+        "SLACK_BOT_TOKEN=xoxb-0000000000-0000000000000-xxxxxxxxxxxxxxxxxxxxxxxx",
+        "webhook https://hooks.slack.com/services/TXXXXXXXX/BXXXXXXXX/XXXXXXXXXXXXXXXXXXXXXXXX",
+        "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----",
+        "-----BEGIN RSA PRIVATE KEY-----\n<your key here>\n-----END RSA PRIVATE KEY-----",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\n-----END OPENSSH PRIVATE KEY-----",
+    ] {
+        assert!(!scanner.scan(text).has(Category::Secret), "{text}: {:?}", scanner.scan(text).findings);
+    }
+    // Real-looking values still are, the documentation's example key included.
+    for text in [
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
+    ] {
+        assert!(scanner.scan(text).has(Category::Secret), "missed {text}");
+    }
+}
+
+#[test]
+fn findings_are_capped_per_scan_but_every_value_is_redacted() {
+    let scanner = scanner();
+    let key = "AKIAZ3QX7HN2ML5TPQ4R";
+    let text = format!("{}key {key} at the end", "a@b.co ".repeat((1 << 20) / 7));
+    let started = std::time::Instant::now();
+    let report = scanner.scan(&text);
+    let elapsed = started.elapsed();
+    let total = (1 << 20) / 7 + 1;
+    assert_eq!(report.findings.len(), security::FINDINGS_PER_SCAN_MAX);
+    assert_eq!(report.findings.len() + report.findings_dropped, total);
+    // The flood does not push the other kind out of the list.
+    assert!(report.findings.iter().any(|f| f.kind == FindingKind::Secret(SecretKind::AwsAccessKey)));
+    let Decision::Redacted { text: clean, redacted, .. } = Policy::default().apply(&text, &report) else {
+        panic!("expected redaction")
+    };
+    assert_eq!(redacted.len(), security::FINDINGS_PER_SCAN_MAX, "the decision lists what the report lists");
+    assert!(!clean.contains("a@b.co") && !clean.contains(key), "a value was left");
+    assert_eq!(clean.matches("[REDACTED:").count(), total);
+    // The same through a serialised report, and through scrubbing.
+    let back: security::Report = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+    assert_eq!(back, report);
+    assert!(
+        matches!(Policy::default().apply(&text, &back), Decision::Redacted { text, .. } if text == clean)
+    );
+    assert_eq!(security::scrub(&text).as_deref(), Some(clean.as_str()));
+    // A kind the policy blocks is blocked however far down the flood it is.
+    let policy: Policy =
+        serde_json::from_str(r#"{"overrides": {"secret.aws_access_key": "block"}}"#).unwrap();
+    assert!(policy.apply(&text, &report).is_blocked());
+    assert!(elapsed.as_secs() < 10, "1 MiB of addresses took {elapsed:?}");
+}

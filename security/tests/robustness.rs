@@ -23,6 +23,11 @@ fn adversarial_text() -> impl Strategy<Value = String> {
         Just("-----BEGIN PRIVATE KEY-----\nMIIB".to_owned()),
         Just("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlc2lnbmF0dXJl".to_owned()),
         Just("password: Hunter2!Hunter2".to_owned()),
+        Just("https://u:p@ss@h.example.io/".to_owned()),
+        Just("Authorization: Basic dXNlcjpwYXNz".to_owned()),
+        Just("SSN 123 45 6789".to_owned()),
+        Just("Tel.: 030 12345678".to_owned()),
+        Just("josé.müller@bücher.de".to_owned()),
         Just("\u{200B}\u{202E}\u{E0041}\u{FEFF}ｆｕｌｌ".to_owned()),
         Just("аіеорсху1337@$ ".to_owned()),
         Just("aWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=".to_owned()),
@@ -146,5 +151,33 @@ fn pathological_inputs_finish() {
         let report = scanner.scan(&input);
         assert!(report.findings.len() <= input.len());
         assert!(started.elapsed().as_secs() < 60, "took {:?}", started.elapsed());
+    }
+}
+
+#[test]
+fn a_megabyte_of_each_sensitive_trigger_scans_quickly() {
+    let scanner = scanner();
+    for unit in [
+        "https://u:p@h.io ",
+        "http://u:xxx@h.io,a@b.co,",
+        "mysql://root:pw@db/x\n",
+        "Authorization: Basic dXNlcjpwYXNz\n",
+        "Basic dXNlcjpwYXNz ",
+        "SSN 123456789 ",
+        "Tel.: 030 12345678 ",
+        "phone 1 234 567 EUR ",
+        "josé.müller@bücher.de ",
+        "用户@例子.广告 ",
+        "AKIAXXXXXXXXXXXXXXXX ",
+        "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n",
+    ] {
+        let text = unit.repeat((1 << 20) / unit.len());
+        let started = std::time::Instant::now();
+        let report = scanner.scan(&text);
+        let elapsed = started.elapsed();
+        assert!(!Policy::default().apply(&text, &report).is_blocked());
+        // Each takes well under a second on an idle machine in a debug build; the bound
+        // allows a busy one.
+        assert!(elapsed.as_secs_f64() < 5.0, "{unit:?} × 1 MiB took {elapsed:?}");
     }
 }

@@ -1,9 +1,12 @@
 //! The generated labelled set of secrets and personal data.
 //!
 //! Positives: every kind of secret and PII the scanner knows, with valid check digits, in a
-//! variety of sentences and formats (spaces, dashes, compact). Negatives: the same numbers with
-//! a broken check digit or a rule-breaking prefix, and look-alikes that are not sensitive
-//! (UUIDs, hashes, order and tracking numbers, versions, timestamps, placeholders). Deterministic.
+//! variety of sentences and formats (spaces, dashes, compact; passwords in URLs of any scheme,
+//! HTTP Basic headers, labelled SSNs without dashes and national phone numbers, addresses in
+//! other scripts). Negatives: the same numbers with a broken check digit or a rule-breaking
+//! prefix, amounts after a phone label, unlabelled nine-digit numbers, and look-alikes that are
+//! not sensitive (UUIDs, hashes, order and tracking numbers, versions, timestamps,
+//! placeholders and key skeletons). Deterministic.
 
 use std::ops::Range;
 
@@ -23,6 +26,7 @@ pub struct LabelledText {
 }
 
 const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const BASE32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -156,15 +160,34 @@ fn secret_positive(kind: SecretKind, rng: &mut Rng) -> LabelledText {
     let value = secret_value(kind, rng);
     let (text, span) = match kind {
         SecretKind::ConnectionString => {
-            let scheme = *rng.pick(&["postgres", "mysql", "mongodb+srv", "redis", "amqp"]);
-            let url = format!("{scheme}://app_user:{value}@db-{}.internal:5432/main", rng.below(9));
+            let scheme =
+                *rng.pick(&["postgres", "mysql", "mongodb+srv", "redis", "amqp", "https", "git", "ftp"]);
+            // Short plain passwords too: the URL's structure says what they are.
+            let value = if rng.below(4) == 0 {
+                let length = 2 + rng.below(4);
+                rng.string(LOWER, length)
+            } else {
+                value
+            };
+            let user = *rng.pick(&["app_user", "deploy", ""]);
+            let head = format!("{scheme}://{user}:");
+            let url = format!("{head}{value}@db-{}.internal:5432/main", rng.below(9));
             let (text, url_span) = place(context, &url);
-            let at = url_span.start + url.find(&value).unwrap_or(0);
+            let at = url_span.start + head.len();
             (text, at..at + value.len())
         }
         SecretKind::AwsSecretKey => {
             let (text, whole) = place(context, &value);
             (text, whole.end - 40..whole.end)
+        }
+        SecretKind::GenericCredential if rng.below(3) == 0 => {
+            use base64::Engine;
+            let pair = format!("{}:{}", rng.pick(&["svc", "admin", "ci-bot"]), password(rng));
+            let value = base64::engine::general_purpose::STANDARD.encode(pair);
+            let scheme =
+                *rng.pick(&["Authorization: Basic ", "authorization: basic ", "-H 'Authorization: Basic "]);
+            let (text, whole) = place(context, &format!("{scheme}{value}"));
+            (text, whole.start + scheme.len()..whole.end)
         }
         SecretKind::GenericCredential => {
             let (name, value) = if rng.below(2) == 0 {
@@ -186,10 +209,37 @@ fn pii_value(kind: PiiKind, rng: &mut Rng) -> Option<(String, String)> {
     // (valid, invalid look-alike)
     Some(match kind {
         PiiKind::Email => {
-            let user =
-                format!("{}.{}", rng.pick(&["anna", "li", "omar", "jo", "priya", "marc"]), rng.digits(2));
-            let domain = *rng.pick(&["example.com", "mail.example.org", "company.co.uk", "uni.edu"]);
+            let (names, domains): (&[&str], &[&str]) = if rng.below(4) == 0 {
+                (
+                    &["josé", "zoë", "müller", "用户", "δοκιμή"],
+                    &["bücher.de", "例子.广告", "пример.рф", "société.fr"],
+                )
+            } else {
+                (
+                    &["anna", "li", "omar", "jo", "priya", "marc"],
+                    &["example.com", "mail.example.org", "company.co.uk", "uni.edu"],
+                )
+            };
+            let user = format!("{}.{}", rng.pick(names), rng.digits(2));
+            let domain = *rng.pick(domains);
             (format!("{user}@{domain}"), format!("{user} at {domain}"))
+        }
+        PiiKind::Phone if rng.below(3) == 0 => {
+            // National formats, found by their label; the look-alike is an amount after one.
+            let valid = match rng.below(3) {
+                0 => format!("Tel.: 0{}{} {}", 2 + rng.below(8), rng.digits(1), rng.digits(7)),
+                1 => format!(
+                    "tél. 0{} {} {} {} {}",
+                    1 + rng.below(9),
+                    rng.digits(2),
+                    rng.digits(2),
+                    rng.digits(2),
+                    rng.digits(2)
+                ),
+                _ => format!("phone 020 {} {}", rng.digits(4), rng.digits(4)),
+            };
+            let amount = format!("phone bill {} {} {} EUR", 1 + rng.below(9), rng.digits(3), rng.digits(3));
+            (valid, amount)
         }
         PiiKind::Phone => {
             let valid = match rng.below(4) {
@@ -251,6 +301,13 @@ fn pii_value(kind: PiiKind, rng: &mut Rng) -> Option<(String, String)> {
             } else {
                 (valid, invalid)
             }
+        }
+        PiiKind::UsSsn if rng.below(3) == 0 => {
+            // Without dashes, an SSN is one only where it is named as one.
+            let digits =
+                format!("{:03}{:02}{:04}", 1 + rng.below(665), 1 + rng.below(99), 1 + rng.below(9999));
+            let label = *rng.pick(&["SSN", "SSN#:", "social security number"]);
+            (format!("{label} {digits}"), format!("ref {digits}"))
         }
         PiiKind::UsSsn => {
             let area = 1 + rng.below(665);
@@ -315,7 +372,7 @@ fn pii_value(kind: PiiKind, rng: &mut Rng) -> Option<(String, String)> {
 
 /// Look-alikes that are neither secrets nor personal data.
 fn near_miss(rng: &mut Rng) -> (String, &'static str) {
-    match rng.below(14) {
+    match rng.below(18) {
         0 => (
             format!(
                 "{}-{}-4{}-a{}-{}",
@@ -353,6 +410,10 @@ fn near_miss(rng: &mut Rng) -> (String, &'static str) {
         10 => ("password: <your-password-here>".into(), "placeholder"),
         11 => (format!("token = \"{}\"", "abcdef".repeat(4)), "low_entropy"),
         12 => (format!("AKIA{}", rng.string(BASE32, 10)), "short_key"),
+        13 => (format!("AKIA{}", "X".repeat(16)), "placeholder_key"),
+        14 => (format!("{}{}", rng.pick(&["ghp_", "sk_test_", "npm_"]), "x".repeat(36)), "placeholder_token"),
+        15 => ("-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----".into(), "key_skeleton"),
+        16 => (format!("order {}", rng.digits(9)), "nine_digits"),
         _ => (
             format!("ISBN 978-{}-{}-{}-{}", rng.digits(1), rng.digits(3), rng.digits(5), rng.digits(1)),
             "isbn",
