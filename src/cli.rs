@@ -5,6 +5,7 @@ pub(crate) mod archive;
 pub(crate) mod audit;
 pub(crate) mod bench;
 pub(crate) mod events;
+pub(crate) mod keys;
 pub(crate) mod projections;
 pub(crate) mod replay;
 pub(crate) mod submit;

@@ -46,6 +46,8 @@ pub(crate) enum Command {
     Audit(cli::audit::AuditArgs),
     /// The archive of a JetStream log: compare it with JetStream, the archiver's lag, recovery.
     Archive(cli::archive::ArchiveArgs),
+    /// Keys: a new agent key pair, the federation's public key.
+    Keys(cli::keys::KeysArgs),
     /// The read models: status and lag, catch up, rebuild one from position 0.
     Projections(cli::projections::ProjectionsArgs),
     /// List and search tasks (status, capability, agent, submitter, time, full text).
@@ -67,7 +69,9 @@ pub(crate) enum Command {
 impl Command {
     /// Where the command's log is.
     fn backend(&self) -> &cli::up::BackendArgs {
+        static NONE: std::sync::OnceLock<cli::up::BackendArgs> = std::sync::OnceLock::new();
         match self {
+            Self::Keys(_) => NONE.get_or_init(cli::up::BackendArgs::none),
             Self::Events(args) => &args.backend,
             Self::Audit(args) => &args.backend,
             Self::Archive(args) => &args.backend,
@@ -94,7 +98,7 @@ impl Command {
             | Self::Audit(_)
             | Self::Projections(_)
             | Self::Archive(_) => true,
-            Self::Up(_) | Self::Submit(_) | Self::Bench(_) => false,
+            Self::Up(_) | Self::Submit(_) | Self::Bench(_) | Self::Keys(_) => false,
         }
     }
 }
@@ -186,6 +190,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Bench(args) => cli::bench::run(&cli, args).await,
         Command::Audit(args) => cli::audit::run(&cli, args).await,
         Command::Archive(args) => cli::archive::run(&cli, args).await,
+        Command::Keys(args) => cli::keys::run(&cli, args),
         Command::Projections(args) => cli::projections::run(&cli, args).await,
         Command::Tasks(args) => cli::tasks::run(&cli, args).await,
     }

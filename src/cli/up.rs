@@ -45,6 +45,20 @@ pub(crate) struct BackendArgs {
     pub(crate) nats_replicas: Option<usize>,
 }
 
+impl BackendArgs {
+    /// No server and no config named: for commands that reach no log.
+    pub(crate) fn none() -> Self {
+        Self {
+            nats: None,
+            config: None,
+            nats_max_age: None,
+            nats_max_messages: None,
+            nats_update_streams: false,
+            nats_replicas: None,
+        }
+    }
+}
+
 /// An opened backend.
 pub(crate) struct Backend {
     pub(crate) log: Arc<dyn EventLog>,
@@ -396,7 +410,10 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     if !context_sources.is_empty() {
         eprintln!("  context sources: history; {}", context_sources.join("; "));
     }
-    eprintln!("  federation key {}", key.public_key().key_id());
+    eprintln!(
+        "  federation public key {} (agents verify envelopes and passports with it; `pantheon keys federation`)",
+        key.public_key()
+    );
     eprintln!("  stop with Ctrl-C (running attempts are given {} to finish)", args.drain_timeout);
     shutdown_signal().await;
     eprintln!(
