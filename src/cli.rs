@@ -11,4 +11,5 @@ pub(crate) mod replay;
 pub(crate) mod submit;
 pub(crate) mod tail;
 pub(crate) mod tasks;
+pub(crate) mod token;
 pub(crate) mod up;
