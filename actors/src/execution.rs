@@ -233,6 +233,15 @@ impl Phase for Execution {
     }
 }
 
+/// Whether `result` claims to answer `sealed`: its task, attempt and agent (the signature and
+/// the envelope hash are verification's to check).
+fn answers(result: &events::SignedResult, sealed: &SealedEnvelope) -> bool {
+    let (claimed, envelope) = (&result.result, &sealed.envelope);
+    claimed.task_id == envelope.task_id
+        && claimed.attempt == envelope.attempt
+        && claimed.agent_id == envelope.agent_id
+}
+
 /// What is recorded of an agent's result: the result itself when its output holds nothing to
 /// redact; else the output with secrets and personal data replaced by placeholders, the agent's
 /// hash and signature unchanged, and the record of what was taken out and where (checked
@@ -302,6 +311,15 @@ impl Execution {
                         record_progress(ctx, input, sealed, progress_count, progress).await;
                     }
                     return Ok(Ok(match result {
+                        // A result for another task or attempt (replayed) cannot be recorded
+                        // as this attempt's: the attempt failed, by the agent's doing.
+                        Ok(result) if !answers(&result, sealed) => Outcome::Failed(AgentFailure {
+                            cause: FailureCause::Verification,
+                            reason: format!(
+                                "the result did not verify: it answers another envelope (task {}, attempt {}), not this attempt's",
+                                result.result.task_id, result.result.attempt
+                            ),
+                        }),
                         Ok(result) => match received(result) {
                             Ok(received) => Outcome::Result(Box::new(received)),
                             Err(error) => Outcome::Failed(AgentFailure::agent(format!(

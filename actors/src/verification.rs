@@ -1,5 +1,7 @@
 //! Phase 6, result verification and storage: `result_received` → `result_verified` +
-//! `result_stored`, or `task_failed` with the reason when the result does not verify. The
+//! `result_stored`, or `execution_failed` (cause `verification`, with the reason) when the
+//! result does not verify: the attempt failed by the agent's doing, so it counts against the
+//! agent's health and reputation, and the retry policy decides what comes next. The
 //! agent's signature is checked against the public key of its passport (read from the agent's
 //! stream, the passport itself checked against the federation key), and the result must
 //! answer exactly the envelope sealed for this attempt: forged, tampered and replayed results
@@ -11,7 +13,7 @@
 //! reached the log, the redelivered input emits the rest.
 
 use async_trait::async_trait;
-use events::task::{FailureCode, ResultStored, ResultVerified, TaskEvent, TaskFailed, TaskStatus};
+use events::task::{ExecutionFailed, FailureCause, ResultStored, ResultVerified, TaskEvent, TaskStatus};
 use events::{AgentId, AgentState, DomainEvent, PublicKey, RecordedEvent, StreamId, codec};
 
 use crate::error::Result;
@@ -82,10 +84,15 @@ pub(crate) fn decide(loaded: &Loaded, facts: &Facts<'_>, now: i64) -> Vec<Output
                 ),
                 stored(),
             ],
+            // The attempt failed, by the agent's doing: counted against it (health and
+            // reputation read `execution_failed` with its cause), and the retry policy tries
+            // another agent while attempts remain.
             Err(reason) => vec![(
                 "refused".into(),
-                TaskEvent::Failed(TaskFailed {
-                    code: FailureCode::VerificationFailed,
+                TaskEvent::ExecutionFailed(ExecutionFailed {
+                    agent_id: result.result.agent_id.clone(),
+                    attempt: result.result.attempt,
+                    cause: FailureCause::Verification,
                     reason: format!("the result did not verify: {reason}"),
                 }),
             )],
@@ -281,9 +288,10 @@ mod tests {
         let world = given(Some(&forger));
         let federation = world.federation.public_key();
         let outputs = decide(&world.task, &Facts { agent: &world.agent, federation: &federation }, NOW);
-        assert_eq!(types(&outputs), ["task_failed"]);
-        let TaskEvent::Failed(failed) = &outputs[0].1 else { unreachable!() };
-        assert_eq!(failed.code, FailureCode::VerificationFailed);
+        assert_eq!(types(&outputs), ["execution_failed"]);
+        let TaskEvent::ExecutionFailed(failed) = &outputs[0].1 else { unreachable!() };
+        assert_eq!(failed.cause, FailureCause::Verification, "counted against the agent");
+        assert_eq!(failed.attempt, 1);
         assert!(failed.reason.contains("did not verify"), "{}", failed.reason);
     }
 
@@ -293,8 +301,8 @@ mod tests {
         let federation = world.federation.public_key();
         let facts = Facts { agent: &world.agent, federation: &federation };
         let outputs = decide(&world.task, &facts, NOW + 2_000_000);
-        assert_eq!(types(&outputs), ["task_failed"]);
-        let TaskEvent::Failed(failed) = &outputs[0].1 else { unreachable!() };
+        assert_eq!(types(&outputs), ["execution_failed"]);
+        let TaskEvent::ExecutionFailed(failed) = &outputs[0].1 else { unreachable!() };
         assert!(failed.reason.contains("expired"), "{}", failed.reason);
     }
 
@@ -304,7 +312,7 @@ mod tests {
         world.agent.state = AgentState::default();
         let federation = world.federation.public_key();
         let outputs = decide(&world.task, &Facts { agent: &world.agent, federation: &federation }, NOW);
-        let TaskEvent::Failed(failed) = &outputs[0].1 else { panic!("refused: {outputs:?}") };
+        let TaskEvent::ExecutionFailed(failed) = &outputs[0].1 else { panic!("refused: {outputs:?}") };
         assert!(failed.reason.contains("has no passport"), "{}", failed.reason);
     }
 }

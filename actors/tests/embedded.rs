@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use events::task::TaskStatus;
-use events::{KeyPair, TaskSpec};
+use events::{DomainEvent, KeyPair, TaskSpec};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,7 +220,20 @@ async fn forged_tampered_and_replayed_results_fail_the_task() {
         assert_eq!(state.status, TaskStatus::Failed, "{capability}: {state:?}");
         let reason = state.end_reason.unwrap();
         assert!(reason.contains("did not verify") && reason.contains(needle), "{capability}: {reason}");
-        assert!(!types(log.as_ref(), task).await.contains(&"result_verified".to_string()));
+        let types = types(log.as_ref(), task).await;
+        assert!(!types.contains(&"result_verified".to_string()));
+        // Each refused result is the agent's failed attempt (counted against it), retried
+        // while attempts remain.
+        let failed = events_of(log.as_ref(), task)
+            .await
+            .into_iter()
+            .filter_map(|e| match events::TaskEvent::from_recorded(&e) {
+                Ok(events::TaskEvent::ExecutionFailed(f)) => Some(f),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(failed.len(), 3, "{capability}: one per attempt: {types:?}");
+        assert!(failed.iter().all(|f| f.cause == events::task::FailureCause::Verification), "{failed:?}");
     }
     runtime.shutdown().await;
 }
