@@ -75,10 +75,19 @@
 //! the events again (only the window protects `Any`).
 //!
 //! # Limits on nats-server 2.9, and what newer servers allow
-//! - **Batches are not atomic.** A batch is published event by event, each chained on the
-//!   previous one's sequence (one round trip per event). A writer cannot interleave (every
-//!   publish is guarded), but a crash mid-batch leaves a prefix written; retrying the batch
-//!   completes it (dedupe). 2.12 has atomic batch publish (`Nats-Batch-Id`).
+//! - **Batches are not atomic on 2.9–2.11.** A batch is published event by event, each
+//!   chained on the previous one's sequence (one round trip per event). A writer cannot
+//!   interleave (every publish is guarded), but a crash mid-batch leaves a prefix written;
+//!   retrying the batch completes it (dedupe), and the pipeline's deciders complete any
+//!   prefix whatever woke them. **On 2.12+** the events stream is created with
+//!   `allow_atomic` and a batch of several events is one atomic batch (`Nats-Batch-Id`,
+//!   `Nats-Batch-Sequence`, `Nats-Batch-Commit`, the expected last subject sequence on its
+//!   first message): stored whole or not at all ([`NatsLog::atomic_batches`]). A retried
+//!   batch that was committed is refused by the server as holding a known message id (error
+//!   10201) and is then found by its first event id, as after a conflict. Only a batch's first
+//!   event carries `Pantheon-Previous-Sequence` (the others' sequences are known at the
+//!   commit): a stream is read forward from there, which these servers index. A stream created
+//!   before keeps its setting.
 //! - **One filter subject per consumer**: several categories are filtered client-side. 2.10
 //!   has `filter_subjects`.
 //! - **Wildcard expected-sequence checks** (`Nats-Expected-Last-Subject-Sequence-Subject`,

@@ -84,6 +84,34 @@ pub struct NatsLog {
     /// By a 64-bit hash of the stream id, not the id itself (about a third of the memory per
     /// entry): a collision only gives a wrong hint, which the server's check refuses.
     heads: Mutex<HashMap<u64, Head>>,
+    /// Whether batches are published atomically ([`NatsLog::atomic_batches`]).
+    atomic: bool,
+}
+
+/// Why the server refused an atomic batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AtomicRefusal {
+    /// The head moved since it was read.
+    WrongLastSequence,
+    /// One of its event ids was written before: the batch, by an earlier try.
+    Duplicate,
+}
+
+/// `Nats-Batch-Id`, `Nats-Batch-Sequence`, `Nats-Batch-Commit` (nats-server 2.12+).
+const BATCH_ID: &str = "Nats-Batch-Id";
+const BATCH_SEQUENCE: &str = "Nats-Batch-Sequence";
+const BATCH_COMMIT: &str = "Nats-Batch-Commit";
+const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
+
+/// JetStream's error codes for a wrong expected last sequence and, in an atomic batch, a
+/// message id the stream holds already.
+const ERR_WRONG_LAST_SEQUENCE: u64 = 10071;
+const ERR_BATCH_DUPLICATE_ID: u64 = 10201;
+
+/// Whether a server of this version (`2.12.0`, `v2.15.1-beta`) has atomic batch publishing.
+fn server_has_atomic_batches(version: &str) -> bool {
+    let mut parts = version.trim_start_matches('v').split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    matches!((parts.next().flatten(), parts.next().flatten()), (Some(major), Some(minor)) if (major, minor) >= (2, 12))
 }
 
 impl NatsLog {
@@ -109,9 +137,81 @@ impl NatsLog {
         config.validate()?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(config.request_timeout);
-        let events = ensure_stream(&js, event_stream_config(&config), &config).await?;
+        // The dead-letter stream first: its request waits for the connection, whose greeting
+        // says which server this is (a client that connects in the background knows nothing
+        // of it before).
         ensure_stream(&js, dead_letter_stream_config(&config), &config).await?;
-        Ok(Self { client, js, events, config: Arc::new(config), heads: Mutex::new(HashMap::new()) })
+        let supported = server_has_atomic_batches(&client.server_info().version);
+        let events = ensure_stream(&js, event_stream_config(&config, supported), &config).await?;
+        // An existing stream keeps its setting: atomic batches only where it allows them.
+        let atomic = supported && events.cached_info().config.allow_atomic_publish;
+        Ok(Self { client, js, events, config: Arc::new(config), heads: Mutex::new(HashMap::new()), atomic })
+    }
+
+    /// Whether a batch of several events is published atomically (nats-server 2.12+ with a
+    /// stream that allows it): then no prefix of it is ever stored alone.
+    pub fn atomic_batches(&self) -> bool {
+        self.atomic
+    }
+
+    /// Publishes `events` as one atomic batch after `head`: all are stored, or none. Ok(None)
+    /// when the server refused the batch as written before (a duplicate message id) or for a
+    /// stale head (a wrong last sequence): the caller decides with a fresh head.
+    async fn publish_atomic(
+        &self,
+        subject: &str,
+        events: &[NewEvent],
+        head: Head,
+    ) -> Result<std::result::Result<AppendOutcome, AtomicRefusal>, LogError> {
+        let batch_id = uuid::Uuid::new_v4().simple().to_string();
+        let count = events.len();
+        for (index, event) in events.iter().enumerate() {
+            let mut headers = event_headers(event, head.version + 1 + index as u64);
+            headers.insert(BATCH_ID, batch_id.as_str());
+            headers.insert(BATCH_SEQUENCE, (index + 1).to_string().as_str());
+            if index == 0 {
+                // Only the first event can name its predecessor: the batch's sequences are
+                // known at its commit. Readers go forward from the second (cheap on servers
+                // with atomic batches, which index subjects).
+                if head.sequence > 0 {
+                    headers.insert(HEADER_PREVIOUS_SEQUENCE, head.sequence.to_string().as_str());
+                }
+                headers.insert(EXPECTED_LAST_SUBJECT_SEQUENCE, head.sequence.to_string().as_str());
+            }
+            let payload = Bytes::copy_from_slice(&event.payload);
+            if index + 1 < count {
+                self.client
+                    .publish_with_headers(subject.to_string(), headers, payload)
+                    .await
+                    .map_err(backend)?;
+                continue;
+            }
+            headers.insert(BATCH_COMMIT, "1");
+            let request = self.client.request_with_headers(subject.to_string(), headers, payload);
+            let reply = tokio::time::timeout(self.config.request_timeout, request)
+                .await
+                .map_err(|_| backend("the atomic batch's commit got no answer in time"))?
+                .map_err(backend)?;
+            let ack: serde_json::Value = serde_json::from_slice(&reply.payload).map_err(backend)?;
+            if let Some(sequence) = ack.get("seq").and_then(serde_json::Value::as_u64)
+                && ack.get("error").is_none()
+            {
+                let last_version = head.version + count as u64;
+                return Ok(Ok(AppendOutcome {
+                    first_version: head.version + 1,
+                    last_version,
+                    last_position: sequence,
+                    duplicate: false,
+                }));
+            }
+            let code = ack.pointer("/error/err_code").and_then(serde_json::Value::as_u64);
+            return match code {
+                Some(ERR_WRONG_LAST_SEQUENCE) => Ok(Err(AtomicRefusal::WrongLastSequence)),
+                Some(ERR_BATCH_DUPLICATE_ID) => Ok(Err(AtomicRefusal::Duplicate)),
+                _ => Err(backend(format!("the atomic batch was refused: {ack}"))),
+            };
+        }
+        Err(backend("an empty batch"))
     }
 
     /// Whether the events stream had no retention limit when this log connected (no age,
@@ -495,6 +595,9 @@ impl NatsLog {
             ExpectedVersion::NoStream => floored(Head::EMPTY),
             _ => floored(self.head(stream_id).await?),
         };
+        if self.atomic && events.len() > 1 {
+            return self.append_atomic(stream_id, expected, events, head, floor).await;
+        }
         let mut attempts = 0;
         'attempt: loop {
             attempts += 1;
@@ -572,6 +675,54 @@ impl NatsLog {
                 duplicate: !wrote,
             });
         }
+    }
+
+    /// [`Self::append_after`] for a batch of several events, published atomically.
+    async fn append_atomic(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        mut head: Head,
+        floor: Version,
+    ) -> Result<AppendOutcome, LogError> {
+        let subject = stream_subject(stream_id);
+        let floored =
+            |head: Head| if head.sequence == 0 { Head { version: floor, sequence: 0 } } else { head };
+        for _ in 0..APPEND_ANY_RETRY_COUNT_MAX {
+            if !expected.admits(head.version) {
+                head = floored(self.fetch_head(stream_id).await?);
+                if !expected.admits(head.version) {
+                    self.remember_head(stream_id, Some(head));
+                    return self.refuse(stream_id, expected, head, &events).await;
+                }
+            }
+            match self.publish_atomic(&subject, &events, head).await {
+                Ok(Ok(outcome)) => {
+                    self.remember_head(
+                        stream_id,
+                        Some(Head { version: outcome.last_version, sequence: outcome.last_position }),
+                    );
+                    return Ok(outcome);
+                }
+                Ok(Err(refusal)) => {
+                    self.remember_head(stream_id, None);
+                    head = floored(self.fetch_head(stream_id).await?);
+                    let stale_but_admitted = refusal == AtomicRefusal::WrongLastSequence
+                        && (matches!(expected, ExpectedVersion::Any) || expected.admits(head.version));
+                    if !stale_but_admitted {
+                        // Written before (found by its first event id), or a real conflict.
+                        self.remember_head(stream_id, Some(head));
+                        return self.refuse(stream_id, expected, head, &events).await;
+                    }
+                }
+                Err(error) => {
+                    self.remember_head(stream_id, None);
+                    return Err(error);
+                }
+            }
+        }
+        Err(LogError::Conflict { stream_id: stream_id.clone(), expected, actual: head.version })
     }
 
     /// Replays every event from `from` (inclusive) through an ordered consumer, handing each to

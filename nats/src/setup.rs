@@ -15,7 +15,8 @@ use crate::layout::{DEAD_LETTER_PREFIX, EVENT_SUBJECTS};
 pub const MESSAGE_BYTES_MAX: i32 = (events::EVENT_PAYLOAD_BYTES_MAX + 16 * 1024) as i32;
 
 /// The event stream's configuration.
-pub(crate) fn event_stream_config(config: &NatsLogConfig) -> stream::Config {
+/// `atomic`: allow atomic batch publishing (nats-server 2.12+; an older server is not told).
+pub(crate) fn event_stream_config(config: &NatsLogConfig, atomic: bool) -> stream::Config {
     stream::Config {
         name: config.stream_name.clone(),
         description: Some("Pantheon events: pantheon.<category>.<entity_id>".into()),
@@ -30,6 +31,7 @@ pub(crate) fn event_stream_config(config: &NatsLogConfig) -> stream::Config {
         max_message_size: MESSAGE_BYTES_MAX,
         allow_direct: true,
         deny_delete: true,
+        allow_atomic_publish: atomic,
         ..Default::default()
     }
 }
