@@ -1,19 +1,11 @@
 //! `pantheon keys`: an agent's key pair (the seed readable by its owner only, never
 //! overwritten, the printed public key its own) and the federation's public key.
 
-use std::process::Command;
+mod common;
+
+use common::*;
 
 use events::KeyPair;
-
-fn pantheon(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pantheon"));
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("PANTHEON_DATABASE_URL")
-        .env_remove("PANTHEON_NATS_URL");
-    command
-}
 
 #[test]
 fn a_new_agent_key_and_the_federation_key() {

@@ -2,6 +2,10 @@
 //! killed with SIGKILL mid-task then started again: the task completes with each phase's
 //! output exactly once. On the embedded default, in a temp data dir.
 
+mod common;
+
+use common::*;
+
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -9,16 +13,6 @@ use std::time::{Duration, Instant};
 
 use events::task::TaskStatus;
 use events::{EventLog, KeyPair, StreamId, TaskId, TaskSpec};
-
-fn pantheon(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pantheon"));
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("PANTHEON_DATABASE_URL")
-        .env_remove("PANTHEON_NATS_URL");
-    command
-}
 
 fn up(data_dir: &std::path::Path) -> Child {
     pantheon(data_dir)
@@ -29,16 +23,6 @@ fn up(data_dir: &std::path::Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("pantheon up starts")
-}
-
-/// Kills the child at the end of the test whatever happens.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn wait_for<F: Fn(&events::TaskState) -> bool>(

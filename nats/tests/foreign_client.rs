@@ -14,19 +14,11 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn venv() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target"))
-        .join("pantheon-py")
-}
-
 /// The test venv's python with nats-py and msgpack, made on first use; `None` (with a loud
 /// message) only when Python or pip cannot make it.
 fn python() -> Option<PathBuf> {
-    let status = Command::new("sh").arg(repo().join("nats/tests/python/setup.sh")).arg(venv()).status();
-    if status.is_ok_and(|s| s.success()) {
-        return Some(venv().join("bin/python"));
+    if let Some(venv) = testkit::nats_server::test_venv() {
+        return Some(venv.join("bin/python"));
     }
     eprintln!(
         "\n*** SKIPPED: python3 -m venv / pip could not install nats-py (see nats/tests/python/setup.sh) ***\n"

