@@ -144,7 +144,7 @@ impl HttpSource {
             .json(query)
             .send()
             .await
-            .map_err(|e| format!("POST {}: {}", self.config.url, crate::error_chain(&e)))?;
+            .map_err(|e| format!("POST {}: {}", self.config.url, events::error_chain(&e)))?;
         let status = response.status();
         let body = read_body(&mut response, CONTEXT_ANSWER_BYTES_MAX).await.map_err(|e| match e {
             BodyError::Read(e) => format!("reading the answer: {e}"),

@@ -89,22 +89,6 @@ pub use runtime::{
 };
 pub use screening::{Screener, StandardScreener, Verdict};
 
-/// An error with its causes, `outer: inner: root` (reqwest's own text leaves out why a
-/// request failed, such as a refused connection).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// The start of `bytes` (text an agent or a source wrote: an error answer, stderr) for a reason
 /// that is recorded: at most `bytes_max` bytes, trimmed, with `…` when cut, and with secrets
 /// and personal data redacted. The text is scrubbed whole and cut after: cut first, a secret

@@ -85,3 +85,20 @@ pub enum Error {
 
 /// The vocabulary's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error with its causes, `outer: inner: root`, each cause once (many errors repeat their
+/// source's text; others, such as reqwest's, leave out why a request failed, which only the
+/// source says). For logs and recorded reasons.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

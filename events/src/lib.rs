@@ -58,7 +58,7 @@ pub use envelope::{
     AgentResult, OutputRedaction, Passport, RedactedSpan, SealedEnvelope, SignedPassport, SignedResult,
     SignedSubmission, TaskEnvelope,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain};
 pub use event::{
     APPEND_BATCH_COUNT_MAX, EVENT_EMITTER_BYTES_MAX, EVENT_PAYLOAD_BYTES_MAX, EVENT_TRACEPARENT_BYTES_MAX,
     ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent, Version, now_ms,

@@ -167,24 +167,12 @@ impl ArchiverStatus {
     }
 
     fn failed(&self, error: &dyn std::error::Error) {
-        let text = error_chain(error);
+        let text = events::error_chain(error);
         self.update(|s| {
             s.last_error = Some(text);
             s.last_error_at_ms = Some(events::now_ms());
         });
     }
-}
-
-/// An error and its causes, `: `-separated.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }
 
 /// The delay after `failures` failures in a row: [`ARCHIVE_RETRY_DELAY_MIN`] doubled for each
@@ -262,7 +250,7 @@ impl Archiver {
                 restarts = s.restarts;
             });
             tracing::warn!(
-                error = %error_chain(&error),
+                error = %events::error_chain(&error),
                 restarts,
                 delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 "the archiver failed; starting it again"
@@ -421,7 +409,7 @@ impl Archiver {
                     sequence,
                     attempt,
                     delay_ms = delay.as_millis() as u64,
-                    error = %error_chain(&error),
+                    error = %events::error_chain(&error),
                     "the archive failed; the event comes back later"
                 );
                 self.send_back(message, delay, &error, report).await?;
@@ -443,7 +431,7 @@ impl Archiver {
                 Ok(Step::Next)
             }
             Err(error) => {
-                let reason = format!("the archive refused it: {}", error_chain(&error));
+                let reason = format!("the archive refused it: {}", events::error_chain(&error));
                 self.status.failed(&error);
                 self.dead_letter(message, sequence, &reason).await?;
                 report.refused += 1;

@@ -108,6 +108,22 @@ const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequenc
 const ERR_WRONG_LAST_SEQUENCE: u64 = 10071;
 const ERR_BATCH_DUPLICATE_ID: u64 = 10201;
 
+/// A message read by a direct or a leader get, `None` for the error kind that means "no such
+/// message".
+fn found<Kind>(
+    read: std::result::Result<StreamMessage, async_nats::error::Error<Kind>>,
+    none: Kind,
+) -> Result<Option<StreamMessage>, LogError>
+where
+    Kind: Clone + std::fmt::Debug + std::fmt::Display + PartialEq + Send + Sync + 'static,
+{
+    match read {
+        Ok(message) => Ok(Some(message)),
+        Err(e) if e.kind() == none => Ok(None),
+        Err(e) => Err(backend(e)),
+    }
+}
+
 /// Whether a server of this version (`2.12.0`, `v2.15.1-beta`) has atomic batch publishing.
 fn server_has_atomic_batches(version: &str) -> bool {
     let mut parts = version.trim_start_matches('v').split(['.', '-']).map(|p| p.parse::<u32>().ok());
@@ -309,49 +325,31 @@ impl NatsLog {
     /// The message at `sequence`, `None` when there is none.
     async fn get_at(&self, sequence: u64) -> Result<Option<StreamMessage>, LogError> {
         if self.reads_from_leader() {
-            return match self.events.get_raw_message(sequence).await {
-                Ok(message) => Ok(Some(message)),
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
-                Err(e) => Err(backend(e)),
-            };
+            return found(
+                self.events.get_raw_message(sequence).await,
+                LastRawMessageErrorKind::NoMessageFound,
+            );
         }
-        match self.events.direct_get(sequence).await {
-            Ok(message) => Ok(Some(message)),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(backend(e)),
-        }
+        found(self.events.direct_get(sequence).await, DirectGetErrorKind::NotFound)
     }
 
     /// The last message on `subject`, `None` when there is none.
     async fn get_last(&self, subject: &str) -> Result<Option<StreamMessage>, LogError> {
         if self.reads_from_leader() {
-            return match self.events.get_last_raw_message_by_subject(subject).await {
-                Ok(message) => Ok(Some(message)),
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
-                Err(e) => Err(backend(e)),
-            };
+            let last = self.events.get_last_raw_message_by_subject(subject).await;
+            return found(last, LastRawMessageErrorKind::NoMessageFound);
         }
-        match self.events.direct_get_last_for_subject(subject).await {
-            Ok(message) => Ok(Some(message)),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(backend(e)),
-        }
+        found(self.events.direct_get_last_for_subject(subject).await, DirectGetErrorKind::NotFound)
     }
 
     /// The first message on `subject` at or after `sequence`, `None` when there is none.
     async fn get_next(&self, subject: &str, sequence: u64) -> Result<Option<StreamMessage>, LogError> {
         if self.reads_from_leader() {
-            return match self.events.get_first_raw_message_by_subject(subject, sequence).await {
-                Ok(message) => Ok(Some(message)),
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
-                Err(e) => Err(backend(e)),
-            };
+            let next = self.events.get_first_raw_message_by_subject(subject, sequence).await;
+            return found(next, LastRawMessageErrorKind::NoMessageFound);
         }
-        match self.events.direct_get_next_for_subject(subject, Some(sequence)).await {
-            Ok(message) => Ok(Some(message)),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(backend(e)),
-        }
+        let next = self.events.direct_get_next_for_subject(subject, Some(sequence)).await;
+        found(next, DirectGetErrorKind::NotFound)
     }
 
     /// Asks the server for the last event of a stream: its head, and the event itself when it

@@ -163,7 +163,7 @@ impl AgentEndpoint for HttpAgent {
     ) -> Result<SignedResult, AgentFailure> {
         let mut response =
             self.client.post(&self.url).json(&ExecuteRequest { envelope }).send().await.map_err(|e| {
-                AgentFailure::transport(format!("POST {}: {}", self.url, crate::error_chain(&e)))
+                AgentFailure::transport(format!("POST {}: {}", self.url, events::error_chain(&e)))
             })?;
         let status = response.status();
         if status.is_success() && is_streamed(&response) {

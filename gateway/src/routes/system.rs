@@ -38,7 +38,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<axum::Json<H
     let log = async { state.log.stream_version(&probe).await.map(|_| ()).map_err(|e| e.to_string()) };
     ready(Component::EventLog, log).await?;
     if let Some(read) = &state.read {
-        ready(Component::ReadModels, async { read.db.ping().await.map_err(|e| error_chain(&e)) }).await?;
+        ready(Component::ReadModels, async { read.db.ping().await.map_err(|e| events::error_chain(&e)) })
+            .await?;
     }
     for probe in &state.config.probes {
         if let Some(reason) = probe.degraded() {
@@ -65,19 +66,6 @@ async fn ready(
             Err(Error::NotReady { component })
         }
     }
-}
-
-/// An error and its causes, `: `-separated (the read models' errors keep the database's
-/// message in their source).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `GET /metrics`: Prometheus text (needs `admin`).
