@@ -803,6 +803,46 @@ pub(crate) mod tests {
 
     use super::*;
 
+    /// Given: a task (`spec`, submitted at 1,000 ms) whose first attempt started on `agent_id`
+    /// under an envelope `federation` sealed for `spec.timeout_ms` from `issued_at_ms`, then
+    /// the events `after` makes from that envelope (a result answering it, a failure).
+    pub(crate) fn attempt_started(
+        spec: TaskSpec,
+        federation: &KeyPair,
+        agent_id: &events::AgentId,
+        issued_at_ms: i64,
+        after: impl FnOnce(&events::SealedEnvelope) -> Vec<TaskEvent>,
+    ) -> Loaded {
+        use events::task::{AgentSelected, EnvelopeSealed, ExecutionStarted};
+        let task_id = TaskId::new();
+        let envelope = events::SealedEnvelope::seal(
+            events::TaskEnvelope {
+                task_id,
+                attempt: 1,
+                agent_id: agent_id.clone(),
+                capability: spec.capability.clone(),
+                description: spec.description.clone(),
+                input: spec.input.clone(),
+                context: serde_json::Value::Null,
+                issued_at_ms,
+                expires_at_ms: issued_at_ms + i64::try_from(spec.timeout_ms).expect("a test timeout"),
+            },
+            federation,
+        )
+        .expect("sealed");
+        let mut events = vec![
+            TaskEvent::AgentSelected(AgentSelected {
+                agent_id: agent_id.clone(),
+                attempt: 1,
+                candidates: Vec::new(),
+            }),
+            TaskEvent::EnvelopeSealed(EnvelopeSealed { envelope: envelope.clone() }),
+            TaskEvent::ExecutionStarted(ExecutionStarted { agent_id: agent_id.clone(), attempt: 1 }),
+        ];
+        events.extend(after(&envelope));
+        loaded_after(task_id, spec, federation, events)
+    }
+
     /// Given: a task submitted with `spec` (signed by `key`), screened, its context gathered,
     /// then `events`; the fold a decider is handed, as the log would give it.
     pub(crate) fn loaded_after(

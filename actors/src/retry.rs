@@ -120,11 +120,11 @@ impl Phase for Retry {
 
 #[cfg(test)]
 mod tests {
-    use events::task::{AgentSelected, EnvelopeSealed, ExecutionFailed, ExecutionStarted};
-    use events::{AgentId, EventId, KeyPair, SealedEnvelope, TaskEnvelope, TaskId, TaskSpec};
+    use events::task::ExecutionFailed;
+    use events::{AgentId, EventId, KeyPair, TaskSpec};
 
     use super::*;
-    use crate::phase::tests::loaded_after;
+    use crate::phase::tests::attempt_started;
 
     /// A task (submitted at 1,000 ms, `timeout_ms`, `max_attempts`) whose first attempt on
     /// agent a1 failed with `cause`.
@@ -133,44 +133,14 @@ mod tests {
         let mut spec = TaskSpec::new("echo", "say hi");
         spec.timeout_ms = timeout_ms;
         spec.max_attempts = max_attempts;
-        let task_id = TaskId::new();
         let agent_id = AgentId::new("a1").unwrap();
-        let envelope = SealedEnvelope::seal(
-            TaskEnvelope {
-                task_id,
-                attempt: 1,
-                agent_id: agent_id.clone(),
-                capability: "echo".into(),
-                description: "say hi".into(),
-                input: serde_json::Value::Null,
-                context: serde_json::Value::Null,
-                issued_at_ms: 1_000,
-                expires_at_ms: 1_000 + timeout_ms as i64,
-            },
-            &federation,
-        )
-        .unwrap();
         let failed = TaskEvent::ExecutionFailed(ExecutionFailed {
             agent_id: agent_id.clone(),
             attempt: 1,
             cause,
             reason: "boom".into(),
         });
-        let loaded = loaded_after(
-            task_id,
-            spec,
-            &federation,
-            vec![
-                TaskEvent::AgentSelected(AgentSelected {
-                    agent_id: agent_id.clone(),
-                    attempt: 1,
-                    candidates: Vec::new(),
-                }),
-                TaskEvent::EnvelopeSealed(EnvelopeSealed { envelope }),
-                TaskEvent::ExecutionStarted(ExecutionStarted { agent_id, attempt: 1 }),
-                failed.clone(),
-            ],
-        );
+        let loaded = attempt_started(spec, &federation, &agent_id, 1_000, |_| vec![failed.clone()]);
         (loaded, failed)
     }
 

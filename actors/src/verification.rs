@@ -166,14 +166,11 @@ impl Phase for Verification {
 #[cfg(test)]
 mod tests {
     use events::agent::{AgentEvent, AgentRegistered, AgentTransport};
-    use events::task::{AgentSelected, EnvelopeSealed, ExecutionStarted, ResultReceived};
-    use events::{
-        AgentResult, Aggregate, KeyPair, Passport, SealedEnvelope, SignedPassport, SignedResult,
-        TaskEnvelope, TaskId, TaskSpec,
-    };
+    use events::task::ResultReceived;
+    use events::{AgentResult, Aggregate, KeyPair, Passport, SignedPassport, SignedResult, TaskSpec};
 
     use super::*;
-    use crate::phase::tests::loaded_after;
+    use crate::phase::tests::attempt_started;
 
     const NOW: i64 = 1_800_000_000_000;
 
@@ -210,46 +207,20 @@ mod tests {
             }))
             .expect("registered");
         let agent = KnownAgent { version: 1, state, passport_signed: true };
-        let task_id = TaskId::new();
-        let envelope = SealedEnvelope::seal(
-            TaskEnvelope {
-                task_id,
+        let mut spec = TaskSpec::new("echo", "say hi");
+        spec.input = serde_json::json!("hi");
+        let task = attempt_started(spec, &federation, &agent_id, NOW - 100, |envelope| {
+            let result = AgentResult {
+                task_id: envelope.envelope.task_id,
                 attempt: 1,
                 agent_id: agent_id.clone(),
-                capability: "echo".into(),
-                description: "say hi".into(),
-                input: serde_json::json!("hi"),
-                context: serde_json::Value::Null,
-                issued_at_ms: NOW - 100,
-                expires_at_ms: NOW + 30_000,
-            },
-            &federation,
-        )
-        .expect("sealed");
-        let result = AgentResult {
-            task_id,
-            attempt: 1,
-            agent_id: agent_id.clone(),
-            envelope_hash: envelope.hash,
-            output: serde_json::json!("hi"),
-            completed_at_ms: NOW - 10,
-        };
-        let signed = SignedResult::sign(result, signer.unwrap_or(&agent_key)).expect("signed");
-        let task = loaded_after(
-            task_id,
-            TaskSpec::new("echo", "say hi"),
-            &federation,
-            vec![
-                TaskEvent::AgentSelected(AgentSelected {
-                    agent_id: agent_id.clone(),
-                    attempt: 1,
-                    candidates: Vec::new(),
-                }),
-                TaskEvent::EnvelopeSealed(EnvelopeSealed { envelope }),
-                TaskEvent::ExecutionStarted(ExecutionStarted { agent_id, attempt: 1 }),
-                TaskEvent::ResultReceived(ResultReceived { result: signed, redaction: None }),
-            ],
-        );
+                envelope_hash: envelope.hash,
+                output: serde_json::json!("hi"),
+                completed_at_ms: NOW - 10,
+            };
+            let signed = SignedResult::sign(result, signer.unwrap_or(&agent_key)).expect("signed");
+            vec![TaskEvent::ResultReceived(ResultReceived { result: signed, redaction: None })]
+        });
         World { federation, agent_key, agent, task }
     }
 
