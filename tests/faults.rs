@@ -32,6 +32,10 @@ const TASKS: usize = 300;
 /// Submissions per second, over both gateways.
 const RATE_PER_S: u64 = 100;
 
+/// How long a process may take to start answering `/readyz` (on a loaded machine, a cluster's
+/// consumers take a while to be created).
+const READY_WAIT: Duration = Duration::from_secs(120);
+
 /// How long every acknowledged task may take to end after the load and the fault.
 const SETTLE: Duration = Duration::from_secs(90);
 
@@ -166,6 +170,11 @@ impl Up {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// How the process ended, when it has.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|child| child.try_wait().ok().flatten())
     }
 
     fn log_tail(&self) -> String {
@@ -318,13 +327,20 @@ async fn campaign(plan: Plan) {
         gateway::auth::issue_hs256_token(SECRET.as_bytes(), "campaign", &["admin"], 3_600).expect("token");
     // Both gateways ready.
     let started = Instant::now();
-    for port in ports {
+    for (i, up) in ups.iter_mut().enumerate() {
         loop {
-            let ready = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await;
+            let ready = client.get(format!("http://127.0.0.1:{}/readyz", up.port)).send().await;
             if ready.is_ok_and(|r| r.status().is_success()) {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "not ready: {}", ups[0].log_tail());
+            if let Some(status) = up.exited() {
+                panic!("process {i} stopped before it was ready ({status}): {}", up.log_tail());
+            }
+            assert!(
+                started.elapsed() < READY_WAIT,
+                "process {i} not ready after {READY_WAIT:?}: {}",
+                up.log_tail()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

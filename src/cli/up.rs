@@ -43,6 +43,10 @@ pub(crate) struct BackendArgs {
     /// streams are created; given, an existing stream must match (or `--nats-update-streams`).
     #[arg(long, env = "PANTHEON_NATS_REPLICAS", requires = "nats")]
     pub(crate) nats_replicas: Option<usize>,
+    /// How long to keep trying while JetStream cannot set up the streams yet (a server or a
+    /// cluster that is still starting or electing its leaders), before giving up.
+    #[arg(long, env = "PANTHEON_NATS_WAIT", default_value = "60s", requires = "nats")]
+    pub(crate) nats_wait: humantime::Duration,
 }
 
 impl BackendArgs {
@@ -55,6 +59,7 @@ impl BackendArgs {
             nats_max_messages: None,
             nats_update_streams: false,
             nats_replicas: None,
+            nats_wait: Duration::from_secs(60).into(),
         }
     }
 }
@@ -93,7 +98,7 @@ pub(crate) async fn open_backend(cli: &Cli, backend: &BackendArgs) -> anyhow::Re
                 config.replicas = replicas;
                 config.manage_replicas = true;
             }
-            let nats = nats::NatsLog::connect(config)
+            let nats = connect_waiting(config, backend.nats_wait.into())
                 .await
                 .with_context(|| format!("cannot reach NATS at {url}"))?;
             let nats = Arc::new(nats);
@@ -124,6 +129,28 @@ pub(crate) async fn open_backend(cli: &Cli, backend: &BackendArgs) -> anyhow::Re
                 nats: None,
                 description: redact_url(&url),
             })
+        }
+    }
+}
+
+/// Connects to JetStream and sets up the streams, trying again for up to `wait` while the
+/// failure is one that passes (no server yet, a request that timed out while a cluster elects
+/// its leaders); a configuration that cannot work fails at once.
+async fn connect_waiting(config: nats::NatsLogConfig, wait: Duration) -> Result<nats::NatsLog, nats::Error> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match nats::NatsLog::connect(config.clone()).await {
+            Ok(log) => return Ok(log),
+            Err(error)
+                if matches!(error.kind(), nats::ErrorKind::Connect | nats::ErrorKind::Request)
+                    && started.elapsed() + pause < wait =>
+            {
+                tracing::warn!(%error, "JetStream is not ready yet; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(error),
         }
     }
 }
