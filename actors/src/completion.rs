@@ -17,8 +17,8 @@ impl Phase for Completion {
         "completion"
     }
 
-    fn inputs(&self) -> &'static [&'static str] {
-        &["egress_screened"]
+    fn inputs(&self) -> &'static [events::TaskEventKind] {
+        &[events::TaskEventKind::EgressScreened]
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {

@@ -8,6 +8,11 @@
 //! `{"best_practices": ["…"], "pitfalls": ["…"]}` (both optional), which are added to the
 //! history's, at most [`CONTEXT_ITEMS_PER_SOURCE_MAX`] of each, each cut to
 //! [`CONTEXT_ITEM_BYTES_MAX`] bytes.
+//!
+//! # Deciding and doing
+//! Asking the sources (the history, timed, and the configured ones over HTTP, screened) is
+//! the effect, done first; what they answered is the [`Facts`] the pure [`decide`] turns into
+//! `context_gathered`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,8 +98,8 @@ struct Query<'a> {
 }
 
 /// What a source answers.
-#[derive(Default, serde::Deserialize)]
-struct Found {
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+pub(crate) struct Found {
     #[serde(default)]
     best_practices: Vec<String>,
     #[serde(default)]
@@ -204,6 +209,74 @@ fn screen_found(screener: &dyn crate::Screener, source: &mut ContextSource, foun
     }
 }
 
+/// What the sources answered about a task: the history's, and each configured source's.
+#[derive(Clone, Debug)]
+pub(crate) struct Facts {
+    /// How the history fared, the similar tasks it found and the lessons they carry.
+    pub(crate) history: (ContextSource, Vec<SimilarTask>, Found),
+    /// How each configured source serving the capability fared, and what it found.
+    pub(crate) configured: Vec<(ContextSource, Option<Found>)>,
+}
+
+/// Asks the history of `capability` about `description` (the registry's recent tasks), timed:
+/// a look that took longer than [`CONTEXT_SOURCE_MS_MAX`] is recorded as late, and its
+/// findings dropped.
+fn ask_history(
+    registry: &crate::registry::Registry,
+    capability: &str,
+    description: &str,
+) -> (ContextSource, Vec<SimilarTask>, Found) {
+    let started = Instant::now();
+    let recent = registry.recent(capability);
+    let (similar, best_practices, pitfalls) = from_history(description, &recent);
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let late = elapsed_ms > CONTEXT_SOURCE_MS_MAX;
+    let source = ContextSource {
+        name: HISTORY_SOURCE.into(),
+        ok: !late,
+        elapsed_ms,
+        error: late.then(|| format!("took longer than {CONTEXT_SOURCE_MS_MAX} ms")),
+    };
+    if late {
+        return (source, Vec::new(), Found::default());
+    }
+    (source, similar, Found { best_practices, pitfalls })
+}
+
+/// The decider: for a screened task, `context_gathered` with the history's similar tasks, the
+/// lessons of every source (the history's first), each source's record and a complexity
+/// estimate (description words and input size, 0 to 1); nothing otherwise.
+pub(crate) fn decide(loaded: &Loaded, facts: &Facts) -> Vec<Output> {
+    let state = &loaded.state;
+    if state.status != TaskStatus::Screened {
+        return Vec::new();
+    }
+    let Some(spec) = state.spec() else { return Vec::new() };
+    let description = state.description.as_deref().unwrap_or_default();
+    let input_bytes = serde_json::to_vec(&spec.input).map_or(0, |v| v.len());
+    let complexity =
+        ((description.split_whitespace().count() as f64 / 200.0) + (input_bytes as f64 / 65_536.0)).min(1.0);
+    let (history, similar_tasks, found) = &facts.history;
+    let mut best_practices = found.best_practices.clone();
+    let mut pitfalls = found.pitfalls.clone();
+    let mut sources = vec![history.clone()];
+    for (source, found) in &facts.configured {
+        sources.push(source.clone());
+        if let Some(found) = found {
+            best_practices.extend(found.best_practices.iter().cloned());
+            pitfalls.extend(found.pitfalls.iter().cloned());
+        }
+    }
+    let gathered = ContextGathered {
+        similar_tasks: similar_tasks.clone(),
+        best_practices,
+        pitfalls,
+        complexity: (complexity * 1_000.0).round() / 1_000.0,
+        sources,
+    };
+    vec![("context".into(), TaskEvent::ContextGathered(gathered))]
+}
+
 /// Phase 2.
 #[derive(Default)]
 pub(crate) struct Context {
@@ -246,8 +319,8 @@ impl Phase for Context {
         "context"
     }
 
-    fn inputs(&self) -> &'static [&'static str] {
-        &["ingress_screened"]
+    fn inputs(&self) -> &'static [events::TaskEventKind] {
+        &[events::TaskEventKind::IngressScreened]
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {
@@ -268,42 +341,96 @@ impl Phase for Context {
                 return Vec::new();
             }
             let Some(spec) = loaded.state.spec() else { return Vec::new() };
-            let description = loaded.state.description.clone().unwrap_or_default();
-            let started = Instant::now();
-            let recent = ctx.registry.recent(&spec.capability);
-            let (similar_tasks, mut best_practices, mut pitfalls) = from_history(&description, &recent);
-            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let late = elapsed_ms > CONTEXT_SOURCE_MS_MAX;
-            if late {
-                best_practices.clear();
-                pitfalls.clear();
-            }
-            let input_bytes = serde_json::to_vec(&spec.input).map_or(0, |v| v.len());
-            let complexity = ((description.split_whitespace().count() as f64 / 200.0)
-                + (input_bytes as f64 / 65_536.0))
-                .min(1.0);
-            let mut sources = vec![ContextSource {
-                name: HISTORY_SOURCE.into(),
-                ok: !late,
-                elapsed_ms,
-                error: late.then(|| format!("took longer than {CONTEXT_SOURCE_MS_MAX} ms")),
-            }];
-            for (source, found) in &configured {
-                sources.push(source.clone());
-                if let Some(found) = found {
-                    best_practices.extend(found.best_practices.iter().cloned());
-                    pitfalls.extend(found.pitfalls.iter().cloned());
-                }
-            }
-            let gathered = ContextGathered {
-                similar_tasks: if late { Vec::new() } else { similar_tasks },
-                best_practices,
-                pitfalls,
-                complexity: (complexity * 1_000.0).round() / 1_000.0,
-                sources,
-            };
-            vec![("context".into(), TaskEvent::ContextGathered(gathered))]
+            let description = loaded.state.description.as_deref().unwrap_or_default();
+            let history = ask_history(&ctx.registry, &spec.capability, description);
+            decide(loaded, &Facts { history, configured: configured.clone() })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use events::{KeyPair, TaskSpec};
+
+    use super::*;
+    use crate::phase::tests::loaded_after;
+
+    fn source(name: &str, ok: bool, error: Option<&str>) -> ContextSource {
+        ContextSource { name: name.into(), ok, elapsed_ms: 3, error: error.map(String::from) }
+    }
+
+    fn found(practice: &str, pitfall: &str) -> Found {
+        Found { best_practices: vec![practice.into()], pitfalls: vec![pitfall.into()] }
+    }
+
+    /// Given: a task just screened (the fold before its context).
+    fn screened(description: &str, input: serde_json::Value) -> Loaded {
+        let mut spec = TaskSpec::new("echo", description);
+        spec.input = input;
+        let mut loaded = loaded_after(TaskId::new(), spec, &KeyPair::generate(), Vec::new());
+        // `loaded_after` gathers a context: step back to the screened task.
+        loaded.state.status = TaskStatus::Screened;
+        loaded
+    }
+
+    #[test]
+    fn every_source_is_recorded_and_their_lessons_merged_history_first() {
+        let task = screened("summarise the quarterly report", serde_json::Value::Null);
+        let similar =
+            SimilarTask { task_id: TaskId::new(), similarity: 0.5, succeeded: true, agent_id: None };
+        let facts = Facts {
+            history: (
+                source(HISTORY_SOURCE, true, None),
+                vec![similar.clone()],
+                found("h-practice", "h-pitfall"),
+            ),
+            configured: vec![
+                (source("wiki", true, None), Some(found("w-practice", "w-pitfall"))),
+                (source("slow", false, Some("took longer than 50 ms")), None),
+            ],
+        };
+        let outputs = decide(&task, &facts);
+        let [(_, TaskEvent::ContextGathered(gathered))] = outputs.as_slice() else { panic!("{outputs:?}") };
+        assert_eq!(gathered.similar_tasks, [similar]);
+        assert_eq!(gathered.best_practices, ["h-practice", "w-practice"]);
+        assert_eq!(gathered.pitfalls, ["h-pitfall", "w-pitfall"]);
+        let names: Vec<(&str, bool)> = gathered.sources.iter().map(|s| (s.name.as_str(), s.ok)).collect();
+        assert_eq!(names, [(HISTORY_SOURCE, true), ("wiki", true), ("slow", false)]);
+        assert_eq!(gathered.sources[2].error.as_deref(), Some("took longer than 50 ms"));
+    }
+
+    #[test]
+    fn complexity_grows_with_the_description_and_the_input_and_stops_at_one() {
+        let facts = Facts {
+            history: (source(HISTORY_SOURCE, true, None), Vec::new(), Found::default()),
+            configured: Vec::new(),
+        };
+        let complexity = |task: &Loaded| {
+            let outputs = decide(task, &facts);
+            let [(_, TaskEvent::ContextGathered(gathered))] = outputs.as_slice() else {
+                panic!("{outputs:?}")
+            };
+            gathered.complexity
+        };
+        let short = complexity(&screened("one two three four", serde_json::Value::Null));
+        assert_eq!(short, 0.02);
+        let longer = complexity(&screened(&"word ".repeat(100), serde_json::Value::Null));
+        assert_eq!(longer, 0.5);
+        let big_input = complexity(&screened("x", serde_json::Value::String("y".repeat(40_000))));
+        assert!(big_input > 0.6, "{big_input}");
+        assert_eq!(complexity(&screened(&"word ".repeat(400), serde_json::Value::Null)), 1.0);
+    }
+
+    #[test]
+    fn a_task_not_waiting_for_context_decides_nothing() {
+        let facts = Facts {
+            history: (source(HISTORY_SOURCE, true, None), Vec::new(), Found::default()),
+            configured: Vec::new(),
+        };
+        // Its context gathered already (a redelivered input).
+        let gathered =
+            loaded_after(TaskId::new(), TaskSpec::new("echo", "x"), &KeyPair::generate(), Vec::new());
+        assert!(decide(&gathered, &facts).is_empty());
     }
 }

@@ -19,8 +19,8 @@ impl Phase for EgressScreening {
         "egress"
     }
 
-    fn inputs(&self) -> &'static [&'static str] {
-        &["result_stored"]
+    fn inputs(&self) -> &'static [events::TaskEventKind] {
+        &[events::TaskEventKind::ResultStored]
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {
@@ -99,7 +99,7 @@ pub(crate) mod tests {
             rule_id: "pii.email".into(),
             start: 0,
             end: 1,
-            action: "redact".into(),
+            action: events::task::FindingAction::Redact,
         }];
         let verdict = Verdict::Pass { findings, redacted: Some(r#"{"a":2}"#.into()) };
         let outputs = decide(&task, verdict);

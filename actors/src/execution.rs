@@ -119,8 +119,8 @@ impl Phase for Execution {
         "execution"
     }
 
-    fn inputs(&self) -> &'static [&'static str] {
-        &["envelope_sealed"]
+    fn inputs(&self) -> &'static [events::TaskEventKind] {
+        &[events::TaskEventKind::EnvelopeSealed]
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {

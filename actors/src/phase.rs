@@ -337,7 +337,7 @@ fn fold_one(
     event_type: &EventType,
     schema_version: u32,
     payload: &[u8],
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Skipped> {
     loaded.version = version;
     if version == 1 {
         loaded.submitted_at_ms = occurred_at_ms;
@@ -346,13 +346,24 @@ fn fold_one(
     match TaskEvent::from_payload(event_type, schema_version, payload) {
         Ok(event) => loaded.state.apply(&event).map_err(|refused| {
             tracing::warn!(stream_id = %loaded.stream_id, version, %refused, "fold skips an event");
-            refused.to_string()
+            Skipped::Refused(refused)
         }),
         Err(error) => {
             tracing::warn!(stream_id = %loaded.stream_id, version, %error, "fold skips an unreadable event");
-            Err(error.to_string())
+            Err(Skipped::Unreadable(error))
         }
     }
+}
+
+/// Why a fold skipped an event.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Skipped {
+    /// The event is not legal on the state before it.
+    #[error("refused: {0}")]
+    Refused(events::TransitionError),
+    /// The event could not be decoded.
+    #[error("unreadable: {0}")]
+    Unreadable(events::Error),
 }
 
 /// What one append of a phase's outputs did.
@@ -532,8 +543,8 @@ pub(crate) trait Phase: Send + Sync + 'static {
     /// of its events.
     fn name(&self) -> &'static str;
 
-    /// The event types it consumes.
-    fn inputs(&self) -> &'static [&'static str];
+    /// The kinds of task event it consumes.
+    fn inputs(&self) -> &'static [events::TaskEventKind];
 
     /// Handles one input event.
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled>;
@@ -571,8 +582,11 @@ pub(crate) fn phase_subscription_name(phase: &dyn Phase) -> String {
 
 /// What a phase's subscription takes: its input types, from the beginning of the log.
 pub(crate) fn phase_subscription(phase: &dyn Phase) -> std::result::Result<SubscribeOptions, events::Error> {
-    let types =
-        phase.inputs().iter().map(|t| EventType::new(*t)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let types = phase
+        .inputs()
+        .iter()
+        .map(|kind| EventType::new(kind.as_str()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(SubscribeOptions {
         filter: Filter::category("task").with_types(types),
         start: events::StartFrom::Beginning,

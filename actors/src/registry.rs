@@ -168,19 +168,19 @@ impl View {
     }
 
     fn apply_task(&mut self, event: &RecordedEvent) {
-        let interesting = matches!(
-            event.event_type.as_str(),
-            "task_submitted"
-                | "execution_started"
-                | "result_received"
-                | "result_verified"
-                | "execution_failed"
-                | "execution_timed_out"
-                | "task_completed"
-                | "task_failed"
-                | "task_rejected"
-                | "task_cancelled"
-        );
+        use events::TaskEventKind as Kind;
+        let interesting = Kind::of(event.event_type.as_str()).is_some_and(|kind| {
+            kind.is_final()
+                || matches!(
+                    kind,
+                    Kind::Submitted
+                        | Kind::ExecutionStarted
+                        | Kind::ResultReceived
+                        | Kind::ResultVerified
+                        | Kind::ExecutionFailed
+                        | Kind::ExecutionTimedOut
+                )
+        });
         if !interesting {
             return;
         }

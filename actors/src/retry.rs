@@ -12,7 +12,7 @@ use events::task::{FailureCause, FailureCode, RetryScheduled, TaskEvent, TaskFai
 use events::{DomainEvent, RecordedEvent};
 
 use crate::error::Result;
-use crate::matching::{candidates, jitter};
+use crate::matching::{Facts as Agents, jitter, score};
 use crate::phase::{Ctx, Handled, Loaded, Output, Phase, decide_and_append};
 
 /// The wait before the second attempt, doubled for each later one.
@@ -92,8 +92,8 @@ impl Phase for Retry {
         "retry"
     }
 
-    fn inputs(&self) -> &'static [&'static str] {
-        &["execution_failed", "execution_timed_out"]
+    fn inputs(&self) -> &'static [events::TaskEventKind] {
+        &[events::TaskEventKind::ExecutionFailed, events::TaskEventKind::ExecutionTimedOut]
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {
@@ -109,7 +109,8 @@ impl Phase for Retry {
             let another_agent = loaded.state.spec().is_some_and(|spec| {
                 let mut excluded = loaded.state.excluded_agents.clone();
                 excluded.push(failed_agent.clone());
-                !candidates(&ctx.registry, &ctx.standing, &spec.capability, &excluded, now, None).is_empty()
+                let agents = Agents::gather(&ctx.registry, &ctx.standing, &spec.capability, now, None);
+                !score(&agents, &spec.capability, &excluded, now).0.is_empty()
             });
             let facts = Facts { failure: &failure, failure_id: input.id, another_agent, now };
             decide(loaded, &facts)

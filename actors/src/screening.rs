@@ -7,7 +7,8 @@
 
 use async_trait::async_trait;
 use events::task::{
-    Channel, IngressScreened, RejectionCode, ScreeningFinding, TaskEvent, TaskRejected, TaskStatus,
+    Channel, FindingAction, IngressScreened, RejectionCode, ScreeningFinding, TaskEvent, TaskRejected,
+    TaskStatus,
 };
 use events::{DomainEvent, RecordedEvent, SignedSubmission, TaskSpec};
 
@@ -85,7 +86,7 @@ impl StandardScreener {
         };
         let report = scanner.scan(text);
         let counts = security::finding_counts();
-        let convert = |findings: &[security::Finding], action: &str| -> Vec<ScreeningFinding> {
+        let convert = |findings: &[security::Finding], action: FindingAction| -> Vec<ScreeningFinding> {
             findings
                 .iter()
                 .map(|f| ScreeningFinding {
@@ -93,20 +94,20 @@ impl StandardScreener {
                     rule_id: f.rule_id.as_str().to_string(),
                     start: f.span.start,
                     end: f.span.end,
-                    action: action.to_string(),
+                    action,
                 })
                 .collect()
         };
         match policy.apply(text, &report) {
             security::Decision::Allow { flagged } => {
                 counts.record(phase, security::Action::Flag, &flagged);
-                Verdict::Pass { findings: convert(&flagged, "flag"), redacted: None }
+                Verdict::Pass { findings: convert(&flagged, FindingAction::Flag), redacted: None }
             }
             security::Decision::Redacted { text, redacted, flagged } => {
                 counts.record(phase, security::Action::Redact, &redacted);
                 counts.record(phase, security::Action::Flag, &flagged);
-                let mut findings = convert(&redacted, "redact");
-                findings.extend(convert(&flagged, "flag"));
+                let mut findings = convert(&redacted, FindingAction::Redact);
+                findings.extend(convert(&flagged, FindingAction::Flag));
                 Verdict::Pass { findings, redacted: Some(text) }
             }
             security::Decision::Blocked { reason, findings } => {
@@ -114,7 +115,7 @@ impl StandardScreener {
                 Verdict::Refuse {
                     code: RejectionCode::Blocked,
                     reason,
-                    findings: convert(&findings, "block"),
+                    findings: convert(&findings, FindingAction::Block),
                 }
             }
         }
@@ -292,8 +293,8 @@ impl Phase for IngressScreening {
         "screening"
     }
 
-    fn inputs(&self) -> &'static [&'static str] {
-        &["task_submitted"]
+    fn inputs(&self) -> &'static [events::TaskEventKind] {
+        &[events::TaskEventKind::Submitted]
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {

@@ -18,8 +18,8 @@ impl Phase for Sealing {
         "sealing"
     }
 
-    fn inputs(&self) -> &'static [&'static str] {
-        &["agent_selected"]
+    fn inputs(&self) -> &'static [events::TaskEventKind] {
+        &[events::TaskEventKind::AgentSelected]
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {

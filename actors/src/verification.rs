@@ -141,8 +141,8 @@ impl Phase for Verification {
         "verification"
     }
 
-    fn inputs(&self) -> &'static [&'static str] {
-        &["result_received"]
+    fn inputs(&self) -> &'static [events::TaskEventKind] {
+        &[events::TaskEventKind::ResultReceived]
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {

@@ -89,7 +89,7 @@ pub struct AgentRetired {
 
 domain_events! {
     /// Every event of an agent's stream.
-    pub enum AgentEvent: "agent" {
+    pub enum AgentEvent: "agent", kinds AgentEventKind {
         /// Joined.
         Registered(AgentRegistered) = "agent_registered" @ 1,
         /// New passport.

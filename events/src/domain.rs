@@ -85,7 +85,7 @@ pub trait DomainEvent: Sized {
 macro_rules! domain_events {
     (
         $(#[$doc:meta])*
-        pub enum $name:ident: $category:literal {
+        pub enum $name:ident: $category:literal, kinds $kind:ident {
             $( $(#[$vdoc:meta])* $variant:ident($payload:ty) = $type_name:literal @ $version:literal, )+
         }
     ) => {
@@ -134,7 +134,41 @@ macro_rules! domain_events {
             }
         }
 
+        #[doc = concat!("The kinds of [`", stringify!($name), "`]: each type name as a value, so that code matches")]
+        /// on event types with the compiler's help instead of on strings.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $kind {
+            $( $(#[$vdoc])* $variant, )+
+        }
+
+        impl $kind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [Self] = &[ $( Self::$variant, )+ ];
+
+            /// The type name recorded in the log.
+            pub const fn as_str(self) -> &'static str {
+                match self { $( Self::$variant => $type_name, )+ }
+            }
+
+            /// The kind of a recorded type name; `None` for a type of another category or an
+            /// unknown one.
+            pub fn of(event_type: &str) -> Option<Self> {
+                match event_type { $( $type_name => Some(Self::$variant), )+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $kind {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
         impl $name {
+            /// This event's kind.
+            pub fn kind(&self) -> $kind {
+                match self { $( Self::$variant(_) => $kind::$variant, )+ }
+            }
+
             /// The JSON Schema of every payload of this category, by type name.
             pub fn payload_schemas() -> Vec<(&'static str, u32, schemars::Schema)> {
                 vec![ $( ($type_name, $version, schemars::schema_for!($payload)), )+ ]

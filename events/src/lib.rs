@@ -50,7 +50,7 @@ pub mod task;
 pub mod upcast;
 pub mod workflow;
 
-pub use agent::{AgentEvent, AgentState, AgentStatus};
+pub use agent::{AgentEvent, AgentEventKind, AgentState, AgentStatus};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::{Hash, KeyPair, PublicKey, Signature, VerifyError};
 pub use domain::DomainEvent;
@@ -69,5 +69,5 @@ pub use log::{
     SubscriptionGroup,
 };
 pub use state::{Aggregate, TransitionError};
-pub use task::{TaskEvent, TaskSpec, TaskState, TaskStatus};
-pub use workflow::{WorkflowEvent, WorkflowState, WorkflowStatus};
+pub use task::{TaskEvent, TaskEventKind, TaskSpec, TaskState, TaskStatus};
+pub use workflow::{WorkflowEvent, WorkflowEventKind, WorkflowState, WorkflowStatus};

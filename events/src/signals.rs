@@ -28,7 +28,7 @@ pub struct AgentHeartbeat {
 
 domain_events! {
     /// Every event of a heartbeat stream.
-    pub enum HeartbeatEvent: "heartbeat" {
+    pub enum HeartbeatEvent: "heartbeat", kinds HeartbeatEventKind {
         /// Alive.
         Beat(AgentHeartbeat) = "agent_heartbeat" @ 1,
     }
@@ -51,7 +51,7 @@ pub struct QualityRated {
 
 domain_events! {
     /// Every event of a feedback stream.
-    pub enum FeedbackEvent: "feedback" {
+    pub enum FeedbackEvent: "feedback", kinds FeedbackEventKind {
         /// A rating.
         QualityRated(QualityRated) = "quality_rated" @ 1,
     }

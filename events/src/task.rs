@@ -35,8 +35,24 @@ pub const TASK_TIMEOUT_MS_MAX: u64 = 24 * 60 * 60 * 1000;
 pub const TASK_ATTEMPTS_MAX: u32 = 10;
 
 /// The types of the events that end a task (`task_completed`, `task_failed`, `task_rejected`,
-/// `task_cancelled`): the one list every follower of final events uses.
-pub const FINAL_EVENT_TYPES: [&str; 4] = ["task_completed", "task_failed", "task_rejected", "task_cancelled"];
+/// `task_cancelled`), as recorded: [`TaskEventKind::FINAL`]'s names, for followers that filter
+/// the log by type.
+pub const FINAL_EVENT_TYPES: [&str; 4] = [
+    TaskEventKind::FINAL[0].as_str(),
+    TaskEventKind::FINAL[1].as_str(),
+    TaskEventKind::FINAL[2].as_str(),
+    TaskEventKind::FINAL[3].as_str(),
+];
+
+impl TaskEventKind {
+    /// The kinds that end a task: the one list every follower of final events uses.
+    pub const FINAL: [Self; 4] = [Self::Completed, Self::Failed, Self::Rejected, Self::Cancelled];
+
+    /// Whether an event of this kind ends its task.
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Rejected | Self::Cancelled)
+    }
+}
 
 /// What a producer asks for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -147,8 +163,20 @@ pub struct ScreeningFinding {
     pub start: usize,
     /// Byte offset where it ends (exclusive).
     pub end: usize,
-    /// What the policy did about it: `block`, `redact` or `flag`.
-    pub action: String,
+    /// What the policy did about it.
+    pub action: FindingAction,
+}
+
+/// What a screening policy did about a finding (recorded as `block`, `redact` or `flag`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingAction {
+    /// The text was refused.
+    Block,
+    /// The finding's span was replaced with a placeholder.
+    Redact,
+    /// The text went through unchanged; the finding is recorded.
+    Flag,
 }
 
 /// Phase 1: the submission passed ingress screening (possibly redacted).
@@ -489,7 +517,7 @@ pub struct WebhookDeadLettered {
 
 domain_events! {
     /// Every event of a task's stream (`task-<task_id>`).
-    pub enum TaskEvent: "task" {
+    pub enum TaskEvent: "task", kinds TaskEventKind {
         /// Phase 1.
         Submitted(TaskSubmitted) = "task_submitted" @ 2,
         /// Phase 1.

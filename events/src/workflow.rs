@@ -86,7 +86,7 @@ pub struct WorkflowFailed {
 
 domain_events! {
     /// Every event of a workflow's stream.
-    pub enum WorkflowEvent: "workflow" {
+    pub enum WorkflowEvent: "workflow", kinds WorkflowEventKind {
         /// Started.
         Started(WorkflowStarted) = "workflow_started" @ 1,
         /// A step's task was submitted.

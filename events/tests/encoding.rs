@@ -139,7 +139,9 @@ fn channel() -> impl Strategy<Value = Channel> {
 }
 
 fn findings() -> impl Strategy<Value = Vec<ScreeningFinding>> {
-    let finding = (text(), text(), any::<usize>(), any::<usize>(), text()).prop_map(
+    let action =
+        prop_oneof![Just(FindingAction::Block), Just(FindingAction::Redact), Just(FindingAction::Flag)];
+    let finding = (text(), text(), any::<usize>(), any::<usize>(), action).prop_map(
         |(kind, rule_id, start, end, action)| ScreeningFinding { kind, rule_id, start, end, action },
     );
     prop::collection::vec(finding, 0..3)

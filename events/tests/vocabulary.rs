@@ -340,7 +340,7 @@ fn rejected(reason: &str) -> TaskEvent {
             rule_id: "ignore-previous".into(),
             start: 0,
             end: 4,
-            action: "block".into(),
+            action: FindingAction::Block,
         }],
     })
 }
@@ -751,4 +751,19 @@ fn the_final_event_types_are_exactly_the_events_that_end_a_task() {
     let mut listed: Vec<String> = FINAL_EVENT_TYPES.iter().map(|t| t.to_string()).collect();
     listed.sort();
     assert_eq!(types, listed);
+}
+
+#[test]
+fn event_kinds_name_every_type_once_and_list_the_final_ones() {
+    use events::DomainEvent;
+    let names: Vec<&str> = TaskEventKind::ALL.iter().map(|k| k.as_str()).collect();
+    let types: Vec<&str> = TaskEvent::TYPES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, types);
+    for kind in TaskEventKind::ALL {
+        assert_eq!(TaskEventKind::of(kind.as_str()), Some(*kind));
+        assert_eq!(kind.is_final(), TaskEventKind::FINAL.contains(kind), "{kind}");
+    }
+    assert_eq!(TaskEventKind::of("agent_registered"), None);
+    assert_eq!(events::AgentEventKind::of("agent_registered"), Some(events::AgentEventKind::Registered));
+    assert_eq!(FINAL_EVENT_TYPES, ["task_completed", "task_failed", "task_rejected", "task_cancelled"]);
 }

@@ -325,22 +325,42 @@ fn cut(mut text: String) -> String {
 
 /// The reason an event gives for itself, if it has one.
 pub fn justification(event: &RecordedEvent) -> Option<String> {
-    let reason = match event.event_type.as_str() {
-        "task_rejected" | "task_failed" | "task_cancelled" | "execution_failed" | "no_agent_available"
-        | "agent_selected" | "retry_scheduled" => match TaskEvent::from_recorded(event).ok()? {
-            TaskEvent::Rejected(e) => format!("{:?}: {}", e.code, e.reason),
-            TaskEvent::Failed(e) => format!("{:?}: {}", e.code, e.reason),
-            TaskEvent::Cancelled(e) => format!("by {}: {}", e.by, e.reason),
-            TaskEvent::ExecutionFailed(e) => format!("{:?} failure: {}", e.cause, e.reason),
-            TaskEvent::NoAgentAvailable(e) => e.reason,
-            TaskEvent::AgentSelected(e) => {
-                let best = e.candidates.first().map_or(0.0, |c| c.total);
-                format!("best of {} candidates, score {best:.3}", e.candidates.len())
+    use events::{AgentEventKind as Agent, TaskEventKind as Kind};
+    let kind = event.event_type.as_str();
+    let reason = match event.stream_id.category() {
+        "task"
+            if Kind::of(kind).is_some_and(|kind| {
+                matches!(
+                    kind,
+                    Kind::Rejected
+                        | Kind::Failed
+                        | Kind::Cancelled
+                        | Kind::ExecutionFailed
+                        | Kind::NoAgentAvailable
+                        | Kind::AgentSelected
+                        | Kind::RetryScheduled
+                )
+            }) =>
+        {
+            match TaskEvent::from_recorded(event).ok()? {
+                TaskEvent::Rejected(e) => format!("{:?}: {}", e.code, e.reason),
+                TaskEvent::Failed(e) => format!("{:?}: {}", e.code, e.reason),
+                TaskEvent::Cancelled(e) => format!("by {}: {}", e.by, e.reason),
+                TaskEvent::ExecutionFailed(e) => format!("{:?} failure: {}", e.cause, e.reason),
+                TaskEvent::NoAgentAvailable(e) => e.reason,
+                TaskEvent::AgentSelected(e) => {
+                    let best = e.candidates.first().map_or(0.0, |c| c.total);
+                    format!("best of {} candidates, score {best:.3}", e.candidates.len())
+                }
+                TaskEvent::RetryScheduled(e) => format!("attempt {} after a failure", e.attempt),
+                _ => return None,
             }
-            TaskEvent::RetryScheduled(e) => format!("attempt {} after a failure", e.attempt),
-            _ => return None,
-        },
-        "agent_suspended" | "agent_reinstated" | "agent_retired" => {
+        }
+        "agent"
+            if Agent::of(kind).is_some_and(|kind| {
+                matches!(kind, Agent::Suspended | Agent::Reinstated | Agent::Retired)
+            }) =>
+        {
             match AgentEvent::from_recorded(event).ok()? {
                 AgentEvent::Suspended(e) => format!("by {}: {}", e.by, e.reason),
                 AgentEvent::Reinstated(e) => format!("by {}: {}", e.by, e.reason),

@@ -74,22 +74,26 @@ pub(crate) async fn extract(
         .iter()
         .filter(|e| matches!(e.stream_id.category(), "task" | "feedback"))
         .filter(|e| {
-            matches!(
-                e.event_type.as_str(),
-                "task_submitted"
-                    | "agent_selected"
-                    | "execution_started"
-                    | "result_received"
-                    | "result_verified"
-                    | "execution_failed"
-                    | "execution_timed_out"
-                    | "retry_scheduled"
-                    | "task_completed"
-                    | "task_failed"
-                    | "task_rejected"
-                    | "task_cancelled"
-                    | "quality_rated"
-            )
+            use events::TaskEventKind as Kind;
+            match e.stream_id.category() {
+                "feedback" => {
+                    e.event_type.as_str() == events::signals::FeedbackEventKind::QualityRated.as_str()
+                }
+                _ => Kind::of(e.event_type.as_str()).is_some_and(|kind| {
+                    kind.is_final()
+                        || matches!(
+                            kind,
+                            Kind::Submitted
+                                | Kind::AgentSelected
+                                | Kind::ExecutionStarted
+                                | Kind::ResultReceived
+                                | Kind::ResultVerified
+                                | Kind::ExecutionFailed
+                                | Kind::ExecutionTimedOut
+                                | Kind::RetryScheduled
+                        )
+                }),
+            }
         })
         .collect();
     if relevant.is_empty() {

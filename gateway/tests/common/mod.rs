@@ -237,14 +237,16 @@ impl TestGateway {
     /// Waits until the task's stream holds an event of `event_type`.
     pub async fn wait_for_event(&self, task_id: &str, event_type: &str) -> Vec<events::RecordedEvent> {
         let stream = StreamId::new(format!("task-{task_id}")).expect("stream");
-        for _ in 0..300 {
+        // Generous: on a loaded 2-core machine a webhook's first attempt can take seconds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
             let events = self.log.read_stream(&stream, 1, 1_000).await.expect("read");
             if events.iter().any(|e| e.event_type.as_str() == event_type) {
                 return events;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("task {task_id} never got {event_type}");
+        panic!("task {task_id} never got {event_type} in 30 s");
     }
 }
 
