@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use events::task::{Channel, TaskCancelled, TaskEvent, TaskSubmitted};
+use events::commands::{self, CancelError};
+use events::task::{Channel, TaskEvent};
 use events::{
-    Aggregate, DomainEvent, EventId, EventLog, ExpectedVersion, KeyPair, LogError, Metadata, RecordedEvent,
-    SignedSubmission, StreamId, TaskId, TaskSpec, TaskState,
+    Aggregate, DomainEvent, EventLog, ExpectedVersion, KeyPair, LogError, RecordedEvent, SignedSubmission,
+    StreamId, TaskId, TaskSpec, TaskState,
 };
 
 use crate::error::{Error, Result};
@@ -16,20 +17,7 @@ use crate::phase::load_task;
 /// default screening policy asks, before it is signed and logged: the log is append-only, so
 /// what must be redacted must never reach it. Returns whether anything changed.
 pub fn scrub_spec(spec: &mut TaskSpec) -> bool {
-    let mut changed = false;
-    if let Some(clean) = security::scrub_labels(&spec.labels) {
-        spec.labels = clean;
-        changed = true;
-    }
-    if let Some(clean) = security::scrub(&spec.description) {
-        spec.description = clean;
-        changed = true;
-    }
-    if let Some(clean) = security::scrub_json(&spec.input) {
-        spec.input = clean;
-        changed = true;
-    }
-    changed
+    security::scrub_submission(&mut spec.description, &mut spec.input, &mut spec.labels)
 }
 
 /// Scrubs `spec` ([`scrub_spec`]), signs it with `key` and appends it as a new task's
@@ -72,42 +60,38 @@ pub async fn submit_signed(
     Ok(task_id)
 }
 
-/// The `task_submitted` event of a submission: a new task's first event.
+/// The `task_submitted` event of a submission: a new task's first event
+/// ([`events::commands::submit`]).
 pub(crate) fn submission_event(
     submission: SignedSubmission,
     channel: Channel,
     emitter: &str,
 ) -> Result<(TaskId, events::NewEvent)> {
     let task_id = submission.task_id;
-    let event = TaskEvent::Submitted(TaskSubmitted {
-        task_id,
-        spec: submission.spec,
-        channel,
-        signed_by: submission.signed_by,
-        signature: submission.signature,
-    });
-    let id = EventId::new();
-    let mut metadata = Metadata::now(emitter);
-    metadata.correlation_id = Some(id);
-    Ok((task_id, event.to_new_event(id, metadata)?))
+    Ok((task_id, events::commands::submit(submission, channel, emitter, events::now_ms())?))
 }
 
-/// Cancels a task: appends `task_cancelled` unless the task has ended. Returns false when it
-/// had ended already. The reason is recorded with secrets and personal data redacted.
+/// Cancels a task: appends `task_cancelled` unless the task has ended
+/// ([`events::commands::cancel`]). Returns false when it had ended already. The reason is
+/// recorded with secrets and personal data redacted.
 pub async fn cancel(log: &dyn EventLog, task_id: TaskId, by: &str, reason: &str) -> Result<bool> {
     let reason = security::scrub(reason).unwrap_or_else(|| reason.to_string());
     for _ in 0..crate::phase::CONFLICT_RETRY_COUNT_MAX {
         let loaded = load_task(log, task_id).await?;
-        if loaded.version == 0 {
-            return Err(Error::NotFound(format!("task {task_id}")));
-        }
-        if loaded.is_final() {
-            return Ok(false);
-        }
-        let event = TaskEvent::Cancelled(TaskCancelled { by: by.to_string(), reason: reason.clone() });
-        let mut metadata = Metadata::now(by);
-        metadata.correlation_id = loaded.correlation_id;
-        let new = event.to_new_event(EventId::new(), metadata)?;
+        let new = match commands::cancel(
+            &loaded.state,
+            loaded.version,
+            loaded.correlation_id,
+            by,
+            &reason,
+            by,
+            events::now_ms(),
+        ) {
+            Ok(new) => new,
+            Err(CancelError::NotFound) => return Err(Error::NotFound(format!("task {task_id}"))),
+            Err(CancelError::Ended(_)) => return Ok(false),
+            Err(CancelError::Event(error)) => return Err(error.into()),
+        };
         match log.append(&loaded.stream_id, ExpectedVersion::Exact(loaded.version), vec![new]).await {
             Ok(_) => return Ok(true),
             Err(LogError::Conflict { .. }) => continue,

@@ -129,8 +129,9 @@ impl Screener for StandardScreener {
             reason,
             findings: Vec::new(),
         };
-        if spec.description.trim().is_empty() {
-            return invalid("the description is empty: say what the task is".into());
+        // The limits every channel shares, decided once (the gateway checked them too).
+        if let Err(problem) = spec.check() {
+            return invalid(problem.message);
         }
         if spec.description.len() > self.limits.description_bytes_max {
             return invalid(format!(
@@ -144,20 +145,6 @@ impl Screener for StandardScreener {
             return invalid(format!(
                 "the input is {input_bytes} bytes of JSON; the limit is {} bytes",
                 self.limits.input_bytes_max
-            ));
-        }
-        if spec.timeout_ms == 0 || spec.timeout_ms > events::task::TASK_TIMEOUT_MS_MAX {
-            return invalid(format!(
-                "the timeout is {} ms; it must be 1 to {} ms (one day)",
-                spec.timeout_ms,
-                events::task::TASK_TIMEOUT_MS_MAX
-            ));
-        }
-        if spec.max_attempts == 0 || spec.max_attempts > events::task::TASK_ATTEMPTS_MAX {
-            return invalid(format!(
-                "max_attempts is {}; a task has 1 to {} attempts",
-                spec.max_attempts,
-                events::task::TASK_ATTEMPTS_MAX
             ));
         }
         let verdict = self.scan(&spec.description, security::Phase::Ingress);

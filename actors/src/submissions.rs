@@ -12,11 +12,8 @@
 
 use std::sync::Arc;
 
-use events::crypto::{PublicKey, Signature};
-use events::task::{Channel, RejectionCode, TaskEvent, TaskRejected, TaskSubmitted};
-use events::{
-    DomainEvent, EventId, ExpectedVersion, LogError, Metadata, SignedSubmission, StreamId, TaskId, TaskSpec,
-};
+use events::task::{Channel, RejectionCode};
+use events::{ExpectedVersion, LogError, SignedSubmission, StreamId, TaskId};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -142,27 +139,16 @@ pub(crate) async fn accept(ctx: &Ctx, payload: &[u8]) -> SubmitAnswer {
     }
 }
 
-/// Records a refused submission as `task_submitted` (with what could be read) and
-/// `task_rejected`, in one append.
+/// Records a refused submission ([`events::commands::refuse_submission`]).
 async fn record_refusal(ctx: &Ctx, task_id: TaskId, code: RejectionCode, reason: &str) -> Result<()> {
-    let submitted = TaskEvent::Submitted(TaskSubmitted {
+    let batch = events::commands::refuse_submission(
         task_id,
-        spec: TaskSpec::new("", ""),
-        channel: Channel::Nats,
-        signed_by: PublicKey([0; 32]),
-        signature: Signature([0; 64]),
-    });
-    let rejected =
-        TaskEvent::Rejected(TaskRejected { code, reason: reason.to_string(), findings: Vec::new() });
-    let first = EventId::new();
-    let mut metadata = Metadata::now("nats");
-    metadata.correlation_id = Some(first);
-    let mut second_meta = metadata.clone();
-    second_meta.causation_id = Some(first);
-    let batch = vec![
-        submitted.to_new_event(first, metadata)?,
-        rejected.to_new_event(EventId::derived(first, "rejected"), second_meta)?,
-    ];
+        Channel::Nats,
+        code,
+        reason,
+        "nats",
+        ctx.clock.now_ms(),
+    )?;
     ctx.log.append(&StreamId::task(task_id), ExpectedVersion::NoStream, batch).await?;
     Ok(())
 }

@@ -35,6 +35,7 @@
 pub mod agent;
 pub mod clock;
 pub mod codec;
+pub mod commands;
 pub mod crypto;
 pub mod domain;
 pub mod envelope;

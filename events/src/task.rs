@@ -48,6 +48,33 @@ impl TaskEventKind {
     /// The kinds that end a task: the one list every follower of final events uses.
     pub const FINAL: [Self; 4] = [Self::Completed, Self::Failed, Self::Rejected, Self::Cancelled];
 
+    /// The status an event of this kind moves its task to; `None` for progress reports and
+    /// webhook deliveries, which leave it as it is. The one map from events to statuses:
+    /// [`TaskState`]'s fold and the read models' both use it.
+    pub const fn status_after(self) -> Option<TaskStatus> {
+        use TaskStatus as S;
+        Some(match self {
+            Self::Submitted => S::Submitted,
+            Self::IngressScreened => S::Screened,
+            Self::Rejected => S::Rejected,
+            Self::ContextGathered => S::ContextReady,
+            Self::AgentSelected => S::AgentSelected,
+            Self::NoAgentAvailable => S::Waiting,
+            Self::EnvelopeSealed => S::Sealed,
+            Self::ExecutionStarted => S::Running,
+            Self::ResultReceived => S::ResultReceived,
+            Self::ExecutionFailed | Self::ExecutionTimedOut => S::AttemptFailed,
+            Self::RetryScheduled => S::Retrying,
+            Self::ResultVerified => S::Verified,
+            Self::ResultStored => S::Stored,
+            Self::EgressScreened => S::EgressScreened,
+            Self::Completed => S::Completed,
+            Self::Failed => S::Failed,
+            Self::Cancelled => S::Cancelled,
+            Self::ProgressReported | Self::WebhookAttempted | Self::WebhookDeadLettered => return None,
+        })
+    }
+
     /// Whether an event of this kind ends its task.
     pub const fn is_final(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Rejected | Self::Cancelled)
@@ -96,7 +123,76 @@ fn default_max_attempts() -> u32 {
     TASK_ATTEMPTS_MAX_DEFAULT
 }
 
+/// The longest capability name, in bytes.
+pub const CAPABILITY_BYTES_MAX: usize = 128;
+
+/// The most labels on one task.
+pub const LABEL_COUNT_MAX: usize = 32;
+
+/// The longest label key or value, in bytes.
+pub const LABEL_BYTES_MAX: usize = 256;
+
+/// What is wrong with a spec: the field, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SpecProblem {
+    /// The field at fault, as the API names it.
+    pub field: &'static str,
+    /// What is wrong, saying the limit.
+    pub message: String,
+}
+
 impl TaskSpec {
+    /// Checks the limits every task meets whichever way it comes in: the gateway refuses a
+    /// request that breaks one before admitting it, and ingress screening rejects (and
+    /// records) a submission from any other channel that does. Sizes an operator configures
+    /// (description and input bytes) are screening's.
+    pub fn check(&self) -> Result<(), SpecProblem> {
+        let problem = |field, message: String| Err(SpecProblem { field, message });
+        let capability = self.capability.len();
+        if capability == 0 || capability > CAPABILITY_BYTES_MAX {
+            return problem(
+                "capability",
+                format!("the capability must be 1 to {CAPABILITY_BYTES_MAX} bytes, not {capability}"),
+            );
+        }
+        if self.description.trim().is_empty() {
+            return problem("description", "the description is empty: say what the task is".into());
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > TASK_TIMEOUT_MS_MAX {
+            return problem(
+                "timeout_ms",
+                format!(
+                    "the timeout is {} ms; it must be 1 to {TASK_TIMEOUT_MS_MAX} ms (one day)",
+                    self.timeout_ms
+                ),
+            );
+        }
+        if self.max_attempts == 0 || self.max_attempts > TASK_ATTEMPTS_MAX {
+            return problem(
+                "max_attempts",
+                format!(
+                    "max_attempts is {}; a task has 1 to {TASK_ATTEMPTS_MAX} attempts",
+                    self.max_attempts
+                ),
+            );
+        }
+        if self.labels.len() > LABEL_COUNT_MAX {
+            return problem("labels", format!("{} labels; at most {LABEL_COUNT_MAX}", self.labels.len()));
+        }
+        if self
+            .labels
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.len() > LABEL_BYTES_MAX || v.len() > LABEL_BYTES_MAX)
+        {
+            return problem(
+                "labels",
+                format!("label keys must be 1 to {LABEL_BYTES_MAX} bytes, values at most {LABEL_BYTES_MAX}"),
+            );
+        }
+        Ok(())
+    }
+
     /// A spec with defaults for everything but capability and description.
     pub fn new(capability: impl Into<String>, description: impl Into<String>) -> Self {
         Self {
@@ -753,25 +849,21 @@ impl Aggregate for TaskState {
                 self.expect(event, &[S::New])?;
                 self.description = Some(e.spec.description.clone());
                 self.submitted = Some(e.clone());
-                self.status = S::Submitted;
             }
             TaskEvent::IngressScreened(e) => {
                 self.expect(event, &[S::Submitted])?;
                 if let Some(redacted) = &e.redacted_description {
                     self.description = Some(redacted.clone());
                 }
-                self.status = S::Screened;
             }
             TaskEvent::Rejected(e) => {
                 self.expect(event, &[S::Submitted])?;
                 self.end_reason = Some(e.reason.clone());
-                self.status = S::Rejected;
             }
             TaskEvent::ContextGathered(e) => {
                 self.expect(event, &[S::Screened])?;
                 self.context = Some(e.clone());
                 self.attempt = 1;
-                self.status = S::ContextReady;
             }
             TaskEvent::AgentSelected(e) => {
                 self.expect(event, &[S::ContextReady, S::Waiting, S::Retrying])?;
@@ -788,12 +880,10 @@ impl Aggregate for TaskState {
                     return Err(self.refuse(event, format!("agent {} is excluded for this task", e.agent_id)));
                 }
                 self.agent_id = Some(e.agent_id.clone());
-                self.status = S::AgentSelected;
             }
             TaskEvent::NoAgentAvailable(_) => {
                 self.expect(event, &[S::ContextReady, S::Waiting, S::Retrying])?;
                 self.no_agent_count += 1;
-                self.status = S::Waiting;
             }
             TaskEvent::EnvelopeSealed(e) => {
                 self.expect(event, &[S::AgentSelected])?;
@@ -803,12 +893,10 @@ impl Aggregate for TaskState {
                 }
                 self.expect_attempt(event, &envelope.agent_id, envelope.attempt)?;
                 self.envelope = Some(e.envelope.clone());
-                self.status = S::Sealed;
             }
             TaskEvent::ExecutionStarted(e) => {
                 self.expect(event, &[S::Sealed])?;
                 self.expect_attempt(event, &e.agent_id, e.attempt)?;
-                self.status = S::Running;
             }
             TaskEvent::ProgressReported(e) => {
                 self.expect(event, &[S::Running])?;
@@ -820,20 +908,17 @@ impl Aggregate for TaskState {
                 self.expect_attempt(event, &e.result.result.agent_id, e.result.result.attempt)?;
                 self.result = Some(e.result.clone());
                 self.result_redaction = e.redaction.clone();
-                self.status = S::ResultReceived;
             }
             TaskEvent::ExecutionFailed(e) => {
                 self.expect(event, &[S::Sealed, S::Running, S::ResultReceived])?;
                 self.expect_attempt(event, &e.agent_id, e.attempt)?;
                 self.last_failure = Some(e.reason.clone());
-                self.status = S::AttemptFailed;
             }
             TaskEvent::ExecutionTimedOut(e) => {
                 self.expect(event, &[S::Sealed, S::Running])?;
                 self.expect_attempt(event, &e.agent_id, e.attempt)?;
                 self.last_failure =
                     Some(format!("agent {} did not answer within {} ms", e.agent_id, e.timeout_ms));
-                self.status = S::AttemptFailed;
             }
             TaskEvent::RetryScheduled(e) => {
                 self.expect(event, &[S::AttemptFailed])?;
@@ -856,34 +941,28 @@ impl Aggregate for TaskState {
                 self.result_redaction = None;
                 self.progress = None;
                 self.no_agent_count = 0;
-                self.status = S::Retrying;
             }
             TaskEvent::ResultVerified(e) => {
                 self.expect(event, &[S::ResultReceived])?;
                 if self.result.as_ref().map(|r| r.hash) != Some(e.result_hash) {
                     return Err(self.refuse(event, "the verified hash is not the received result's"));
                 }
-                self.status = S::Verified;
             }
             TaskEvent::ResultStored(_) => {
                 self.expect(event, &[S::Verified])?;
-                self.status = S::Stored;
             }
             TaskEvent::EgressScreened(_) => {
                 self.expect(event, &[S::Stored])?;
-                self.status = S::EgressScreened;
             }
             TaskEvent::Completed(e) => {
                 self.expect(event, &[S::EgressScreened])?;
                 self.output = Some(e.output.clone());
-                self.status = S::Completed;
             }
             TaskEvent::Failed(e) => {
                 if self.status == S::New {
                     return Err(self.refuse(event, "the task was never submitted"));
                 }
                 self.end_reason = Some(e.reason.clone());
-                self.status = S::Failed;
             }
             TaskEvent::Cancelled(e) => {
                 if self.status == S::New {
@@ -894,7 +973,6 @@ impl Aggregate for TaskState {
                 } else {
                     e.reason.clone()
                 });
-                self.status = S::Cancelled;
             }
             TaskEvent::WebhookAttempted(e) => {
                 if !self.status.is_final() {
@@ -908,6 +986,11 @@ impl Aggregate for TaskState {
                     return Err(self.refuse(event, "webhooks are sent only for finished tasks"));
                 }
             }
+        }
+        // The status each kind of event moves its task to: one map, for this fold and the
+        // read models alike.
+        if let Some(status) = event.kind().status_after() {
+            self.status = status;
         }
         self.version += 1;
         Ok(())

@@ -767,3 +767,42 @@ fn event_kinds_name_every_type_once_and_list_the_final_ones() {
     assert_eq!(events::AgentEventKind::of("agent_registered"), Some(events::AgentEventKind::Registered));
     assert_eq!(FINAL_EVENT_TYPES, ["task_completed", "task_failed", "task_rejected", "task_cancelled"]);
 }
+
+#[test]
+fn a_spec_outside_the_shared_limits_says_which_field_and_why() {
+    assert_eq!(TaskSpec::new("echo", "say hi").check(), Ok(()));
+    let field = |edit: &dyn Fn(&mut TaskSpec)| {
+        let mut spec = TaskSpec::new("echo", "say hi");
+        edit(&mut spec);
+        spec.check().map_err(|p| (p.field, p.message))
+    };
+    let (f, m) = field(&|s| s.capability = String::new()).unwrap_err();
+    assert_eq!((f, m.contains("1 to 128 bytes")), ("capability", true));
+    assert_eq!(field(&|s| s.capability = "c".repeat(129)).unwrap_err().0, "capability");
+    assert_eq!(field(&|s| s.capability = "c".repeat(128)), Ok(()));
+    assert_eq!(field(&|s| s.description = " \n".into()).unwrap_err().0, "description");
+    assert_eq!(field(&|s| s.timeout_ms = 0).unwrap_err().0, "timeout_ms");
+    assert_eq!(field(&|s| s.timeout_ms = TASK_TIMEOUT_MS_MAX + 1).unwrap_err().0, "timeout_ms");
+    assert_eq!(field(&|s| s.timeout_ms = TASK_TIMEOUT_MS_MAX), Ok(()));
+    assert_eq!(field(&|s| s.max_attempts = TASK_ATTEMPTS_MAX + 1).unwrap_err().0, "max_attempts");
+    let many = |s: &mut TaskSpec| {
+        s.labels = (0..=LABEL_COUNT_MAX).map(|i| (format!("k{i}"), "v".to_string())).collect();
+    };
+    assert_eq!(field(&many).unwrap_err().0, "labels");
+    assert_eq!(
+        field(&|s| {
+            s.labels.insert(String::new(), "v".into());
+        })
+        .unwrap_err()
+        .0,
+        "labels"
+    );
+    assert_eq!(
+        field(&|s| {
+            s.labels.insert("k".into(), "v".repeat(LABEL_BYTES_MAX + 1));
+        })
+        .unwrap_err()
+        .0,
+        "labels"
+    );
+}

@@ -10,10 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use events::task::{Channel, TaskSubmitted};
+use events::task::Channel;
 use events::{
-    DomainEvent, EventId, ExpectedVersion, LogError, Metadata, SignedSubmission, StreamId, TaskEvent, TaskId,
-    TaskSpec,
+    DomainEvent, ExpectedVersion, LogError, SignedSubmission, StreamId, TaskEvent, TaskId, TaskSpec,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -22,19 +21,12 @@ use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
-/// The longest capability name, in bytes.
-pub const CAPABILITY_BYTES_MAX: usize = 128;
-
 /// The longest idempotency key, in bytes.
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 255;
 
-/// The most labels on one task.
-pub const LABEL_COUNT_MAX: usize = 32;
-
-/// The longest label key or value, in bytes.
-pub const LABEL_BYTES_MAX: usize = 256;
-
-pub use events::task::{TASK_ATTEMPTS_MAX, TASK_TIMEOUT_MS_MAX};
+pub use events::task::{
+    CAPABILITY_BYTES_MAX, LABEL_BYTES_MAX, LABEL_COUNT_MAX, TASK_ATTEMPTS_MAX, TASK_TIMEOUT_MS_MAX,
+};
 
 /// The longest webhook URL, in bytes.
 pub const WEBHOOK_URL_BYTES_MAX: usize = 2_048;
@@ -96,33 +88,8 @@ fn invalid(field: &str, message: impl Into<String>) -> Error {
 
 /// Checks a request and turns it into the spec to sign.
 fn spec_of(request: TaskRequest, principal: &Principal, idempotency_key: Option<String>) -> Result<TaskSpec> {
-    if request.capability.is_empty() || request.capability.len() > CAPABILITY_BYTES_MAX {
-        return Err(invalid("capability", format!("must be 1 to {CAPABILITY_BYTES_MAX} bytes")));
-    }
-    if request.description.trim().is_empty() {
-        return Err(invalid("description", "must not be empty"));
-    }
     let timeout_ms = request.timeout_ms.unwrap_or(events::task::TASK_TIMEOUT_MS_DEFAULT);
-    if timeout_ms == 0 || timeout_ms > TASK_TIMEOUT_MS_MAX {
-        return Err(invalid("timeout_ms", format!("must be 1 to {TASK_TIMEOUT_MS_MAX}")));
-    }
     let max_attempts = request.max_attempts.unwrap_or(events::task::TASK_ATTEMPTS_MAX_DEFAULT);
-    if max_attempts == 0 || max_attempts > TASK_ATTEMPTS_MAX {
-        return Err(invalid("max_attempts", format!("must be 1 to {TASK_ATTEMPTS_MAX}")));
-    }
-    if request.labels.len() > LABEL_COUNT_MAX {
-        return Err(invalid("labels", format!("at most {LABEL_COUNT_MAX} labels")));
-    }
-    if request
-        .labels
-        .iter()
-        .any(|(k, v)| k.is_empty() || k.len() > LABEL_BYTES_MAX || v.len() > LABEL_BYTES_MAX)
-    {
-        return Err(invalid(
-            "labels",
-            format!("keys must be 1 to {LABEL_BYTES_MAX} bytes, values at most {LABEL_BYTES_MAX}"),
-        ));
-    }
     let mut spec = TaskSpec::new(request.capability, request.description);
     spec.input = request.input;
     spec.timeout_ms = timeout_ms;
@@ -131,6 +98,8 @@ fn spec_of(request: TaskRequest, principal: &Principal, idempotency_key: Option<
     spec.idempotency_key = idempotency_key;
     spec.webhook_url = request.webhook_url;
     spec.labels = request.labels;
+    // The limits every channel shares, decided once (`TaskSpec::check`).
+    spec.check().map_err(|problem| invalid(problem.field, problem.message))?;
     Ok(spec)
 }
 
@@ -176,32 +145,15 @@ pub async fn admit(
     let mut spec = spec_of(request, principal, idempotency_key.clone())?;
     // Secrets and personal data are redacted before the spec is signed and logged: the log is
     // append-only, so nothing the policy redacts may reach it. Ingress screens what remains.
-    if let Some(clean) = security::scrub(&spec.description) {
-        spec.description = clean;
-    }
-    if let Some(clean) = security::scrub_json(&spec.input) {
-        spec.input = clean;
-    }
-    if let Some(clean) = security::scrub_labels(&spec.labels) {
-        spec.labels = clean;
-    }
+    security::scrub_submission(&mut spec.description, &mut spec.input, &mut spec.labels);
     let timeout_ms = spec.timeout_ms;
     let task_id = match &idempotency_key {
         Some(key) => idempotent_task_id(&principal.subject, key),
         None => TaskId::new(),
     };
     let signed = SignedSubmission::sign(task_id, spec, &state.config.signing_key)?;
-    let event = TaskEvent::Submitted(TaskSubmitted {
-        task_id,
-        spec: signed.spec,
-        channel: Channel::Gateway,
-        signed_by: signed.signed_by,
-        signature: signed.signature,
-    });
-    let event_id = EventId::new();
-    let mut metadata = Metadata::now("gateway");
-    metadata.correlation_id = Some(event_id);
-    let new_event = event.to_new_event(event_id, metadata)?;
+    let submitted_spec = signed.spec.clone();
+    let new_event = events::commands::submit(signed, Channel::Gateway, "gateway", events::now_ms())?;
     let stream = StreamId::task(task_id);
     match state.log.append(&stream, ExpectedVersion::NoStream, vec![new_event]).await {
         Ok(_) => {
@@ -221,10 +173,7 @@ pub async fn admit(
                 .ok_or_else(|| {
                     Error::Internal(format!("stream {stream} does not start with a submission"))
                 })?;
-            let TaskEvent::Submitted(new) = event else {
-                return Err(Error::Internal("the event built is not a submission".into()));
-            };
-            if original == new.spec {
+            if original == submitted_spec {
                 Ok(Admitted { task_id, created: false, timeout_ms: original.timeout_ms })
             } else {
                 Err(Error::IdempotencyKeyReused { task_id })

@@ -28,6 +28,8 @@ pub struct TrackedTask {
     pub submitted_at_ms: Option<i64>,
     /// When it ended, ms since the epoch.
     pub finished_at_ms: Option<i64>,
+    /// The id of its first event: the correlation id of all its events.
+    pub correlation_id: Option<events::EventId>,
 }
 
 impl TrackedTask {
@@ -39,6 +41,7 @@ impl TrackedTask {
             read_version: 0,
             submitted_at_ms: None,
             finished_at_ms: None,
+            correlation_id: None,
         }
     }
 
@@ -71,6 +74,9 @@ impl TrackedTask {
 
     fn apply(&mut self, recorded: &RecordedEvent) {
         self.read_version = recorded.version;
+        if recorded.version == 1 {
+            self.correlation_id = Some(recorded.id);
+        }
         match TaskEvent::from_recorded(recorded) {
             Ok(event) => {
                 let was_final = self.state.status.is_final();

@@ -286,62 +286,32 @@ impl TaskReader {
     }
 }
 
-/// What an event does to a task's row.
+/// What an event does to a task's row: the status the event kind moves a task to
+/// ([`events::TaskEventKind::status_after`], the fold's own map), and the columns it sets.
 fn fold(row: &mut TaskSummary, event: &TaskEvent) {
-    use TaskStatus as S;
-    let status = match event {
-        TaskEvent::Submitted(_) => S::Submitted,
+    // Progress and webhook deliveries leave the row as it is.
+    let Some(status) = event.kind().status_after() else { return };
+    match event {
         TaskEvent::IngressScreened(e) => {
             if let Some(redacted) = &e.redacted_description {
                 row.description = redacted.clone();
             }
-            S::Screened
         }
-        TaskEvent::Rejected(e) => {
-            row.end_reason = Some(format!("{}: {}", rejection_code(e.code), e.reason));
-            S::Rejected
-        }
-        TaskEvent::ContextGathered(_) => {
-            row.attempt = row.attempt.max(1);
-            S::ContextReady
-        }
+        TaskEvent::Rejected(e) => row.end_reason = Some(format!("{}: {}", rejection_code(e.code), e.reason)),
+        TaskEvent::ContextGathered(_) => row.attempt = row.attempt.max(1),
         TaskEvent::AgentSelected(e) => {
             row.agent_id = Some(e.agent_id.to_string());
             row.attempt = i64::from(e.attempt);
-            S::AgentSelected
         }
-        TaskEvent::NoAgentAvailable(_) => S::Waiting,
-        TaskEvent::EnvelopeSealed(_) => S::Sealed,
-        TaskEvent::ExecutionStarted(_) => S::Running,
-        TaskEvent::ResultReceived(_) => S::ResultReceived,
-        TaskEvent::ExecutionFailed(_) | TaskEvent::ExecutionTimedOut(_) => S::AttemptFailed,
-        TaskEvent::RetryScheduled(e) => {
-            row.attempt = i64::from(e.attempt);
-            S::Retrying
-        }
-        TaskEvent::ResultVerified(_) => S::Verified,
-        TaskEvent::ResultStored(_) => S::Stored,
-        TaskEvent::EgressScreened(_) => S::EgressScreened,
-        TaskEvent::Completed(e) => {
-            row.agent_id = Some(e.agent_id.to_string());
-            S::Completed
-        }
-        TaskEvent::Failed(e) => {
-            row.end_reason = Some(format!("{}: {}", failure_code(e.code), e.reason));
-            S::Failed
-        }
+        TaskEvent::RetryScheduled(e) => row.attempt = i64::from(e.attempt),
+        TaskEvent::Completed(e) => row.agent_id = Some(e.agent_id.to_string()),
+        TaskEvent::Failed(e) => row.end_reason = Some(format!("{}: {}", failure_code(e.code), e.reason)),
         TaskEvent::Cancelled(e) => {
             row.end_reason =
                 Some(if e.reason.is_empty() { format!("cancelled by {}", e.by) } else { e.reason.clone() });
-            S::Cancelled
         }
-        // Progress and webhook deliveries leave the status as it is.
-        TaskEvent::ProgressReported(_)
-        | TaskEvent::WebhookAttempted(_)
-        | TaskEvent::WebhookDeadLettered(_) => {
-            return;
-        }
-    };
+        _ => {}
+    }
     row.status = status.as_str().to_string();
 }
 

@@ -97,6 +97,6 @@ pub use policy::{Action, Decision, Policy, redact};
 pub use scanner::{ScanConfig, Scanner, WINDOW_BYTES, WINDOW_OVERLAP_BYTES};
 pub use scrub::{
     REDACTIONS_LISTED_MAX, Redaction, ScrubbedJson, scrub, scrub_json, scrub_json_spans, scrub_labels,
-    scrub_with,
+    scrub_submission, scrub_with,
 };
 pub use sensitive::{PRIVATE_KEY_BYTES_MAX, SHORT_TEXT_BYTES_MAX};

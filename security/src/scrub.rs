@@ -26,6 +26,30 @@ pub fn scrub(text: &str) -> Option<String> {
     default_scanner().and_then(|scanner| scrub_with(scanner, &Policy::default(), text))
 }
 
+/// Scrubs what a submission carries — its description, input and labels — in place, as the
+/// default policy asks: every way a task comes in (HTTP, NATS, the command line) calls this
+/// before the task is signed and logged. Returns whether anything changed.
+pub fn scrub_submission(
+    description: &mut String,
+    input: &mut serde_json::Value,
+    labels: &mut std::collections::BTreeMap<String, String>,
+) -> bool {
+    let mut changed = false;
+    if let Some(clean) = scrub_labels(labels) {
+        *labels = clean;
+        changed = true;
+    }
+    if let Some(clean) = scrub(description) {
+        *description = clean;
+        changed = true;
+    }
+    if let Some(clean) = scrub_json(input) {
+        *input = clean;
+        changed = true;
+    }
+    changed
+}
+
 /// Scrubs a JSON value: its strings, and the keys of its objects, are redacted in place, so
 /// the value keeps its structure. Returns `None` when nothing needs redacting.
 ///

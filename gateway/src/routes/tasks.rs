@@ -7,10 +7,9 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use events::task::{TaskCancelled, TaskSubmitted};
-use events::{
-    DomainEvent, EventId, ExpectedVersion, LogError, Metadata, StreamId, TaskEvent, TaskId, TaskStatus,
-};
+use events::commands::CancelError;
+use events::task::TaskSubmitted;
+use events::{DomainEvent, ExpectedVersion, LogError, StreamId, TaskEvent, TaskId, TaskStatus};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -243,14 +242,23 @@ pub(crate) async fn cancel_task(
     let reason = security::scrub(&reason).unwrap_or(reason);
     for _ in 0..CANCEL_ATTEMPT_COUNT_MAX {
         let mut task = readable_task(state, principal, id).await?;
-        if task.state.status.is_final() {
-            return Err(Error::TaskFinished { task_id: task.task_id, status: task.state.status.to_string() });
-        }
-        let event =
-            TaskEvent::Cancelled(TaskCancelled { by: principal.subject.clone(), reason: reason.clone() });
-        let mut metadata = Metadata::now("gateway");
-        metadata.correlation_id = None;
-        let new_event = event.to_new_event(EventId::new(), metadata)?;
+        let decided = events::commands::cancel(
+            &task.state,
+            task.read_version,
+            task.correlation_id,
+            &principal.subject,
+            &reason,
+            "gateway",
+            events::now_ms(),
+        );
+        let new_event = match decided {
+            Ok(event) => event,
+            Err(CancelError::Ended(status)) => {
+                return Err(Error::TaskFinished { task_id: task.task_id, status: status.to_string() });
+            }
+            Err(CancelError::NotFound) => return Err(Error::NotFound { what: format!("task {id}") }),
+            Err(CancelError::Event(error)) => return Err(error.into()),
+        };
         let stream = StreamId::task(task.task_id);
         match state.log.append(&stream, ExpectedVersion::Exact(task.read_version), vec![new_event]).await {
             Ok(_) => {
