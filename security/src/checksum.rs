@@ -8,7 +8,7 @@ fn digits(text: &str) -> Vec<u8> {
 }
 
 /// Luhn (mod 10) over a digit string.
-pub(crate) fn luhn(digits: &[u8]) -> bool {
+pub fn luhn(digits: &[u8]) -> bool {
     let mut sum = 0u32;
     for (position, digit) in digits.iter().rev().enumerate() {
         let mut value = u32::from(*digit);
@@ -24,7 +24,7 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
 }
 
 /// A payment card: 13–19 digits, a known issuer prefix with a length it issues, and Luhn.
-pub(crate) fn payment_card(text: &str) -> bool {
+pub fn payment_card(text: &str) -> bool {
     let digits = digits(text);
     let length = digits.len();
     if !(13..=19).contains(&length) || !luhn(&digits) {
@@ -138,7 +138,7 @@ const IBAN_LENGTHS: &[(&str, usize)] = &[
 ];
 
 /// An IBAN: known country, its length, and mod-97 of the rearranged number equal to 1.
-pub(crate) fn iban(text: &str) -> bool {
+pub fn iban(text: &str) -> bool {
     let compact: Vec<u8> = text.bytes().filter(|b| b.is_ascii_alphanumeric()).collect();
     let Some(country) = compact.get(..2) else { return false };
     let Some(&(_, length)) = IBAN_LENGTHS.iter().find(|(code, _)| code.as_bytes() == country) else {
@@ -161,7 +161,7 @@ pub(crate) fn iban(text: &str) -> bool {
 }
 
 /// A US SSN `AAA-GG-SSSS`: area not 000, 666 or 9xx; group not 00; serial not 0000.
-pub(crate) fn us_ssn(text: &str) -> bool {
+pub fn us_ssn(text: &str) -> bool {
     let d = digits(text);
     if d.len() != 9 {
         return false;
@@ -174,7 +174,7 @@ pub(crate) fn us_ssn(text: &str) -> bool {
 
 /// A UK national insurance number: two prefix letters (with the excluded letters and pairs),
 /// six digits, suffix A–D.
-pub(crate) fn uk_nino(text: &str) -> bool {
+pub fn uk_nino(text: &str) -> bool {
     let compact: Vec<u8> = text.bytes().filter(|b| b.is_ascii_alphanumeric()).collect();
     if compact.len() != 9 {
         return false;
@@ -191,7 +191,7 @@ pub(crate) fn uk_nino(text: &str) -> bool {
 }
 
 /// A Spanish DNI (`12345678Z`) or NIE (`X1234567L`): the letter is the number mod 23.
-pub(crate) fn es_dni(text: &str) -> bool {
+pub fn es_dni(text: &str) -> bool {
     const LETTERS: &[u8; 23] = b"TRWAGMYFPDXBNJZSQVHLCKE";
     let compact: Vec<u8> = text.bytes().filter(|b| b.is_ascii_alphanumeric()).collect();
     if compact.len() != 9 {
@@ -212,7 +212,7 @@ pub(crate) fn es_dni(text: &str) -> bool {
 }
 
 /// An Italian codice fiscale: 16 characters, the last a check letter over the first 15.
-pub(crate) fn it_codice_fiscale(text: &str) -> bool {
+pub fn it_codice_fiscale(text: &str) -> bool {
     const ODD: [u32; 36] = [
         1, 0, 5, 7, 9, 13, 15, 17, 19, 21, // 0-9
         1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24,
@@ -242,7 +242,7 @@ pub(crate) fn it_codice_fiscale(text: &str) -> bool {
 }
 
 /// A Brazilian CPF: eleven digits, two mod-11 check digits, not all equal.
-pub(crate) fn br_cpf(text: &str) -> bool {
+pub fn br_cpf(text: &str) -> bool {
     let d = digits(text);
     if d.len() != 11 || d.iter().all(|x| *x == d[0]) {
         return false;
@@ -257,7 +257,7 @@ pub(crate) fn br_cpf(text: &str) -> bool {
 }
 
 /// An Indian Aadhaar number: twelve digits, not starting with 0 or 1, Verhoeff check digit.
-pub(crate) fn in_aadhaar(text: &str) -> bool {
+pub fn in_aadhaar(text: &str) -> bool {
     const D: [[u8; 10]; 10] = [
         [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
         [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
@@ -292,7 +292,7 @@ pub(crate) fn in_aadhaar(text: &str) -> bool {
 }
 
 /// Shannon entropy of a string in bits per byte.
-pub(crate) fn entropy_bits(text: &str) -> f32 {
+pub fn entropy_bits(text: &str) -> f32 {
     let mut counts = [0u32; 256];
     for byte in text.bytes() {
         counts[usize::from(byte)] += 1;

@@ -1,6 +1,6 @@
 //! The screening crate's error type.
 
-/// Errors from building a scanner, reading a policy or loading corpora.
+/// Errors from building a scanner or reading a policy.
 ///
 /// Scanning itself never fails: any text, however large or malformed, yields a [`crate::Report`].
 #[derive(Debug, thiserror::Error)]
@@ -38,25 +38,6 @@ pub enum Error {
     UnknownKind {
         /// The name given.
         name: String,
-    },
-    /// A labelled corpus could not be read.
-    #[error("cannot read corpus {path}: {source}")]
-    CorpusIo {
-        /// The file or directory.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A labelled corpus line did not parse.
-    #[error("corpus {path} line {line}: {reason}")]
-    CorpusFormat {
-        /// The file.
-        path: String,
-        /// The 1-based line number.
-        line: usize,
-        /// The parser's message.
-        reason: String,
     },
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Screening of text at the ingress and egress of the pipeline (the seed's "Warden"):
 //! prompt-injection detection, secret and personal-data detection, and the policy that blocks,
-//! redacts or flags what was found. Pure computation: no I/O except [`bench`](mod@bench), which reads
-//! labelled corpora from a directory.
+//! redacts or flags what was found. Pure computation: no I/O (the measurement harness, which
+//! reads labelled corpora, is the `security-bench` crate).
 //!
 //! ```
 //! use security::{Decision, Policy, ScanConfig, Scanner};
@@ -56,8 +56,7 @@
 //!   where a rule may match.
 //! - `decode`: base64, hex, URL-encoding and rot13 layers; decoded layers are scanned for
 //!   injection, secrets and personal data (a finding inside one spans the whole encoded run).
-//! - `sensitive`, `checksum`: secret and PII rules and their check-digit validators.
-//! - [`bench`](mod@bench): labelled corpora, generated sets and the precision/recall/FPR/throughput table.
+//! - `sensitive`, [`checksum`]: secret and PII rules and their check-digit validators.
 //! - `error`: [`Error`].
 //!
 //! # Limits
@@ -70,8 +69,7 @@
 //! still redacted). All matching is by finite automata (`regex`, `regex-automata`'s lazy DFAs and
 //! `aho-corasick`; no backtracking), so time is linear in the input.
 
-pub mod bench;
-mod checksum;
+pub mod checksum;
 mod decode;
 mod error;
 mod finding;

@@ -89,7 +89,7 @@ fn plain_word_extraction_role_play_and_harmful_requests_are_detected() {
 #[test]
 fn benign_tasks_that_talk_about_security_pass() {
     let scanner = scanner();
-    for task in security::bench::benign_tasks(200) {
+    for task in security_bench::benign_tasks(200) {
         let report = scanner.scan(&task);
         assert!(!report.injection_detected || task.contains("system prompt"), "false alarm: {task}");
     }

@@ -59,13 +59,13 @@ pub(crate) struct ScanArgs {
     pub(crate) corpus: Option<std::path::PathBuf>,
 }
 
-/// `pantheon bench scan`: runs `security::bench` and prints its table.
+/// `pantheon bench scan`: runs `security_bench` and prints its table.
 fn run_scan(args: &ScanArgs) -> anyhow::Result<()> {
     let dir = args.corpus.clone().unwrap_or_else(|| {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("security").join("testdata").join("injection")
     });
     let scanner = security::Scanner::new(security::ScanConfig::default())?;
-    let report = security::bench::run(&scanner, &dir)?;
+    let report = security_bench::run(&scanner, &dir)?;
     print!("{report}");
     Ok(())
 }

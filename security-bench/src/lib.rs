@@ -1,4 +1,6 @@
-//! The measurement harness: precision, recall, false-positive rate and throughput per category.
+//! The measurement harness of the `security` crate's scanner, kept out of the library: precision,
+//! recall, false-positive rate and throughput per category (`pantheon bench scan`, and the
+//! examples here).
 //!
 //! - Prompt injection: the labelled JSONL corpora in a directory (one object per line:
 //!   `{"text", "label": "injection" | "benign", "source"}`; `security/testdata/injection` holds
@@ -26,9 +28,34 @@ use serde::Deserialize;
 
 pub use self::sensitive_set::{LabelledText, sensitive_set};
 pub use self::tasks::benign_tasks;
-use crate::error::{Error, Result};
-use crate::finding::Category;
-use crate::scanner::Scanner;
+use security::{Category, Scanner};
+
+/// Errors of the harness: the corpora could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A labelled corpus could not be read.
+    #[error("cannot read corpus {path}: {source}")]
+    CorpusIo {
+        /// The file or directory.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A labelled corpus line did not parse.
+    #[error("corpus {path} line {line}: {reason}")]
+    CorpusFormat {
+        /// The file.
+        path: String,
+        /// The 1-based line number.
+        line: usize,
+        /// The parser's message.
+        reason: String,
+    },
+}
+
+/// The harness's result.
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// How many benign task descriptions the harness generates.
 pub const BENIGN_TASK_COUNT: usize = 600;

@@ -1,17 +1,17 @@
 //! Prints how the injection scores of the DEV half spread, per label, to calibrate the
 //! threshold without looking at the held-out half:
-//! `cargo run -p security --release --example score_spread [CORPUS_DIR]`.
+//! `cargo run -p security-bench --release --example score_spread [CORPUS_DIR]`.
 
 use std::path::PathBuf;
 
-use security::bench::{self, Label, Split};
 use security::{ScanConfig, Scanner};
+use security_bench::{self as bench, Label, Split};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/injection"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../security/testdata/injection"));
     let scanner = Scanner::new(ScanConfig::default())?;
     let samples = bench::labelled_samples(&dir, &bench::benign_tasks(bench::BENIGN_TASK_COUNT))?;
     let (mut injection, mut benign) = (Vec::new(), Vec::new());

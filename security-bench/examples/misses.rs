@@ -1,18 +1,18 @@
 //! Lists the prompt-injection samples of the DEV half that the scanner misses, and the benign
 //! samples (dev half) it flags, to guide rule work without looking at the held-out half:
-//! `cargo run -p security --release --example misses [CORPUS_DIR] [PREVIEW_CHARS]`.
+//! `cargo run -p security-bench --release --example misses [CORPUS_DIR] [PREVIEW_CHARS]`.
 
 use std::path::PathBuf;
 
-use security::bench::{self, Label, Split};
 use security::{Category, ScanConfig, Scanner};
+use security_bench::{self as bench, Label, Split};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = args
         .next()
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/injection"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../security/testdata/injection"));
     let preview: usize = args.next().map(|arg| arg.parse()).transpose()?.unwrap_or(400);
     let scanner = Scanner::new(ScanConfig::default())?;
     let samples = bench::labelled_samples(&dir, &bench::benign_tasks(bench::BENIGN_TASK_COUNT))?;

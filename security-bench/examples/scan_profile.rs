@@ -1,5 +1,5 @@
 //! A fixed workload for instruction-count comparisons (`valgrind --tool=callgrind`) and
-//! profilers: `cargo run -p security --release --example scan_profile -- [bulk|short] [MIB]`.
+//! profilers: `cargo run -p security-bench --release --example scan_profile -- [bulk|short] [MIB]`.
 //!
 //! `bulk` scans the generated benign tasks joined into one text of `MIB` mebibytes (default 2);
 //! `short` scans each benign task on its own until `MIB` mebibytes were scanned. It prints the
@@ -7,7 +7,8 @@
 
 use std::time::Instant;
 
-use security::{ScanConfig, Scanner, bench};
+use security::{ScanConfig, Scanner};
+use security_bench as bench;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -1,17 +1,17 @@
 //! Prints, for every sample of the DEV half, its label and the injection rules that match it
 //! (at any score), one JSON object per line: the input for fitting rule weights on dev only.
-//! `cargo run -p security --release --example dev_features [CORPUS_DIR] > dev.jsonl`
+//! `cargo run -p security-bench --release --example dev_features [CORPUS_DIR] > dev.jsonl`
 
 use std::path::PathBuf;
 
-use security::bench::{self, Label, Split};
 use security::{Category, ScanConfig, Scanner};
+use security_bench::{self as bench, Label, Split};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/injection"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../security/testdata/injection"));
     // A threshold near zero: every rule that matches is reported.
     let scanner = Scanner::new(ScanConfig { injection_threshold: 1e-6, ..ScanConfig::default() })?;
     let samples = bench::labelled_samples(&dir, &bench::benign_tasks(bench::BENIGN_TASK_COUNT))?;
