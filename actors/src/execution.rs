@@ -24,8 +24,8 @@ use tokio::sync::{Semaphore, mpsc};
 use crate::agents::{AgentFailure, PROGRESS_QUEUE_COUNT_MAX, Progress};
 use crate::error::Result;
 use crate::phase::{
-    Appended, Ctx, Handled, Loaded, Phase, Resume, append_outputs, decide_and_append, decide_and_append_as,
-    load_task_cached,
+    Ctx, Handled, Loaded, Output, Phase, Resume, decide_and_append, decide_and_append_as,
+    decide_and_append_then, load_task_cached,
 };
 
 /// How often a running attempt checks whether its task was cancelled.
@@ -63,54 +63,40 @@ fn same_attempt(loaded: &Loaded, envelope: &SealedEnvelope) -> bool {
 }
 
 impl Execution {
-    /// Records `execution_started` if not yet; returns the envelope to run, or None when
-    /// there is nothing (left) to run for this input.
+    /// Records `execution_started` if not yet ([`decide_start`]); returns the task's fold with
+    /// the attempt running and whether it was started before (a redelivery, or a restart),
+    /// or None when there is nothing (left) to run for this input.
     async fn start(
         &self,
         ctx: &Ctx,
         input: &RecordedEvent,
         sealed: &SealedEnvelope,
     ) -> Result<Option<(Arc<Loaded>, bool)>> {
-        let task_id = sealed.envelope.task_id;
-        let mut wrote = false;
-        // As in `decide_and_append`: the cached fold when it includes the input, and after
-        // writing `execution_started` the fold the append cached; a read only after a
-        // duplicate or a conflict, or to confirm that there is nothing to run.
-        let mut unread = crate::phase::known_fold(ctx, task_id, input);
-        for _ in 0..crate::phase::CONFLICT_RETRY_COUNT_MAX {
-            let (loaded, read) = match unread.take() {
-                Some(cached) => (cached, false),
-                None => (load_task_cached(ctx, task_id).await?, true),
-            };
-            if !same_attempt(&loaded, sealed) {
-                if read {
-                    return Ok(None);
-                }
-                continue;
-            }
-            match loaded.state.status {
-                TaskStatus::Running => return Ok(Some((loaded, !wrote))),
-                TaskStatus::Sealed => {
-                    let started = TaskEvent::ExecutionStarted(ExecutionStarted {
-                        agent_id: sealed.envelope.agent_id.clone(),
-                        attempt: sealed.envelope.attempt,
-                    });
-                    match append_outputs(ctx, &loaded, input, "execution", vec![("started".into(), started)])
-                        .await?
-                    {
-                        Appended::Written => {
-                            wrote = true;
-                            unread = ctx.tasks.get(task_id).filter(|cached| cached.version > loaded.version);
-                        }
-                        Appended::Duplicate | Appended::Conflict | Appended::Illegal => {}
-                    }
-                }
-                _ if !read => {}
-                _ => return Ok(None),
-            }
-        }
-        Ok(None)
+        let written = decide_and_append_then(ctx, input, "execution", Resume::AfterDuplicate, |loaded| {
+            decide_start(loaded, sealed)
+        })
+        .await?;
+        let resumed = written.is_none();
+        let loaded = match written {
+            Some(after) => after,
+            None => load_task_cached(ctx, sealed.envelope.task_id).await?,
+        };
+        let running = same_attempt(&loaded, sealed) && loaded.state.status == TaskStatus::Running;
+        Ok(running.then_some((loaded, resumed)))
     }
+}
+
+/// The decider of an attempt's start: `execution_started` when the task holds the sealed
+/// attempt and it has not started; nothing otherwise (started already, or moved on).
+pub(crate) fn decide_start(loaded: &Loaded, sealed: &SealedEnvelope) -> Vec<Output> {
+    if !same_attempt(loaded, sealed) || loaded.state.status != TaskStatus::Sealed {
+        return Vec::new();
+    }
+    let started = TaskEvent::ExecutionStarted(ExecutionStarted {
+        agent_id: sealed.envelope.agent_id.clone(),
+        attempt: sealed.envelope.attempt,
+    });
+    vec![("started".into(), started)]
 }
 
 #[async_trait]

@@ -489,9 +489,22 @@ pub(crate) async fn decide_and_append_as(
     input: &RecordedEvent,
     emitter: &str,
     resume: Resume,
-    mut decide: impl FnMut(&Loaded) -> Vec<Output> + Send,
+    decide: impl FnMut(&Loaded) -> Vec<Output> + Send,
 ) -> Result<Handled> {
-    let Some(task_id) = task_id_of(&input.stream_id) else { return Ok(Handled::Done) };
+    decide_and_append_then(ctx, input, emitter, resume, decide).await.map(|_| Handled::Done)
+}
+
+/// [`decide_and_append_as`], answering the task's fold after this call's append when it wrote
+/// one (`None` when the outputs were in the log already, or there was nothing to do): a
+/// handler that goes on from what it wrote needs no read.
+pub(crate) async fn decide_and_append_then(
+    ctx: &Ctx,
+    input: &RecordedEvent,
+    emitter: &str,
+    resume: Resume,
+    mut decide: impl FnMut(&Loaded) -> Vec<Output> + Send,
+) -> Result<Option<Arc<Loaded>>> {
+    let Some(task_id) = task_id_of(&input.stream_id) else { return Ok(None) };
     // First, without reading: the cached fold, when it includes the input already (the phase
     // that appended the input cached the result). Appending expects that version, so a stale
     // fold only costs a conflict; a decision to do nothing is confirmed on a fresh read first.
@@ -504,13 +517,17 @@ pub(crate) async fn decide_and_append_as(
         let outputs = decide(&loaded);
         if outputs.is_empty() {
             if read {
-                return Ok(Handled::Done);
+                return Ok(None);
             }
             continue;
         }
         match append_outputs(ctx, &loaded, input, emitter, outputs).await? {
-            Appended::Written | Appended::Illegal => return Ok(Handled::Done),
-            Appended::Duplicate if resume == Resume::Never => return Ok(Handled::Done),
+            // The append cached the fold after it (unless a later one is cached already).
+            Appended::Written => {
+                return Ok(ctx.tasks.get(task_id).filter(|after| after.version > loaded.version));
+            }
+            Appended::Illegal => return Ok(None),
+            Appended::Duplicate if resume == Resume::Never => return Ok(None),
             // Written before, by a redelivery or another process — but perhaps only a prefix:
             // a batch cut short (a crash, or JetStream's non-atomic batches) may be reported
             // as a duplicate of its first events. Read again and emit whatever is missing.

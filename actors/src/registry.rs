@@ -114,11 +114,24 @@ struct View {
     agent_versions: HashMap<AgentId, Version>,
     /// When each agent's stream was last read on its own, for [`Registry::confirm_agents`].
     confirmed_at: HashMap<AgentId, Instant>,
+    /// Whether each agent's passport carries the federation's signature, checked at a version
+    /// of its stream ([`Registry::agent_now`]).
+    passports_checked: HashMap<AgentId, (Version, bool)>,
     stats: HashMap<AgentId, AgentStats>,
     open: HashMap<TaskId, Open>,
     recent: HashMap<String, VecDeque<RecentTask>>,
     /// The next position to read.
     next: Position,
+}
+
+/// An agent as its stream says, and whether its passport's signature verified.
+#[derive(Clone, Debug)]
+pub(crate) struct KnownAgent {
+    /// The agent's state.
+    pub(crate) state: AgentState,
+    /// The federation's signature on the passport, checked once per version of the stream
+    /// (its validity window is checked on every use).
+    pub(crate) passport_signed: bool,
 }
 
 /// The registry view. Shared by the phases of one process.
@@ -295,23 +308,65 @@ impl Registry {
         let _confirming = self.confirming.lock().await;
         // Another handler may have read them while this one waited.
         for agent in self.due_agents(capability, max_age) {
-            loop {
-                let taken =
-                    self.view.read().map_or(0, |v| v.agent_versions.get(&agent).copied().unwrap_or(0));
-                let read_at = Instant::now();
-                let events =
-                    log.read_stream(&StreamId::agent(&agent), taken + 1, AGENT_READ_PAGE_COUNT).await?;
-                let Ok(mut view) = self.view.write() else { return Ok(()) };
-                for event in &events {
-                    view.apply(event);
-                }
-                if events.len() < AGENT_READ_PAGE_COUNT {
-                    view.confirmed_at.insert(agent, read_at);
-                    break;
-                }
-            }
+            self.take_stream(log, &agent).await?;
         }
         Ok(())
+    }
+
+    /// Reads what `agent`'s stream holds past what the view took, and takes it.
+    async fn take_stream(&self, log: &dyn EventLog, agent: &AgentId) -> Result<(), LogError> {
+        loop {
+            let taken = self.taken(agent);
+            let read_at = Instant::now();
+            let events = log.read_stream(&StreamId::agent(agent), taken + 1, AGENT_READ_PAGE_COUNT).await?;
+            let Ok(mut view) = self.view.write() else { return Ok(()) };
+            for event in &events {
+                view.apply(event);
+            }
+            // A log may answer fewer events than asked: only an empty page is the end.
+            if events.is_empty() {
+                view.confirmed_at.insert(agent.clone(), read_at);
+                return Ok(());
+            }
+        }
+    }
+
+    /// The last version of `agent`'s stream the view took.
+    fn taken(&self, agent: &AgentId) -> Version {
+        self.view.read().map_or(0, |v| v.agent_versions.get(agent).copied().unwrap_or(0))
+    }
+
+    /// `agent` as its stream says now: the view's state when it took the stream's last
+    /// version (one look at the version), else after reading and taking the rest; with
+    /// whether its passport carries `federation`'s signature (checked once per version of the
+    /// stream). What verification decides on: a suspension, retirement or renewed passport
+    /// recorded a moment ago by another process is a new version, and is read.
+    pub(crate) async fn agent_now(
+        &self,
+        log: &dyn EventLog,
+        agent: &AgentId,
+        federation: &events::PublicKey,
+    ) -> Result<KnownAgent, LogError> {
+        let version = log.stream_version(&StreamId::agent(agent)).await?;
+        if self.taken(agent) < version {
+            self.take_stream(log, agent).await?;
+        }
+        let Ok(mut view) = self.view.write() else {
+            return Ok(KnownAgent { state: AgentState::default(), passport_signed: false });
+        };
+        let version = view.agent_versions.get(agent).copied().unwrap_or(0);
+        let state = view.agents.get(agent).cloned().unwrap_or_default();
+        let passport_signed = match view.passports_checked.get(agent) {
+            Some((checked, signed)) if *checked == version => *signed,
+            _ => {
+                let signed = state.registration.as_ref().is_some_and(|r| {
+                    r.passport.verify(federation, r.passport.passport.not_before_ms).is_ok()
+                });
+                view.passports_checked.insert(agent.clone(), (version, signed));
+                signed
+            }
+        };
+        Ok(KnownAgent { state, passport_signed })
     }
 
     /// The agents offering `capability`, not retired, whose streams were not read on their own
@@ -591,4 +646,62 @@ pub async fn change_agent(
     let new = event.to_new_event(EventId::new(), Metadata::now("operator"))?;
     log.append(&stream, ExpectedVersion::Exact(version), vec![new]).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use events::agent::AgentTransport;
+    use events::{KeyPair, PublicKey};
+
+    use super::*;
+
+    async fn log() -> (tempfile::TempDir, std::sync::Arc<dyn EventLog>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("pantheon.db").display());
+        let log = store::open(&url).await.expect("open sqlite log");
+        (dir, log)
+    }
+
+    /// Given: an agent registered and taken by the view; then another writer suspends it,
+    /// renews its passport with another federation key, and writes more events than a page.
+    #[tokio::test]
+    async fn the_agent_verification_decides_on_is_its_stream_now() {
+        let (_dir, log) = log().await;
+        let federation = KeyPair::generate();
+        let agent = AgentId::new("a1").unwrap();
+        let key: PublicKey = KeyPair::generate().public_key();
+        let transport = AgentTransport::InProcess { builtin: "echo".into() };
+        register_agent(log.as_ref(), &federation, &agent, &key, vec!["echo".into()], 4, transport.clone())
+            .await
+            .expect("registered");
+        let registry = Registry::new();
+        registry.refresh(log.as_ref()).await.expect("refresh");
+        let known = registry.agent_now(log.as_ref(), &agent, &federation.public_key()).await.expect("agent");
+        assert_eq!(known.state.status, AgentStatus::Active);
+        assert!(known.passport_signed);
+
+        // Another process: suspensions and reinstatements past one page, then a suspension.
+        for i in 0..AGENT_READ_PAGE_COUNT {
+            change_agent(log.as_ref(), &agent, AgentAction::Suspend, "operator", &format!("check {i}"))
+                .await
+                .unwrap();
+            change_agent(log.as_ref(), &agent, AgentAction::Reinstate, "operator", "back").await.unwrap();
+        }
+        change_agent(log.as_ref(), &agent, AgentAction::Suspend, "operator", "for good").await.unwrap();
+        let known = registry.agent_now(log.as_ref(), &agent, &federation.public_key()).await.expect("agent");
+        assert_eq!(
+            known.state.status,
+            AgentStatus::Suspended,
+            "read past a page without waiting for a refresh"
+        );
+        assert_eq!(known.state.status_reason.as_deref(), Some("for good"));
+
+        // A passport issued by another key does not verify against the federation's.
+        change_agent(log.as_ref(), &agent, AgentAction::Reinstate, "operator", "back").await.unwrap();
+        let other = KeyPair::generate();
+        register_agent(log.as_ref(), &other, &agent, &key, vec!["echo".into()], 4, transport).await.unwrap();
+        let known = registry.agent_now(log.as_ref(), &agent, &federation.public_key()).await.expect("agent");
+        assert_eq!(known.state.status, AgentStatus::Active);
+        assert!(!known.passport_signed, "checked again at the stream's new version");
+    }
 }

@@ -139,7 +139,7 @@ fn phases(context: Context, execution: Execution) -> Vec<Arc<dyn Phase>> {
         Arc::new(Sealing),
         Arc::new(execution),
         Arc::new(Retry),
-        Arc::new(Verification::default()),
+        Arc::new(Verification),
         Arc::new(EgressScreening),
         Arc::new(Completion),
     ]

@@ -14,23 +14,11 @@
 
 use async_trait::async_trait;
 use events::task::{ExecutionFailed, FailureCause, ResultStored, ResultVerified, TaskEvent, TaskStatus};
-use events::{AgentId, AgentState, DomainEvent, PublicKey, RecordedEvent, StreamId, codec};
+use events::{DomainEvent, PublicKey, RecordedEvent, codec};
 
 use crate::error::Result;
 use crate::phase::{Ctx, Handled, Loaded, Output, Phase, decide_and_append};
-
-/// Agents' folded streams kept at most by the phase.
-const AGENT_CACHE_COUNT_MAX: usize = 1_024;
-
-/// An agent's stream folded at a version, and whether its passport's signature verified.
-#[derive(Clone, Debug)]
-pub(crate) struct KnownAgent {
-    version: events::Version,
-    state: AgentState,
-    /// The federation's signature on the passport, checked once per version of the stream
-    /// (its validity window is checked on every use).
-    passport_signed: bool,
-}
+use crate::registry::KnownAgent;
 
 /// What verification decides on besides the task: the agent that answered, as its stream
 /// says, and the federation's key.
@@ -102,38 +90,10 @@ pub(crate) fn decide(loaded: &Loaded, facts: &Facts<'_>, now: i64) -> Vec<Output
     }
 }
 
-/// Phase 6. Keeps each agent's folded stream by version: a result costs one look at the
-/// stream's version instead of a read of the whole stream and a passport verification, and
-/// any change to the agent (suspension, retirement, a renewed passport) is a new version and
-/// is read in full.
-#[derive(Default)]
-pub(crate) struct Verification {
-    agents: std::sync::Mutex<std::collections::HashMap<AgentId, KnownAgent>>,
-}
-
-impl Verification {
-    async fn agent(&self, ctx: &Ctx, agent: &AgentId) -> Result<KnownAgent> {
-        let version = ctx.log.stream_version(&StreamId::agent(agent)).await?;
-        let cached = self.agents.lock().ok().and_then(|known| known.get(agent).cloned());
-        if let Some(known) = cached.filter(|known| known.version == version) {
-            return Ok(known);
-        }
-        let (state, version) = crate::registry::load_agent(ctx.log.as_ref(), agent).await?;
-        let federation = ctx.federation.public_key();
-        let passport_signed = state
-            .registration
-            .as_ref()
-            .is_some_and(|r| r.passport.verify(&federation, r.passport.passport.not_before_ms).is_ok());
-        let known = KnownAgent { version, state, passport_signed };
-        if let Ok(mut agents) = self.agents.lock() {
-            if agents.len() >= AGENT_CACHE_COUNT_MAX {
-                agents.clear();
-            }
-            agents.insert(agent.clone(), known.clone());
-        }
-        Ok(known)
-    }
-}
+/// Phase 6. The answering agent comes from the registry's view, checked against its stream's
+/// version ([`crate::registry::Registry::agent_now`]): a result costs one look at the version,
+/// and any change to the agent (suspension, retirement, a renewed passport) is read first.
+pub(crate) struct Verification;
 
 #[async_trait]
 impl Phase for Verification {
@@ -149,8 +109,9 @@ impl Phase for Verification {
         let TaskEvent::ResultReceived(received) = TaskEvent::from_recorded(input)? else {
             return Ok(Handled::Done);
         };
-        let agent = self.agent(ctx, &received.result.result.agent_id).await?;
         let federation = ctx.federation.public_key();
+        let agent =
+            ctx.registry.agent_now(ctx.log.as_ref(), &received.result.result.agent_id, &federation).await?;
         let facts = Facts { agent: &agent, federation: &federation };
         decide_and_append(ctx, input, self.name(), |loaded| {
             // Only the result that woke the phase: a later attempt's has an input of its own.
@@ -167,7 +128,10 @@ impl Phase for Verification {
 mod tests {
     use events::agent::{AgentEvent, AgentRegistered, AgentTransport};
     use events::task::ResultReceived;
-    use events::{AgentResult, Aggregate, KeyPair, Passport, SignedPassport, SignedResult, TaskSpec};
+    use events::{
+        AgentId, AgentResult, AgentState, Aggregate, KeyPair, Passport, SignedPassport, SignedResult,
+        TaskSpec,
+    };
 
     use super::*;
     use crate::phase::tests::attempt_started;
@@ -206,7 +170,7 @@ mod tests {
                 slo: None,
             }))
             .expect("registered");
-        let agent = KnownAgent { version: 1, state, passport_signed: true };
+        let agent = KnownAgent { state, passport_signed: true };
         let mut spec = TaskSpec::new("echo", "say hi");
         spec.input = serde_json::json!("hi");
         let task = attempt_started(spec, &federation, &agent_id, NOW - 100, |envelope| {
