@@ -50,6 +50,35 @@ impl Execution {
     }
 }
 
+/// The decider of an attempt's end: its result, failure or time-out, recorded when the task
+/// is still in that attempt (sealed, or running); nothing for an attempt the task has moved
+/// past (cancelled, ended, or retried elsewhere).
+fn decide_outcome(loaded: &Loaded, sealed: &SealedEnvelope, outcome: &Outcome) -> Vec<Output> {
+    if !same_attempt(loaded, sealed)
+        || !matches!(loaded.state.status, TaskStatus::Sealed | TaskStatus::Running)
+    {
+        return Vec::new();
+    }
+    let (agent_id, attempt) = (sealed.envelope.agent_id.clone(), sealed.envelope.attempt);
+    let event = match outcome {
+        Outcome::Result(received) => ("result".into(), TaskEvent::ResultReceived((**received).clone())),
+        Outcome::Failed(failure) => (
+            "failed".into(),
+            TaskEvent::ExecutionFailed(ExecutionFailed {
+                agent_id,
+                attempt,
+                cause: failure.cause,
+                reason: failure.reason.clone(),
+            }),
+        ),
+        Outcome::TimedOut(timeout_ms) => (
+            "timed_out".into(),
+            TaskEvent::ExecutionTimedOut(ExecutionTimedOut { agent_id, attempt, timeout_ms: *timeout_ms }),
+        ),
+    };
+    vec![event]
+}
+
 /// How an attempt ended.
 enum Outcome {
     /// The agent's result as it is to be recorded: redacted ([`received`]).
@@ -121,21 +150,9 @@ impl Phase for Execution {
             let reason = format!(
                 "agent {agent_id} is not reachable from this process (it hosts or calls over HTTP only the agents of its configuration)"
             );
+            let unreachable = Outcome::Failed(AgentFailure { cause: FailureCause::Transport, reason });
             return decide_and_append(ctx, input, self.name(), |loaded| {
-                if !same_attempt(loaded, &sealed)
-                    || !matches!(loaded.state.status, TaskStatus::Sealed | TaskStatus::Running)
-                {
-                    return Vec::new();
-                }
-                vec![(
-                    "failed".into(),
-                    TaskEvent::ExecutionFailed(ExecutionFailed {
-                        agent_id: agent_id.clone(),
-                        attempt: sealed.envelope.attempt,
-                        cause: FailureCause::Transport,
-                        reason: reason.clone(),
-                    }),
-                )]
+                decide_outcome(loaded, &sealed, &unreachable)
             })
             .await;
         };
@@ -169,36 +186,15 @@ impl Phase for Execution {
             Ok(outcome) => outcome,
             Err(stopped) => return Ok(stopped),
         };
-        let attempt = sealed.envelope.attempt;
-        let mut record = |loaded: &Loaded| {
-            if !same_attempt(loaded, &sealed) || loaded.state.status != TaskStatus::Running {
-                return Vec::new();
+        // The agent's words: secrets and personal data redacted (as in progress) before the
+        // decision, which records them.
+        let outcome = match outcome {
+            Outcome::Failed(AgentFailure { cause, reason }) => {
+                Outcome::Failed(AgentFailure { cause, reason: security::scrub(&reason).unwrap_or(reason) })
             }
-            let event = match &outcome {
-                Outcome::Result(received) => {
-                    ("result".into(), TaskEvent::ResultReceived((**received).clone()))
-                }
-                Outcome::Failed(failure) => (
-                    "failed".into(),
-                    TaskEvent::ExecutionFailed(ExecutionFailed {
-                        agent_id: agent_id.clone(),
-                        attempt,
-                        cause: failure.cause,
-                        // The agent's words: secrets and personal data redacted, as in progress.
-                        reason: security::scrub(&failure.reason).unwrap_or_else(|| failure.reason.clone()),
-                    }),
-                ),
-                Outcome::TimedOut(timeout_ms) => (
-                    "timed_out".into(),
-                    TaskEvent::ExecutionTimedOut(ExecutionTimedOut {
-                        agent_id: agent_id.clone(),
-                        attempt,
-                        timeout_ms: *timeout_ms,
-                    }),
-                ),
-            };
-            vec![event]
+            other => other,
         };
+        let mut record = |loaded: &Loaded| decide_outcome(loaded, &sealed, &outcome);
         // The agent has answered: its outcome is recorded, whatever it takes. A log failure
         // (the server or its archive restarting) is waited out with backoff instead of
         // failing the handler, whose redelivered input would run the agent a second time.
@@ -397,5 +393,106 @@ impl Drop for RunningHere<'_> {
         if let Ok(mut attempts) = self.ctx.attempts.lock() {
             attempts.remove(&self.task_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use events::task::{RetryScheduled, TaskCancelled};
+    use events::{AgentResult, KeyPair, SignedResult, TaskSpec};
+
+    use super::*;
+    use crate::phase::tests::attempt_started;
+
+    /// Given: a task whose first attempt on a1 was sealed, and the events `after` it.
+    fn sealed_then(after: impl FnOnce(&SealedEnvelope) -> Vec<TaskEvent>) -> (Loaded, SealedEnvelope) {
+        let federation = KeyPair::generate();
+        let agent = AgentId::new("a1").unwrap();
+        let mut envelope = None;
+        let loaded = attempt_started(TaskSpec::new("echo", "say hi"), &federation, &agent, 1_000, |sealed| {
+            envelope = Some(sealed.clone());
+            after(sealed)
+        });
+        (loaded, envelope.expect("sealed"))
+    }
+
+    fn result_for(sealed: &SealedEnvelope) -> Outcome {
+        let key = KeyPair::generate();
+        let result = AgentResult {
+            task_id: sealed.envelope.task_id,
+            attempt: sealed.envelope.attempt,
+            agent_id: sealed.envelope.agent_id.clone(),
+            output: serde_json::json!("hi"),
+            envelope_hash: sealed.hash,
+            completed_at_ms: 1_500,
+        };
+        let signed = SignedResult::sign(result, &key).expect("signed");
+        Outcome::Result(Box::new(ResultReceived { result: signed, redaction: None }))
+    }
+
+    #[test]
+    fn an_attempt_starts_once() {
+        // `attempt_started` records the start: step back to the sealed task.
+        let (mut loaded, sealed) = sealed_then(|_| Vec::new());
+        loaded.state.status = TaskStatus::Sealed;
+        let outputs = decide_start(&loaded, &sealed);
+        let [(_, TaskEvent::ExecutionStarted(started))] = outputs.as_slice() else { panic!("{outputs:?}") };
+        assert_eq!((started.agent_id.as_str(), started.attempt), ("a1", 1));
+        // Running already (a redelivered input): nothing.
+        let (running, sealed) = sealed_then(|_| Vec::new());
+        assert!(decide_start(&running, &sealed).is_empty());
+    }
+
+    #[test]
+    fn the_outcome_of_the_running_attempt_is_recorded_as_what_it_was() {
+        let (running, sealed) = sealed_then(|_| Vec::new());
+        let outputs = decide_outcome(&running, &sealed, &result_for(&sealed));
+        assert!(matches!(outputs.as_slice(), [(_, TaskEvent::ResultReceived(_))]), "{outputs:?}");
+        let failure =
+            Outcome::Failed(AgentFailure { cause: FailureCause::Transport, reason: "refused".into() });
+        let outputs = decide_outcome(&running, &sealed, &failure);
+        let [(_, TaskEvent::ExecutionFailed(failed))] = outputs.as_slice() else { panic!("{outputs:?}") };
+        assert_eq!(
+            (failed.cause, failed.reason.as_str(), failed.attempt),
+            (FailureCause::Transport, "refused", 1)
+        );
+        let outputs = decide_outcome(&running, &sealed, &Outcome::TimedOut(30_000));
+        let [(_, TaskEvent::ExecutionTimedOut(late))] = outputs.as_slice() else { panic!("{outputs:?}") };
+        assert_eq!(late.timeout_ms, 30_000);
+    }
+
+    #[test]
+    fn an_attempt_the_task_moved_past_records_nothing() {
+        // Cancelled while the agent worked.
+        let cancelled = |_: &SealedEnvelope| {
+            vec![TaskEvent::Cancelled(TaskCancelled { by: "a new user".into(), reason: String::new() })]
+        };
+        let (task, sealed) = sealed_then(cancelled);
+        assert!(decide_outcome(&task, &sealed, &Outcome::TimedOut(1)).is_empty());
+        // Its result recorded already (a redelivery after the append).
+        let (running, sealed) = sealed_then(|_| Vec::new());
+        let outputs = decide_outcome(&running, &sealed, &result_for(&sealed));
+        let [(_, received)] = outputs.as_slice() else { panic!("{outputs:?}") };
+        let (done, sealed) = sealed_then(|_| vec![received.clone()]);
+        assert!(decide_outcome(&done, &sealed, &result_for(&sealed)).is_empty());
+        // Failed and retried: the old attempt's envelope is not the task's.
+        let failed = |_: &SealedEnvelope| {
+            vec![
+                TaskEvent::ExecutionFailed(ExecutionFailed {
+                    agent_id: AgentId::new("a1").unwrap(),
+                    attempt: 1,
+                    cause: FailureCause::Agent,
+                    reason: "boom".into(),
+                }),
+                TaskEvent::RetryScheduled(RetryScheduled {
+                    attempt: 2,
+                    not_before_ms: 1_200,
+                    exclude_agents: Vec::new(),
+                }),
+            ]
+        };
+        let (retried, sealed) = sealed_then(failed);
+        assert!(decide_start(&retried, &sealed).is_empty());
+        assert!(decide_outcome(&retried, &sealed, &Outcome::TimedOut(1)).is_empty());
     }
 }
