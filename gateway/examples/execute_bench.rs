@@ -104,10 +104,8 @@ async fn main() {
         gateway_key,
         b"benchmark webhook secret".to_vec(),
     );
-    gateway_config.rate_limits.per_principal_per_s = 1_000_000;
-    gateway_config.rate_limits.per_principal_burst = 1_000_000;
-    gateway_config.rate_limits.per_ip_per_s = 1_000_000;
-    gateway_config.rate_limits.per_ip_burst = 1_000_000;
+    gateway_config.rate_limits.per_principal = gateway::Limit::Unlimited;
+    gateway_config.rate_limits.per_ip = gateway::Limit::Unlimited;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

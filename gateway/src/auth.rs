@@ -180,6 +180,10 @@ pub struct AuthFile {
     /// Role → permissions; replaces the default map when given.
     #[serde(default)]
     pub roles: Option<BTreeMap<String, BTreeSet<Permission>>>,
+    /// Rate limits by principal, role, subject and client address (defaults: 200 requests a
+    /// second per principal, 500 per address; `"unlimited"` for trusted services).
+    #[serde(default)]
+    pub rate_limits: Option<crate::config::RateLimitsFile>,
 }
 
 /// How tokens are verified and mapped to permissions.
@@ -197,6 +201,8 @@ pub struct AuthConfig {
     pub keys: Vec<VerifyingKey>,
     /// Role → permissions.
     pub roles: BTreeMap<String, BTreeSet<Permission>>,
+    /// The rate limits the file sets, if it sets any.
+    pub rate_limits: Option<crate::config::RateLimits>,
 }
 
 impl AuthConfig {
@@ -209,6 +215,7 @@ impl AuthConfig {
             roles_claim: "roles".to_string(),
             keys,
             roles: default_roles(),
+            rate_limits: None,
         }
     }
 
@@ -249,6 +256,12 @@ impl AuthConfig {
             roles_claim: file.roles_claim.unwrap_or_else(|| "roles".to_string()),
             keys,
             roles: file.roles.unwrap_or_else(default_roles),
+            rate_limits: file
+                .rate_limits
+                .as_ref()
+                .map(crate::config::RateLimitsFile::limits)
+                .transpose()
+                .map_err(Error::Startup)?,
         })
     }
 }
@@ -260,6 +273,8 @@ pub struct Principal {
     pub subject: String,
     /// The union of its roles' permissions.
     pub permissions: BTreeSet<Permission>,
+    /// Its roles, as the token names them (rate limits may be set by role).
+    pub roles: Vec<String>,
 }
 
 impl Principal {
@@ -352,7 +367,8 @@ impl Authenticator {
             .filter_map(|role| self.config.roles.get(*role))
             .flat_map(|permissions| permissions.iter().copied())
             .collect();
-        Ok(Principal { subject, permissions })
+        let roles = roles.into_iter().map(String::from).collect();
+        Ok(Principal { subject, permissions, roles })
     }
 }
 
@@ -370,7 +386,7 @@ pub(crate) async fn require_token(
             return axum::response::IntoResponse::into_response(error);
         }
     };
-    if let Err(error) = state.limits.check_principal(&principal.subject) {
+    if let Err(error) = state.limits.check_principal(&principal) {
         state.metrics.rate_limited.inc();
         return axum::response::IntoResponse::into_response(error);
     }

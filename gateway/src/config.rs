@@ -1,5 +1,6 @@
 //! What the gateway is configured with, and the named limits every bounded resource uses.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,22 +44,175 @@ pub const STREAM_SEND_TIMEOUT_MS: u64 = 5_000;
 /// fallback for writers this process does not see (another process on the same SQLite file).
 pub const WAIT_POLL_MS: u64 = 1_000;
 
-/// Rate limits: a GCRA bucket per principal and per client address.
-#[derive(Clone, Debug)]
+/// One rate limit: a sustained rate with a burst above it (a GCRA bucket), or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// No limit: for trusted services (a producer feeding the federation).
+    Unlimited,
+    /// At most `per_s` requests a second sustained, `burst` at once.
+    Rate {
+        /// Sustained requests per second (at least 1).
+        per_s: u32,
+        /// Requests at once above the sustained rate (at least 1).
+        burst: u32,
+    },
+}
+
+impl Limit {
+    /// `per_s` a second with a burst of twice that.
+    pub const fn per_s(per_s: u32) -> Self {
+        Self::Rate { per_s, burst: per_s.saturating_mul(2) }
+    }
+
+    /// Whether this limit lets more through than `other` (unlimited above all; then the
+    /// higher sustained rate, then the higher burst).
+    pub fn more_generous_than(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Unlimited, Self::Unlimited) | (Self::Rate { .. }, Self::Unlimited) => false,
+            (Self::Unlimited, Self::Rate { .. }) => true,
+            (Self::Rate { per_s: a, burst: b }, Self::Rate { per_s: c, burst: d }) => (a, b) > (c, d),
+        }
+    }
+}
+
+/// How a limit is written in the auth config: `"unlimited"`, or `{"per_s": N, "burst": M}`
+/// (`burst` defaults to twice `per_s`).
+#[derive(Clone, Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum LimitSpec {
+    /// `"unlimited"`.
+    Word(String),
+    /// A rate.
+    Rate {
+        /// Sustained requests per second, at least 1.
+        per_s: u32,
+        /// Requests at once; default twice `per_s`.
+        #[serde(default)]
+        burst: Option<u32>,
+    },
+}
+
+impl LimitSpec {
+    /// The limit, or why the spec is not one.
+    pub fn limit(&self) -> std::result::Result<Limit, String> {
+        match self {
+            Self::Word(word) if word == "unlimited" => Ok(Limit::Unlimited),
+            Self::Word(word) => {
+                Err(format!("{word:?} is not a limit: write \"unlimited\" or {{\"per_s\": N}}"))
+            }
+            Self::Rate { per_s: 0, .. } => {
+                Err("per_s must be at least 1 (use \"unlimited\" for no limit)".into())
+            }
+            Self::Rate { burst: Some(0), .. } => Err("burst must be at least 1".into()),
+            Self::Rate { per_s, burst } => {
+                Ok(Limit::Rate { per_s: *per_s, burst: burst.unwrap_or_else(|| per_s.saturating_mul(2)) })
+            }
+        }
+    }
+}
+
+/// Rate limits: a GCRA bucket per principal and per client address. A principal's limit is
+/// its subject's own when one is set, else the most generous of its roles' limits, else
+/// `per_principal`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimits {
-    /// Sustained requests per second per principal (token subject).
-    pub per_principal_per_s: u32,
-    /// Burst allowance per principal.
-    pub per_principal_burst: u32,
-    /// Sustained requests per second per client IP address.
-    pub per_ip_per_s: u32,
-    /// Burst allowance per client IP address.
-    pub per_ip_burst: u32,
+    /// Each principal's limit, unless its subject or a role of its says otherwise.
+    pub per_principal: Limit,
+    /// Limits by role (the most generous of a principal's roles applies).
+    pub per_role: BTreeMap<String, Limit>,
+    /// Limits by token subject (before any role's).
+    pub per_subject: BTreeMap<String, Limit>,
+    /// Each client IP address's limit, before authentication (a proxy in front of the gateway
+    /// is one address).
+    pub per_ip: Limit,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self { per_principal_per_s: 200, per_principal_burst: 400, per_ip_per_s: 500, per_ip_burst: 1_000 }
+        Self {
+            per_principal: Limit::Rate {
+                per_s: RATE_PER_PRINCIPAL_PER_S,
+                burst: 2 * RATE_PER_PRINCIPAL_PER_S,
+            },
+            per_role: BTreeMap::new(),
+            per_subject: BTreeMap::new(),
+            per_ip: Limit::Rate { per_s: RATE_PER_IP_PER_S, burst: 2 * RATE_PER_IP_PER_S },
+        }
+    }
+}
+
+/// The default sustained requests a second per principal.
+pub const RATE_PER_PRINCIPAL_PER_S: u32 = 200;
+
+/// The default sustained requests a second per client address.
+pub const RATE_PER_IP_PER_S: u32 = 500;
+
+impl RateLimits {
+    /// The limit of the principal `subject` holding `roles`.
+    pub fn for_principal<'a>(&self, subject: &str, roles: impl IntoIterator<Item = &'a str>) -> Limit {
+        if let Some(limit) = self.per_subject.get(subject) {
+            return *limit;
+        }
+        roles
+            .into_iter()
+            .filter_map(|role| self.per_role.get(role))
+            .fold(None, |best: Option<Limit>, limit| match best {
+                Some(best) if !limit.more_generous_than(&best) => Some(best),
+                _ => Some(*limit),
+            })
+            .unwrap_or(self.per_principal)
+    }
+
+    /// Every distinct principal limit (the limiters to build).
+    pub fn principal_limits(&self) -> Vec<Limit> {
+        let mut limits = vec![self.per_principal];
+        for limit in self.per_role.values().chain(self.per_subject.values()) {
+            if !limits.contains(limit) {
+                limits.push(*limit);
+            }
+        }
+        limits
+    }
+}
+
+/// The `rate_limits` section of the auth config.
+#[derive(Clone, Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsFile {
+    /// Each principal's limit (default 200 a second, burst 400).
+    #[serde(default)]
+    pub per_principal: Option<LimitSpec>,
+    /// Limits by role.
+    #[serde(default)]
+    pub roles: BTreeMap<String, LimitSpec>,
+    /// Limits by token subject.
+    #[serde(default)]
+    pub subjects: BTreeMap<String, LimitSpec>,
+    /// Each client address's limit (default 500 a second, burst 1,000).
+    #[serde(default)]
+    pub per_ip: Option<LimitSpec>,
+}
+
+impl RateLimitsFile {
+    /// The limits it sets over the defaults, or what is wrong (naming the entry).
+    pub fn limits(&self) -> std::result::Result<RateLimits, String> {
+        let mut limits = RateLimits::default();
+        let at = |what: String| move |e: String| format!("rate_limits.{what}: {e}");
+        if let Some(spec) = &self.per_principal {
+            limits.per_principal = spec.limit().map_err(at("per_principal".into()))?;
+        }
+        if let Some(spec) = &self.per_ip {
+            limits.per_ip = spec.limit().map_err(at("per_ip".into()))?;
+        }
+        for (role, spec) in &self.roles {
+            limits.per_role.insert(role.clone(), spec.limit().map_err(at(format!("roles.{role}")))?);
+        }
+        for (subject, spec) in &self.subjects {
+            limits
+                .per_subject
+                .insert(subject.clone(), spec.limit().map_err(at(format!("subjects.{subject}")))?);
+        }
+        Ok(limits)
     }
 }
 
@@ -144,8 +298,8 @@ impl GatewayConfig {
         Self {
             listen,
             signing_key: Arc::new(signing_key),
+            rate_limits: auth.rate_limits.clone().unwrap_or_default(),
             auth,
-            rate_limits: RateLimits::default(),
             webhooks: WebhookConfig::new(webhook_secret),
             instance: format!("gateway-{}", uuid::Uuid::new_v4().simple()),
             webhook_subscription: "gateway-webhooks".to_string(),

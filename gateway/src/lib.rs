@@ -54,7 +54,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use auth::{AuthConfig, AuthFile, Permission, Principal, VerifyingKey};
-pub use config::{GatewayConfig, Probe, RateLimits, WebhookConfig};
+pub use config::{GatewayConfig, Limit, LimitSpec, Probe, RateLimits, RateLimitsFile, WebhookConfig};
 pub use error::{Component, Error, ErrorBody, ErrorDetail, Result};
 pub use metrics::Metrics;
 pub use state::AppState;

@@ -1,5 +1,6 @@
 //! Rate limits: a GCRA bucket (the `governor` crate) per principal and per client address,
-//! refused with 429 and `Retry-After`. The per-address limit runs before authentication so a
+//! refused with 429 and `Retry-After`; each principal's limit is its subject's, its roles'
+//! or the default ([`RateLimits::for_principal`]), and may be none. The per-address limit runs before authentication so a
 //! flood of bad tokens is throttled too; the per-principal one runs right after it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -11,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::config::RateLimits;
+use crate::auth::Principal;
+use crate::config::{Limit, RateLimits};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -19,11 +21,12 @@ use crate::state::AppState;
 /// memory a scan from many addresses can take.
 pub const RATE_LIMIT_KEY_COUNT_MAX: usize = 100_000;
 
-/// The per-principal and per-address limiters.
+/// The per-principal and per-address limiters: one keyed bucket set per distinct limit.
 #[derive(Debug)]
 pub struct Limiters {
-    principal: DefaultKeyedRateLimiter<String>,
-    address: DefaultKeyedRateLimiter<IpAddr>,
+    limits: RateLimits,
+    principal: Vec<(Limit, DefaultKeyedRateLimiter<String>)>,
+    address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
 }
 
@@ -33,22 +36,37 @@ fn quota(per_s: u32, burst: u32) -> Quota {
     Quota::per_second(per_s).allow_burst(burst)
 }
 
+fn limiter<K: Clone + std::hash::Hash + Eq>(limit: Limit) -> Option<DefaultKeyedRateLimiter<K>> {
+    match limit {
+        Limit::Unlimited => None,
+        Limit::Rate { per_s, burst } => Some(RateLimiter::keyed(quota(per_s, burst))),
+    }
+}
+
 impl Limiters {
     /// Limiters for `limits`.
     pub fn new(limits: &RateLimits) -> Self {
+        let principal = limits
+            .principal_limits()
+            .into_iter()
+            .filter_map(|limit| limiter(limit).map(|l| (limit, l)))
+            .collect();
         Self {
-            principal: RateLimiter::keyed(quota(limits.per_principal_per_s, limits.per_principal_burst)),
-            address: RateLimiter::keyed(quota(limits.per_ip_per_s, limits.per_ip_burst)),
+            limits: limits.clone(),
+            principal,
+            address: limiter(limits.per_ip),
             clock: DefaultClock::default(),
         }
     }
 
-    /// Admits one request from `subject`, or says how long to wait.
-    pub fn check_principal(&self, subject: &str) -> Result<()> {
-        if self.principal.len() > RATE_LIMIT_KEY_COUNT_MAX {
-            self.principal.retain_recent();
+    /// Admits one request from `principal`, or says how long to wait.
+    pub fn check_principal(&self, principal: &Principal) -> Result<()> {
+        let limit = self.limits.for_principal(&principal.subject, principal.roles.iter().map(String::as_str));
+        let Some((_, limiter)) = self.principal.iter().find(|(l, _)| *l == limit) else { return Ok(()) };
+        if limiter.len() > RATE_LIMIT_KEY_COUNT_MAX {
+            limiter.retain_recent();
         }
-        self.principal.check_key(&subject.to_string()).map_err(|not_until| Error::RateLimited {
+        limiter.check_key(&principal.subject).map_err(|not_until| Error::RateLimited {
             scope: "principal",
             retry_after: not_until.wait_time_from(self.clock.now()),
         })
@@ -56,10 +74,11 @@ impl Limiters {
 
     /// Admits one request from `address`, or says how long to wait.
     pub fn check_address(&self, address: IpAddr) -> Result<()> {
-        if self.address.len() > RATE_LIMIT_KEY_COUNT_MAX {
-            self.address.retain_recent();
+        let Some(limiter) = &self.address else { return Ok(()) };
+        if limiter.len() > RATE_LIMIT_KEY_COUNT_MAX {
+            limiter.retain_recent();
         }
-        self.address.check_key(&address).map_err(|not_until| Error::RateLimited {
+        limiter.check_key(&address).map_err(|not_until| Error::RateLimited {
             scope: "address",
             retry_after: not_until.wait_time_from(self.clock.now()),
         })
