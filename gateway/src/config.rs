@@ -19,6 +19,11 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 256 * 1024;
 /// HTTP request held longer than that is better served by submit + webhook.
 pub const EXECUTE_WAIT_MS_MAX: u64 = 10 * 60 * 1000;
 
+/// How long `/tasks/execute` waits past the task's own timeout for the task's end to be
+/// recorded (the pipeline fails a task at its deadline, or the sweeper a moment after it:
+/// 2 s of grace, swept every second), so that it answers the real end instead of a 504.
+pub const EXECUTE_END_GRACE_MS: u64 = 5_000;
+
 /// The most events one `GET /tasks/{id}/events` page returns.
 pub const EVENTS_PAGE_COUNT_MAX: usize = 500;
 

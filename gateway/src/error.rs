@@ -63,6 +63,12 @@ pub enum Error {
         /// The limit.
         limit_bytes: usize,
     },
+    /// The `Accept` header names no type the endpoint answers in.
+    #[error("this endpoint answers in {produces}; the request accepts none of them")]
+    NotAcceptable {
+        /// The types the endpoint answers in.
+        produces: String,
+    },
     /// Too many requests from this principal or address.
     #[error("too many requests from this {scope}; retry in {} s", retry_after.as_secs().max(1))]
     RateLimited {
@@ -198,6 +204,7 @@ impl Error {
             Self::InvalidBody { .. } => (StatusCode::BAD_REQUEST, "invalid_body"),
             Self::InvalidParameter { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::NotAcceptable { .. } => (StatusCode::NOT_ACCEPTABLE, "not_acceptable"),
             Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::IdempotencyKeyReused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),

@@ -95,6 +95,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(DefaultBodyLimit::max(config::REQUEST_BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn(render::require_acceptable))
         .layer(from_fn_with_state(state.clone(), limits::limit_address))
         .layer(from_fn_with_state(state.clone(), count_responses))
         .with_state(state)

@@ -70,6 +70,7 @@ fn errors(components: &mut Components, extra: &[(&str, &str)]) -> Map<String, Va
     add("400", "Invalid parameter or body (`invalid_parameter`, `invalid_body`, `unknown_field`).");
     add("401", "No valid bearer token (`unauthenticated`).");
     add("403", "The token lacks a permission (`forbidden`).");
+    add("406", "The `Accept` header admits none of the types the endpoint answers in (`not_acceptable`).");
     add("429", "Rate limited (`rate_limited`).");
     add("500", "The server failed (`internal`).");
     add("503", "Not ready or at a limit (`not_ready`, `overloaded`).");
@@ -193,6 +194,15 @@ pub fn document() -> Value {
             json!({ "description": "The finished task.", "content": task_content(task_view.clone()) }),
         ),
     );
+    // A refused task answers 422 with the task (its end reason says why); a reused key or a
+    // refused webhook, 422 with an error.
+    let mut execute = execute;
+    let refused = &mut execute["responses"]["422"];
+    let error_schema = refused["content"]["application/json"]["schema"].clone();
+    refused["description"] = json!(
+        "The task was refused (the task, `status: rejected`, with `end_reason`), or the idempotency key reused or the webhook refused (an error)."
+    );
+    refused["content"] = task_content(json!({ "oneOf": [task_view.clone(), error_schema] }));
     let get_task = operation(
         "A task's status, result and timings.",
         "getTask",

@@ -1,4 +1,6 @@
-//! Results as JSON (default), Markdown or HTML, chosen by `?format=` or else by `Accept`.
+//! Results as JSON (default), Markdown or HTML, chosen by `?format=` or else by `Accept`; and
+//! the check that a request's `Accept` admits something the endpoint answers in (`406`
+//! otherwise, instead of JSON the client said it cannot take).
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -37,6 +39,57 @@ impl Format {
         }
         Self::Json
     }
+}
+
+/// The media types an endpoint answers in (its errors are JSON too).
+fn produces(path: &str) -> &'static [&'static str] {
+    const JSON: &[&str] = &["application/json"];
+    const TASK: &[&str] = &["application/json", "text/markdown", "text/html"];
+    match path {
+        "/metrics" => &["text/plain", "application/json"],
+        "/tasks/execute" => TASK,
+        _ if path.starts_with("/tasks/") && path.ends_with("/stream") => {
+            &["text/event-stream", "application/json"]
+        }
+        _ if path.starts_with("/tasks/") && path.matches('/').count() == 2 && path != "/tasks/submit" => TASK,
+        _ => JSON,
+    }
+}
+
+/// Whether an `Accept` header admits `media` (`*/*`, `type/*` or the type itself, with a
+/// quality above 0). No header, or an empty one, admits everything.
+fn admits(accept: &str, media: &str) -> bool {
+    if accept.trim().is_empty() {
+        return true;
+    }
+    let (kind, _) = media.split_once('/').unwrap_or((media, ""));
+    accept.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let range = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let refused = parts.any(|p| {
+            p.trim().strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+        });
+        !refused
+            && (range == "*/*"
+                || range == media
+                || range.strip_suffix("/*").is_some_and(|prefix| prefix == kind))
+    })
+}
+
+/// Middleware: refuses with `406` a request whose `Accept` admits none of the types its
+/// endpoint answers in.
+pub(crate) async fn require_acceptable(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let accept = request.headers().get(header::ACCEPT).map(|v| v.to_str().unwrap_or("\u{0}"));
+    if let Some(accept) = accept {
+        let produces = produces(request.uri().path());
+        if !produces.iter().any(|media| admits(accept, media)) {
+            return Error::NotAcceptable { produces: produces.join(", ") }.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Renders a task in `format` with `status`.
@@ -133,6 +186,21 @@ mod tests {
         headers.insert(header::ACCEPT, HeaderValue::from_static("text/html,application/xhtml+xml"));
         assert_eq!(Format::negotiate(None, &headers), Format::Html);
         assert_eq!(Format::negotiate(Some(Format::Markdown), &headers), Format::Markdown);
+    }
+
+    #[test]
+    fn accept_admits_by_type_wildcard_and_quality() {
+        assert!(admits("", "application/json"));
+        assert!(admits("*/*", "application/json"));
+        assert!(admits("application/*", "application/json"));
+        assert!(admits("text/html, application/json;q=0.5", "application/json"));
+        assert!(!admits("application/xml", "application/json"));
+        assert!(!admits("application/json;q=0", "application/json"));
+        assert!(!admits("text/*", "application/json"));
+        assert_eq!(produces("/tasks/abc"), ["application/json", "text/markdown", "text/html"]);
+        assert_eq!(produces("/tasks/abc/events"), ["application/json"]);
+        assert_eq!(produces("/tasks/submit"), ["application/json"]);
+        assert_eq!(produces("/tasks/abc/stream"), ["text/event-stream", "application/json"]);
     }
 
     #[test]

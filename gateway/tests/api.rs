@@ -136,6 +136,38 @@ async fn execute_waits_for_the_result_in_json_markdown_and_html() {
         .unwrap();
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["end_reason"], "asked to fail");
+
+    // A refused task answers 422 with the task and why.
+    let refused = gw
+        .post_json("/tasks/execute", &producer, json!({"capability": "teleport", "description": "x"}))
+        .await;
+    assert_eq!(refused.status(), 422);
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(refused["status"], "rejected");
+    assert!(refused["end_reason"].as_str().unwrap().contains("teleport"), "{refused}");
+    assert!(refused["task_id"].as_str().is_some());
+
+    // A client that takes none of the types the endpoint answers in gets 406, not JSON.
+    for (path, accept) in [
+        ("/tasks/execute", "application/xml"),
+        ("/tasks", "text/html"),
+        ("/tasks/execute", "application/json;q=0"),
+    ] {
+        let refused = if path == "/tasks" {
+            gw.http.get(gw.url(path)).header("accept", accept).bearer_auth(&producer).send().await.unwrap()
+        } else {
+            gw.http
+                .post(gw.url(path))
+                .header("accept", accept)
+                .bearer_auth(&producer)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        };
+        let error = assert_error(refused, 406, "not_acceptable").await;
+        assert!(error["error"]["message"].as_str().unwrap().contains("application/json"), "{error}");
+    }
 }
 
 #[tokio::test]
@@ -158,6 +190,24 @@ async fn execute_times_out_with_504_and_the_task_goes_on() {
     let task: serde_json::Value = gw.get(&format!("/tasks/{id}"), &producer).await.json().await.unwrap();
     assert_eq!(task["status"], "running");
     assert_eq!(task["progress"]["percent"], 50);
+}
+
+#[tokio::test]
+async fn execute_answers_the_real_end_of_a_task_failed_just_after_its_deadline() {
+    let gw = TestGateway::start().await;
+    let _driver = Driver::start(gw.log.clone()).await;
+    let producer = token("a-producer", &["producer"]);
+    let response = gw
+        .post_json(
+            "/tasks/execute",
+            &producer,
+            json!({"capability": "deadline", "description": "x", "timeout_ms": 300}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let task: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(task["status"], "failed");
+    assert!(task["end_reason"].as_str().unwrap().contains("deadline"), "{task}");
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::admission::{self, SubmitResponse, TaskRequest};
 use crate::auth::{Permission, Principal};
-use crate::config::{EVENTS_PAGE_COUNT_MAX, EXECUTE_WAIT_MS_MAX, TASKS_PAGE_COUNT_MAX};
+use crate::config::{EVENTS_PAGE_COUNT_MAX, EXECUTE_END_GRACE_MS, EXECUTE_WAIT_MS_MAX, TASKS_PAGE_COUNT_MAX};
 use crate::error::{Error, Result};
 use crate::extract::{IdPath, JsonBody, OptionalJsonBody, QueryParams};
 use crate::render::{self, Format};
@@ -131,9 +131,14 @@ pub(crate) async fn execute(
     let format = Format::negotiate(query.format, &headers);
     let started = tokio::time::Instant::now();
     let admitted = admission::admit(&state, &principal, request, idempotency_key(&headers)?).await?;
-    let wait_ms = admitted.timeout_ms.min(EXECUTE_WAIT_MS_MAX);
+    // The task's timeout, and the moment its end takes to be recorded after it.
+    let wait_ms = admitted.timeout_ms.saturating_add(EXECUTE_END_GRACE_MS).min(EXECUTE_WAIT_MS_MAX);
     let deadline = started + Duration::from_millis(wait_ms);
     match wait_final(&state, admitted.task_id, deadline).await? {
+        // Refused (the refusal is recorded, with its reason, as the task's end): 422 with it.
+        Some(task) if task.state.status == TaskStatus::Rejected => {
+            render::task(&task.view(), format, StatusCode::UNPROCESSABLE_ENTITY)
+        }
         Some(task) => render::task(&task.view(), format, StatusCode::OK),
         None => {
             state.metrics.execute_timeouts.inc();

@@ -338,9 +338,22 @@ async fn drive(log: Arc<dyn EventLog>, submitted: TaskSubmitted) {
     ];
     match spec.capability.as_str() {
         "slow" => {}
+        // Refused at ingress, as the pipeline refuses a capability no agent offers.
+        "teleport" => {
+            phases = vec![TaskEvent::Rejected(events::task::TaskRejected {
+                code: events::task::RejectionCode::UnknownCapability,
+                reason: "no registered agent offers the capability \"teleport\"".into(),
+                findings: vec![],
+            })];
+        }
         "fail" => phases.push(TaskEvent::Failed(TaskFailed {
             code: FailureCode::TaskError,
             reason: "asked to fail".into(),
+        })),
+        // Ends as the pipeline ends a task nobody answered: failed a moment after its deadline.
+        "deadline" => phases.push(TaskEvent::Failed(TaskFailed {
+            code: FailureCode::DeadlineExceeded,
+            reason: "the agent did not answer before the deadline".into(),
         })),
         _ => {
             let result = SignedResult::sign(
@@ -369,6 +382,9 @@ async fn drive(log: Arc<dyn EventLog>, submitted: TaskSubmitted) {
     }
     // One append per phase, as the pipeline's actors do: streams see them arrive one by one.
     for event in phases {
+        if spec.capability == "deadline" && matches!(event, TaskEvent::Failed(_)) {
+            tokio::time::sleep(Duration::from_millis(spec.timeout_ms + 500)).await;
+        }
         let so_far = log.read_stream(&stream, 1, 1_000).await.expect("read");
         if so_far.iter().any(|e| e.event_type.as_str() == "task_cancelled") {
             return; // cancelled meanwhile: the pipeline stops
