@@ -123,13 +123,13 @@ fn default_max_attempts() -> u32 {
     TASK_ATTEMPTS_MAX_DEFAULT
 }
 
-/// The longest capability name, in bytes.
+/// The longest capability name, in characters.
 pub const CAPABILITY_BYTES_MAX: usize = 128;
 
 /// The most labels on one task.
 pub const LABEL_COUNT_MAX: usize = 32;
 
-/// The longest label key or value, in bytes.
+/// The longest label key or value, in characters.
 pub const LABEL_BYTES_MAX: usize = 256;
 
 /// What is wrong with a spec: the field, and why.
@@ -149,11 +149,11 @@ impl TaskSpec {
     /// (description and input bytes) are screening's.
     pub fn check(&self) -> Result<(), SpecProblem> {
         let problem = |field, message: String| Err(SpecProblem { field, message });
-        let capability = self.capability.len();
+        let capability = self.capability.chars().count();
         if capability == 0 || capability > CAPABILITY_BYTES_MAX {
             return problem(
                 "capability",
-                format!("the capability must be 1 to {CAPABILITY_BYTES_MAX} bytes, not {capability}"),
+                format!("the capability must be 1 to {CAPABILITY_BYTES_MAX} characters, not {capability}"),
             );
         }
         if self.description.trim().is_empty() {
@@ -180,14 +180,13 @@ impl TaskSpec {
         if self.labels.len() > LABEL_COUNT_MAX {
             return problem("labels", format!("{} labels; at most {LABEL_COUNT_MAX}", self.labels.len()));
         }
-        if self
-            .labels
-            .iter()
-            .any(|(k, v)| k.is_empty() || k.len() > LABEL_BYTES_MAX || v.len() > LABEL_BYTES_MAX)
-        {
+        let long = |text: &str| text.chars().count() > LABEL_BYTES_MAX;
+        if self.labels.iter().any(|(k, v)| k.is_empty() || long(k) || long(v)) {
             return problem(
                 "labels",
-                format!("label keys must be 1 to {LABEL_BYTES_MAX} bytes, values at most {LABEL_BYTES_MAX}"),
+                format!(
+                    "label keys must be 1 to {LABEL_BYTES_MAX} characters, values at most {LABEL_BYTES_MAX}"
+                ),
             );
         }
         Ok(())

@@ -777,7 +777,7 @@ fn a_spec_outside_the_shared_limits_says_which_field_and_why() {
         spec.check().map_err(|p| (p.field, p.message))
     };
     let (f, m) = field(&|s| s.capability = String::new()).unwrap_err();
-    assert_eq!((f, m.contains("1 to 128 bytes")), ("capability", true));
+    assert_eq!((f, m.contains("1 to 128 characters")), ("capability", true));
     assert_eq!(field(&|s| s.capability = "c".repeat(129)).unwrap_err().0, "capability");
     assert_eq!(field(&|s| s.capability = "c".repeat(128)), Ok(()));
     assert_eq!(field(&|s| s.description = " \n".into()).unwrap_err().0, "description");

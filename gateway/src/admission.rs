@@ -35,26 +35,53 @@ pub const WEBHOOK_URL_BYTES_MAX: usize = 2_048;
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskRequest {
-    /// The capability needed, e.g. `echo`.
+    /// The capability needed, e.g. `echo` (1 to 128 characters).
+    #[schemars(length(min = 1, max = 128))]
     pub capability: String,
-    /// What to do, in words.
+    /// What to do, in words (not only white space).
+    #[schemars(pattern(r"\S"))]
     pub description: String,
     /// Input data for the agent.
     #[serde(default)]
     pub input: serde_json::Value,
     /// How long the task may take, ms (default 30 000; at most one day). A synchronous execute
     /// waits this long at most.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
+    #[schemars(range(min = 1, max = 86_400_000))]
     pub timeout_ms: Option<u64>,
     /// How many agents to try at most (default 3; at most 10).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral")]
+    #[schemars(range(min = 1, max = 10))]
     pub max_attempts: Option<u32>,
-    /// Where to POST the outcome (Standard Webhooks), if anywhere.
+    /// Where to POST the outcome (Standard Webhooks), if anywhere: an `http` or `https` URL
+    /// of at most 2,048 bytes.
     #[serde(default)]
+    #[schemars(url, length(max = 2048))]
     pub webhook_url: Option<String>,
-    /// Free-form labels.
+    /// Free-form labels: at most 32, keys of 1 to 256 characters, values of at most 256.
     #[serde(default)]
+    #[schemars(length(max = 32), inner(length(max = 256)))]
+    #[schemars(extend("propertyNames" = { "minLength": 1, "maxLength": 256 }))]
     pub labels: BTreeMap<String, String>,
+}
+
+/// An optional whole number that JSON may write as `300` or `300.0` (JSON Schema's `integer`
+/// admits both); a fraction, a negative or an out-of-range number is refused.
+fn integral<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    let whole = match (number.as_u64(), number.as_f64()) {
+        (Some(n), _) => Some(n),
+        (None, Some(f)) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => Some(f as u64),
+        _ => None,
+    };
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number in range, not {number}")))
 }
 
 /// The answer to an admitted task.

@@ -19,6 +19,26 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 256 * 1024;
 /// HTTP request held longer than that is better served by submit + webhook.
 pub const EXECUTE_WAIT_MS_MAX: u64 = 10 * 60 * 1000;
 
+/// The largest stream version a request may name (`from_version`): the log's versions are
+/// signed 64-bit integers.
+pub const VERSION_MAX: u64 = i64::MAX as u64;
+
+/// A query parameter in `min..=max`, or `400` naming it and its range.
+pub(crate) fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &str,
+    value: Option<T>,
+    min: T,
+    max: T,
+) -> crate::error::Result<Option<T>> {
+    match value {
+        Some(v) if v < min || v > max => Err(crate::error::Error::InvalidParameter {
+            what: name.to_string(),
+            message: format!("must be {min} to {max}, not {v}"),
+        }),
+        other => Ok(other),
+    }
+}
+
 /// How long `/tasks/execute` waits past the task's own timeout for the task's end to be
 /// recorded (the pipeline fails a task at its deadline, or the sweeper a moment after it:
 /// 2 s of grace, swept every second), so that it answers the real end instead of a 504.

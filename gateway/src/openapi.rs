@@ -152,7 +152,8 @@ pub fn document() -> Value {
     let json_body =
         |schema: Value, required: bool| json!({ "required": required, "content": json_content(schema) });
     let id_task = id_param("The task's id.");
-    let uint = json!({ "type": "integer", "minimum": 0 });
+    let version = json!({ "type": "integer", "minimum": 1, "maximum": crate::config::VERSION_MAX });
+    let page = |max: usize| json!({ "type": "integer", "minimum": 1, "maximum": max });
 
     let submit = operation(
         "Submit a task; the result comes later (GET /tasks/{id}, the stream, or a webhook).",
@@ -219,8 +220,12 @@ pub fn document() -> Value {
         "getTaskEvents",
         vec![
             id_task.clone(),
-            query_param("from_version", "First version to return (default 1).", uint.clone()),
-            query_param("limit", "Events per page (default and maximum 500).", uint.clone()),
+            query_param("from_version", "First version to return (default 1).", version.clone()),
+            query_param(
+                "limit",
+                "Events per page (default and maximum 500).",
+                page(crate::config::EVENTS_PAGE_COUNT_MAX),
+            ),
         ],
         None,
         with(
@@ -249,7 +254,7 @@ pub fn document() -> Value {
         ),
     );
     let list = operation(
-        "Tasks the caller may read, oldest first, filtered and paged.",
+        "Tasks the caller may read, newest first, filtered and paged.",
         "listTasks",
         vec![
             query_param(
@@ -276,8 +281,16 @@ pub fn document() -> Value {
                 "Submitted before (ms since the epoch).",
                 json!({ "type": "integer" }),
             ),
-            query_param("cursor", "The previous page's next_cursor.", uint.clone()),
-            query_param("limit", "Tasks per page (default 50, maximum 100).", uint.clone()),
+            query_param(
+                "cursor",
+                "The previous page's next_cursor.",
+                json!({ "type": "string", "pattern": projections::TASK_CURSOR_PATTERN }),
+            ),
+            query_param(
+                "limit",
+                "Tasks per page (default 50, maximum 100).",
+                page(crate::config::TASKS_PAGE_COUNT_MAX),
+            ),
         ],
         None,
         with(
@@ -289,7 +302,7 @@ pub fn document() -> Value {
     let stream = operation(
         "A task's events as they happen: WebSocket with an upgrade request, Server-Sent Events otherwise. History first; ends after the final event.",
         "streamTask",
-        vec![id_task, query_param("from_version", "First version to send (default 1).", uint.clone())],
+        vec![id_task, query_param("from_version", "First version to send (default 1).", version.clone())],
         None,
         with(
             with(
@@ -309,8 +322,16 @@ pub fn document() -> Value {
         "The federation's agents.",
         "listAgents",
         vec![
-            query_param("cursor", "The previous page's next_cursor.", uint.clone()),
-            query_param("limit", "Agents per page (default and maximum 100).", uint),
+            query_param(
+                "cursor",
+                "The previous page's next_cursor.",
+                json!({ "type": "integer", "minimum": 0, "maximum": crate::config::VERSION_MAX }),
+            ),
+            query_param(
+                "limit",
+                "Agents per page (default and maximum 100).",
+                page(crate::routes::agents::AGENTS_PAGE_COUNT_MAX),
+            ),
         ],
         None,
         with(

@@ -176,7 +176,9 @@ pub(crate) async fn stream(
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let mut from_version = query.from_version.unwrap_or(1).max(1);
+    let mut from_version =
+        crate::config::in_range("from_version", query.from_version, 1, crate::config::VERSION_MAX)?
+            .unwrap_or(1);
     if wants_websocket {
         let (mut parts, _) = request.into_parts();
         let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state).await.map_err(|r| {

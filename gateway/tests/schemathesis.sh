@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzes a running gateway from its own OpenAPI document with schemathesis (from PyPI):
-# zero 5xx and zero responses that break the document are required.
+# Fuzzes a running gateway from its own OpenAPI document with schemathesis (from PyPI), with
+# every check but one: zero 5xx, status codes, content types, headers and bodies as
+# documented, schema-invalid data refused, authentication enforced. The one left out,
+# positive_data_acceptance, asks that every schema-valid request be accepted: a webhook URL
+# is refused (422) when its host resolves to a private or special-purpose address or to
+# nothing, which no schema can say.
 #
 #   gateway/tests/schemathesis.sh BASE_URL TOKEN
 #
@@ -25,7 +29,8 @@ cd "$venv"
 exec "$venv/bin/st" run "$base_url/openapi.json" \
   --url "$base_url" \
   --header "Authorization: Bearer $token" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+  --checks all \
+  --exclude-checks positive_data_acceptance \
   --max-examples "$examples" \
   --request-timeout 20 \
   --seed 1 \

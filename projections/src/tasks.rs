@@ -106,15 +106,27 @@ impl std::fmt::Display for TaskCursor {
     }
 }
 
+/// The shape of a task cursor, as a regular expression: `<submitted_at_ms>_<task_id>` (at most
+/// 18 digits, an optional sign; 1 to 64 letters, digits and dashes).
+pub const TASK_CURSOR_PATTERN: &str = "^[+-]?[0-9]{1,18}_[0-9A-Za-z-]{1,64}$";
+
 impl std::str::FromStr for TaskCursor {
     type Err = Error;
 
     /// Reads what [`Display`](std::fmt::Display) wrote: `<submitted_at_ms>_<task_id>`.
     fn from_str(text: &str) -> Result<Self> {
         let invalid = || Error::InvalidQuery { reason: format!("{text:?} is not a task cursor") };
+        // The shape is exactly [`TASK_CURSOR_PATTERN`]'s.
         let (ms, task_id) = text.split_once('_').ok_or_else(invalid)?;
+        let digits = ms.strip_prefix(['+', '-']).unwrap_or(ms);
+        if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
         let submitted_at_ms = ms.parse().map_err(|_| invalid())?;
-        if task_id.is_empty() || task_id.len() > 64 {
+        if task_id.is_empty()
+            || task_id.len() > 64
+            || !task_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(invalid());
         }
         Ok(Self { submitted_at_ms, task_id: task_id.to_string() })

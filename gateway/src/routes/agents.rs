@@ -188,9 +188,11 @@ pub(crate) async fn list(
     QueryParams(query): QueryParams<AgentsQuery>,
 ) -> Result<axum::Json<AgentPage>> {
     require_read(&principal)?;
-    let limit = query.limit.unwrap_or(AGENTS_PAGE_COUNT_MAX).clamp(1, AGENTS_PAGE_COUNT_MAX);
+    let limit = crate::config::in_range("limit", query.limit, 1, AGENTS_PAGE_COUNT_MAX)?
+        .unwrap_or(AGENTS_PAGE_COUNT_MAX);
     let log: &dyn EventLog = state.log.as_ref();
-    let mut cursor = query.cursor.unwrap_or(0);
+    let mut cursor =
+        crate::config::in_range("cursor", query.cursor, 0, crate::config::VERSION_MAX)?.unwrap_or(0);
     let mut scanned = 0;
     let mut agents = Vec::new();
     loop {

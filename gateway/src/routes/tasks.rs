@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::admission::{self, SubmitResponse, TaskRequest};
 use crate::auth::{Permission, Principal};
-use crate::config::{EVENTS_PAGE_COUNT_MAX, EXECUTE_END_GRACE_MS, EXECUTE_WAIT_MS_MAX, TASKS_PAGE_COUNT_MAX};
+use crate::config::{
+    EVENTS_PAGE_COUNT_MAX, EXECUTE_END_GRACE_MS, EXECUTE_WAIT_MS_MAX, TASKS_PAGE_COUNT_MAX, VERSION_MAX,
+    in_range,
+};
 use crate::error::{Error, Result};
 use crate::extract::{IdPath, JsonBody, OptionalJsonBody, QueryParams};
 use crate::render::{self, Format};
@@ -209,8 +212,8 @@ pub(crate) async fn events(
     if !principal.can_read(&submitter) {
         return Err(Error::NotFound { what: format!("task {task_id}") });
     }
-    let from = query.from_version.unwrap_or(1).max(1);
-    let limit = query.limit.unwrap_or(EVENTS_PAGE_COUNT_MAX).clamp(1, EVENTS_PAGE_COUNT_MAX);
+    let from = in_range("from_version", query.from_version, 1, VERSION_MAX)?.unwrap_or(1);
+    let limit = in_range("limit", query.limit, 1, EVENTS_PAGE_COUNT_MAX)?.unwrap_or(EVENTS_PAGE_COUNT_MAX);
     let recorded = state.log.read_stream(&stream, from, limit).await?;
     let next_from_version =
         (recorded.len() == limit).then(|| recorded.last().map_or(from, |e| e.version + 1));
@@ -389,7 +392,7 @@ pub(crate) async fn list(
         return Err(Error::Forbidden { permission: Permission::ReadOwn.as_str() });
     }
     let read = state.read_models("the task list")?;
-    let limit = query.limit.unwrap_or(50).clamp(1, TASKS_PAGE_COUNT_MAX);
+    let limit = in_range("limit", query.limit, 1, TASKS_PAGE_COUNT_MAX)?.unwrap_or(50);
     let submitter = if principal.has(Permission::ReadAll) {
         query.submitter
     } else if query.submitter.as_ref().is_some_and(|s| *s != principal.subject) {
