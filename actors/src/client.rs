@@ -30,7 +30,38 @@ pub async fn submit(
     emitter: &str,
 ) -> Result<TaskId> {
     let (task_id, event) = new_task_event(spec, key, channel, emitter)?;
-    log.append(&StreamId::task(task_id), ExpectedVersion::NoStream, vec![event]).await?;
+    append_submission(log, task_id, event, channel, emitter).await
+}
+
+/// Appends a new task's `task_submitted`; one too large for the log is refused and recorded
+/// as such (`task_submitted` with an empty spec and `task_rejected` saying the size and the
+/// limit), so the refusal is in the history like any other and the caller gets a task id.
+pub(crate) async fn append_submission(
+    log: &dyn EventLog,
+    task_id: TaskId,
+    event: events::NewEvent,
+    channel: Channel,
+    emitter: &str,
+) -> Result<TaskId> {
+    let stream = StreamId::task(task_id);
+    if event.payload.len() > events::EVENT_PAYLOAD_BYTES_MAX {
+        let reason = format!(
+            "the submission is {} bytes encoded; a task must fit in {} bytes (pass large inputs by reference: a URL or a path the agent can read)",
+            event.payload.len(),
+            events::EVENT_PAYLOAD_BYTES_MAX
+        );
+        let batch = commands::refuse_submission(
+            task_id,
+            channel,
+            events::task::RejectionCode::InvalidSubmission,
+            &reason,
+            emitter,
+            events::now_ms(),
+        )?;
+        log.append(&stream, ExpectedVersion::NoStream, batch).await?;
+        return Ok(task_id);
+    }
+    log.append(&stream, ExpectedVersion::NoStream, vec![event]).await?;
     Ok(task_id)
 }
 
@@ -56,8 +87,7 @@ pub async fn submit_signed(
     emitter: &str,
 ) -> Result<TaskId> {
     let (task_id, event) = submission_event(submission, channel, emitter)?;
-    log.append(&StreamId::task(task_id), ExpectedVersion::NoStream, vec![event]).await?;
-    Ok(task_id)
+    append_submission(log, task_id, event, channel, emitter).await
 }
 
 /// The `task_submitted` event of a submission: a new task's first event

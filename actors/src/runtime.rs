@@ -298,6 +298,17 @@ impl Runtime {
         let (task_id, event) =
             crate::client::new_task_event(spec, &self.ctx.federation, Channel::Local, "runtime")?;
         let stream_id = StreamId::task(task_id);
+        if event.payload.len() > events::EVENT_PAYLOAD_BYTES_MAX {
+            // Refused and recorded as such (see `client::submit`).
+            return crate::client::append_submission(
+                self.ctx.log.as_ref(),
+                task_id,
+                event,
+                Channel::Local,
+                "runtime",
+            )
+            .await;
+        }
         self.ctx.log.append(&stream_id, events::ExpectedVersion::NoStream, vec![event.clone()]).await?;
         // This process knows the whole stream: the phases and the waiters start from it
         // instead of reading it.
