@@ -50,6 +50,8 @@ pub(crate) enum Command {
     Keys(cli::keys::KeysArgs),
     /// A bearer token for the gateway (`--role operator --sub ci --ttl 1h`).
     Token(cli::token::TokenArgs),
+    /// Check the configuration `pantheon up` would load (`config check`).
+    Config(cli::config::ConfigArgs),
     /// The read models: status and lag, catch up, rebuild one from position 0.
     Projections(cli::projections::ProjectionsArgs),
     /// List and search tasks (status, capability, agent, submitter, time, full text).
@@ -73,7 +75,7 @@ impl Command {
     fn backend(&self) -> &cli::up::BackendArgs {
         static NONE: std::sync::OnceLock<cli::up::BackendArgs> = std::sync::OnceLock::new();
         match self {
-            Self::Keys(_) | Self::Token(_) => NONE.get_or_init(cli::up::BackendArgs::none),
+            Self::Keys(_) | Self::Token(_) | Self::Config(_) => NONE.get_or_init(cli::up::BackendArgs::none),
             Self::Events(args) => &args.backend,
             Self::Audit(args) => &args.backend,
             Self::Archive(args) => &args.backend,
@@ -100,7 +102,12 @@ impl Command {
             | Self::Audit(_)
             | Self::Projections(_)
             | Self::Archive(_) => true,
-            Self::Up(_) | Self::Submit(_) | Self::Bench(_) | Self::Keys(_) | Self::Token(_) => false,
+            Self::Up(_)
+            | Self::Submit(_)
+            | Self::Bench(_)
+            | Self::Keys(_)
+            | Self::Token(_)
+            | Self::Config(_) => false,
         }
     }
 }
@@ -194,6 +201,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Archive(args) => cli::archive::run(&cli, args).await,
         Command::Keys(args) => cli::keys::run(&cli, args),
         Command::Token(args) => cli::token::run(&cli, args),
+        Command::Config(args) => cli::config::run(&cli, args),
         Command::Projections(args) => cli::projections::run(&cli, args).await,
         Command::Tasks(args) => cli::tasks::run(&cli, args).await,
     }

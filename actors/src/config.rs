@@ -93,6 +93,21 @@ pub struct Config {
     /// [`ContextConfig`].
     #[serde(default)]
     pub context: ContextConfig,
+    /// # Webhooks
+    /// Which webhook targets are allowed besides public addresses. Default: none.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+}
+
+/// The `[webhooks]` section: the gateway's allow-list of webhook targets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Targets allowed although they are loopback, private or another special-purpose address:
+    /// host names (`hooks.internal`, `*.corp.example`: whatever they resolve to) and networks
+    /// (`10.1.0.0/16`, `127.0.0.1`). Off by default: only public addresses.
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 impl Default for Config {
@@ -104,6 +119,7 @@ impl Default for Config {
             nats: NatsConfig::default(),
             health: HealthConfig::default(),
             context: ContextConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }

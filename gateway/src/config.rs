@@ -1,6 +1,7 @@
 //! What the gateway is configured with, and the named limits every bounded resource uses.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -241,6 +242,31 @@ impl RateLimitsFile {
     }
 }
 
+impl WebhookConfig {
+    /// Takes an allow-list: each entry a network (`10.1.0.0/16`, an address) or a host
+    /// (`hooks.internal`, `*.corp.example`); what is wrong, naming the entry.
+    pub fn allow(&mut self, entries: &[String]) -> std::result::Result<(), String> {
+        for entry in entries {
+            let entry = entry.trim();
+            let looks_like_network = entry.contains('/') || entry.parse::<IpAddr>().is_ok();
+            if looks_like_network {
+                self.allow_networks.push(entry.parse().map_err(|e| format!("webhooks.allow: {e}"))?);
+            } else if !entry.is_empty()
+                && entry.trim_start_matches("*.").split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+            {
+                self.allow_hosts.push(entry.to_string());
+            } else {
+                return Err(format!("webhooks.allow: {entry:?} is neither a host name nor a network"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Webhook delivery settings.
 #[derive(Clone, Debug)]
 pub struct WebhookConfig {
@@ -258,6 +284,10 @@ pub struct WebhookConfig {
     pub allow_loopback: bool,
     /// Allow targets on private and link-local addresses (a trusted internal network).
     pub allow_private: bool,
+    /// Hosts allowed as targets whatever they resolve to (`name`, or `*.domain`).
+    pub allow_hosts: Vec<String>,
+    /// Networks allowed as targets although special-purpose.
+    pub allow_networks: Vec<crate::webhooks::Network>,
     /// The most deliveries in flight at once.
     pub in_flight_max: usize,
 }
@@ -274,6 +304,8 @@ impl WebhookConfig {
             request_timeout: Duration::from_secs(10),
             allow_loopback: false,
             allow_private: false,
+            allow_hosts: Vec::new(),
+            allow_networks: Vec::new(),
             in_flight_max: 64,
         }
     }

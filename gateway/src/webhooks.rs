@@ -19,8 +19,10 @@
 //!
 //! # SSRF guard
 //! Targets must be `http`/`https` URLs without credentials whose every resolved address is
-//! public: loopback, private, link-local, CGNAT, unspecified, multicast and broadcast addresses
-//! are refused unless the configuration allows them. The check runs at submission and again
+//! public: every special-purpose range of IANA's IPv4 and IPv6 registries is refused
+//! (loopback, private, link-local, CGNAT, documentation, benchmarking, reserved, multicast,
+//! IPv4-compatible and 6to4 forms; NAT64 by the address it embeds), unless the allow-list
+//! names the host or the network (`[webhooks] allow` in `pantheon.toml`). The check runs at submission and again
 //! at delivery, inside the HTTP client's resolver (so DNS rebinding between check and connect
 //! does not help), and redirects are never followed.
 //!
@@ -67,48 +69,172 @@ const ATTEMPT_ERROR_BYTES_MAX: usize = 300;
 /// The final event types a webhook is sent for.
 pub const WEBHOOK_EVENT_TYPES: [&str; 4] = events::task::FINAL_EVENT_TYPES;
 
-/// Which webhook targets are allowed.
+/// An IP network, `address/prefix` (an address alone is a /32 or /128).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Whether `ip` is in the network (an IPv4 network holds the IPv4-mapped IPv6 forms too).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, canonical(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let (address, prefix) = text.split_once('/').map_or((text, None), |(a, p)| (a, Some(p)));
+        let address: IpAddr =
+            address.trim().parse().map_err(|_| format!("{text:?} is not an address or a network"))?;
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(|| format!("{text:?}: the prefix must be 0 to {bits}"))?,
+        };
+        Ok(Self { address, prefix })
+    }
+}
+
+/// An IPv6 address that stands for an IPv4 one (mapped `::ffff:a.b.c.d`) as that IPv4
+/// address; any other address as it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The special-purpose IPv4 ranges of IANA's registry (RFC 6890 and later): none is a webhook
+/// target unless allowed.
+const SPECIAL_V4: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "\"this network\""),
+    ("10.0.0.0/8", "a private address"),
+    ("100.64.0.0/10", "a shared (CGNAT) address"),
+    ("127.0.0.0/8", "a loopback address"),
+    ("169.254.0.0/16", "a link-local address"),
+    ("172.16.0.0/12", "a private address"),
+    ("192.0.0.0/24", "an IETF protocol assignment"),
+    ("192.0.2.0/24", "a documentation address"),
+    ("192.31.196.0/24", "an AS112 address"),
+    ("192.52.193.0/24", "an AMT address"),
+    ("192.88.99.0/24", "a 6to4 relay address"),
+    ("192.168.0.0/16", "a private address"),
+    ("192.175.48.0/24", "an AS112 address"),
+    ("198.18.0.0/15", "a benchmarking address"),
+    ("198.51.100.0/24", "a documentation address"),
+    ("203.0.113.0/24", "a documentation address"),
+    ("224.0.0.0/4", "a multicast address"),
+    ("240.0.0.0/4", "a reserved address"),
+    ("255.255.255.255/32", "the broadcast address"),
+];
+
+/// The special-purpose IPv6 ranges of IANA's registry. NAT64 (`64:ff9b::/96`) is judged by
+/// the IPv4 address it embeds.
+const SPECIAL_V6: &[(&str, &str)] = &[
+    ("::/96", "an unspecified, loopback or IPv4-compatible address"),
+    ("64:ff9b:1::/48", "a local-use NAT64 address"),
+    ("100::/64", "a discard-only address"),
+    ("2001::/23", "an IETF protocol assignment (Teredo and others)"),
+    ("2001:db8::/32", "a documentation address"),
+    ("2002::/16", "a 6to4 address"),
+    ("3fff::/20", "a documentation address"),
+    ("5f00::/16", "a segment-routing address"),
+    ("fc00::/7", "a unique-local (private) address"),
+    ("fe80::/10", "a link-local address"),
+    ("fec0::/10", "a site-local address"),
+    ("ff00::/8", "a multicast address"),
+];
+
+/// Why `ip` is a special-purpose address, if it is.
+pub fn special_purpose(ip: IpAddr) -> Option<&'static str> {
+    let ip = canonical(ip);
+    if let IpAddr::V6(v6) = ip {
+        let nat64: Network = Network { address: "64:ff9b::".parse().unwrap_or(IpAddr::V6(v6)), prefix: 96 };
+        if nat64.contains(ip) {
+            let [.., a, b, c, d] = v6.octets();
+            return special_purpose(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+        }
+    }
+    let table = if ip.is_ipv4() { SPECIAL_V4 } else { SPECIAL_V6 };
+    table
+        .iter()
+        .find_map(|(network, why)| network.parse::<Network>().ok().filter(|n| n.contains(ip)).map(|_| *why))
+}
+
+/// Which webhook targets are allowed: public addresses, and what the allow-list names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TargetPolicy {
-    /// Allow loopback addresses.
-    pub allow_loopback: bool,
-    /// Allow private, link-local and CGNAT addresses.
-    pub allow_private: bool,
+    /// Hosts allowed whatever they resolve to: a name (`hooks.internal`) or every name under
+    /// a domain (`*.corp.example`).
+    pub hosts: Vec<String>,
+    /// Networks allowed although special-purpose (a trusted internal network, loopback for
+    /// local development).
+    pub networks: Vec<Network>,
 }
 
 impl TargetPolicy {
     /// The policy a configuration sets.
     pub fn from_config(config: &WebhookConfig) -> Self {
-        Self { allow_loopback: config.allow_loopback, allow_private: config.allow_private }
+        let mut policy = Self { hosts: config.allow_hosts.clone(), networks: config.allow_networks.clone() };
+        let network = |text: &str| text.parse::<Network>().ok();
+        if config.allow_loopback {
+            policy.networks.extend(["127.0.0.0/8", "::1/128"].into_iter().filter_map(network));
+        }
+        if config.allow_private {
+            policy.networks.extend(
+                [
+                    "10.0.0.0/8",
+                    "172.16.0.0/12",
+                    "192.168.0.0/16",
+                    "100.64.0.0/10",
+                    "169.254.0.0/16",
+                    "fc00::/7",
+                    "fe80::/10",
+                ]
+                .into_iter()
+                .filter_map(network),
+            );
+        }
+        policy
     }
 
-    /// Why `ip` is refused, if it is.
+    /// Why `ip` is refused, if it is: a special-purpose address outside the allowed networks.
     pub fn refuses(&self, ip: IpAddr) -> Option<&'static str> {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        if ip.is_loopback() {
-            return (!self.allow_loopback).then_some("a loopback address");
+        if self.networks.iter().any(|n| n.contains(ip)) {
+            return None;
         }
-        if ip.is_unspecified() || ip.is_multicast() {
-            return Some("an unspecified or multicast address");
-        }
-        let private = match ip {
-            IpAddr::V4(v4) => {
-                let [a, b, ..] = v4.octets();
-                v4.is_private()
-                    || v4.is_link_local()
-                    || v4.is_broadcast()
-                    || (a == 100 && (64..128).contains(&b))
-                    || a == 0
+        special_purpose(ip)
+    }
+
+    /// Whether the allow-list names `host` (then whatever it resolves to is allowed).
+    pub fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.hosts.iter().any(|allowed| {
+            let allowed = allowed.to_ascii_lowercase();
+            match allowed.strip_prefix("*.") {
+                Some(domain) => host.strip_suffix(domain).is_some_and(|rest| rest.ends_with('.')),
+                None => host == allowed,
             }
-            IpAddr::V6(v6) => {
-                let first = v6.segments()[0];
-                (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-            }
-        };
-        (private && !self.allow_private).then_some("a private or link-local address")
+        })
     }
 
     /// Checks a target URL: scheme, credentials, and every address its host resolves to.
@@ -124,6 +250,9 @@ impl TargetPolicy {
         let host = parsed.host_str().ok_or_else(|| refuse("the URL has no host".into()))?;
         let port = parsed.port_or_known_default().unwrap_or(443);
         let host = host.trim_start_matches('[').trim_end_matches(']');
+        if self.allows_host(host) {
+            return Ok(());
+        }
         let addresses: Vec<SocketAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
             vec![SocketAddr::new(ip, port)]
         } else {
@@ -149,17 +278,18 @@ impl TargetPolicy {
 /// The HTTP client's resolver: resolves, then drops refused addresses (DNS rebinding guard).
 #[derive(Debug)]
 struct GuardedResolver {
-    policy: TargetPolicy,
+    policy: Arc<TargetPolicy>,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.policy;
+        let policy = Arc::clone(&self.policy);
         let host = name.as_str().to_string();
         Box::pin(async move {
             let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let trusted = policy.allows_host(&host);
             let allowed: Vec<SocketAddr> =
-                resolved.into_iter().filter(|a| policy.refuses(a.ip()).is_none()).collect();
+                resolved.into_iter().filter(|a| trusted || policy.refuses(a.ip()).is_none()).collect();
             if allowed.is_empty() {
                 return Err(format!("{host} resolves to no allowed address").into());
             }
@@ -179,7 +309,7 @@ pub fn install_crypto_provider() {
 pub fn client(config: &WebhookConfig) -> Result<reqwest::Client> {
     install_crypto_provider();
     reqwest::Client::builder()
-        .dns_resolver(Arc::new(GuardedResolver { policy: TargetPolicy::from_config(config) }))
+        .dns_resolver(Arc::new(GuardedResolver { policy: Arc::new(TargetPolicy::from_config(config)) }))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .timeout(config.request_timeout)
@@ -457,8 +587,27 @@ mod tests {
 
     #[test]
     fn private_targets_are_refused_unless_allowed() {
-        let strict = TargetPolicy { allow_loopback: false, allow_private: false };
+        let strict = TargetPolicy::default();
         for ip in [
+            // What the guard let through before: IPv4-compatible loopback, site-local,
+            // benchmarking, IETF assignments, reserved, and NAT64 of loopback.
+            "::7f00:1",
+            "fec0::1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.0.8",
+            "240.0.0.1",
+            "255.255.255.255",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "2001:db8::1",
+            "2002:7f00:1::1",
+            "2001::1",
+            "192.0.2.1",
+            "203.0.113.9",
+            "224.0.0.1",
+            "ff02::1",
+            "::",
             "127.0.0.1",
             "::1",
             "10.1.2.3",
@@ -479,8 +628,18 @@ mod tests {
                 .refuses("93.184.216.34".parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)))
                 .is_none()
         );
-        let loopback = TargetPolicy { allow_loopback: true, allow_private: false };
+        // Public addresses, including a public one behind NAT64.
+        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "64:ff9b::5db8:d822", "8.8.8.8"] {
+            let ip: IpAddr = ip.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+            assert!(strict.refuses(ip).is_none(), "{ip} should be allowed: {:?}", strict.refuses(ip));
+        }
+        let loopback =
+            TargetPolicy { networks: vec!["127.0.0.0/8".parse().unwrap()], ..TargetPolicy::default() };
         assert!(loopback.refuses(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)).is_none());
+        assert!(
+            loopback.refuses("::ffff:127.0.0.1".parse().unwrap()).is_none(),
+            "the mapped form is in the v4 network"
+        );
         assert!(
             loopback
                 .refuses("10.0.0.1".parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)))
@@ -488,9 +647,27 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_allow_list_names_hosts_and_networks() {
+        let mut config = WebhookConfig::new(b"secret".to_vec());
+        config
+            .allow(&["hooks.internal".into(), "*.corp.example".into(), "10.1.0.0/16".into(), "::1".into()])
+            .unwrap();
+        let policy = TargetPolicy::from_config(&config);
+        assert!(policy.allows_host("hooks.internal") && policy.allows_host("HOOKS.internal."));
+        assert!(policy.allows_host("a.b.corp.example") && !policy.allows_host("corp.example"));
+        assert!(!policy.allows_host("evilcorp.example") && !policy.allows_host("hooks.internal.evil"));
+        assert!(policy.refuses("10.1.200.3".parse().unwrap()).is_none());
+        assert!(policy.refuses("10.2.0.1".parse().unwrap()).is_some());
+        assert!(policy.refuses("::1".parse().unwrap()).is_none());
+        for bad in ["10.0.0.0/33", "::/129", "not a host!", "", "a..b"] {
+            assert!(WebhookConfig::new(b"s".to_vec()).allow(&[bad.into()]).is_err(), "{bad:?}");
+        }
+    }
+
     #[tokio::test]
     async fn urls_are_checked() {
-        let strict = TargetPolicy { allow_loopback: false, allow_private: false };
+        let strict = TargetPolicy::default();
         for url in [
             "ftp://example.com/",
             "http://user:pw@example.com/",

@@ -198,6 +198,12 @@ async fn private_targets_are_refused_unless_allowed() {
         "http://10.0.0.1/",
         "ftp://example.com/",
         "http://[::1]/",
+        "http://[::7f00:1]/",
+        "http://[fec0::1]/",
+        "http://198.18.0.1/",
+        "http://192.0.0.8/",
+        "http://240.0.0.1/",
+        "http://[64:ff9b::7f00:1]/",
     ] {
         let response = gw
             .post_json(
@@ -208,4 +214,32 @@ async fn private_targets_are_refused_unless_allowed() {
             .await;
         assert_error(response, 422, "webhook_refused").await;
     }
+}
+
+#[tokio::test]
+async fn an_allow_listed_network_or_host_is_a_target() {
+    let mut config = common::config();
+    config.webhooks.allow_loopback = false;
+    config.webhooks.allow(&["127.0.0.0/8".into(), "localhost".into()]).unwrap();
+    let gw = TestGateway::start_with(config).await;
+    let producer = token("a-producer", &["producer"]);
+    for url in ["http://127.0.0.1:9/hook", "http://localhost:9/hook"] {
+        let response = gw
+            .post_json(
+                "/tasks/submit",
+                &producer,
+                json!({"capability": "echo", "description": "x", "webhook_url": url}),
+            )
+            .await;
+        assert_eq!(response.status(), 202, "{url}");
+    }
+    // Other special-purpose addresses stay refused.
+    let response = gw
+        .post_json(
+            "/tasks/submit",
+            &producer,
+            json!({"capability": "echo", "description": "x", "webhook_url": "http://10.0.0.1/"}),
+        )
+        .await;
+    assert_error(response, 422, "webhook_refused").await;
 }

@@ -371,7 +371,8 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let backend = open_backend(cli, &args.backend).await?;
     let key = federation_key(cli)?;
     let mut config = load_config(cli, &args.backend)?;
-    let (gateway_config, dev_token) = gateway_config(cli, args, &backend)?;
+    let (mut gateway_config, dev_token) = gateway_config(cli, args, &backend)?;
+    gateway_config.webhooks.allow(&config.webhooks.allow).map_err(anyhow::Error::msg)?;
     // The pipeline trusts what the gateway signs.
     config.producers.push(actors::config::ProducerConfig {
         name: "gateway".into(),
