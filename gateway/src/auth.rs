@@ -59,8 +59,9 @@ impl Permission {
     }
 }
 
-/// The default role map: `admin` (everything), `operator` (read all, cancel), `producer`
-/// (submit, read own, cancel own), `viewer` (read own).
+/// The default role map: `admin` (everything, and `/metrics`), `operator` (read every task and
+/// the agents, cancel any task), `producer` (submit, read and cancel its own tasks), `viewer`
+/// (read its own tasks). The agents' endpoints take `read_all`.
 pub fn default_roles() -> BTreeMap<String, BTreeSet<Permission>> {
     use Permission as P;
     BTreeMap::from([

@@ -319,7 +319,7 @@ pub fn document() -> Value {
         ),
     );
     let agents = operation(
-        "The federation's agents.",
+        "The federation's agents (operators and admins: `read_all`).",
         "listAgents",
         vec![
             query_param(

@@ -473,7 +473,9 @@ async fn agents_are_listed_from_their_streams() {
         )
         .await
         .unwrap();
-    let viewer = token("v", &["viewer"]);
+    // The agents are the federation's: operators read them, a viewer does not.
+    assert_error(gw.get("/agents", &token("v", &["viewer"])).await, 403, "forbidden").await;
+    let viewer = token("o", &["operator"]);
     let agents: serde_json::Value = gw.get("/agents", &viewer).await.json().await.unwrap();
     assert_eq!(agents["agents"][0]["agent_id"], "echo");
     assert_eq!(agents["agents"][0]["capabilities"], json!(["echo"]));

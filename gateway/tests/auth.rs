@@ -202,3 +202,90 @@ fn dev_secret_is_created_private_and_reused() {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }
+
+/// The whole matrix: every default role (and a token with no known role) against every
+/// endpoint, on its own task and on another principal's.
+#[tokio::test]
+async fn the_rbac_matrix_holds_for_every_role_and_endpoint() {
+    let gw = TestGateway::start().await;
+    let body = json!({"capability": "slow", "description": "x"});
+    // A task of another principal's, and one of each role's own (where it may submit).
+    let other: serde_json::Value = gw
+        .post_json("/tasks/submit", &token("someone-else", &["producer"]), body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other = other["task_id"].as_str().unwrap().to_string();
+    // (role, may submit, reads own, reads all, cancels, admin)
+    let matrix: [(&str, bool, bool, bool, bool, bool); 5] = [
+        ("admin", true, true, true, true, true),
+        ("operator", false, true, true, true, false),
+        ("producer", true, true, false, true, false),
+        ("viewer", false, true, false, false, false),
+        ("no-such-role", false, false, false, false, false),
+    ];
+    for (role, submit, read_own, read_all, cancel, admin) in matrix {
+        let who = format!("a-{role}");
+        let t = token(&who, &[role]);
+        let allowed = |ok: bool| if ok { "allowed" } else { "refused" };
+        let status = |code: u16| if (200..300).contains(&code) { "allowed" } else { "refused" };
+        // Submitting and executing.
+        let submitted = gw.post_json("/tasks/submit", &t, body.clone()).await;
+        assert_eq!(status(submitted.status().as_u16()), allowed(submit), "{role}: submit");
+        let own = if submit {
+            let v: serde_json::Value = submitted.json().await.unwrap();
+            Some(v["task_id"].as_str().unwrap().to_string())
+        } else {
+            assert_eq!(submitted.status(), 403, "{role}: submit refused with 403");
+            None
+        };
+        let execute = gw
+            .post_json(
+                "/tasks/execute",
+                &t,
+                json!({"capability": "slow", "description": "x", "timeout_ms": 1}),
+            )
+            .await;
+        if !submit {
+            assert_eq!(execute.status(), 403, "{role}: execute");
+        }
+        // Reading: a task of another principal is there only for read_all (else 404: its
+        // existence is not revealed); its own, for read_own.
+        for path in [format!("/tasks/{other}"), format!("/tasks/{other}/events")] {
+            let code = gw.get(&path, &t).await.status().as_u16();
+            assert_eq!(status(code), allowed(read_all), "{role}: GET {path}");
+            if !read_all {
+                assert!(code == 404 || code == 403, "{role}: GET {path} answered {code}");
+            }
+        }
+        if let Some(own) = &own {
+            let code = gw.get(&format!("/tasks/{own}"), &t).await.status().as_u16();
+            assert_eq!(status(code), allowed(read_own), "{role}: GET its own task");
+        }
+        let list = gw.get("/tasks", &t).await.status().as_u16();
+        assert_eq!(status(list), allowed(read_own || read_all), "{role}: GET /tasks");
+        // The agents and the metrics.
+        assert_eq!(
+            status(gw.get("/agents", &t).await.status().as_u16()),
+            allowed(read_all),
+            "{role}: GET /agents"
+        );
+        assert_eq!(
+            status(gw.get("/metrics", &t).await.status().as_u16()),
+            allowed(admin),
+            "{role}: GET /metrics"
+        );
+        // Cancelling another principal's task takes cancel and read_all; one's own, cancel.
+        let code = gw.post_json(&format!("/tasks/{other}/cancel"), &t, json!({})).await.status().as_u16();
+        let may_cancel_other = cancel && read_all;
+        assert!(
+            if may_cancel_other { code == 200 || code == 409 } else { code == 403 || code == 404 },
+            "{role}: cancel another's task answered {code}"
+        );
+        if let Some(own) = &own {
+            let code = gw.post_json(&format!("/tasks/{own}/cancel"), &t, json!({})).await.status().as_u16();
+            assert_eq!(status(code), allowed(cancel), "{role}: cancel its own task");
+        }
+    }
+}

@@ -151,12 +151,11 @@ async fn load(log: &dyn EventLog, agent_id: &AgentId) -> Result<Option<AgentView
     Ok(view(&state))
 }
 
+/// The agents (their capabilities, load, health and reputation) are the federation's, not a
+/// principal's own: reading them takes `read_all` (operators and admins). A producer or a
+/// viewer reads its own tasks, which name the agent that ran them.
 fn require_read(principal: &Principal) -> Result<()> {
-    if principal.has(Permission::ReadOwn) || principal.has(Permission::ReadAll) {
-        Ok(())
-    } else {
-        Err(Error::Forbidden { permission: Permission::ReadOwn.as_str() })
-    }
+    principal.require(Permission::ReadAll)
 }
 
 /// `?cursor=&limit=`.
