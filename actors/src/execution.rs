@@ -178,7 +178,17 @@ impl Phase for Execution {
             ))))
         } else {
             let _in_flight = ctx.registry.running(&agent_id);
-            self.run(ctx, input, &sealed, endpoint.as_ref()).await
+            let started = std::time::Instant::now();
+            let outcome = self.run(ctx, input, &sealed, endpoint.as_ref()).await;
+            if let Ok(Ok(ended)) = &outcome {
+                let name = match ended {
+                    Outcome::Result(_) => "result",
+                    Outcome::Failed(_) => "failed",
+                    Outcome::TimedOut(_) => "timed_out",
+                };
+                ctx.metrics.attempt(agent_id.as_str(), name, started.elapsed());
+            }
+            outcome
         };
         drop(slot);
         drop(running);

@@ -54,6 +54,7 @@ mod error;
 mod execution;
 mod heartbeat;
 mod matching;
+pub mod metrics;
 mod phase;
 pub mod registry;
 mod retry;
@@ -78,6 +79,7 @@ pub use execution::{
 };
 pub use heartbeat::HEARTBEAT_INTERVAL_MS;
 pub use matching::{CANDIDATES_RECORDED_MAX, NO_AGENT_WAIT_MS_BASE, NO_AGENT_WAIT_MS_MAX};
+pub use metrics::PipelineMetrics;
 pub use phase::{
     CONFLICT_RETRY_COUNT_MAX, PHASE_DRAIN_MS_MAX, PHASE_IN_FLIGHT_MAX, PhaseMsg, PhaseState,
     TASK_CACHE_COUNT_MAX,

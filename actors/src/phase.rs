@@ -167,6 +167,8 @@ pub(crate) struct Ctx {
     pub(crate) finals: Finals,
     /// Folded tasks, so handlers read only what is new.
     pub(crate) tasks: TaskCache,
+    /// The pipeline's measurements.
+    pub(crate) metrics: Arc<crate::metrics::PipelineMetrics>,
     /// Agents' health and reputation from the read models, for matching.
     pub(crate) standing: Arc<Standing>,
     /// The time deciders are given (the system clock; a manual one in tests).
@@ -236,7 +238,9 @@ pub(crate) async fn load_task(log: &dyn EventLog, task_id: TaskId) -> Result<Loa
 /// [`load_task`] starting from the process's cached fold, if any: reads only the events after
 /// the cached version, and caches the result.
 pub(crate) async fn load_task_cached(ctx: &Ctx, task_id: TaskId) -> Result<Arc<Loaded>> {
-    let Some(mut loaded) = ctx.tasks.get(task_id) else {
+    let cached = ctx.tasks.get(task_id);
+    ctx.metrics.cache(cached.is_some());
+    let Some(mut loaded) = cached else {
         let loaded = Arc::new(load_task(ctx.log.as_ref(), task_id).await?);
         ctx.tasks.put(&loaded);
         return Ok(loaded);
@@ -425,10 +429,20 @@ pub(crate) async fn append_with(
             fold_one(&mut after, version, *id, metadata.occurred_at_ms, event_type, *schema_version, payload);
         if let Err(refused) = folded {
             tracing::error!(stream_id = %loaded.stream_id, %refused, "a phase decided an illegal event; skipped");
+            ctx.metrics.appended(crate::metrics::AppendResult::Illegal, std::time::Duration::ZERO);
             return Ok(Appended::Illegal);
         }
     }
-    match ctx.log.append(&loaded.stream_id, expected, batch).await {
+    let started = std::time::Instant::now();
+    let appended = ctx.log.append(&loaded.stream_id, expected, batch).await;
+    let result = match &appended {
+        Ok(outcome) if outcome.duplicate => crate::metrics::AppendResult::Duplicate,
+        Ok(_) => crate::metrics::AppendResult::Written,
+        Err(LogError::Conflict { .. }) => crate::metrics::AppendResult::Conflict,
+        Err(_) => crate::metrics::AppendResult::Error,
+    };
+    ctx.metrics.appended(result, started.elapsed());
+    match appended {
         Ok(outcome) if outcome.duplicate => Ok(Appended::Duplicate),
         Ok(_) => {
             // Cached (a final task: forgotten) before the waiters hear, so a waiter that comes
@@ -693,6 +707,7 @@ async fn pump(
     handled: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let mut running: JoinSet<(Position, Result<Handled>)> = JoinSet::new();
+    let meter = ctx.metrics.phase_meter(phase.name());
     let mut failures = 0u32;
     let poll = ctx.poll_interval;
     let mut finished = Vec::new();
@@ -725,8 +740,14 @@ async fn pump(
                 let ctx = Arc::clone(&ctx);
                 let phase = Arc::clone(&phase);
                 let position = delivery.event.position;
+                let handling = meter.handling();
                 running.spawn(async move {
                     let outcome = phase.handle(&ctx, &delivery.event).await;
+                    handling.ended(match &outcome {
+                        Ok(Handled::Done) => crate::metrics::HandlingOutcome::Done,
+                        Ok(Handled::Interrupted) => crate::metrics::HandlingOutcome::Interrupted,
+                        Err(_) => crate::metrics::HandlingOutcome::Failed,
+                    });
                     (position, outcome)
                 });
             }

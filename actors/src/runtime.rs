@@ -238,6 +238,7 @@ impl Runtime {
             attempts: std::sync::Mutex::default(),
             finals: Finals::default(),
             tasks: TaskCache::default(),
+            metrics: Arc::default(),
             standing: Arc::clone(&standing),
             clock,
             // A group's members are cancel-safe (they read an in-process queue).
@@ -286,6 +287,12 @@ impl Runtime {
     /// The log.
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.ctx.log
+    }
+
+    /// The pipeline's measurements (phases, appends, the fold cache, agent attempts), for
+    /// `GET /metrics`.
+    pub fn metrics(&self) -> Arc<crate::PipelineMetrics> {
+        Arc::clone(&self.ctx.metrics)
     }
 
     /// The registry view.

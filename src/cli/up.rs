@@ -220,6 +220,20 @@ pub(crate) fn spawn_archiver(
     Some((task, probe))
 }
 
+/// The pipeline's measurements on `/metrics` (phases, appends, the fold cache, attempts).
+#[derive(Debug)]
+pub(crate) struct PipelineProbe(Arc<actors::PipelineMetrics>);
+
+impl gateway::Probe for PipelineProbe {
+    fn metrics(&self) -> String {
+        self.0.render()
+    }
+
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+}
+
 /// The archiver as `/metrics` and `/readyz` see it.
 #[derive(Debug)]
 pub(crate) struct ArchiverProbe {
@@ -397,6 +411,7 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     gateway_config.read_model = Some(read_model.clone());
     gateway_config.health_cool_down_ms = cool_down_ms;
     let runtime = Runtime::start(options).await.context("cannot start the pipeline")?;
+    gateway_config.probes.push(Arc::new(PipelineProbe(runtime.metrics())));
     let stop = CancellationToken::new();
     let archiver = spawn_archiver(&backend, stop.clone()).map(|(task, probe)| {
         gateway_config.probes.push(probe);
