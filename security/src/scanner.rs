@@ -16,6 +16,12 @@ use crate::sensitive::{SensitiveRules, floor_boundary};
 /// bytes of bookkeeping per input byte) stays bounded however large the input is.
 pub const WINDOW_BYTES: usize = 256 << 10;
 
+/// Injection signals count toward one score when they lie within this many bytes of one
+/// another: an instruction to an agent is a passage, and weak signals pages apart in a long
+/// benign document (a licence's "violates the rules", a code block's role markers) must not add
+/// up to an attack as the document grows.
+pub const LOCAL_SCORE_BYTES: usize = 2 << 10;
+
 /// Consecutive windows overlap by this many bytes, so a phrase that straddles a window edge is
 /// still seen whole: the longest injection phrase the rules match is well under 1 KiB.
 pub const WINDOW_OVERLAP_BYTES: usize = 4 << 10;
@@ -139,8 +145,31 @@ impl Signals {
         }
     }
 
+    /// The score of the most suspicious passage: the distinct rules matched within
+    /// [`LOCAL_SCORE_BYTES`] of one another, combined (plus the invisible-characters signal,
+    /// which belongs to the whole text). Scored locally, a long benign document whose weak
+    /// signals lie pages apart scores as its worst paragraph does, not as their sum.
     fn score(&self) -> f32 {
-        injection::combine(self.rules.iter().map(|(_, bits)| f32::from_bits(*bits)))
+        let invisible = self
+            .rules
+            .iter()
+            .find(|(id, _)| *id == RULE_INVISIBLE_SIGNAL)
+            .map(|(_, bits)| f32::from_bits(*bits));
+        let mut matches: Vec<(usize, &'static str, u32)> =
+            self.matches.iter().map(|(id, weight, span)| (span.start, *id, weight.to_bits())).collect();
+        matches.sort_unstable();
+        let mut best = injection::combine(invisible);
+        for (i, (start, ..)) in matches.iter().enumerate() {
+            let passage: BTreeSet<(&'static str, u32)> = matches[i..]
+                .iter()
+                .take_while(|(at, ..)| *at < start.saturating_add(LOCAL_SCORE_BYTES))
+                .map(|(_, id, bits)| (*id, *bits))
+                .collect();
+            let score =
+                injection::combine(passage.iter().map(|(_, bits)| f32::from_bits(*bits)).chain(invisible));
+            best = best.max(score);
+        }
+        best
     }
 }
 

@@ -461,3 +461,23 @@ fn findings_are_capped_per_scan_but_every_value_is_redacted() {
     assert!(policy.apply(&text, &report).is_blocked());
     assert!(elapsed.as_secs() < 10, "1 MiB of addresses took {elapsed:?}");
 }
+
+#[test]
+fn weak_signals_pages_apart_do_not_add_up_to_an_attack() {
+    let scanner = Scanner::new(ScanConfig::default()).unwrap();
+    let phrases =
+        ["All messages will be answered in full.", "The creature is alive.", "Never eat the poison berries."];
+    let filler =
+        "The quick brown fox jumps over the lazy dog while the library builds its index. ".repeat(40);
+    let near = phrases.join(" ");
+    let far = phrases.join(&format!(" {filler} "));
+    assert!(far.len() > 2 * security::LOCAL_SCORE_BYTES);
+    let (near, far) = (scanner.scan(&near), scanner.scan(&far));
+    assert!(
+        near.injection_score > far.injection_score,
+        "{} vs {}",
+        near.injection_score,
+        far.injection_score
+    );
+    assert!(!far.injection_detected, "scattered weak signals: {}", far.injection_score);
+}
