@@ -21,7 +21,7 @@ use events::task::{
 use events::{AgentId, DomainEvent, RecordedEvent, SealedEnvelope, now_ms};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::agents::{AgentFailure, PROGRESS_QUEUE_COUNT_MAX, Progress};
+use crate::agents::{AgentEndpoint, AgentFailure, PROGRESS_QUEUE_COUNT_MAX, Progress};
 use crate::error::Result;
 use crate::phase::{
     Ctx, Handled, Loaded, Output, Phase, Resume, decide_and_append, decide_and_append_as,
@@ -38,7 +38,13 @@ pub const PROGRESS_EVENTS_PER_ATTEMPT_MAX: u32 = 100;
 pub(crate) struct Execution {
     /// One semaphore per hosted agent: its maximum concurrency in this process.
     slots: HashMap<AgentId, Arc<Semaphore>>,
+    /// Endpoints of agents registered at run time (not in this process's configuration),
+    /// built from their registration's transport and rebuilt when it changes.
+    registered: std::sync::Mutex<HashMap<AgentId, Reached>>,
 }
+
+/// An endpoint built for a transport.
+type Reached = (events::agent::AgentTransport, Arc<dyn AgentEndpoint>);
 
 impl Execution {
     pub(crate) fn new(limits: HashMap<AgentId, u32>) -> Self {
@@ -46,7 +52,30 @@ impl Execution {
             .into_iter()
             .map(|(id, max)| (id, Arc::new(Semaphore::new(usize::try_from(max.max(1)).unwrap_or(1)))))
             .collect();
-        Self { slots }
+        Self { slots, registered: std::sync::Mutex::default() }
+    }
+
+    /// The endpoint of an agent registered at run time (`POST /agents`, `pantheon agents
+    /// register`): reached over HTTP at its URL, or over NATS on its subject when this process
+    /// runs on NATS; `None` for an agent whose transport this process cannot use.
+    fn registered_endpoint(&self, ctx: &Ctx, agent: &AgentId) -> Option<Arc<dyn AgentEndpoint>> {
+        use events::agent::AgentTransport;
+        let transport = ctx.registry.agent(agent)?.registration?.transport;
+        let Ok(mut registered) = self.registered.lock() else { return None };
+        if let Some((known, endpoint)) = registered.get(agent)
+            && *known == transport
+        {
+            return Some(Arc::clone(endpoint));
+        }
+        let endpoint: Arc<dyn AgentEndpoint> = match &transport {
+            AgentTransport::Http { url } => Arc::new(crate::agents::http::HttpAgent::new(url.clone()).ok()?),
+            AgentTransport::Nats { subject } => {
+                Arc::new(crate::agents::nats::NatsAgent::new(ctx.nats.clone()?, subject.clone()))
+            }
+            AgentTransport::InProcess { .. } => return None,
+        };
+        registered.insert(agent.clone(), (transport, Arc::clone(&endpoint)));
+        Some(endpoint)
     }
 }
 
@@ -144,7 +173,9 @@ impl Phase for Execution {
         };
         let sealed = sealed.envelope;
         let agent_id = sealed.envelope.agent_id.clone();
-        let Some(endpoint) = ctx.agents.get(&agent_id).cloned() else {
+        let endpoint =
+            ctx.agents.get(&agent_id).cloned().or_else(|| self.registered_endpoint(ctx, &agent_id));
+        let Some(endpoint) = endpoint else {
             // Neither hosted nor configured here (another process's agent, or one reached over
             // NATS, a transport not built yet).
             let reason = format!(

@@ -169,6 +169,8 @@ pub(crate) struct Ctx {
     pub(crate) tasks: TaskCache,
     /// The pipeline's measurements.
     pub(crate) metrics: Arc<crate::metrics::PipelineMetrics>,
+    /// The NATS connection, in NATS mode (agents registered at run time may be reached on it).
+    pub(crate) nats: Option<async_nats::Client>,
     /// Agents' health and reputation from the read models, for matching.
     pub(crate) standing: Arc<Standing>,
     /// The time deciders are given (the system clock; a manual one in tests).

@@ -239,6 +239,7 @@ impl Runtime {
             finals: Finals::default(),
             tasks: TaskCache::default(),
             metrics: Arc::default(),
+            nats: nats.clone(),
             standing: Arc::clone(&standing),
             clock,
             // A group's members are cancel-safe (they read an in-process queue).
@@ -293,6 +294,11 @@ impl Runtime {
     /// `GET /metrics`.
     pub fn metrics(&self) -> Arc<crate::PipelineMetrics> {
         Arc::clone(&self.ctx.metrics)
+    }
+
+    /// The registry view, shared (to refresh it after a change made in this process).
+    pub fn registry_shared(&self) -> Arc<Registry> {
+        Arc::clone(&self.ctx.registry)
     }
 
     /// The registry view.

@@ -42,6 +42,8 @@ pub enum Permission {
     ReadAll,
     /// Cancel tasks one can read.
     Cancel,
+    /// Register agents, suspend, reinstate and retire them.
+    ManageAgents,
     /// Operate the gateway (metrics) — implies every other permission.
     Admin,
 }
@@ -54,19 +56,23 @@ impl Permission {
             Self::ReadOwn => "read_own",
             Self::ReadAll => "read_all",
             Self::Cancel => "cancel",
+            Self::ManageAgents => "manage_agents",
             Self::Admin => "admin",
         }
     }
 }
 
 /// The default role map: `admin` (everything, and `/metrics`), `operator` (read every task and
-/// the agents, cancel any task), `producer` (submit, read and cancel its own tasks), `viewer`
+/// the agents, cancel any task, register and manage agents), `producer` (submit, read and cancel its own tasks), `viewer`
 /// (read its own tasks). The agents' endpoints take `read_all`.
 pub fn default_roles() -> BTreeMap<String, BTreeSet<Permission>> {
     use Permission as P;
     BTreeMap::from([
-        ("admin".to_string(), BTreeSet::from([P::Submit, P::ReadOwn, P::ReadAll, P::Cancel, P::Admin])),
-        ("operator".to_string(), BTreeSet::from([P::ReadOwn, P::ReadAll, P::Cancel])),
+        (
+            "admin".to_string(),
+            BTreeSet::from([P::Submit, P::ReadOwn, P::ReadAll, P::Cancel, P::ManageAgents, P::Admin]),
+        ),
+        ("operator".to_string(), BTreeSet::from([P::ReadOwn, P::ReadAll, P::Cancel, P::ManageAgents])),
         ("producer".to_string(), BTreeSet::from([P::Submit, P::ReadOwn, P::Cancel])),
         ("viewer".to_string(), BTreeSet::from([P::ReadOwn])),
     ])

@@ -339,6 +339,54 @@ pub struct GatewayConfig {
     /// Parts of the process outside the gateway that report on `/metrics` and `/readyz` (the
     /// archiver, in NATS mode).
     pub probes: Vec<Arc<dyn Probe>>,
+    /// Agent registration and management (without it those endpoints answer 503).
+    pub agent_admin: Option<Arc<dyn AgentAdmin>>,
+}
+
+/// What the gateway needs of the pipeline to manage agents: the federation key issues their
+/// passports, so `pantheon up` supplies this (`POST /agents`, suspend, reinstate, retire).
+pub trait AgentAdmin: Send + Sync + std::fmt::Debug + 'static {
+    /// Registers `request`'s agent (or renews its passport), recorded as its events, `by`
+    /// the principal; the passport in force.
+    fn register(
+        &self,
+        request: crate::routes::agents::RegisterAgent,
+        by: String,
+    ) -> futures::future::BoxFuture<'_, std::result::Result<events::SignedPassport, AgentAdminError>>;
+
+    /// Suspends, reinstates or retires `agent`, `by` the principal, for `reason`.
+    fn change(
+        &self,
+        agent: events::AgentId,
+        change: AgentChange,
+        by: String,
+        reason: String,
+    ) -> futures::future::BoxFuture<'_, std::result::Result<(), AgentAdminError>>;
+}
+
+/// A change to an agent's standing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentChange {
+    /// Out of matching for now.
+    Suspend,
+    /// Back into matching.
+    Reinstate,
+    /// Out for good.
+    Retire,
+}
+
+/// Why an agent could not be managed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AgentAdminError {
+    /// No such agent.
+    #[error("{0}")]
+    NotFound(String),
+    /// The agent's state does not allow it (retired, suspended already…).
+    #[error("{0}")]
+    Conflict(String),
+    /// The log or the pipeline failed.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// A part of the process outside the gateway that `/metrics` and `/readyz` report on.
@@ -364,6 +412,7 @@ impl GatewayConfig {
             read_model: None,
             health_cool_down_ms: projections::health::COOL_DOWN_MS,
             probes: Vec::new(),
+            agent_admin: None,
         }
     }
 }

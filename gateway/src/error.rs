@@ -63,6 +63,12 @@ pub enum Error {
         /// The limit.
         limit_bytes: usize,
     },
+    /// The agent's state does not allow the change (retired, suspended already…).
+    #[error("{reason}")]
+    AgentConflict {
+        /// Why.
+        reason: String,
+    },
     /// The `Accept` header names no type the endpoint answers in.
     #[error("this endpoint answers in {produces}; the request accepts none of them")]
     NotAcceptable {
@@ -205,6 +211,7 @@ impl Error {
             Self::InvalidParameter { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::NotAcceptable { .. } => (StatusCode::NOT_ACCEPTABLE, "not_acceptable"),
+            Self::AgentConflict { .. } => (StatusCode::CONFLICT, "agent_conflict"),
             Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::IdempotencyKeyReused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),

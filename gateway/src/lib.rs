@@ -54,7 +54,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use auth::{AuthConfig, AuthFile, Permission, Principal, VerifyingKey};
-pub use config::{GatewayConfig, Limit, LimitSpec, Probe, RateLimits, RateLimitsFile, WebhookConfig};
+pub use config::{
+    AgentAdmin, AgentAdminError, AgentChange, GatewayConfig, Limit, LimitSpec, Probe, RateLimits,
+    RateLimitsFile, WebhookConfig,
+};
 pub use error::{Component, Error, ErrorBody, ErrorDetail, Result};
 pub use metrics::Metrics;
 pub use state::AppState;
@@ -81,8 +84,10 @@ pub fn app(state: AppState) -> Router {
         .route("/tasks/{id}/events", get(tasks::events))
         .route("/tasks/{id}/cancel", post(tasks::cancel))
         .route("/tasks/{id}/stream", get(stream::stream))
-        .route("/agents", get(agents::list))
-        .route("/agents/{id}", get(agents::get))
+        .route("/agents", get(agents::list).post(agents::register))
+        .route("/agents/{id}", get(agents::get).delete(agents::retire))
+        .route("/agents/{id}/suspend", post(agents::suspend))
+        .route("/agents/{id}/reinstate", post(agents::reinstate))
         .route("/metrics", get(system::metrics))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     let public = Router::new()

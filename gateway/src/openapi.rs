@@ -141,6 +141,9 @@ pub fn document() -> Value {
     let task_page = c.response::<TaskPage>();
     let agent_view = c.response::<AgentView>();
     let agent_page = c.response::<AgentPage>();
+    let register_agent = c.request::<crate::routes::agents::RegisterAgent>();
+    let change_agent = c.request::<crate::routes::agents::ChangeAgentRequest>();
+    let registered = c.response::<crate::routes::agents::Registered>();
     let health = c.response::<Health>();
     let error_body = c.response::<ErrorBody>();
 
@@ -348,9 +351,55 @@ pub fn document() -> Value {
         with(
             errors(&mut c, &[("404", "No such agent.")]),
             "200",
-            json!({ "description": "The agent.", "content": json_content(agent_view) }),
+            json!({ "description": "The agent.", "content": json_content(agent_view.clone()) }),
         ),
     );
+    let register = operation(
+        "Register an HTTP or NATS agent, or renew its passport (`manage_agents`: operators and admins). Matching can choose it a moment later, without a restart.",
+        "registerAgent",
+        vec![],
+        Some(json_body(register_agent, true)),
+        with(
+            errors(
+                &mut c,
+                &[
+                    ("409", "The agent is retired (`agent_conflict`)."),
+                    ("413", "Body too large."),
+                    ("415", "Not JSON."),
+                ],
+            ),
+            "201",
+            json!({ "description": "Registered: the passport in force.", "content": json_content(registered) }),
+        ),
+    );
+    let change = |c: &mut Components, summary: &str, id: &str| {
+        operation(
+            summary,
+            id,
+            vec![id_param("The agent's id.")],
+            Some(json_body(change_agent.clone(), false)),
+            with(
+                errors(
+                    c,
+                    &[
+                        ("404", "No such agent."),
+                        ("409", "The agent's state does not allow it (`agent_conflict`)."),
+                        ("413", "Body too large."),
+                        ("415", "Not JSON."),
+                    ],
+                ),
+                "200",
+                json!({ "description": "The agent after the change.", "content": json_content(agent_view.clone()) }),
+            ),
+        )
+    };
+    let suspend = change(
+        &mut c,
+        "Suspend an agent: out of matching until reinstated (`manage_agents`).",
+        "suspendAgent",
+    );
+    let reinstate = change(&mut c, "Reinstate a suspended agent (`manage_agents`).", "reinstateAgent");
+    let retire = change(&mut c, "Retire an agent for good (`manage_agents`).", "retireAgent");
     let metrics = operation(
         "Prometheus metrics (needs admin).",
         "metrics",
@@ -402,8 +451,10 @@ pub fn document() -> Value {
             "/tasks/{id}/events": { "get": get_events },
             "/tasks/{id}/cancel": { "post": cancel },
             "/tasks/{id}/stream": { "get": stream },
-            "/agents": { "get": agents },
-            "/agents/{id}": { "get": agent },
+            "/agents": { "get": agents, "post": register },
+            "/agents/{id}": { "get": agent, "delete": retire },
+            "/agents/{id}/suspend": { "post": suspend },
+            "/agents/{id}/reinstate": { "post": reinstate },
             "/healthz": { "get": healthz },
             "/readyz": { "get": readyz },
             "/metrics": { "get": metrics },

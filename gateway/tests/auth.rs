@@ -276,6 +276,19 @@ async fn the_rbac_matrix_holds_for_every_role_and_endpoint() {
             allowed(admin),
             "{role}: GET /metrics"
         );
+        // Managing agents: operators and admins.
+        let manages = role == "admin" || role == "operator";
+        let registration = json!({
+            "agent_id": format!("agent-of-{role}"),
+            "capabilities": ["echo"],
+            "public_key": "11".repeat(32),
+            "transport": {"kind": "http", "url": "http://agents.internal/run"}
+        });
+        let code = gw.post_json("/agents", &t, registration).await.status().as_u16();
+        assert_eq!(status(code), allowed(manages), "{role}: POST /agents answered {code}");
+        let code =
+            gw.post_json(&format!("/agents/agent-of-{role}/suspend"), &t, json!({})).await.status().as_u16();
+        assert!(if manages { code == 200 } else { code == 403 }, "{role}: suspend answered {code}");
         // Cancelling another principal's task takes cancel and read_all; one's own, cancel.
         let code = gw.post_json(&format!("/tasks/{other}/cancel"), &t, json!({})).await.status().as_u16();
         let may_cancel_other = cancel && read_all;

@@ -45,14 +45,76 @@ pub(crate) enum AgentsAction {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Register an HTTP or NATS agent (or renew its passport): matching can choose it a
+    /// moment later, without a restart. Prints its passport.
+    Register {
+        /// The agent's id.
+        agent: AgentId,
+        /// A capability it offers; repeat for several.
+        #[arg(long = "capability", required = true)]
+        capabilities: Vec<String>,
+        /// The public key its results are signed with (64 hex digits; `pantheon keys new`).
+        #[arg(long)]
+        public_key: String,
+        /// Where it answers over HTTP.
+        #[arg(long, conflicts_with = "nats_subject", required_unless_present = "nats_subject")]
+        url: Option<String>,
+        /// The NATS subject it answers on (the pipeline must run on NATS).
+        #[arg(long)]
+        nats_subject: Option<String>,
+        /// The most tasks it takes at once.
+        #[arg(long, default_value_t = 4)]
+        max_concurrency: u32,
+    },
 }
 
 pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
     let backend = open_backend(cli, &args.backend).await?;
     let log = backend.log.as_ref();
+    if let Some(AgentsAction::Register {
+        agent,
+        capabilities,
+        public_key,
+        url,
+        nats_subject,
+        max_concurrency,
+    }) = &args.action
+    {
+        let public_key: events::PublicKey =
+            serde_json::from_value(serde_json::Value::String(public_key.clone()))
+                .map_err(|e| anyhow::anyhow!("--public-key must be 64 hex digits: {e}"))?;
+        anyhow::ensure!((1..=1_024).contains(max_concurrency), "--max-concurrency must be 1 to 1,024");
+        anyhow::ensure!(
+            capabilities.iter().all(|c| !c.trim().is_empty() && c.chars().count() <= 128),
+            "each --capability must be 1 to 128 characters"
+        );
+        let transport = match (url, nats_subject) {
+            (Some(url), _) => {
+                let host = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+                anyhow::ensure!(host.is_some_and(|h| !h.is_empty()), "--url must be an http or https URL");
+                events::agent::AgentTransport::Http { url: url.clone() }
+            }
+            (None, Some(subject)) => events::agent::AgentTransport::Nats { subject: subject.clone() },
+            (None, None) => anyhow::bail!("give --url or --nats-subject"),
+        };
+        let federation = super::up::federation_key(cli)?;
+        let passport = actors::registry::register_agent(
+            log,
+            &federation,
+            agent,
+            &public_key,
+            capabilities.clone(),
+            *max_concurrency,
+            transport,
+        )
+        .await?;
+        out!("{}", serde_json::to_string_pretty(&passport)?);
+        return Ok(());
+    }
     if let Some(action) = &args.action {
         use actors::registry::{AgentAction, change_agent};
         let (agent, what, reason) = match action {
+            AgentsAction::Register { .. } => return Ok(()), // handled above
             AgentsAction::Suspend { agent, reason } => (agent, AgentAction::Suspend, reason),
             AgentsAction::Reinstate { agent, reason } => (agent, AgentAction::Reinstate, reason),
             AgentsAction::Retire { agent, reason } => (agent, AgentAction::Retire, reason),

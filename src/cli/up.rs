@@ -220,6 +220,84 @@ pub(crate) fn spawn_archiver(
     Some((task, probe))
 }
 
+/// Agent management for the gateway: registrations and changes recorded as the agents'
+/// events, passports issued with the federation key (the same functions as `pantheon agents`).
+#[derive(Debug)]
+pub(crate) struct RegistryAdmin {
+    log: Arc<dyn EventLog>,
+    federation: Arc<KeyPair>,
+    /// This process's registry view: taken up at once after a change made here (other
+    /// processes see it within their refresh, or when matching confirms the agent).
+    registry: Arc<actors::Registry>,
+}
+
+impl RegistryAdmin {
+    async fn take_up(&self) {
+        if let Err(error) = self.registry.refresh(self.log.as_ref()).await {
+            tracing::warn!(%error, "the registry view did not take the change yet; it will on its next refresh");
+        }
+    }
+}
+
+fn admin_error(error: actors::Error) -> gateway::AgentAdminError {
+    match error {
+        actors::Error::NotFound(what) => gateway::AgentAdminError::NotFound(what),
+        actors::Error::AgentRetired(agent) => gateway::AgentAdminError::Conflict(format!(
+            "agent {agent} is retired; register it under another id"
+        )),
+        actors::Error::AgentUnchanged(what) => gateway::AgentAdminError::Conflict(what),
+        other => gateway::AgentAdminError::Failed(events::error_chain(&other)),
+    }
+}
+
+impl gateway::AgentAdmin for RegistryAdmin {
+    fn register(
+        &self,
+        request: gateway::routes::agents::RegisterAgent,
+        by: String,
+    ) -> futures::future::BoxFuture<'_, Result<events::SignedPassport, gateway::AgentAdminError>> {
+        Box::pin(async move {
+            let agent_id = events::AgentId::new(request.agent_id.as_str())
+                .map_err(|e| gateway::AgentAdminError::Failed(e.to_string()))?;
+            tracing::info!(agent = %agent_id, %by, "registering an agent");
+            let passport = actors::registry::register_agent(
+                self.log.as_ref(),
+                &self.federation,
+                &agent_id,
+                &request.public_key,
+                request.capabilities,
+                request.max_concurrency.unwrap_or(4),
+                request.transport,
+            )
+            .await
+            .map_err(admin_error)?;
+            self.take_up().await;
+            Ok(passport)
+        })
+    }
+
+    fn change(
+        &self,
+        agent: events::AgentId,
+        change: gateway::AgentChange,
+        by: String,
+        reason: String,
+    ) -> futures::future::BoxFuture<'_, Result<(), gateway::AgentAdminError>> {
+        Box::pin(async move {
+            let action = match change {
+                gateway::AgentChange::Suspend => actors::registry::AgentAction::Suspend,
+                gateway::AgentChange::Reinstate => actors::registry::AgentAction::Reinstate,
+                gateway::AgentChange::Retire => actors::registry::AgentAction::Retire,
+            };
+            actors::registry::change_agent(self.log.as_ref(), &agent, action, &by, &reason)
+                .await
+                .map_err(admin_error)?;
+            self.take_up().await;
+            Ok(())
+        })
+    }
+}
+
 /// The pipeline's measurements on `/metrics` (phases, appends, the fold cache, attempts).
 #[derive(Debug)]
 pub(crate) struct PipelineProbe(Arc<actors::PipelineMetrics>);
@@ -411,6 +489,11 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     gateway_config.read_model = Some(read_model.clone());
     gateway_config.health_cool_down_ms = cool_down_ms;
     let runtime = Runtime::start(options).await.context("cannot start the pipeline")?;
+    gateway_config.agent_admin = Some(Arc::new(RegistryAdmin {
+        log: Arc::clone(&backend.log),
+        federation: Arc::clone(&key),
+        registry: runtime.registry_shared(),
+    }));
     gateway_config.probes.push(Arc::new(PipelineProbe(runtime.metrics())));
     let stop = CancellationToken::new();
     let archiver = spawn_archiver(&backend, stop.clone()).map(|(task, probe)| {

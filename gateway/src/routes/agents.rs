@@ -1,4 +1,7 @@
-//! `/agents`: the federation's agents, folded from their streams (`agent-<id>`).
+//! `/agents`: the federation's agents, folded from their streams (`agent-<id>`); and their
+//! management at run time (`manage_agents`): `POST /agents` registers an HTTP or NATS agent
+//! (the federation issues its passport; matching can choose it a second later, no restart),
+//! `POST /agents/{id}/suspend` and `/reinstate`, `DELETE /agents/{id}` retires it.
 //!
 //! Capabilities, status and limits come from the agents' own events. Load (tasks held now,
 //! from the task view), health and reputation come from the projections' read models; on a
@@ -232,4 +235,173 @@ pub(crate) async fn get(
     let mut agent = load(state.log.as_ref(), &agent_id).await?.ok_or_else(not_found)?;
     enrich(&state, std::slice::from_mut(&mut agent)).await?;
     Ok(axum::Json(agent))
+}
+
+/// The longest list of capabilities an agent registers with.
+pub const AGENT_CAPABILITY_COUNT_MAX: usize = 32;
+
+/// The most tasks a registered agent may be given at once.
+pub const AGENT_CONCURRENCY_MAX: u32 = 1_024;
+
+/// An agent to register: who it is, what it can do, how to reach it and its public key.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterAgent {
+    /// The agent's id: 1 to 64 letters, digits, `-`, `_` or `.`.
+    #[schemars(length(min = 1, max = 64), pattern(r"^[A-Za-z0-9._-]+$"))]
+    pub agent_id: String,
+    /// The capabilities it offers (1 to 32, each 1 to 128 characters).
+    #[schemars(length(min = 1, max = 32), inner(length(min = 1, max = 128)))]
+    pub capabilities: Vec<String>,
+    /// The Ed25519 public key its results are signed with (64 hex digits; `pantheon keys new`).
+    #[schemars(with = "String", regex(pattern = r"^[0-9a-fA-F]{64}$"))]
+    pub public_key: events::PublicKey,
+    /// How to reach it: `{"kind": "http", "url": "…"}` or `{"kind": "nats", "subject": "…"}`.
+    pub transport: AgentTransport,
+    /// The most tasks it takes at once (default 4, at most 1,024).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1024))]
+    pub max_concurrency: Option<u32>,
+}
+
+/// The body of a suspend, reinstate or retire (optional).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeAgentRequest {
+    /// Why (recorded with the change).
+    #[serde(default)]
+    #[schemars(length(max = 1024))]
+    pub reason: Option<String>,
+}
+
+/// A registered agent and its passport.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Registered {
+    /// The agent.
+    pub agent_id: String,
+    /// The federation-signed passport in force.
+    pub passport: events::SignedPassport,
+}
+
+fn admin(state: &AppState, principal: &Principal) -> Result<Arc<dyn crate::config::AgentAdmin>> {
+    principal.require(Permission::ManageAgents)?;
+    state.config.agent_admin.clone().ok_or_else(|| Error::Unavailable {
+        what: "agent management (this gateway runs without the pipeline's federation key)",
+    })
+}
+
+fn admin_error(error: crate::config::AgentAdminError) -> Error {
+    use crate::config::AgentAdminError as E;
+    match error {
+        E::NotFound(what) => Error::NotFound { what },
+        E::Conflict(reason) => Error::AgentConflict { reason },
+        E::Failed(message) => Error::Internal(message),
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Error {
+    Error::InvalidBody { field: Some(field.to_string()), message: message.into(), unknown_field: false }
+}
+
+/// `POST /agents`: registers an agent (or renews its passport); `201` with the passport.
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    crate::extract::JsonBody(request): crate::extract::JsonBody<RegisterAgent>,
+) -> Result<(axum::http::StatusCode, axum::Json<Registered>)> {
+    let admin = admin(&state, &principal)?;
+    let agent_id = AgentId::new(request.agent_id.as_str()).map_err(|e| invalid("agent_id", e.to_string()))?;
+    if request.agent_id.len() > 64
+        || !request.agent_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(invalid("agent_id", "1 to 64 letters, digits, '-', '_' or '.'"));
+    }
+    let capabilities = &request.capabilities;
+    if capabilities.is_empty() || capabilities.len() > AGENT_CAPABILITY_COUNT_MAX {
+        return Err(invalid("capabilities", format!("1 to {AGENT_CAPABILITY_COUNT_MAX} capabilities")));
+    }
+    if capabilities.iter().any(|c| c.is_empty() || c.chars().count() > events::task::CAPABILITY_BYTES_MAX) {
+        return Err(invalid("capabilities", "each capability 1 to 128 characters"));
+    }
+    if request.max_concurrency.is_some_and(|n| n == 0 || n > AGENT_CONCURRENCY_MAX) {
+        return Err(invalid("max_concurrency", format!("1 to {AGENT_CONCURRENCY_MAX}")));
+    }
+    match &request.transport {
+        AgentTransport::Http { url } => {
+            let parsed =
+                reqwest::Url::parse(url).map_err(|e| invalid("transport", format!("not a URL: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(invalid("transport", "an http or https URL with a host"));
+            }
+        }
+        AgentTransport::Nats { subject } => {
+            if subject.is_empty()
+                || subject.len() > 256
+                || subject.chars().any(|c| c.is_whitespace() || c == '*' || c == '>')
+            {
+                return Err(invalid(
+                    "transport",
+                    "a NATS subject: no spaces or wildcards, at most 256 bytes",
+                ));
+            }
+        }
+        AgentTransport::InProcess { .. } => {
+            return Err(invalid(
+                "transport",
+                "built-in agents are configured in pantheon.toml, not registered",
+            ));
+        }
+    }
+    let passport = admin.register(request, principal.subject.clone()).await.map_err(admin_error)?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(Registered { agent_id: agent_id.to_string(), passport })))
+}
+
+async fn change(
+    state: AppState,
+    principal: &Principal,
+    id: &str,
+    change: crate::config::AgentChange,
+    request: ChangeAgentRequest,
+) -> Result<axum::Json<AgentView>> {
+    let admin = admin(&state, principal)?;
+    let not_found = || Error::NotFound { what: format!("agent {id}") };
+    let agent_id = AgentId::new(id).map_err(|_| not_found())?;
+    let reason = request.reason.unwrap_or_default();
+    if reason.len() > 1_024 {
+        return Err(invalid("reason", "at most 1,024 bytes"));
+    }
+    let reason = security::scrub(&reason).unwrap_or(reason);
+    admin.change(agent_id.clone(), change, principal.subject.clone(), reason).await.map_err(admin_error)?;
+    let agent = load(state.log.as_ref(), &agent_id).await?.ok_or_else(not_found)?;
+    Ok(axum::Json(agent))
+}
+
+/// `POST /agents/{id}/suspend`: out of matching until reinstated.
+pub(crate) async fn suspend(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    IdPath(id): IdPath,
+    crate::extract::OptionalJsonBody(request): crate::extract::OptionalJsonBody<ChangeAgentRequest>,
+) -> Result<axum::Json<AgentView>> {
+    change(state, &principal, &id, crate::config::AgentChange::Suspend, request).await
+}
+
+/// `POST /agents/{id}/reinstate`: back into matching.
+pub(crate) async fn reinstate(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    IdPath(id): IdPath,
+    crate::extract::OptionalJsonBody(request): crate::extract::OptionalJsonBody<ChangeAgentRequest>,
+) -> Result<axum::Json<AgentView>> {
+    change(state, &principal, &id, crate::config::AgentChange::Reinstate, request).await
+}
+
+/// `DELETE /agents/{id}`: retired for good.
+pub(crate) async fn retire(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    IdPath(id): IdPath,
+    crate::extract::OptionalJsonBody(request): crate::extract::OptionalJsonBody<ChangeAgentRequest>,
+) -> Result<axum::Json<AgentView>> {
+    change(state, &principal, &id, crate::config::AgentChange::Retire, request).await
 }

@@ -164,6 +164,10 @@ impl TestGateway {
             .try_init();
         let views = projections::Db::connect(views_url).await.expect("read models");
         config.read_model = Some(views.clone());
+        if config.agent_admin.is_none() {
+            config.agent_admin =
+                Some(Arc::new(LogAdmin { log: log.clone(), federation: KeyPair::from_seed([1; 32]) }));
+        }
         let (stop_views, views_stopped) = oneshot::channel::<()>();
         let audit_key = KeyPair::generate();
         let running =
@@ -394,5 +398,114 @@ async fn drive(log: Arc<dyn EventLog>, submitted: TaskSubmitted) {
         if log.append(&stream, ExpectedVersion::Exact(version), vec![new_event]).await.is_err() {
             return; // cancelled (or otherwise changed) meanwhile: the driver stops, as a phase would
         }
+    }
+}
+
+/// What `pantheon up` gives the gateway to manage agents, for a gateway without the pipeline:
+/// registrations and changes appended to the agents' streams, passports issued with the test
+/// federation key (the driver's).
+#[derive(Debug)]
+pub struct LogAdmin {
+    pub log: Arc<dyn EventLog>,
+    pub federation: KeyPair,
+}
+
+impl LogAdmin {
+    async fn append(
+        &self,
+        agent: &events::AgentId,
+        event: events::AgentEvent,
+    ) -> Result<(), gateway::AgentAdminError> {
+        use events::{Aggregate, DomainEvent};
+        let stream = StreamId::agent(agent);
+        let recorded = self
+            .log
+            .read_stream(&stream, 1, 1_000)
+            .await
+            .map_err(|e| gateway::AgentAdminError::Failed(e.to_string()))?;
+        let mut state = events::AgentState::default();
+        for event in &recorded {
+            if let Ok(decoded) = events::AgentEvent::from_recorded(event) {
+                let _ = state.apply(&decoded);
+            }
+        }
+        let registering =
+            matches!(event, events::AgentEvent::Registered(_) | events::AgentEvent::PassportRenewed(_));
+        if recorded.is_empty() && !registering {
+            return Err(gateway::AgentAdminError::NotFound(format!("agent {agent}")));
+        }
+        let event = match (registering, state.registration.is_some(), event) {
+            (true, true, events::AgentEvent::Registered(r)) => {
+                events::AgentEvent::PassportRenewed(events::agent::PassportRenewed { passport: r.passport })
+            }
+            (_, _, event) => event,
+        };
+        state.apply(&event).map_err(|e| gateway::AgentAdminError::Conflict(e.to_string()))?;
+        let expected = if recorded.is_empty() {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(recorded.len() as u64)
+        };
+        let new = event
+            .to_new_event(EventId::new(), Metadata::now("test-admin"))
+            .map_err(|e| gateway::AgentAdminError::Failed(e.to_string()))?;
+        self.log
+            .append(&stream, expected, vec![new])
+            .await
+            .map_err(|e| gateway::AgentAdminError::Failed(e.to_string()))?;
+        Ok(())
+    }
+}
+
+impl gateway::AgentAdmin for LogAdmin {
+    fn register(
+        &self,
+        request: gateway::routes::agents::RegisterAgent,
+        _by: String,
+    ) -> futures::future::BoxFuture<'_, Result<events::SignedPassport, gateway::AgentAdminError>> {
+        Box::pin(async move {
+            let agent = events::AgentId::new(request.agent_id.as_str())
+                .map_err(|e| gateway::AgentAdminError::Failed(e.to_string()))?;
+            let now = events::now_ms();
+            let passport = events::SignedPassport::issue(
+                events::Passport {
+                    agent_id: agent.clone(),
+                    public_key: request.public_key,
+                    capabilities: request.capabilities,
+                    not_before_ms: now - 60_000,
+                    not_after_ms: now + 86_400_000,
+                },
+                &self.federation,
+            )
+            .map_err(|e| gateway::AgentAdminError::Failed(e.to_string()))?;
+            let event = events::AgentEvent::Registered(events::agent::AgentRegistered {
+                passport: passport.clone(),
+                max_concurrency: request.max_concurrency.unwrap_or(4),
+                transport: request.transport,
+                slo: None,
+            });
+            self.append(&agent, event).await?;
+            Ok(passport)
+        })
+    }
+
+    fn change(
+        &self,
+        agent: events::AgentId,
+        change: gateway::AgentChange,
+        by: String,
+        reason: String,
+    ) -> futures::future::BoxFuture<'_, Result<(), gateway::AgentAdminError>> {
+        use events::agent::{AgentReinstated, AgentRetired, AgentSuspended};
+        Box::pin(async move {
+            let event = match change {
+                gateway::AgentChange::Suspend => events::AgentEvent::Suspended(AgentSuspended { reason, by }),
+                gateway::AgentChange::Reinstate => {
+                    events::AgentEvent::Reinstated(AgentReinstated { reason, by })
+                }
+                gateway::AgentChange::Retire => events::AgentEvent::Retired(AgentRetired { reason, by }),
+            };
+            self.append(&agent, event).await
+        })
     }
 }
