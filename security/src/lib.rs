@@ -92,7 +92,9 @@ pub use injection::{MATCH_BYTES_MAX, MATCHES_PER_RULE_MAX};
 pub use metrics::{FINDINGS_METRIC, FindingCounts, FindingLabels, Phase, finding_counts};
 pub use normalize::INVISIBLE_SPANS_MAX;
 pub use policy::{Action, Decision, Policy, redact};
-pub use scanner::{LOCAL_SCORE_BYTES, ScanConfig, Scanner, WINDOW_BYTES, WINDOW_OVERLAP_BYTES};
+pub use scanner::{
+    CODE_LINE_WEIGHT_FACTOR, LOCAL_SCORE_BYTES, ScanConfig, Scanner, WINDOW_BYTES, WINDOW_OVERLAP_BYTES,
+};
 pub use scrub::{
     REDACTIONS_LISTED_MAX, Redaction, ScrubbedJson, scrub, scrub_json, scrub_json_spans, scrub_labels,
     scrub_submission, scrub_with,
