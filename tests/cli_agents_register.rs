@@ -1,5 +1,5 @@
-//! Agents join a running federation: an HTTP agent (written here as a new user would, from the
-//! agent protocol: it checks the envelope's seal and signs its result) is registered over
+//! Agents join a running federation: an HTTP agent (on the Rust SDK, `sdk/rust`: it checks the
+//! envelope's seal and signs its result) is registered over
 //! `POST /agents` and answers tasks without a restart; suspending it takes it out of matching
 //! and the refusal says why; `pantheon agents register` does the same from the command line.
 
@@ -9,45 +9,21 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{Guard, pantheon};
-use events::{AgentResult, KeyPair, PublicKey, SealedEnvelope, SignedResult};
+use events::{KeyPair, PublicKey};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address").port()
 }
 
-/// An HTTP agent that reverses its input: it refuses an envelope not sealed by `federation`.
-async fn reverse_agent(federation: PublicKey, key: KeyPair) -> String {
-    let key = std::sync::Arc::new(key);
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
-            let key = std::sync::Arc::clone(&key);
-            async move {
-                let Ok(sealed) = serde_json::from_value::<SealedEnvelope>(body["envelope"].clone()) else {
-                    return Err(axum::http::StatusCode::BAD_REQUEST);
-                };
-                if sealed.sealed_by != federation || sealed.verify(&federation, events::now_ms()).is_err() {
-                    return Err(axum::http::StatusCode::FORBIDDEN);
-                }
-                let input =
-                    sealed.envelope.input.as_str().unwrap_or_default().chars().rev().collect::<String>();
-                let result = AgentResult {
-                    task_id: sealed.envelope.task_id,
-                    attempt: sealed.envelope.attempt,
-                    agent_id: sealed.envelope.agent_id.clone(),
-                    envelope_hash: sealed.hash,
-                    output: serde_json::Value::String(input),
-                    completed_at_ms: events::now_ms(),
-                };
-                let signed = SignedResult::sign(result, &key)
-                    .map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)?;
-                Ok(axum::Json(signed))
-            }
-        }),
-    );
+/// An HTTP agent that reverses its input, on the Rust SDK (`sdk/rust`): it refuses an envelope
+/// not sealed by `federation`.
+async fn reverse_agent(id: &str, federation: PublicKey, key: KeyPair) -> String {
+    let agent = pantheon_agent::Agent::new(id, key, federation).capability("reverse", |task| {
+        Ok(serde_json::json!(task.input.as_str().unwrap_or_default().chars().rev().collect::<String>()))
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(agent.serve(listener));
     format!("http://{address}/")
 }
 
@@ -82,7 +58,7 @@ async fn an_agent_registered_at_run_time_takes_work_and_a_suspended_one_does_not
         KeyPair::load(&dir.path().join("federation.key")).expect("the federation key").public_key();
     let seed: [u8; 32] = std::array::from_fn(|i| i as u8 ^ 0x5a);
     let agent_key = KeyPair::from_seed(seed);
-    let url = reverse_agent(federation, KeyPair::from_seed(seed)).await;
+    let url = reverse_agent("reverser", federation, KeyPair::from_seed(seed)).await;
     let registration = serde_json::json!({
         "agent_id": "reverser",
         "capabilities": ["reverse"],
@@ -150,6 +126,7 @@ async fn an_agent_registered_at_run_time_takes_work_and_a_suspended_one_does_not
     let retired =
         client.delete(format!("{base}/agents/reverser")).bearer_auth(&operator).send().await.unwrap();
     assert_eq!(retired.status(), 200);
+    let url = reverse_agent("reverser-2", federation, KeyPair::from_seed(seed)).await;
     let out = pantheon(dir.path())
         .args(["agents", "register", "reverser-2", "--capability", "reverse", "--public-key"])
         .arg(agent_key.public_key().to_string())
