@@ -5,15 +5,8 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use common::{Guard, pantheon};
+use common::{pantheon, token, up_with_gateway};
 use events::{KeyPair, PublicKey};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address").port()
-}
 
 /// An HTTP agent that reverses its input, on the Rust SDK (`sdk/rust`): it refuses an envelope
 /// not sealed by `federation`.
@@ -30,29 +23,8 @@ async fn reverse_agent(id: &str, federation: PublicKey, key: KeyPair) -> String 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_registered_at_run_time_takes_work_and_a_suspended_one_does_not() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let up = pantheon(dir.path())
-        .args(["up", "--http", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pantheon up starts");
-    let _up = Guard(up);
-    gateway::webhooks::install_crypto_provider();
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while !client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(started.elapsed() < Duration::from_secs(60), "up never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let token = |role: &str| {
-        let out = pantheon(dir.path())
-            .args(["token", "--role", role, "--sub", &format!("a-{role}")])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let (_up, base, client) = up_with_gateway(dir.path()).await;
+    let token = |role: &str| token(dir.path(), role);
     let (operator, producer, viewer) = (token("operator"), token("producer"), token("viewer"));
     let federation =
         KeyPair::load(&dir.path().join("federation.key")).expect("the federation key").public_key();

@@ -4,14 +4,7 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use common::{Guard, pantheon};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address").port()
-}
+use common::{token, up_with_gateway};
 
 /// The value of the sample `series` (name and labels, as printed), 0 when absent.
 fn sample(text: &str, series: &str) -> f64 {
@@ -24,25 +17,8 @@ fn sample(text: &str, series: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipelines_series_move_under_load() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let up = pantheon(dir.path())
-        .args(["up", "--http", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pantheon up starts");
-    let _up = Guard(up);
-    gateway::webhooks::install_crypto_provider();
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while !client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(started.elapsed() < Duration::from_secs(60), "up never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let token =
-        pantheon(dir.path()).args(["token", "--role", "admin", "--sub", "metrics-test"]).output().unwrap();
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+    let (_up, base, client) = up_with_gateway(dir.path()).await;
+    let token = token(dir.path(), "admin");
     let scrape = || async {
         let response =
             client.get(format!("{base}/metrics")).bearer_auth(&token).send().await.expect("metrics");

@@ -6,12 +6,8 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Guard, pantheon};
+use common::{Guard, free_port, pantheon};
 use testkit::nats_server::{NatsServer, NatsServerOptions};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address").port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_waits_for_a_nats_server_that_starts_later() {

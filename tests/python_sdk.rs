@@ -5,14 +5,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::{Guard, pantheon};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address").port()
-}
+use common::{pantheon, token, up_with_gateway};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_serves_an_agent_and_refuses_forgeries() {
@@ -33,29 +28,8 @@ async fn the_python_sdk_serves_an_agent_and_refuses_forgeries() {
     );
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let up = pantheon(dir.path())
-        .args(["up", "--http", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("pantheon up starts");
-    let _up = Guard(up);
-    let base = format!("http://127.0.0.1:{port}");
-    gateway::webhooks::install_crypto_provider();
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    while !client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(started.elapsed() < Duration::from_secs(60), "up never became ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let token = |role: &str| {
-        let out = pantheon(dir.path())
-            .args(["token", "--role", role, "--sub", &format!("a-{role}")])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let (_up, base, _client) = up_with_gateway(dir.path()).await;
+    let token = |role: &str| token(dir.path(), role);
     let federation = pantheon(dir.path()).args(["keys", "federation"]).output().unwrap();
     let federation = String::from_utf8(federation.stdout).unwrap().trim().to_string();
     let out = tokio::process::Command::new(venv.join("bin/python"))

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Guard, pantheon};
+use common::{Guard, free_port, pantheon};
 
 /// The fenced block of `language` in the README that contains `marker`.
 fn readme_block(language: &str, marker: &str) -> String {
@@ -20,10 +20,6 @@ fn readme_block(language: &str, marker: &str) -> String {
         .find(|block| block.contains(marker))
         .unwrap_or_else(|| panic!("no {language} block with {marker:?} in the README"))
         .to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address").port()
 }
 
 #[test]

@@ -28,3 +28,37 @@ impl Drop for Guard {
         let _ = self.0.wait();
     }
 }
+
+/// A port free on loopback now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("an address").port()
+}
+
+/// `pantheon up` on the embedded default in `data_dir`, its gateway on a free port, once it
+/// answers `/readyz`; with the gateway's base URL and an HTTP client.
+pub async fn up_with_gateway(data_dir: &std::path::Path) -> (Guard, String, reqwest::Client) {
+    let port = free_port();
+    let up = pantheon(data_dir)
+        .args(["up", "--http", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pantheon up starts");
+    let up = Guard(up);
+    gateway::webhooks::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while !client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "up never became ready");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    (up, base, client)
+}
+
+/// A gateway token for `role`, named `a-<role>`, from `pantheon token` on `data_dir`.
+pub fn token(data_dir: &std::path::Path, role: &str) -> String {
+    let out =
+        pantheon(data_dir).args(["token", "--role", role, "--sub", &format!("a-{role}")]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
