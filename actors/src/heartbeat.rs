@@ -1,15 +1,24 @@
-//! Heartbeats of the agents this process hosts: one `agent_heartbeat` on the log
-//! (`heartbeat-<agent>`) per agent every [`HEARTBEAT_INTERVAL_MS`], the first at start. The
-//! health projection turns their freshness into health (an agent whose heartbeats stop is
-//! degraded, then unhealthy); in-process agents live exactly as long as this process, so the
-//! runtime beats for them, and stops at shutdown.
+//! Heartbeats of the agents this process hosts, and the watch that records changes of any
+//! agent's liveness on the log.
 //!
-//! Each beat's id is derived from the agent and the interval it falls in (`now` divided by
-//! the interval), so a process restarted within an interval, or two processes hosting the same
-//! agent, write one beat for that interval: the log answers `duplicate` to the second.
+//! Every [`HEARTBEAT_INTERVAL_MS`] (the first at start) each hosted agent's beat is written to
+//! the liveness table of the read models' database ([`projections::LivenessTable`]): one row
+//! per agent, overwritten in place, never the log. In-process agents live exactly as long as
+//! this process, so the runtime beats for them, and stops at shutdown; an agent hosted by two
+//! processes stays live while either beats.
+//!
+//! After each round the watch reads every agent's row and asks the pure
+//! [`projections::liveness::decide`] whether what the last beat says (live, stale, lost) differs
+//! from what the log last recorded; a change is appended as `agent_liveness_changed` with an id
+//! derived from the agent, the new liveness and the beat judged, so processes watching the same
+//! table record it once (the log answers `duplicate` to the others). An idle federation's log
+//! stays still; an agent whose process died is recorded stale, then lost, by whichever process
+//! is left. Without a read model there is no table and nothing beats (nothing would read it).
 
-use events::signals::{AgentHeartbeat, HeartbeatEvent, heartbeat_stream};
-use events::{AgentId, DomainEvent, EventId, ExpectedVersion, Metadata, now_ms};
+use events::signals::{AgentLivenessChanged, HeartbeatEvent, heartbeat_stream};
+use events::{AgentId, DomainEvent, ExpectedVersion, Metadata};
+use projections::LivenessTable;
+use projections::liveness::{change_id, decide};
 
 use crate::error::Result;
 use crate::phase::Ctx;
@@ -20,42 +29,59 @@ use crate::phase::Ctx;
 /// alarm.
 pub const HEARTBEAT_INTERVAL_MS: u64 = events::signals::HEARTBEAT_INTERVAL_MS_DEFAULT;
 
-/// The root of derived heartbeat ids.
-const HEARTBEAT_ID_ROOT: EventId = EventId(uuid::Uuid::from_u128(0x7061_6e74_6865_6f6e_6865_6172_7462_6561));
-
-/// The id of `agent`'s heartbeat for the interval holding `at_ms`.
-pub(crate) fn beat_id(agent: &AgentId, at_ms: i64) -> EventId {
-    let interval = at_ms.div_euclid(i64::try_from(HEARTBEAT_INTERVAL_MS).unwrap_or(i64::MAX));
-    EventId::derived(HEARTBEAT_ID_ROOT, &format!("heartbeat {agent} {interval}"))
-}
-
-/// Sends one heartbeat for each hosted agent; returns how many the log recorded now (not
-/// counting beats of this interval it held already). Stops at the first log failure.
+/// Writes one heartbeat for each hosted agent to the liveness table; returns how many.
+/// Stops at the first failure.
 pub(crate) async fn beat_all(ctx: &Ctx) -> Result<usize> {
-    let mut written = 0;
+    let Some(table) = &ctx.liveness else { return Ok(0) };
     let mut agents: Vec<&AgentId> =
         ctx.agents.iter().filter(|(_, endpoint)| endpoint.is_hosted()).map(|(id, _)| id).collect();
     agents.sort();
-    for agent in agents {
-        let at = now_ms();
-        let beat = HeartbeatEvent::Beat(AgentHeartbeat {
-            agent_id: agent.clone(),
-            tasks_in_flight: ctx.registry.in_flight(agent),
-            sent_at_ms: at,
-        });
-        let mut metadata = Metadata::now("runtime");
-        metadata.occurred_at_ms = at;
-        let event = beat.to_new_event(beat_id(agent, at), metadata)?;
-        let outcome = ctx.log.append(&heartbeat_stream(agent), ExpectedVersion::Any, vec![event]).await?;
-        if !outcome.duplicate {
-            written += 1;
-        }
+    for agent in &agents {
+        let at = ctx.clock.now_ms();
+        let in_flight = i64::from(ctx.registry.in_flight(agent));
+        table.beat(agent.as_str(), at, in_flight).await?;
         ctx.standing.beat(agent, at);
     }
-    Ok(written)
+    Ok(agents.len())
 }
 
-/// Beats every [`HEARTBEAT_INTERVAL_MS`] (the first beat is [`beat_all`] at start) until the
+/// Records on the log every change of an agent's liveness since the last one recorded (every
+/// agent with a row, hosted here or not); returns the changes this call appended.
+pub(crate) async fn watch(ctx: &Ctx, table: &LivenessTable) -> Result<usize> {
+    let now = ctx.clock.now_ms();
+    let mut appended = 0;
+    for row in table.list().await? {
+        let Some(liveness) = decide(row.recorded(), row.last_seen_ms, now) else { continue };
+        // A row's agent id came from an agent id; one that no longer parses is left alone.
+        let Ok(agent) = AgentId::new(&row.agent_id) else { continue };
+        let change = HeartbeatEvent::LivenessChanged(AgentLivenessChanged {
+            agent_id: agent.clone(),
+            liveness,
+            last_seen_ms: row.last_seen_ms,
+        });
+        let mut metadata = Metadata::now("runtime");
+        metadata.occurred_at_ms = now;
+        let event = change.to_new_event(change_id(&agent, liveness, row.last_seen_ms), metadata)?;
+        let outcome = ctx.log.append(&heartbeat_stream(&agent), ExpectedVersion::Any, vec![event]).await?;
+        if !outcome.duplicate {
+            appended += 1;
+            tracing::info!(agent = %agent, liveness = liveness.as_str(), last_seen_ms = row.last_seen_ms, "agent liveness changed");
+        }
+        table.mark_recorded(agent.as_str(), liveness).await?;
+    }
+    Ok(appended)
+}
+
+/// One round: the beats, then the watch.
+pub(crate) async fn round(ctx: &Ctx) -> Result<()> {
+    beat_all(ctx).await?;
+    if let Some(table) = &ctx.liveness {
+        watch(ctx, table).await?;
+    }
+    Ok(())
+}
+
+/// Beats and watches every [`HEARTBEAT_INTERVAL_MS`] (the first round runs at start) until the
 /// runtime shuts down; a failed round is logged and the next one tried.
 pub(crate) fn spawn(ctx: std::sync::Arc<Ctx>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -69,9 +95,9 @@ pub(crate) fn spawn(ctx: std::sync::Arc<Ctx>) -> tokio::task::JoinHandle<()> {
             }
             tokio::select! {
                 () = ctx.shutdown.cancelled() => break,
-                beaten = beat_all(&ctx) => {
-                    if let Err(error) = beaten {
-                        tracing::warn!(%error, "heartbeats not sent; trying again next interval");
+                done = round(&ctx) => {
+                    if let Err(error) = done {
+                        tracing::warn!(%error, "heartbeats not sent or liveness not watched; trying again next interval");
                     }
                 }
             }

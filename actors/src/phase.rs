@@ -173,6 +173,8 @@ pub(crate) struct Ctx {
     pub(crate) nats: Option<async_nats::Client>,
     /// Agents' health and reputation from the read models, for matching.
     pub(crate) standing: Arc<Standing>,
+    /// Agents' last heartbeats, outside the log (with a read model).
+    pub(crate) liveness: Option<projections::LivenessTable>,
     /// The time deciders are given (the system clock; a manual one in tests).
     pub(crate) clock: Arc<dyn events::Clock>,
     /// The phases' subscriptions served together, when the log has a shared form for them

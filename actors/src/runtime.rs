@@ -241,6 +241,7 @@ impl Runtime {
             metrics: Arc::default(),
             nats: nats.clone(),
             standing: Arc::clone(&standing),
+            liveness: read_model.clone().map(projections::LivenessTable::new),
             clock,
             // A group's members are cancel-safe (they read an in-process queue).
             next_is_cancel_safe: next_is_cancel_safe || intake.is_some(),
@@ -261,8 +262,8 @@ impl Runtime {
                 }
             })
         };
-        if let Err(error) = crate::heartbeat::beat_all(&ctx).await {
-            tracing::warn!(%error, "the first heartbeats were not sent");
+        if let Err(error) = crate::heartbeat::round(&ctx).await {
+            tracing::warn!(%error, "the first heartbeats were not sent or liveness not watched");
         }
         let args = SupervisorArgs { ctx: Arc::clone(&ctx), phases };
         let (supervisor, supervisor_task) = Actor::spawn(None, Supervisor, args)

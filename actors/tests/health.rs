@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -18,10 +17,13 @@ use actors::{
 };
 use async_trait::async_trait;
 use common::*;
-use events::signals::{HeartbeatEvent, heartbeat_stream};
+use events::signals::{HeartbeatEvent, Liveness, heartbeat_stream};
 use events::task::{AgentSelected, TaskEvent, TaskStatus};
-use events::{AgentId, AgentStatus, DomainEvent, EventLog, KeyPair, TaskEnvelope, TaskId, TaskSpec, now_ms};
-use projections::{Db, HealthReader, HealthStatus, ProjectionName, Projections};
+use events::{
+    AgentId, AgentStatus, DomainEvent, EventLog, KeyPair, ManualClock, TaskEnvelope, TaskId, TaskSpec, now_ms,
+};
+use projections::health::{HEARTBEAT_DEGRADED_MS, HEARTBEAT_UNHEALTHY_MS};
+use projections::{Db, HealthReader, HealthStatus, LivenessTable, ProjectionName, Projections};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -206,56 +208,102 @@ async fn a_failing_agent_is_left_out_until_its_trial_succeeds() {
     read_models.join().await.unwrap();
 }
 
+/// The liveness changes recorded on `agent`'s heartbeat stream, in order.
+async fn liveness_changes(log: &dyn EventLog, agent: &str) -> Vec<(Liveness, i64)> {
+    let stream = heartbeat_stream(&AgentId::new(agent).unwrap());
+    let mut changes = Vec::new();
+    for event in log.read_stream(&stream, 1, 1_000).await.unwrap() {
+        match HeartbeatEvent::from_recorded(&event) {
+            Ok(HeartbeatEvent::LivenessChanged(change)) => {
+                changes.push((change.liveness, change.last_seen_ms))
+            }
+            other => panic!("only liveness changes are recorded, not {other:?}"),
+        }
+    }
+    changes
+}
+
+/// Waits until `agent`'s stream holds `count` changes.
+async fn wait_changes(log: &dyn EventLog, agent: &str, count: usize) -> Vec<(Liveness, i64)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(4 * HEARTBEAT_INTERVAL_MS);
+    loop {
+        let changes = liveness_changes(log, agent).await;
+        if changes.len() >= count {
+            return changes;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{agent}: {changes:?}, waiting for {count}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hosted_agents_beat_on_the_log_and_the_health_projection_reads_it() {
+async fn heartbeats_stay_out_of_the_log_which_records_only_changes_of_liveness() {
     let (_dir, log, db) = world().await;
     let key = Arc::new(KeyPair::generate());
-    let echo = AgentId::new("echo").unwrap();
-    let stream = heartbeat_stream(&echo);
     let projections = Projections::new(db.clone(), Arc::clone(&log), (*key).clone());
     let reader = HealthReader::new(db.clone());
+    let table = LivenessTable::new(db.clone());
+    let t0 = now_ms();
+    let clock = Arc::new(ManualClock::new(t0));
     let options = || {
         let mut options = sqlite_options(Arc::clone(&log), Arc::clone(&key));
         options.read_model = Some(db.clone());
+        options.clock = clock.clone();
         options
     };
+    // An agent of another process, which beat once at t0.
+    table.beat("remote", t0, 0).await.unwrap();
 
-    // The first beat is sent at start.
+    // Start: the hosted echo beats into the table, and the first sight of each agent is
+    // recorded as live, once.
     let runtime = start(options()).await;
-    let beats = log.read_stream(&stream, 1, 1_000).await.unwrap();
-    assert_eq!(beats.len(), 1, "{beats:?}");
-    let Ok(HeartbeatEvent::Beat(beat)) = HeartbeatEvent::from_recorded(&beats[0]) else {
-        panic!("not a heartbeat: {:?}", beats[0])
-    };
-    assert_eq!(beat.agent_id, echo);
+    assert_eq!(liveness_changes(log.as_ref(), "echo").await, vec![(Liveness::Live, t0)]);
+    assert_eq!(liveness_changes(log.as_ref(), "remote").await, vec![(Liveness::Live, t0)]);
+    let echo = table.get("echo").await.unwrap().expect("echo's row");
+    assert_eq!((echo.last_seen_ms, echo.recorded()), (t0, Some(Liveness::Live)));
     projections.catch_up(ProjectionName::Health).await.unwrap();
-    let report = reader.report_at("echo", now_ms()).await.unwrap();
+    let report = reader.report_at("echo", t0).await.unwrap();
     assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
-    assert_eq!(report.record.and_then(|r| r.last_heartbeat_ms), Some(beats[0].metadata.occurred_at_ms));
 
-    // A restart beats again at once, but never twice for one interval; then every interval.
+    // Rounds and a restart beat again, into the table only: the log holds no new event.
+    clock.advance(10_000);
     runtime.shutdown().await;
     let runtime = start(options()).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(3 * HEARTBEAT_INTERVAL_MS);
-    let beats = loop {
-        let beats = log.read_stream(&stream, 1, 1_000).await.unwrap();
-        if beats.len() >= 3 {
-            break beats;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "too few beats: {beats:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let interval = i64::try_from(HEARTBEAT_INTERVAL_MS).unwrap();
-    let intervals: HashSet<i64> = beats.iter().map(|b| b.metadata.occurred_at_ms / interval).collect();
-    assert_eq!(intervals.len(), beats.len(), "one beat per interval: {beats:?}");
+    tokio::time::sleep(Duration::from_millis(HEARTBEAT_INTERVAL_MS + 500)).await;
+    assert_eq!(table.get("echo").await.unwrap().map(|r| r.last_seen_ms), Some(t0 + 10_000));
+    assert_eq!(liveness_changes(log.as_ref(), "echo").await.len(), 1);
+    // Readers take the table's newer beat, though the projection saw only the first.
     projections.catch_up(ProjectionName::Health).await.unwrap();
-    let last = beats.iter().map(|b| b.metadata.occurred_at_ms).max();
-    let record = reader.report_at("echo", now_ms()).await.unwrap().record;
-    assert!(record.and_then(|r| r.last_heartbeat_ms) >= last);
+    let report = reader.report_at("echo", t0 + 10_000).await.unwrap();
+    assert_eq!(report.record.as_ref().and_then(|r| r.last_heartbeat_ms), Some(t0 + 10_000), "{report:?}");
 
-    // Shutdown stops them.
+    // The remote agent's beats stopped at t0: stale past 15 s, lost past 60 s, each recorded
+    // once by the watch, and the health projection reads the loss from the log.
+    clock.set(t0 + HEARTBEAT_DEGRADED_MS + 1_000);
+    let changes = wait_changes(log.as_ref(), "remote", 2).await;
+    assert_eq!(changes[1], (Liveness::Stale, t0));
+    clock.set(t0 + HEARTBEAT_UNHEALTHY_MS + 1_000);
+    let changes = wait_changes(log.as_ref(), "remote", 3).await;
+    assert_eq!(changes[2], (Liveness::Lost, t0));
+    projections.catch_up(ProjectionName::Health).await.unwrap();
+    let report = reader.report_at("remote", t0 + HEARTBEAT_UNHEALTHY_MS + 1_000).await.unwrap();
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    assert!(report.reason.contains("no heartbeat"), "{report:?}");
+
+    // It beats again: live, recorded once.
+    let back = t0 + HEARTBEAT_UNHEALTHY_MS + 2_000;
+    table.beat("remote", back, 0).await.unwrap();
+    let changes = wait_changes(log.as_ref(), "remote", 4).await;
+    assert_eq!(changes[3], (Liveness::Live, back));
+    tokio::time::sleep(Duration::from_millis(HEARTBEAT_INTERVAL_MS + 500)).await;
+    assert_eq!(liveness_changes(log.as_ref(), "remote").await.len(), 4);
+    // The hosted echo kept beating on the runtime's clock all along: still one change.
+    assert_eq!(liveness_changes(log.as_ref(), "echo").await.len(), 1);
+
+    // Shutdown stops the beats.
     runtime.shutdown().await;
-    let stopped = log.read_stream(&stream, 1, 1_000).await.unwrap().len();
-    tokio::time::sleep(Duration::from_millis(HEARTBEAT_INTERVAL_MS + 1_000)).await;
-    assert_eq!(log.read_stream(&stream, 1, 1_000).await.unwrap().len(), stopped);
+    let stopped = table.get("echo").await.unwrap().map(|r| r.last_seen_ms);
+    clock.advance(1_000);
+    tokio::time::sleep(Duration::from_millis(HEARTBEAT_INTERVAL_MS + 500)).await;
+    assert_eq!(table.get("echo").await.unwrap().map(|r| r.last_seen_ms), stopped);
 }

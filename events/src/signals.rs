@@ -1,10 +1,12 @@
 //! What agents and reviewers report outside a task's own stream: heartbeats
 //! (`heartbeat-<agent_id>`) and quality ratings of finished work (`feedback-<task_id>`).
 //!
-//! Heartbeats go to the log on the embedded default (one small event every
-//! [`HEARTBEAT_INTERVAL_MS_DEFAULT`]); the health projection turns their freshness into an
-//! agent's health. They live in their own category so task and agent folds never see them and
-//! the audit ledger can leave them out.
+//! Heartbeats themselves stay out of the log: an agent beats every
+//! [`HEARTBEAT_INTERVAL_MS_DEFAULT`] into a table of last-seen times (`agent_liveness` in the
+//! read models' database), and the log records only the changes of what those beats say
+//! ([`AgentLivenessChanged`]: live, stale, lost), so an idle federation's history does not fill
+//! with beats. `agent_heartbeat` events of earlier logs still fold. The category is its own,
+//! so task and agent folds never see it and the audit ledger can leave it out.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -26,11 +28,57 @@ pub struct AgentHeartbeat {
     pub sent_at_ms: i64,
 }
 
+/// What an agent's last heartbeat says of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Liveness {
+    /// Beating.
+    Live,
+    /// Its last beat is older than three intervals: at least degraded.
+    Stale,
+    /// Its last beat is older than a minute: unhealthy.
+    Lost,
+}
+
+impl Liveness {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Stale => "stale",
+            Self::Lost => "lost",
+        }
+    }
+
+    /// The liveness a name stands for.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "live" => Some(Self::Live),
+            "stale" => Some(Self::Stale),
+            "lost" => Some(Self::Lost),
+            _ => None,
+        }
+    }
+}
+
+/// What an agent's heartbeats say of it changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentLivenessChanged {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// What they say now.
+    pub liveness: Liveness,
+    /// Its last heartbeat, ms since the epoch.
+    pub last_seen_ms: i64,
+}
+
 domain_events! {
     /// Every event of a heartbeat stream.
     pub enum HeartbeatEvent: "heartbeat", kinds HeartbeatEventKind {
-        /// Alive.
+        /// Alive (logs written before liveness left the log).
         Beat(AgentHeartbeat) = "agent_heartbeat" @ 1,
+        /// Its heartbeats began, stopped or resumed.
+        LivenessChanged(AgentLivenessChanged) = "agent_liveness_changed" @ 1,
     }
 }
 

@@ -416,9 +416,15 @@ fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
 }
 
 fn heartbeat_event() -> impl Strategy<Value = HeartbeatEvent> {
-    (agent_id(), any::<u32>(), any::<i64>()).prop_map(|(agent_id, tasks_in_flight, sent_at_ms)| {
-        HeartbeatEvent::Beat(AgentHeartbeat { agent_id, tasks_in_flight, sent_at_ms })
-    })
+    prop_oneof![
+        (agent_id(), any::<u32>(), any::<i64>()).prop_map(|(agent_id, tasks_in_flight, sent_at_ms)| {
+            HeartbeatEvent::Beat(AgentHeartbeat { agent_id, tasks_in_flight, sent_at_ms })
+        }),
+        (agent_id(), prop::sample::select(vec![Liveness::Live, Liveness::Stale, Liveness::Lost]), any::<i64>())
+            .prop_map(|(agent_id, liveness, last_seen_ms)| {
+                HeartbeatEvent::LivenessChanged(AgentLivenessChanged { agent_id, liveness, last_seen_ms })
+            }),
+    ]
 }
 
 fn feedback_event() -> impl Strategy<Value = FeedbackEvent> {

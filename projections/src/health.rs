@@ -21,7 +21,8 @@
 //!   change it, and both must agree) has passed it reads as `half_open`, matching may select it
 //!   for one task (it is `trial` while that runs), and the trial's success makes it healthy
 //!   again.
-//! - Heartbeats: when an agent has sent any, one older than [`HEARTBEAT_DEGRADED_MS`] makes it
+//! - Heartbeats (the newer of the log's `agent_liveness_changed` and the liveness table,
+//!   [`crate::liveness`]): when an agent has sent any, one older than [`HEARTBEAT_DEGRADED_MS`] makes it
 //!   at least `degraded` and one older than [`HEARTBEAT_UNHEALTHY_MS`] makes it `unhealthy` (read
 //!   time: a heartbeat arriving restores it). Agents that never sent one (in-process built-ins)
 //!   are judged by outcomes alone.
@@ -37,6 +38,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
+use events::signals::HeartbeatEvent;
 use events::task::FailureCause;
 use events::{AgentEvent, DomainEvent, RecordedEvent};
 use serde::Serialize;
@@ -354,8 +356,17 @@ pub struct HealthReader {
     cool_down_ms: i64,
 }
 
+/// The stored record, as the projection folds it.
 const SELECT: &str = "SELECT agent_id, success_target, latency_ms_slo, last_heartbeat_ms, error_rate_ewma, \
      latency_ms_ewma, consecutive_failures, state, state_since_ms, trial_task_id, updated_at_ms FROM projection_health";
+
+/// The record as readers see it: the last heartbeat is the newer of the projection's (from
+/// the log) and the liveness table's (beats kept out of the log, [`crate::liveness`]).
+const SELECT_READ: &str = "SELECT h.agent_id, h.success_target, h.latency_ms_slo, \
+     CASE WHEN l.last_seen_ms IS NOT NULL AND (h.last_heartbeat_ms IS NULL OR l.last_seen_ms > h.last_heartbeat_ms) \
+     THEN l.last_seen_ms ELSE h.last_heartbeat_ms END AS last_heartbeat_ms, h.error_rate_ewma, \
+     h.latency_ms_ewma, h.consecutive_failures, h.state, h.state_since_ms, h.trial_task_id, h.updated_at_ms \
+     FROM projection_health h LEFT JOIN agent_liveness l ON l.agent_id = h.agent_id";
 
 impl HealthReader {
     /// A reader over `db`, with the default cool-down [`COOL_DOWN_MS`].
@@ -377,7 +388,7 @@ impl HealthReader {
 
     /// The agent's status and its reason at `now_ms`.
     pub async fn report_at(&self, agent_id: &str, now_ms: i64) -> Result<HealthReport> {
-        let sql = sqlx::AssertSqlSafe(format!("{SELECT} WHERE agent_id = $1"));
+        let sql = sqlx::AssertSqlSafe(format!("{SELECT_READ} WHERE h.agent_id = $1"));
         let record: Option<AgentHealth> = read!(&self.db, fetch_optional, AgentHealth, sql, agent_id)?;
         Ok(match record {
             Some(record) => {
@@ -394,7 +405,7 @@ impl HealthReader {
 
     /// Every agent's stored health.
     pub async fn list(&self) -> Result<Vec<AgentHealth>> {
-        let sql = sqlx::AssertSqlSafe(format!("{SELECT} ORDER BY agent_id"));
+        let sql = sqlx::AssertSqlSafe(format!("{SELECT_READ} ORDER BY h.agent_id"));
         Ok(read!(&self.db, fetch_all, AgentHealth, sql)?)
     }
 
@@ -507,6 +518,15 @@ impl Projection for HealthProjection {
                     Ok(_) => {}
                     Err(error) => {
                         warn!(position = event.position, %error, "skipping an undecodable agent event")
+                    }
+                },
+                ("heartbeat", "agent_liveness_changed") => match HeartbeatEvent::from_recorded(event) {
+                    Ok(HeartbeatEvent::LivenessChanged(e)) => {
+                        steps.push(Step::Heartbeat(e.agent_id.to_string(), e.last_seen_ms));
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        warn!(position = event.position, %error, "skipping an undecodable liveness event")
                     }
                 },
                 ("heartbeat", _) => {

@@ -14,6 +14,8 @@
 //! - [`tasks`]: the task view with full-text search; [`TaskReader`] answers [`TaskQuery`].
 //! - [`reputation`]: reputation per agent and capability; [`ReputationReader`].
 //! - [`health`]: health, SLO compliance and burn rates; [`HealthReader`].
+//! - [`liveness`]: agents' last heartbeats, kept out of the log, and when a change of them is
+//!   recorded ([`LivenessTable`]).
 //! - [`standing`]: every agent's health and reputation at one moment ([`Standings`]).
 //! - [`audit`]: the hash-chained ledger with signed Merkle tree heads; [`merkle`]: RFC 6962
 //!   trees and proofs; [`verify`]: the ledger verifier and offline-checkable proofs.
@@ -49,6 +51,7 @@ pub mod audit;
 mod db;
 mod error;
 pub mod health;
+pub mod liveness;
 pub mod merkle;
 mod outcomes;
 pub mod reputation;
@@ -64,6 +67,7 @@ pub use db::{
 };
 pub use error::{Error, Result};
 pub use health::{AgentHealth, HealthReader, HealthReport, HealthStatus, SloReport, SloWindow};
+pub use liveness::{AgentLiveness, LivenessTable};
 pub use reputation::{Reputation, ReputationReader};
 pub use runner::{
     BATCH_COUNT_MAX, LAG_SCAN_COUNT_MAX, POLL_INTERVAL_MS, ProjectionName, ProjectionStatus, Projections,
