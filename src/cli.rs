@@ -14,3 +14,4 @@ pub(crate) mod tail;
 pub(crate) mod tasks;
 pub(crate) mod token;
 pub(crate) mod up;
+pub(crate) mod webhooks;

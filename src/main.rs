@@ -68,6 +68,8 @@ pub(crate) enum Command {
     Agents(cli::agents::AgentsArgs),
     /// Throughput and latency of the whole pipeline with the echo agent.
     Bench(cli::bench::BenchArgs),
+    /// Dead-lettered webhooks: list them, deliver one again.
+    Webhooks(cli::webhooks::WebhooksArgs),
 }
 
 impl Command {
@@ -87,6 +89,7 @@ impl Command {
             Self::Tail(args) => &args.backend,
             Self::Agents(args) => &args.backend,
             Self::Bench(args) => &args.backend,
+            Self::Webhooks(args) => &args.backend,
         }
     }
 
@@ -96,6 +99,7 @@ impl Command {
         match self {
             Self::Events(args) => !matches!(args.command, cli::events::EventsCommand::Append { .. }),
             Self::Agents(args) => args.action.is_none(),
+            Self::Webhooks(_) => true,
             Self::Replay(_)
             | Self::Tail(_)
             | Self::Tasks(_)
@@ -197,6 +201,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Tail(args) => cli::tail::run(&cli, args).await,
         Command::Agents(args) => cli::agents::run(&cli, args).await,
         Command::Bench(args) => cli::bench::run(&cli, args).await,
+        Command::Webhooks(args) => cli::webhooks::run(&cli, args).await,
         Command::Audit(args) => cli::audit::run(&cli, args).await,
         Command::Archive(args) => cli::archive::run(&cli, args).await,
         Command::Keys(args) => cli::keys::run(&cli, args),

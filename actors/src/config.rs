@@ -108,7 +108,23 @@ pub struct WebhooksConfig {
     /// (`10.1.0.0/16`, `127.0.0.1`). Off by default: only public addresses.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Attempts before a webhook is dead-lettered (1 to [`WEBHOOK_ATTEMPTS_MAX`]; default 6).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// The delay before the second attempt, ms (doubling after each, with ±50 % jitter;
+    /// default 1,000).
+    #[serde(default)]
+    pub backoff_initial_ms: Option<u64>,
+    /// The longest delay between two attempts, ms (default 60,000).
+    #[serde(default)]
+    pub backoff_max_ms: Option<u64>,
 }
+
+/// The most attempts `[webhooks] attempts` may ask for.
+pub const WEBHOOK_ATTEMPTS_MAX: u32 = 50;
+
+/// The longest backoff `[webhooks]` may ask for, ms (a day).
+pub const WEBHOOK_BACKOFF_MS_MAX: u64 = 86_400_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -165,6 +181,17 @@ impl Config {
                 "screening: description-bytes-max and input-bytes-max must be at least 1 (0 would refuse every task)"
                     .into(),
             );
+        }
+        if self.webhooks.attempts.is_some_and(|n| n == 0 || n > WEBHOOK_ATTEMPTS_MAX) {
+            return Err(format!("webhooks: attempts must be 1 to {WEBHOOK_ATTEMPTS_MAX}"));
+        }
+        for (key, value) in [
+            ("backoff-initial-ms", self.webhooks.backoff_initial_ms),
+            ("backoff-max-ms", self.webhooks.backoff_max_ms),
+        ] {
+            if value.is_some_and(|ms| ms == 0 || ms > WEBHOOK_BACKOFF_MS_MAX) {
+                return Err(format!("webhooks: {key} must be 1 to {WEBHOOK_BACKOFF_MS_MAX}"));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for source in &self.context.sources {

@@ -14,7 +14,7 @@ use crate::event::{Metadata, NewEvent};
 use crate::id::EventId;
 use crate::task::{
     Channel, RejectionCode, TaskCancelled, TaskEvent, TaskRejected, TaskSpec, TaskState, TaskStatus,
-    TaskSubmitted,
+    TaskSubmitted, WebhookRedeliveryRequested,
 };
 use crate::{DomainEvent, TaskId, Version};
 
@@ -124,6 +124,56 @@ pub fn cancel(
     Ok(event.to_new_event(EventId::new(), metadata)?)
 }
 
+/// Why a webhook is not delivered again.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeliverError {
+    /// No such task.
+    #[error("no such task")]
+    NotFound,
+    /// The task asked for no webhook.
+    #[error("the task asked for no webhook")]
+    NoWebhook,
+    /// Its webhook is not dead-lettered (still being delivered, delivered, redelivery under way).
+    #[error(
+        "the task's webhook is not dead-lettered (delivered, still being attempted, or already asked for again)"
+    )]
+    NotDead,
+    /// The event could not be encoded.
+    #[error(transparent)]
+    Event(#[from] crate::Error),
+}
+
+/// A redelivery of the dead-lettered webhook of the task folded as `state` at `version`
+/// (correlated by `correlation_id`), asked by `by` and written by `emitter` at `now_ms`: its
+/// `webhook_redelivery_requested`, or why there is none. The caller appends it expecting
+/// `version`, so two requests make one redelivery.
+pub fn redeliver_webhook(
+    state: &TaskState,
+    version: Version,
+    correlation_id: Option<EventId>,
+    by: &str,
+    emitter: &str,
+    now_ms: i64,
+) -> std::result::Result<NewEvent, RedeliverError> {
+    if version == 0 {
+        return Err(RedeliverError::NotFound);
+    }
+    if state.spec().and_then(|s| s.webhook_url.as_ref()).is_none() {
+        return Err(RedeliverError::NoWebhook);
+    }
+    let Some(webhook_id) = state.webhook_dead.clone() else { return Err(RedeliverError::NotDead) };
+    let event =
+        TaskEvent::WebhookRedeliveryRequested(WebhookRedeliveryRequested { webhook_id, by: by.to_string() });
+    let metadata = Metadata {
+        occurred_at_ms: now_ms,
+        causation_id: None,
+        correlation_id,
+        emitter: emitter.to_string(),
+        traceparent: None,
+    };
+    Ok(event.to_new_event(EventId::new(), metadata)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +243,68 @@ mod tests {
         }
         assert_eq!(state.status, TaskStatus::Rejected);
         assert_eq!(batch[1].metadata.causation_id, Some(batch[0].id));
+    }
+
+    #[test]
+    fn only_a_dead_lettered_webhook_is_delivered_again_and_once() {
+        use crate::task::{WebhookAttempted, WebhookDeadLettered};
+        let none = TaskState::default();
+        assert!(matches!(
+            redeliver_webhook(&none, 0, None, "ops", "gateway", 1),
+            Err(RedeliverError::NotFound)
+        ));
+        let key = KeyPair::generate();
+        let mut spec = TaskSpec::new("echo", "hi");
+        spec.webhook_url = Some("https://hooks.example/t".into());
+        let first = submit(
+            SignedSubmission::sign(TaskId::new(), spec, &key).expect("signed"),
+            Channel::Local,
+            "cli",
+            1,
+        )
+        .expect("an event");
+        let mut state = TaskState::default();
+        let mut apply = |state: &mut TaskState, event: TaskEvent| state.apply(&event).expect("legal");
+        apply(&mut state, TaskEvent::from_payload(&first.event_type, 2, &first.payload).expect("decodes"));
+        apply(
+            &mut state,
+            TaskEvent::Cancelled(TaskCancelled { by: "a new user".into(), reason: String::new() }),
+        );
+        // Still being attempted: nothing to deliver again.
+        let attempt = |n| {
+            TaskEvent::WebhookAttempted(WebhookAttempted {
+                webhook_id: "w1".into(),
+                attempt: n,
+                status: Some(500),
+                delivered: false,
+                error: Some("the target answered 500".into()),
+            })
+        };
+        apply(&mut state, attempt(1));
+        assert!(matches!(
+            redeliver_webhook(&state, 3, None, "ops", "gateway", 2),
+            Err(RedeliverError::NotDead)
+        ));
+        apply(
+            &mut state,
+            TaskEvent::WebhookDeadLettered(WebhookDeadLettered {
+                webhook_id: "w1".into(),
+                reason: "gave up".into(),
+            }),
+        );
+        let asked = redeliver_webhook(&state, 4, Some(first.id), "ops", "gateway", 3).expect("a redelivery");
+        let TaskEvent::WebhookRedeliveryRequested(request) =
+            TaskEvent::from_payload(&asked.event_type, 1, &asked.payload).expect("decodes")
+        else {
+            panic!("not a redelivery request")
+        };
+        assert_eq!((request.webhook_id.as_str(), request.by.as_str()), ("w1", "ops"));
+        apply(&mut state, TaskEvent::WebhookRedeliveryRequested(request.clone()));
+        // Asked once: a second request is refused until the new round is dead-lettered too.
+        assert!(matches!(
+            redeliver_webhook(&state, 5, None, "ops", "gateway", 4),
+            Err(RedeliverError::NotDead)
+        ));
+        assert!(state.apply(&TaskEvent::WebhookRedeliveryRequested(request)).is_err());
     }
 }

@@ -71,7 +71,10 @@ impl TaskEventKind {
             Self::Completed => S::Completed,
             Self::Failed => S::Failed,
             Self::Cancelled => S::Cancelled,
-            Self::ProgressReported | Self::WebhookAttempted | Self::WebhookDeadLettered => return None,
+            Self::ProgressReported
+            | Self::WebhookAttempted
+            | Self::WebhookDeadLettered
+            | Self::WebhookRedeliveryRequested => return None,
         })
     }
 
@@ -610,6 +613,16 @@ pub struct WebhookDeadLettered {
     pub reason: String,
 }
 
+/// An operator asked for a dead-lettered webhook to be delivered again: the dispatcher makes
+/// a new round of attempts (same `webhook-id`, so a receiver that got it after all can tell).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WebhookRedeliveryRequested {
+    /// The webhook message id.
+    pub webhook_id: String,
+    /// Who asked.
+    pub by: String,
+}
+
 domain_events! {
     /// Every event of a task's stream (`task-<task_id>`).
     pub enum TaskEvent: "task", kinds TaskEventKind {
@@ -655,6 +668,8 @@ domain_events! {
         WebhookAttempted(WebhookAttempted) = "webhook_attempted" @ 1,
         /// After the end.
         WebhookDeadLettered(WebhookDeadLettered) = "webhook_dead_lettered" @ 1,
+        /// After the end, on an operator's request.
+        WebhookRedeliveryRequested(WebhookRedeliveryRequested) = "webhook_redelivery_requested" @ 1,
     }
 }
 
@@ -777,6 +792,8 @@ pub struct TaskState {
     pub webhook_attempts: u32,
     /// Whether a webhook was delivered.
     pub webhook_delivered: bool,
+    /// The id of the webhook dead-lettered last, until it is delivered or asked for again.
+    pub webhook_dead: Option<String>,
 }
 
 impl TaskState {
@@ -839,7 +856,12 @@ impl Aggregate for TaskState {
     fn apply(&mut self, event: &TaskEvent) -> Result<(), TransitionError> {
         use TaskStatus as S;
         if self.status.is_final()
-            && !matches!(event, TaskEvent::WebhookAttempted(_) | TaskEvent::WebhookDeadLettered(_))
+            && !matches!(
+                event,
+                TaskEvent::WebhookAttempted(_)
+                    | TaskEvent::WebhookDeadLettered(_)
+                    | TaskEvent::WebhookRedeliveryRequested(_)
+            )
         {
             return Err(self.refuse(event, "the task has ended"));
         }
@@ -979,11 +1001,21 @@ impl Aggregate for TaskState {
                 }
                 self.webhook_attempts += 1;
                 self.webhook_delivered |= e.delivered;
+                if e.delivered {
+                    self.webhook_dead = None;
+                }
             }
-            TaskEvent::WebhookDeadLettered(_) => {
+            TaskEvent::WebhookDeadLettered(e) => {
                 if !self.status.is_final() {
                     return Err(self.refuse(event, "webhooks are sent only for finished tasks"));
                 }
+                self.webhook_dead = Some(e.webhook_id.clone());
+            }
+            TaskEvent::WebhookRedeliveryRequested(e) => {
+                if self.webhook_dead.as_deref() != Some(e.webhook_id.as_str()) {
+                    return Err(self.refuse(event, "only a dead-lettered webhook is delivered again"));
+                }
+                self.webhook_dead = None;
             }
         }
         // The status each kind of event moves its task to: one map, for this fold and the

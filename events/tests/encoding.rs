@@ -341,6 +341,9 @@ fn task_event() -> impl Strategy<Value = TaskEvent> {
         (text(), text()).prop_map(|(webhook_id, reason)| {
             TaskEvent::WebhookDeadLettered(WebhookDeadLettered { webhook_id, reason })
         }),
+        (text(), text()).prop_map(|(webhook_id, by)| {
+            TaskEvent::WebhookRedeliveryRequested(WebhookRedeliveryRequested { webhook_id, by })
+        }),
     ]
 }
 
@@ -420,7 +423,11 @@ fn heartbeat_event() -> impl Strategy<Value = HeartbeatEvent> {
         (agent_id(), any::<u32>(), any::<i64>()).prop_map(|(agent_id, tasks_in_flight, sent_at_ms)| {
             HeartbeatEvent::Beat(AgentHeartbeat { agent_id, tasks_in_flight, sent_at_ms })
         }),
-        (agent_id(), prop::sample::select(vec![Liveness::Live, Liveness::Stale, Liveness::Lost]), any::<i64>())
+        (
+            agent_id(),
+            prop::sample::select(vec![Liveness::Live, Liveness::Stale, Liveness::Lost]),
+            any::<i64>()
+        )
             .prop_map(|(agent_id, liveness, last_seen_ms)| {
                 HeartbeatEvent::LivenessChanged(AgentLivenessChanged { agent_id, liveness, last_seen_ms })
             }),

@@ -44,6 +44,8 @@ pub enum Permission {
     Cancel,
     /// Register agents, suspend, reinstate and retire them.
     ManageAgents,
+    /// Redeliver dead-lettered webhooks.
+    ManageWebhooks,
     /// Operate the gateway (metrics) — implies every other permission.
     Admin,
 }
@@ -57,22 +59,35 @@ impl Permission {
             Self::ReadAll => "read_all",
             Self::Cancel => "cancel",
             Self::ManageAgents => "manage_agents",
+            Self::ManageWebhooks => "manage_webhooks",
             Self::Admin => "admin",
         }
     }
 }
 
 /// The default role map: `admin` (everything, and `/metrics`), `operator` (read every task and
-/// the agents, cancel any task, register and manage agents), `producer` (submit, read and cancel its own tasks), `viewer`
+/// the agents, cancel any task, register and manage agents, list and redeliver dead-lettered
+/// webhooks), `producer` (submit, read and cancel its own tasks), `viewer`
 /// (read its own tasks). The agents' endpoints take `read_all`.
 pub fn default_roles() -> BTreeMap<String, BTreeSet<Permission>> {
     use Permission as P;
     BTreeMap::from([
         (
             "admin".to_string(),
-            BTreeSet::from([P::Submit, P::ReadOwn, P::ReadAll, P::Cancel, P::ManageAgents, P::Admin]),
+            BTreeSet::from([
+                P::Submit,
+                P::ReadOwn,
+                P::ReadAll,
+                P::Cancel,
+                P::ManageAgents,
+                P::ManageWebhooks,
+                P::Admin,
+            ]),
         ),
-        ("operator".to_string(), BTreeSet::from([P::ReadOwn, P::ReadAll, P::Cancel, P::ManageAgents])),
+        (
+            "operator".to_string(),
+            BTreeSet::from([P::ReadOwn, P::ReadAll, P::Cancel, P::ManageAgents, P::ManageWebhooks]),
+        ),
         ("producer".to_string(), BTreeSet::from([P::Submit, P::ReadOwn, P::Cancel])),
         ("viewer".to_string(), BTreeSet::from([P::ReadOwn])),
     ])

@@ -95,6 +95,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The task's webhook cannot be delivered again (none asked, not dead-lettered).
+    #[error("task {task_id}: {reason}")]
+    WebhookConflict {
+        /// The task.
+        task_id: TaskId,
+        /// Why.
+        reason: String,
+    },
     /// The task has ended and cannot take the change.
     #[error("task {task_id} has already ended ({status})")]
     TaskFinished {
@@ -217,6 +225,7 @@ impl Error {
             Self::IdempotencyKeyReused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             Self::WebhookRefused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "webhook_refused"),
             Self::TaskFinished { .. } => (StatusCode::CONFLICT, "task_finished"),
+            Self::WebhookConflict { .. } => (StatusCode::CONFLICT, "webhook_conflict"),
             Self::ExecuteTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "execute_timeout"),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),

@@ -75,7 +75,7 @@ async fn count_responses(State(state): State<AppState>, request: Request, next: 
 
 /// The router over `state`: every endpoint, authentication, limits and JSON errors.
 pub fn app(state: AppState) -> Router {
-    use routes::{agents, system, tasks};
+    use routes::{agents, system, tasks, webhooks};
     let protected = Router::new()
         .route("/tasks/submit", post(tasks::submit))
         .route("/tasks/execute", post(tasks::execute))
@@ -88,6 +88,8 @@ pub fn app(state: AppState) -> Router {
         .route("/agents/{id}", get(agents::get).delete(agents::retire))
         .route("/agents/{id}/suspend", post(agents::suspend))
         .route("/agents/{id}/reinstate", post(agents::reinstate))
+        .route("/webhooks/dead", get(webhooks::dead))
+        .route("/webhooks/dead/{id}/redeliver", post(webhooks::redeliver))
         .route("/metrics", get(system::metrics))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     let public = Router::new()

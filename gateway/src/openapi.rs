@@ -145,6 +145,8 @@ pub fn document() -> Value {
     let change_agent = c.request::<crate::routes::agents::ChangeAgentRequest>();
     let registered = c.response::<crate::routes::agents::Registered>();
     let health = c.response::<Health>();
+    let dead_webhooks = c.response::<crate::routes::webhooks::DeadWebhooks>();
+    let redelivery = c.response::<crate::routes::webhooks::Redelivery>();
     let error_body = c.response::<ErrorBody>();
 
     let idempotency = json!({
@@ -400,6 +402,41 @@ pub fn document() -> Value {
     );
     let reinstate = change(&mut c, "Reinstate a suspended agent (`manage_agents`).", "reinstateAgent");
     let retire = change(&mut c, "Retire an agent for good (`manage_agents`).", "retireAgent");
+    let list_dead = operation(
+        "Webhooks given up after their attempts and not asked for again, newest first (`read_all`).",
+        "listDeadWebhooks",
+        vec![query_param(
+            "limit",
+            "How many (default 100).",
+            page(crate::routes::webhooks::DEAD_WEBHOOKS_PAGE_COUNT_MAX),
+        )],
+        None,
+        with(
+            errors(&mut c, &[]),
+            "200",
+            json!({ "description": "The dead letters.", "content": json_content(dead_webhooks) }),
+        ),
+    );
+    let redeliver = operation(
+        "Deliver a dead-lettered webhook again: a new round of attempts with the same webhook-id, recorded on the task (`manage_webhooks`: operators and admins).",
+        "redeliverWebhook",
+        vec![id_param("The task's id.")],
+        None,
+        with(
+            errors(
+                &mut c,
+                &[
+                    ("404", "No such task."),
+                    (
+                        "409",
+                        "The task's webhook is not dead-lettered: none asked, delivered, still being attempted, or asked for again (`webhook_conflict`).",
+                    ),
+                ],
+            ),
+            "202",
+            json!({ "description": "Recorded; the dispatcher delivers it.", "content": json_content(redelivery) }),
+        ),
+    );
     let metrics = operation(
         "Prometheus metrics (needs admin).",
         "metrics",
@@ -455,6 +492,8 @@ pub fn document() -> Value {
             "/agents/{id}": { "get": agent, "delete": retire },
             "/agents/{id}/suspend": { "post": suspend },
             "/agents/{id}/reinstate": { "post": reinstate },
+            "/webhooks/dead": { "get": list_dead },
+            "/webhooks/dead/{id}/redeliver": { "post": redeliver },
             "/healthz": { "get": healthz },
             "/readyz": { "get": readyz },
             "/metrics": { "get": metrics },

@@ -69,6 +69,9 @@ const ATTEMPT_ERROR_BYTES_MAX: usize = 300;
 /// The final event types a webhook is sent for.
 pub const WEBHOOK_EVENT_TYPES: [&str; 4] = events::task::FINAL_EVENT_TYPES;
 
+/// What sends a dead-lettered webhook again.
+const REDELIVERY_EVENT_TYPE: &str = events::task::TaskEventKind::WebhookRedeliveryRequested.as_str();
+
 /// An IP network, `address/prefix` (an address alone is a /32 or /128).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Network {
@@ -370,8 +373,11 @@ const ACK_BATCH_WAIT_MS: u64 = 500;
 
 /// Runs the dispatcher until `shutdown` turns true.
 pub(crate) async fn run(state: AppState, client: reqwest::Client, mut shutdown: watch::Receiver<bool>) {
-    let types: Vec<events::EventType> =
-        WEBHOOK_EVENT_TYPES.iter().filter_map(|t| events::EventType::new(*t).ok()).collect();
+    let types: Vec<events::EventType> = WEBHOOK_EVENT_TYPES
+        .iter()
+        .chain([&REDELIVERY_EVENT_TYPE])
+        .filter_map(|t| events::EventType::new(*t).ok())
+        .collect();
     loop {
         let options = SubscribeOptions {
             filter: Filter::category("task").with_types(types.clone()),
@@ -443,33 +449,60 @@ pub(crate) async fn run(state: AppState, client: reqwest::Client, mut shutdown: 
     }
 }
 
-/// Delivers the webhook of the task a final event ended, resuming after recorded attempts.
-async fn deliver(state: &AppState, client: &reqwest::Client, final_event: &RecordedEvent) -> Result<()> {
-    let Ok(task_id) = final_event.stream_id.entity_id().parse::<TaskId>() else { return Ok(()) };
+/// Delivers the webhook of the task a final event ended, or again after an operator's
+/// `webhook_redelivery_requested`; resumes after the attempts this round recorded already.
+async fn deliver(state: &AppState, client: &reqwest::Client, trigger: &RecordedEvent) -> Result<()> {
+    let Ok(task_id) = trigger.stream_id.entity_id().parse::<TaskId>() else { return Ok(()) };
     let log: &dyn EventLog = state.log.as_ref();
-    // Most tasks ask for no webhook: the submission alone says so, without folding the task.
-    let first = log.read_stream(&final_event.stream_id, 1, 1).await?;
-    let wants_webhook = matches!(
-        first.first().map(TaskEvent::from_recorded),
-        Some(Ok(TaskEvent::Submitted(submitted))) if submitted.spec.webhook_url.is_some()
-    );
-    if !wants_webhook {
-        return Ok(());
+    let redelivery = trigger.event_type.as_str() == REDELIVERY_EVENT_TYPE;
+    if !redelivery {
+        // Most tasks ask for no webhook: the submission alone says so, without folding the task.
+        let first = log.read_stream(&trigger.stream_id, 1, 1).await?;
+        let wants_webhook = matches!(
+            first.first().map(TaskEvent::from_recorded),
+            Some(Ok(TaskEvent::Submitted(submitted))) if submitted.spec.webhook_url.is_some()
+        );
+        if !wants_webhook {
+            return Ok(());
+        }
     }
     let Some(task) = TrackedTask::load(log, task_id).await? else { return Ok(()) };
     let Some(url) = task.state.spec().and_then(|s| s.webhook_url.clone()) else { return Ok(()) };
+    let history = log.read_stream(&StreamId::task(task_id), 1, usize::MAX).await?;
+    // The final event the webhook tells of: the trigger itself, or the task's end.
+    let final_event = if redelivery {
+        match history
+            .iter()
+            .find(|e| events::task::TaskEventKind::of(e.event_type.as_str()).is_some_and(|k| k.is_final()))
+        {
+            Some(event) => event,
+            None => return Ok(()),
+        }
+    } else {
+        trigger
+    };
     let webhook_id = EventId::derived(final_event.id, "webhook").to_string();
-    let history = log.read_stream(&StreamId::task(task_id), final_event.version + 1, usize::MAX).await?;
+    // Attempts are numbered across rounds; this round's are those after its trigger.
+    let mut earlier_attempts = 0;
     let mut done_attempts = 0;
     for recorded in &history {
+        let this_round = recorded.version > trigger.version;
         match TaskEvent::from_recorded(recorded) {
             Ok(TaskEvent::WebhookAttempted(a)) if a.webhook_id == webhook_id => {
+                if !this_round {
+                    earlier_attempts = earlier_attempts.max(a.attempt);
+                    continue;
+                }
                 if a.delivered {
                     return Ok(());
                 }
-                done_attempts = done_attempts.max(a.attempt);
+                done_attempts = done_attempts.max(a.attempt.saturating_sub(earlier_attempts));
             }
-            Ok(TaskEvent::WebhookDeadLettered(d)) if d.webhook_id == webhook_id => return Ok(()),
+            Ok(TaskEvent::WebhookDeadLettered(d)) if this_round && d.webhook_id == webhook_id => {
+                return Ok(());
+            }
+            // A later request starts a round of its own.
+            Ok(TaskEvent::WebhookRedeliveryRequested(_)) if this_round => return Ok(()),
             _ => {}
         }
     }
@@ -485,7 +518,8 @@ async fn deliver(state: &AppState, client: &reqwest::Client, final_event: &Recor
     let secret = secret_for(&state.config.webhooks.master_secret, task_id)?;
     let config = &state.config.webhooks;
     let mut last_error = String::new();
-    for attempt in (done_attempts + 1)..=config.attempts_max {
+    for round_attempt in (done_attempts + 1)..=config.attempts_max {
+        let attempt = earlier_attempts + round_attempt;
         let outcome = send(state, client, &url, &secret, &webhook_id, &body).await;
         let (status, error) = match outcome {
             Ok(status) if (200..300).contains(&status) => (Some(status), None),
@@ -505,33 +539,30 @@ async fn deliver(state: &AppState, client: &reqwest::Client, final_event: &Recor
             delivered,
             error: error.clone(),
         });
-        record(state, final_event, &format!("webhook attempt {attempt}"), attempted).await?;
+        record(state, trigger, &format!("webhook attempt {round_attempt}"), attempted).await?;
         if delivered {
             return Ok(());
         }
         last_error = error.unwrap_or_default();
-        if attempt < config.attempts_max {
-            tokio::time::sleep(backoff(config, attempt)).await;
+        if round_attempt < config.attempts_max {
+            tokio::time::sleep(backoff(config, round_attempt)).await;
         }
     }
     state.metrics.webhooks_dead_lettered.inc();
-    let reason = format!("gave up after {} attempts; last: {last_error}", config.attempts_max);
+    let reason =
+        format!("gave up after {} attempts; last: {last_error}", earlier_attempts + config.attempts_max);
     let dead = TaskEvent::WebhookDeadLettered(WebhookDeadLettered { webhook_id, reason });
-    record(state, final_event, "webhook dead letter", dead).await
+    record(state, trigger, "webhook dead letter", dead).await
 }
 
-/// Appends a webhook event with an id derived from the final event and `purpose`.
-async fn record(
-    state: &AppState,
-    final_event: &RecordedEvent,
-    purpose: &str,
-    event: TaskEvent,
-) -> Result<()> {
+/// Appends a webhook event with an id derived from the round's trigger (the final event, or a
+/// redelivery request) and `purpose`.
+async fn record(state: &AppState, trigger: &RecordedEvent, purpose: &str, event: TaskEvent) -> Result<()> {
     let mut metadata = Metadata::now("gateway");
-    metadata.causation_id = Some(final_event.id);
-    metadata.correlation_id = final_event.metadata.correlation_id;
-    let new_event = event.to_new_event(EventId::derived(final_event.id, purpose), metadata)?;
-    state.log.append(&final_event.stream_id, ExpectedVersion::Any, vec![new_event]).await?;
+    metadata.causation_id = Some(trigger.id);
+    metadata.correlation_id = trigger.metadata.correlation_id;
+    let new_event = event.to_new_event(EventId::derived(trigger.id, purpose), metadata)?;
+    state.log.append(&trigger.stream_id, ExpectedVersion::Any, vec![new_event]).await?;
     Ok(())
 }
 

@@ -289,6 +289,16 @@ async fn the_rbac_matrix_holds_for_every_role_and_endpoint() {
         let code =
             gw.post_json(&format!("/agents/agent-of-{role}/suspend"), &t, json!({})).await.status().as_u16();
         assert!(if manages { code == 200 } else { code == 403 }, "{role}: suspend answered {code}");
+        // Dead-lettered webhooks: listed with read_all; redelivered by operators and admins (the
+        // other's task asked for no webhook: 409 for them, 403 for everyone else).
+        assert_eq!(
+            status(gw.get("/webhooks/dead", &t).await.status().as_u16()),
+            allowed(read_all),
+            "{role}: GET /webhooks/dead"
+        );
+        let code =
+            gw.post_json(&format!("/webhooks/dead/{other}/redeliver"), &t, json!({})).await.status().as_u16();
+        assert!(if manages { code == 409 } else { code == 403 }, "{role}: redeliver answered {code}");
         // Cancelling another principal's task takes cancel and read_all; one's own, cancel.
         let code = gw.post_json(&format!("/tasks/{other}/cancel"), &t, json!({})).await.status().as_u16();
         let may_cancel_other = cancel && read_all;

@@ -163,6 +163,132 @@ async fn a_webhook_that_keeps_failing_is_dead_lettered() {
     assert!(dead.reason.contains("500"), "{}", dead.reason);
 }
 
+/// A receiver that answers 500 while `failing` is set, then 204.
+async fn switchable_receiver(
+    failing: Arc<std::sync::atomic::AtomicBool>,
+) -> (String, mpsc::UnboundedReceiver<Received>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (tx, failing) = (tx.clone(), failing.clone());
+            async move {
+                let _ = tx.send(Received { headers, body: body.to_vec() });
+                if failing.load(Ordering::SeqCst) {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), rx)
+}
+
+/// `GET /webhooks/dead` until it holds `count` entries.
+async fn dead_letters(gw: &TestGateway, token: &str, count: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let answer = gw.get("/webhooks/dead", token).await;
+        assert_eq!(answer.status(), 200);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        let dead = body["dead"].as_array().cloned().unwrap_or_default();
+        if dead.len() == count {
+            return dead;
+        }
+        assert!(std::time::Instant::now() < deadline, "dead letters: {dead:?}, waiting for {count}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_listed_and_redelivered_by_an_operator() {
+    let gw = TestGateway::start().await;
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (url, mut received) = switchable_receiver(failing.clone()).await;
+    let producer = token("producer-1", &["producer"]);
+    let operator = token("ops", &["operator"]);
+    let viewer = token("viewer-1", &["viewer"]);
+    let id =
+        gw.submit(&producer, json!({"capability": "slow", "description": "x", "webhook_url": url})).await;
+    gw.post_json(&format!("/tasks/{id}/cancel"), &producer, json!({})).await;
+    types(&gw, &id, "webhook_dead_lettered").await;
+
+    // Listed, for those who read every task.
+    let dead = dead_letters(&gw, &operator, 1).await;
+    assert_eq!(dead[0]["task_id"], id.as_str());
+    assert!(dead[0]["reason"].as_str().unwrap().contains("3 attempts"), "{dead:?}");
+    let webhook_id = dead[0]["webhook_id"].as_str().unwrap().to_string();
+    assert_error(gw.get("/webhooks/dead", &producer).await, 403, "forbidden").await;
+    assert_error(gw.get("/webhooks/dead?limit=0", &operator).await, 400, "invalid_parameter").await;
+
+    // Redelivering takes manage_webhooks: not the producer, not a viewer.
+    let path = format!("/tasks/{id}");
+    let redeliver = format!("/webhooks/dead/{id}/redeliver");
+    assert_error(gw.post_json(&redeliver, &producer, json!({})).await, 403, "forbidden").await;
+    assert_error(gw.post_json(&redeliver, &viewer, json!({})).await, 403, "forbidden").await;
+    let unknown = format!("/webhooks/dead/{}/redeliver", events::TaskId::new());
+    assert_error(gw.post_json(&unknown, &operator, json!({})).await, 404, "not_found").await;
+
+    // The receiver is back; an operator asks again: a new round, the same webhook-id.
+    failing.store(false, Ordering::SeqCst);
+    while received.try_recv().is_ok() {}
+    let answer = gw.post_json(&redeliver, &operator, json!({})).await;
+    assert_eq!(answer.status(), 202);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(
+        (body["webhook_id"].as_str(), body["requested_by"].as_str()),
+        (Some(webhook_id.as_str()), Some("ops"))
+    );
+    // Asked once: a second request while it is delivered is a conflict.
+    let again = gw.post_json(&redeliver, &operator, json!({})).await;
+    assert_error(again, 409, "webhook_conflict").await;
+    let delivery =
+        tokio::time::timeout(std::time::Duration::from_secs(10), received.recv()).await.unwrap().unwrap();
+    assert_eq!(delivery.headers["webhook-id"].to_str().unwrap(), webhook_id);
+    let history = types(&gw, &id, "webhook_attempted").await;
+    let mut attempts = Vec::new();
+    for _ in 0..100 {
+        let history = types(&gw, &id, "webhook_attempted").await;
+        attempts = history
+            .iter()
+            .filter_map(|e| match e {
+                events::TaskEvent::WebhookAttempted(a) => Some((a.attempt, a.delivered)),
+                _ => None,
+            })
+            .collect();
+        if attempts.last().is_some_and(|a| a.1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(attempts, vec![(1, false), (2, false), (3, false), (4, true)], "{history:?}");
+    assert!(
+        history
+            .iter()
+            .any(|e| matches!(e, events::TaskEvent::WebhookRedeliveryRequested(r) if r.by == "ops")),
+        "the request is recorded with who asked"
+    );
+    dead_letters(&gw, &operator, 0).await;
+    let task: serde_json::Value = gw.get(&path, &producer).await.json().await.unwrap();
+    assert_eq!(task["webhook"]["delivered"], true, "{task}");
+    // Delivered: nothing to deliver again.
+    assert_error(gw.post_json(&redeliver, &operator, json!({})).await, 409, "webhook_conflict").await;
+    // A task that asked for no webhook.
+    let plain = gw.submit(&producer, json!({"capability": "slow", "description": "x"})).await;
+    gw.post_json(&format!("/tasks/{plain}/cancel"), &producer, json!({})).await;
+    let conflict = assert_error(
+        gw.post_json(&format!("/webhooks/dead/{plain}/redeliver"), &operator, json!({})).await,
+        409,
+        "webhook_conflict",
+    )
+    .await;
+    assert!(conflict["error"]["message"].as_str().unwrap_or_default().contains("no webhook"), "{conflict}");
+}
+
 #[tokio::test]
 async fn an_unreachable_target_is_retried_as_an_error() {
     let gw = TestGateway::start().await;

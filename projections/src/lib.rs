@@ -74,7 +74,7 @@ pub use runner::{
     RETRY_DELAY_MS, RunningProjections, prometheus_metrics, run_all,
 };
 pub use standing::Standings;
-pub use tasks::{TASK_CURSOR_PATTERN, TaskCursor, TaskQuery, TaskReader, TaskSummary};
+pub use tasks::{DeadWebhook, TASK_CURSOR_PATTERN, TaskCursor, TaskQuery, TaskReader, TaskSummary};
 pub use verify::{
     ConsistencyProof, InclusionProof, LedgerProblem, LedgerReport, prove_consistency, prove_inclusion,
     verify_against_log, verify_ledger,

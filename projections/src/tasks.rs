@@ -285,6 +285,19 @@ impl TaskReader {
         Ok(rows)
     }
 
+    /// The dead-lettered webhooks not delivered or asked for again, newest first, at most
+    /// `limit`.
+    pub async fn dead_webhooks(&self, limit: u32) -> Result<Vec<DeadWebhook>> {
+        Ok(crate::db::read!(
+            &self.db,
+            fetch_all,
+            DeadWebhook,
+            "SELECT task_id, webhook_id, reason, dead_lettered_at_ms FROM projection_webhook_dead \
+             ORDER BY dead_lettered_at_ms DESC, task_id DESC LIMIT $1",
+            i64::from(limit)
+        )?)
+    }
+
     /// How many tasks each agent holds now ([`STATUSES_ON_AGENT`]), by agent id; agents
     /// holding none are absent.
     pub async fn load_by_agent(&self) -> Result<HashMap<String, i64>> {
@@ -366,7 +379,7 @@ pub(crate) fn task_events(events: &[RecordedEvent]) -> Vec<(&RecordedEvent, Task
 #[async_trait]
 impl Projection for TaskView {
     fn tables(&self) -> &'static [&'static str] {
-        &["projection_tasks"]
+        &["projection_webhook_dead", "projection_tasks"]
     }
 
     fn digest_queries(&self, _postgres: bool) -> &'static [&'static str] {
@@ -421,8 +434,52 @@ impl Projection for TaskView {
             row.last_position = crate::db::to_i64(event.position);
         }
         let changed: Vec<TaskSummary> = order.iter().filter_map(|id| rows.remove(id).flatten()).collect();
-        write_rows(tx, changed).await
+        write_rows(tx, changed).await?;
+        apply_dead_letters(tx, &decoded).await
     }
+}
+
+/// Keeps the dead-letter table: a row per task whose webhook was given up, until it is
+/// delivered or asked for again.
+async fn apply_dead_letters(tx: &mut Tx, decoded: &[(&RecordedEvent, TaskEvent)]) -> Result<()> {
+    for (event, task_event) in decoded {
+        let task_id = event.stream_id.entity_id();
+        match task_event {
+            TaskEvent::WebhookAttempted(e) if e.delivered => {
+                execute!(&mut *tx, "DELETE FROM projection_webhook_dead WHERE task_id = $1", task_id)?;
+            }
+            TaskEvent::WebhookDeadLettered(e) => {
+                execute!(
+                    &mut *tx,
+                    "INSERT INTO projection_webhook_dead (task_id, webhook_id, reason, dead_lettered_at_ms) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (task_id) DO UPDATE SET webhook_id = excluded.webhook_id, \
+                     reason = excluded.reason, dead_lettered_at_ms = excluded.dead_lettered_at_ms",
+                    task_id,
+                    e.webhook_id.as_str(),
+                    e.reason.as_str(),
+                    event.metadata.occurred_at_ms
+                )?;
+            }
+            TaskEvent::WebhookRedeliveryRequested(_) => {
+                execute!(&mut *tx, "DELETE FROM projection_webhook_dead WHERE task_id = $1", task_id)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A webhook given up, as the dead-letter list shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct DeadWebhook {
+    /// The task.
+    pub task_id: String,
+    /// The webhook message id (`webhook-id`).
+    pub webhook_id: String,
+    /// Why it was given up (with the number of attempts).
+    pub reason: String,
+    /// When it was given up, ms since the epoch.
+    pub dead_lettered_at_ms: i64,
 }
 
 async fn load_rows(

@@ -142,6 +142,9 @@ fn summary(event: &TaskEvent) -> String {
         ),
         TaskEvent::WebhookAttempted(e) => format!("attempt {} delivered={}", e.attempt, e.delivered),
         TaskEvent::WebhookDeadLettered(e) => e.reason.clone(),
+        TaskEvent::WebhookRedeliveryRequested(e) => {
+            format!("webhook {} asked for again by {}", e.webhook_id, e.by)
+        }
     }
 }
 

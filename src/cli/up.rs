@@ -465,6 +465,15 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let mut config = load_config(cli, &args.backend)?;
     let (mut gateway_config, dev_token) = gateway_config(cli, args, &backend)?;
     gateway_config.webhooks.allow(&config.webhooks.allow).map_err(anyhow::Error::msg)?;
+    if let Some(attempts) = config.webhooks.attempts {
+        gateway_config.webhooks.attempts_max = attempts;
+    }
+    if let Some(ms) = config.webhooks.backoff_initial_ms {
+        gateway_config.webhooks.backoff_initial = std::time::Duration::from_millis(ms);
+    }
+    if let Some(ms) = config.webhooks.backoff_max_ms {
+        gateway_config.webhooks.backoff_max = std::time::Duration::from_millis(ms);
+    }
     // The pipeline trusts what the gateway signs.
     config.producers.push(actors::config::ProducerConfig {
         name: "gateway".into(),
