@@ -8,6 +8,7 @@ pub(crate) mod config;
 pub(crate) mod events;
 pub(crate) mod keys;
 pub(crate) mod projections;
+pub(crate) mod reload;
 pub(crate) mod replay;
 pub(crate) mod submit;
 pub(crate) mod tail;

@@ -47,11 +47,8 @@ pub(crate) struct Execution {
 type Reached = (events::agent::AgentTransport, Arc<dyn AgentEndpoint>);
 
 impl Execution {
-    pub(crate) fn new(limits: HashMap<AgentId, u32>) -> Self {
-        let slots = limits
-            .into_iter()
-            .map(|(id, max)| (id, Arc::new(Semaphore::new(usize::try_from(max.max(1)).unwrap_or(1)))))
-            .collect();
+    /// Phase 5 with these slots (one semaphore per hosted agent, [`slots`]).
+    pub(crate) fn new(slots: HashMap<AgentId, Arc<Semaphore>>) -> Self {
         Self { slots, registered: std::sync::Mutex::default() }
     }
 
@@ -77,6 +74,16 @@ impl Execution {
         registered.insert(agent.clone(), (transport, Arc::clone(&endpoint)));
         Some(endpoint)
     }
+}
+
+/// One semaphore per hosted agent with its maximum concurrency in this process.
+pub(crate) fn slots(limits: &HashMap<AgentId, u32>) -> HashMap<AgentId, Arc<Semaphore>> {
+    limits.iter().map(|(id, max)| (id.clone(), Arc::new(Semaphore::new(permits(*max))))).collect()
+}
+
+/// The permits of a maximum concurrency (at least one).
+pub(crate) fn permits(max: u32) -> usize {
+    usize::try_from(max.max(1)).unwrap_or(1)
 }
 
 /// The decider of an attempt's end: its result, failure or time-out, recorded when the task

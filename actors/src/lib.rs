@@ -87,7 +87,8 @@ pub use phase::{
 pub use registry::{AGENT_CONFIRM_MS, REGISTRY_REFRESH_MS, Registry};
 pub use retry::{RETRY_BACKOFF_MS_BASE, RETRY_BACKOFF_MS_MAX};
 pub use runtime::{
-    DRAIN_MS_DEFAULT, DRAIN_SETTLE_MS_MAX, HostedAgent, PHASES_GROUP, Runtime, RuntimeOptions,
+    DRAIN_MS_DEFAULT, DRAIN_SETTLE_MS_MAX, HostedAgent, PHASES_GROUP, ReloadReport, Reloader, Runtime,
+    RuntimeOptions,
 };
 pub use screening::{Screener, StandardScreener, Verdict};
 

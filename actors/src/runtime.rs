@@ -29,7 +29,7 @@ use crate::phase::{
 };
 use crate::registry::{REGISTRY_REFRESH_MS, Registry, builtin_agent_key, register_agent};
 use crate::retry::Retry;
-use crate::screening::{IngressScreening, Screener, StandardScreener};
+use crate::screening::{IngressScreening, Screener, StandardScreener, SwappableScreener};
 use crate::sealing::Sealing;
 use crate::standing::Standing;
 use crate::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
@@ -112,6 +112,40 @@ pub struct Runtime {
     /// The heartbeats and the health/reputation refresher; they end with `ctx.shutdown`.
     background: Vec<tokio::task::JoinHandle<()>>,
     submissions: Option<tokio::task::JoinHandle<()>>,
+    /// What a reload changes in place.
+    reloader: Reloader,
+}
+
+/// A handle that reloads a running pipeline's configuration ([`Runtime::reloader`]).
+#[derive(Clone)]
+pub struct Reloader {
+    ctx: Arc<Ctx>,
+    reloadable: Arc<Reloadable>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish_non_exhaustive()
+    }
+}
+
+/// The parts of a running pipeline a reload changes in place.
+struct Reloadable {
+    /// The configuration in force.
+    config: tokio::sync::Mutex<Config>,
+    /// The screener, unless the options gave one of their own.
+    screener: Option<Arc<SwappableScreener>>,
+    /// The hosted agents' slots, with their maximum concurrency.
+    slots: HashMap<AgentId, (Arc<tokio::sync::Semaphore>, std::sync::atomic::AtomicU32)>,
+}
+
+/// What [`Runtime::reload`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Changed and applied, one line each.
+    pub changes: Vec<String>,
+    /// Changed, but takes a restart.
+    pub not_applied: Vec<String>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -129,6 +163,167 @@ pub const DRAIN_MS_DEFAULT: u64 = 30_000;
 /// The name of the phases' subscription group: on JetStream, the one consumer through which
 /// the phases of every process take their input events.
 pub const PHASES_GROUP: &str = "phases";
+
+impl Reloader {
+    /// Applies a configuration read again (SIGHUP, `POST /admin/reload`) without a restart:
+    /// the screening policy (unless the options gave a screener of their own), and the
+    /// capabilities and maximum concurrency of the configured agents (their registration
+    /// renewed, their slots resized). What takes a restart — an agent added or removed, its
+    /// kind, program, URL, subject or key changed, the other sections — is reported, not
+    /// applied. Nothing is recorded here: the caller records the report.
+    pub async fn reload(&self, new: &Config) -> Result<ReloadReport> {
+        let mut current = self.reloadable.config.lock().await;
+        let mut report = ReloadReport::default();
+        if current.screening != new.screening {
+            let lines = changed_keys("screening", &current.screening, &new.screening);
+            match &self.reloadable.screener {
+                Some(swappable) => {
+                    swappable.replace(Arc::new(StandardScreener::new(new.screening.clone())));
+                    report.changes.extend(lines);
+                }
+                None => report.not_applied.extend(
+                    lines.into_iter().map(|l| format!("{l} (this process screens with its own screener)")),
+                ),
+            }
+        }
+        let old_agents: HashMap<&AgentId, &AgentConfig> = current.agents.iter().map(|a| (&a.id, a)).collect();
+        let mut renewed = false;
+        for agent in &new.agents {
+            let Some(old) = old_agents.get(&agent.id) else {
+                report.not_applied.push(format!(
+                    "agent {} added: takes a restart (or register it at run time: POST /agents)",
+                    agent.id
+                ));
+                continue;
+            };
+            if !same_kind(old, agent) {
+                report.not_applied.push(format!(
+                    "agent {}: its kind, program, URL, subject or key changed: takes a restart",
+                    agent.id
+                ));
+                continue;
+            }
+            let (capabilities_before, capabilities) = (old.capabilities(), agent.capabilities());
+            if capabilities_before == capabilities && old.max_concurrency == agent.max_concurrency {
+                continue;
+            }
+            let (_, transport, public_key) =
+                configured_agent(agent, &self.ctx.federation, self.ctx.nats.as_ref())?;
+            register_agent(
+                self.ctx.log.as_ref(),
+                &self.ctx.federation,
+                &agent.id,
+                &public_key,
+                capabilities.clone(),
+                agent.max_concurrency,
+                transport,
+            )
+            .await?;
+            renewed = true;
+            if capabilities_before != capabilities {
+                report.changes.push(format!(
+                    "agent {}: capabilities [{}] → [{}]",
+                    agent.id,
+                    capabilities_before.join(", "),
+                    capabilities.join(", ")
+                ));
+            }
+            if old.max_concurrency != agent.max_concurrency {
+                self.resize(&agent.id, agent.max_concurrency);
+                report.changes.push(format!(
+                    "agent {}: max-concurrency {} → {}",
+                    agent.id, old.max_concurrency, agent.max_concurrency
+                ));
+            }
+        }
+        let new_ids: std::collections::HashSet<&AgentId> = new.agents.iter().map(|a| &a.id).collect();
+        for agent in current.agents.iter().filter(|a| !new_ids.contains(&a.id)) {
+            report.not_applied.push(format!(
+                "agent {} removed from the config: it runs until a restart (retire it: pantheon agents retire {})",
+                agent.id, agent.id
+            ));
+        }
+        for (section, differs) in [
+            ("producers", current.producers != new.producers),
+            ("nats", current.nats != new.nats),
+            ("health", current.health != new.health),
+            ("context", current.context != new.context),
+            ("webhooks", current.webhooks != new.webhooks),
+        ] {
+            if differs {
+                report.not_applied.push(format!("[{section}] changed: takes a restart"));
+            }
+        }
+        if renewed && let Err(error) = self.ctx.registry.refresh(self.ctx.log.as_ref()).await {
+            tracing::warn!(%error, "the registry view did not take the reload yet; it will on its next refresh");
+        }
+        // What was applied is in force; what was not stays as it was.
+        current.screening = new.screening.clone();
+        for agent in current.agents.iter_mut() {
+            if let Some(updated) = new.agents.iter().find(|a| a.id == agent.id && same_kind(a, agent)) {
+                agent.capabilities = updated.capabilities.clone();
+                agent.max_concurrency = updated.max_concurrency;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Resizes a hosted agent's slots to `max` (running attempts keep theirs; a smaller
+    /// maximum takes effect as they end).
+    fn resize(&self, agent: &AgentId, max: u32) {
+        use std::sync::atomic::Ordering;
+        let Some((slots, current)) = self.reloadable.slots.get(agent) else { return };
+        let before = current.swap(max.max(1), Ordering::SeqCst);
+        let (before, after) = (crate::execution::permits(before), crate::execution::permits(max));
+        if after > before {
+            slots.add_permits(after - before);
+        } else if before > after {
+            let mut owed = before - after;
+            owed -= slots.forget_permits(owed);
+            if owed > 0 {
+                // Held by running attempts: taken as they are given back.
+                let slots = Arc::clone(slots);
+                tokio::spawn(async move {
+                    if let Ok(permits) = slots.acquire_many(u32::try_from(owed).unwrap_or(u32::MAX)).await {
+                        permits.forget();
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Whether two configurations of an agent differ at most in what a reload applies
+/// (capabilities, maximum concurrency).
+fn same_kind(a: &AgentConfig, b: &AgentConfig) -> bool {
+    let reduced = |c: &AgentConfig| AgentConfig { capabilities: Vec::new(), max_concurrency: 0, ..c.clone() };
+    reduced(a) == reduced(b)
+}
+
+/// `section.key: before → after` for each top-level key of two serialisations that differ.
+fn changed_keys<T: serde::Serialize>(section: &str, before: &T, after: &T) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(before)), Ok(serde_json::Value::Object(after))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return vec![format!("{section} changed")];
+    };
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|key| before.get(*key) != after.get(*key))
+        .map(|key| {
+            let show =
+                |v: Option<&serde_json::Value>| v.map_or_else(|| "unset".to_string(), |v| v.to_string());
+            format!(
+                "{section}.{}: {} → {}",
+                key.replace('_', "-"),
+                show(before.get(key)),
+                show(after.get(key))
+            )
+        })
+        .collect()
+}
 
 /// The phases in pipeline order.
 fn phases(context: Context, execution: Execution) -> Vec<Arc<dyn Phase>> {
@@ -209,7 +404,17 @@ impl Runtime {
         }
         let mut trusted_submitters = vec![federation.public_key()];
         trusted_submitters.extend(config.producers.iter().map(|p| p.public_key));
-        let screener = screener.unwrap_or_else(|| Arc::new(StandardScreener::new(config.screening.clone())));
+        let swappable = match screener {
+            Some(_) => None,
+            None => Some(Arc::new(SwappableScreener::new(Arc::new(StandardScreener::new(
+                config.screening.clone(),
+            ))))),
+        };
+        let screener: Arc<dyn Screener> = match (screener, &swappable) {
+            (Some(screener), _) => screener,
+            (None, Some(swappable)) => Arc::clone(swappable) as Arc<dyn Screener>,
+            (None, None) => Arc::new(StandardScreener::new(config.screening.clone())),
+        };
         let shutdown = CancellationToken::new();
         let sources = config
             .context
@@ -217,7 +422,19 @@ impl Runtime {
             .iter()
             .map(|source| HttpSource::new(source.clone()).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
-        let phases = phases(Context::new(sources), Execution::new(limits));
+        let slots = crate::execution::slots(&limits);
+        let reloadable = Reloadable {
+            config: tokio::sync::Mutex::new(config.clone()),
+            screener: swappable,
+            slots: slots
+                .iter()
+                .map(|(id, slot)| {
+                    let max = limits.get(id).copied().unwrap_or(1);
+                    (id.clone(), (Arc::clone(slot), std::sync::atomic::AtomicU32::new(max)))
+                })
+                .collect(),
+        };
+        let phases = phases(Context::new(sources), Execution::new(slots));
         let members = phases
             .iter()
             .map(|phase| Ok((phase_subscription_name(phase.as_ref()), phase_subscription(phase.as_ref())?)))
@@ -283,7 +500,8 @@ impl Runtime {
                 .push(crate::sweeper::spawn(Arc::clone(&ctx), projections::TaskReader::new(read_model)));
         }
         background.extend(crate::standing::spawn_refresher(standing, shutdown.clone()));
-        Ok(Self { ctx, supervisor, supervisor_task, refresher, background, submissions })
+        let reloader = Reloader { ctx: Arc::clone(&ctx), reloadable: Arc::new(reloadable) };
+        Ok(Self { ctx, supervisor, supervisor_task, refresher, background, submissions, reloader })
     }
 
     /// The log.
@@ -295,6 +513,16 @@ impl Runtime {
     /// `GET /metrics`.
     pub fn metrics(&self) -> Arc<crate::PipelineMetrics> {
         Arc::clone(&self.ctx.metrics)
+    }
+
+    /// A handle to reload this pipeline's configuration ([`Reloader::reload`]).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
+    /// Applies a configuration read again: [`Reloader::reload`].
+    pub async fn reload(&self, new: &Config) -> Result<ReloadReport> {
+        self.reloader.reload(new).await
     }
 
     /// The registry view, shared (to refresh it after a change made in this process).

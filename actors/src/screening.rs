@@ -61,6 +61,43 @@ impl std::fmt::Debug for StandardScreener {
     }
 }
 
+/// The screener a running pipeline uses, replaced whole when the configuration is reloaded
+/// (`Runtime::reload`): a screening in progress finishes with the one it started with.
+pub(crate) struct SwappableScreener {
+    current: std::sync::RwLock<std::sync::Arc<dyn Screener>>,
+}
+
+impl SwappableScreener {
+    pub(crate) fn new(screener: std::sync::Arc<dyn Screener>) -> Self {
+        Self { current: std::sync::RwLock::new(screener) }
+    }
+
+    fn current(&self) -> std::sync::Arc<dyn Screener> {
+        match self.current.read() {
+            Ok(current) => std::sync::Arc::clone(&current),
+            Err(poisoned) => std::sync::Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Screens with `screener` from now on.
+    pub(crate) fn replace(&self, screener: std::sync::Arc<dyn Screener>) {
+        match self.current.write() {
+            Ok(mut current) => *current = screener,
+            Err(poisoned) => *poisoned.into_inner() = screener,
+        }
+    }
+}
+
+impl Screener for SwappableScreener {
+    fn screen_ingress(&self, spec: &TaskSpec) -> Verdict {
+        self.current().screen_ingress(spec)
+    }
+
+    fn screen_egress(&self, output: &serde_json::Value) -> Verdict {
+        self.current().screen_egress(output)
+    }
+}
+
 impl StandardScreener {
     /// A screener with these limits; the scanner is built when `limits.scan` is on.
     pub fn new(limits: ScreeningConfig) -> Self {

@@ -11,6 +11,7 @@
 //! - [`task`], [`agent`], [`workflow`]: each stream's events and state fold.
 //! - [`envelope`]: sealed task envelopes, passports, signed results, signed submissions.
 //! - [`signals`]: heartbeats and quality ratings, outside the task and agent streams.
+//! - [`policy`]: configuration reloads applied or refused (`policy-federation`).
 //! - [`state`]: the [`Aggregate`] fold trait and the typed refusal of illegal transitions.
 //! - [`codec`]: canonical MessagePack and JSON.
 //! - [`clock`]: injected time ([`Clock`], [`SystemClock`], [`ManualClock`]) for pure deciders.
@@ -45,6 +46,7 @@ pub mod event;
 pub mod harness;
 pub mod id;
 pub mod log;
+pub mod policy;
 pub mod signals;
 pub mod state;
 pub mod task;

@@ -434,6 +434,19 @@ fn heartbeat_event() -> impl Strategy<Value = HeartbeatEvent> {
     ]
 }
 
+fn policy_event() -> impl Strategy<Value = events::policy::PolicyEvent> {
+    use events::policy::{PolicyEvent, PolicyReloadRefused, PolicyReloaded};
+    prop_oneof![
+        (text(), prop::collection::vec(text(), 0..3), prop::collection::vec(text(), 0..3), text()).prop_map(
+            |(by, changes, not_applied, config_hash)| {
+                PolicyEvent::Reloaded(PolicyReloaded { by, changes, not_applied, config_hash })
+            }
+        ),
+        (text(), text())
+            .prop_map(|(by, reason)| PolicyEvent::ReloadRefused(PolicyReloadRefused { by, reason })),
+    ]
+}
+
 fn feedback_event() -> impl Strategy<Value = FeedbackEvent> {
     (task_id(), agent_id(), text(), number(), text()).prop_map(
         |(task_id, agent_id, capability, score, by)| {
@@ -495,9 +508,10 @@ proptest! {
     }
 
     #[test]
-    fn signal_events_round_trip(beat in heartbeat_event(), rating in feedback_event()) {
+    fn signal_events_round_trip(beat in heartbeat_event(), rating in feedback_event(), policy in policy_event()) {
         assert_round_trips(&beat)?;
         assert_round_trips(&rating)?;
+        assert_round_trips(&policy)?;
     }
 }
 
@@ -525,6 +539,7 @@ fn the_strategies_cover_every_event_type() {
         seen(workflow_event()),
         seen(heartbeat_event()),
         seen(feedback_event()),
+        seen(policy_event()),
     ] {
         assert_eq!(seen, all, "event types without a strategy");
     }

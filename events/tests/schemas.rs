@@ -15,6 +15,7 @@ fn generated() -> BTreeMap<String, String> {
         ("workflow", WorkflowEvent::payload_schemas()),
         ("heartbeat", HeartbeatEvent::payload_schemas()),
         ("feedback", FeedbackEvent::payload_schemas()),
+        ("policy", events::policy::PolicyEvent::payload_schemas()),
     ];
     for (category, schemas) in all {
         for (event_type, version, schema) in schemas {

@@ -341,6 +341,33 @@ pub struct GatewayConfig {
     pub probes: Vec<Arc<dyn Probe>>,
     /// Agent registration and management (without it those endpoints answer 503).
     pub agent_admin: Option<Arc<dyn AgentAdmin>>,
+    /// The rate limiters, when the caller keeps a handle to replace the limits at run time;
+    /// `None`: built from `rate_limits`.
+    pub limiters: Option<Arc<crate::limits::Limiters>>,
+    /// Reloads the configuration (`POST /admin/reload`; without it that endpoint answers 503).
+    pub reload: Option<Arc<dyn Reload>>,
+}
+
+/// What the gateway needs of the process to reload its configuration without a restart:
+/// `pantheon up` reads its files again, applies what it can and records the change.
+pub trait Reload: Send + Sync + std::fmt::Debug + 'static {
+    /// Reloads, `by` the principal: what changed, or why nothing did (the configuration did
+    /// not load).
+    fn reload(
+        &self,
+        by: String,
+    ) -> futures::future::BoxFuture<'_, std::result::Result<ReloadOutcome, String>>;
+}
+
+/// What a reload applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct ReloadOutcome {
+    /// Changed and applied, one line each.
+    pub changes: Vec<String>,
+    /// Changed, but takes a restart.
+    pub not_applied: Vec<String>,
+    /// The blake3 hash of the configuration now in force.
+    pub config_hash: String,
 }
 
 /// What the gateway needs of the pipeline to manage agents: the federation key issues their
@@ -413,6 +440,8 @@ impl GatewayConfig {
             health_cool_down_ms: projections::health::COOL_DOWN_MS,
             probes: Vec::new(),
             agent_admin: None,
+            limiters: None,
+            reload: None,
         }
     }
 }

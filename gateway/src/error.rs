@@ -103,6 +103,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A reload found a configuration that does not load; the one in force stays.
+    #[error("the configuration was not reloaded: {reason}")]
+    ReloadRefused {
+        /// Why, naming the file and the mistake.
+        reason: String,
+    },
     /// The task has ended and cannot take the change.
     #[error("task {task_id} has already ended ({status})")]
     TaskFinished {
@@ -226,6 +232,7 @@ impl Error {
             Self::WebhookRefused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "webhook_refused"),
             Self::TaskFinished { .. } => (StatusCode::CONFLICT, "task_finished"),
             Self::WebhookConflict { .. } => (StatusCode::CONFLICT, "webhook_conflict"),
+            Self::ReloadRefused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "reload_refused"),
             Self::ExecuteTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "execute_timeout"),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),

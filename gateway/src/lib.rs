@@ -56,7 +56,7 @@ use tokio::sync::watch;
 pub use auth::{AuthConfig, AuthFile, Permission, Principal, VerifyingKey};
 pub use config::{
     AgentAdmin, AgentAdminError, AgentChange, GatewayConfig, Limit, LimitSpec, Probe, RateLimits,
-    RateLimitsFile, WebhookConfig,
+    RateLimitsFile, Reload, ReloadOutcome, WebhookConfig,
 };
 pub use error::{Component, Error, ErrorBody, ErrorDetail, Result};
 pub use metrics::Metrics;
@@ -91,6 +91,7 @@ pub fn app(state: AppState) -> Router {
         .route("/webhooks/dead", get(webhooks::dead))
         .route("/webhooks/dead/{id}/redeliver", post(webhooks::redeliver))
         .route("/metrics", get(system::metrics))
+        .route("/admin/reload", post(system::reload))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     let public = Router::new()
         .route("/healthz", get(system::healthz))

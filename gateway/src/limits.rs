@@ -21,9 +21,54 @@ use crate::state::AppState;
 /// memory a scan from many addresses can take.
 pub const RATE_LIMIT_KEY_COUNT_MAX: usize = 100_000;
 
-/// The per-principal and per-address limiters: one keyed bucket set per distinct limit.
+/// The per-principal and per-address limiters, replaced whole when the limits are reloaded
+/// ([`Limiters::replace`]: buckets start full again).
 #[derive(Debug)]
 pub struct Limiters {
+    current: std::sync::RwLock<std::sync::Arc<Buckets>>,
+}
+
+impl Limiters {
+    /// Limiters for `limits`.
+    pub fn new(limits: &RateLimits) -> Self {
+        Self { current: std::sync::RwLock::new(std::sync::Arc::new(Buckets::new(limits))) }
+    }
+
+    fn current(&self) -> std::sync::Arc<Buckets> {
+        match self.current.read() {
+            Ok(current) => std::sync::Arc::clone(&current),
+            Err(poisoned) => std::sync::Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> RateLimits {
+        self.current().limits.clone()
+    }
+
+    /// Limits by `limits` from now on.
+    pub fn replace(&self, limits: &RateLimits) {
+        let buckets = std::sync::Arc::new(Buckets::new(limits));
+        match self.current.write() {
+            Ok(mut current) => *current = buckets,
+            Err(poisoned) => *poisoned.into_inner() = buckets,
+        }
+    }
+
+    /// Admits one request from `principal`, or says how long to wait.
+    pub fn check_principal(&self, principal: &Principal) -> Result<()> {
+        self.current().check_principal(principal)
+    }
+
+    /// Admits one request from `address`, or says how long to wait.
+    pub fn check_address(&self, address: IpAddr) -> Result<()> {
+        self.current().check_address(address)
+    }
+}
+
+/// One keyed bucket set per distinct limit.
+#[derive(Debug)]
+struct Buckets {
     limits: RateLimits,
     principal: Vec<(Limit, DefaultKeyedRateLimiter<String>)>,
     address: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -43,9 +88,8 @@ fn limiter<K: Clone + std::hash::Hash + Eq>(limit: Limit) -> Option<DefaultKeyed
     }
 }
 
-impl Limiters {
-    /// Limiters for `limits`.
-    pub fn new(limits: &RateLimits) -> Self {
+impl Buckets {
+    fn new(limits: &RateLimits) -> Self {
         let principal = limits
             .principal_limits()
             .into_iter()
@@ -59,8 +103,7 @@ impl Limiters {
         }
     }
 
-    /// Admits one request from `principal`, or says how long to wait.
-    pub fn check_principal(&self, principal: &Principal) -> Result<()> {
+    fn check_principal(&self, principal: &Principal) -> Result<()> {
         let limit = self.limits.for_principal(&principal.subject, principal.roles.iter().map(String::as_str));
         let Some((_, limiter)) = self.principal.iter().find(|(l, _)| *l == limit) else { return Ok(()) };
         if limiter.len() > RATE_LIMIT_KEY_COUNT_MAX {
@@ -72,8 +115,7 @@ impl Limiters {
         })
     }
 
-    /// Admits one request from `address`, or says how long to wait.
-    pub fn check_address(&self, address: IpAddr) -> Result<()> {
+    fn check_address(&self, address: IpAddr) -> Result<()> {
         let Some(limiter) = &self.address else { return Ok(()) };
         if limiter.len() > RATE_LIMIT_KEY_COUNT_MAX {
             limiter.retain_recent();

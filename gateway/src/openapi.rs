@@ -147,6 +147,7 @@ pub fn document() -> Value {
     let health = c.response::<Health>();
     let dead_webhooks = c.response::<crate::routes::webhooks::DeadWebhooks>();
     let redelivery = c.response::<crate::routes::webhooks::Redelivery>();
+    let reloaded = c.response::<crate::config::ReloadOutcome>();
     let error_body = c.response::<ErrorBody>();
 
     let idempotency = json!({
@@ -437,6 +438,20 @@ pub fn document() -> Value {
             json!({ "description": "Recorded; the dispatcher delivers it.", "content": json_content(redelivery) }),
         ),
     );
+    let reload = operation(
+        "Read the configuration again (pantheon.toml, auth.json) and apply the screening policy, the rate limits and the agents' capabilities and concurrency without a restart; recorded as `policy_reloaded` (needs admin). SIGHUP does the same.",
+        "reloadConfig",
+        vec![],
+        None,
+        with(
+            errors(
+                &mut c,
+                &[("422", "The configuration does not load; the one in force stays (`reload_refused`).")],
+            ),
+            "200",
+            json!({ "description": "What changed and was applied, and what takes a restart.", "content": json_content(reloaded) }),
+        ),
+    );
     let metrics = operation(
         "Prometheus metrics (needs admin).",
         "metrics",
@@ -497,6 +512,7 @@ pub fn document() -> Value {
             "/healthz": { "get": healthz },
             "/readyz": { "get": readyz },
             "/metrics": { "get": metrics },
+            "/admin/reload": { "post": reload },
             "/openapi.json": { "get": openapi },
         },
         "components": {

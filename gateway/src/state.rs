@@ -45,7 +45,7 @@ impl AppState {
         Ok(Self {
             read,
             auth: Arc::new(Authenticator::new(config.auth.clone())),
-            limits: Arc::new(Limiters::new(&config.rate_limits)),
+            limits: config.limiters.clone().unwrap_or_else(|| Arc::new(Limiters::new(&config.rate_limits))),
             metrics: Arc::new(Metrics::default()),
             follower: Arc::new(follower),
             streams: Arc::new(Semaphore::new(STREAMS_OPEN_COUNT_MAX)),

@@ -87,6 +87,7 @@ fn known_types() -> Vec<&'static str> {
         events::workflow::WorkflowEvent::TYPES,
         events::signals::HeartbeatEvent::TYPES,
         events::signals::FeedbackEvent::TYPES,
+        events::policy::PolicyEvent::TYPES,
     ]
     .iter()
     .flat_map(|types| types.iter().map(|(name, _)| *name))

@@ -475,10 +475,11 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         gateway_config.webhooks.backoff_max = std::time::Duration::from_millis(ms);
     }
     // The pipeline trusts what the gateway signs.
-    config.producers.push(actors::config::ProducerConfig {
+    let gateway_producer = actors::config::ProducerConfig {
         name: "gateway".into(),
         public_key: gateway_config.signing_key.public_key(),
-    });
+    };
+    config.producers.push(gateway_producer.clone());
     let agents: Vec<String> =
         config.agents.iter().map(|a| format!("{} ({})", a.id, a.capabilities().join(", "))).collect();
     let context_sources: Vec<String> = config
@@ -504,6 +505,20 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         registry: runtime.registry_shared(),
     }));
     gateway_config.probes.push(Arc::new(PipelineProbe(runtime.metrics())));
+    let limiters = Arc::new(gateway::limits::Limiters::new(&gateway_config.rate_limits));
+    gateway_config.limiters = Some(Arc::clone(&limiters));
+    let reload = Arc::new(crate::cli::reload::ConfigReload {
+        config_path: args.backend.config.clone().unwrap_or_else(|| cli.data_dir.join("pantheon.toml")),
+        config_named: args.backend.config.is_some(),
+        auth_path: args.auth_config.clone(),
+        added_producers: vec![gateway_producer.clone()],
+        limiters,
+        pipeline: runtime.reloader(),
+        log: Arc::clone(&backend.log),
+        running: tokio::sync::Mutex::new(()),
+    });
+    gateway_config.reload = Some(Arc::clone(&reload) as Arc<dyn gateway::Reload>);
+    let hangups = crate::cli::reload::on_sighup(reload);
     let stop = CancellationToken::new();
     let archiver = spawn_archiver(&backend, stop.clone()).map(|(task, probe)| {
         gateway_config.probes.push(probe);
@@ -570,6 +585,9 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         Ok(Err(error)) => tracing::warn!(%error, "the gateway stopped with an error"),
         Err(error) => tracing::warn!(%error, "the gateway task failed"),
         Ok(Ok(())) => {}
+    }
+    if let Some(hangups) = hangups {
+        hangups.abort();
     }
     runtime.shutdown().await;
     stop.cancel();

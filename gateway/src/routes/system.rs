@@ -85,6 +85,24 @@ pub(crate) async fn metrics(
     Ok(response)
 }
 
+/// `POST /admin/reload`: reads the configuration again and applies what it can without a
+/// restart (needs `admin`); 422 `reload_refused` when it does not load.
+pub(crate) async fn reload(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+) -> Result<axum::Json<crate::config::ReloadOutcome>> {
+    principal.require(Permission::Admin)?;
+    let reload = state
+        .config
+        .reload
+        .as_ref()
+        .ok_or(Error::Unavailable { what: "reloading (no pipeline in this process)" })?;
+    match reload.reload(principal.subject.clone()).await {
+        Ok(outcome) => Ok(axum::Json(outcome)),
+        Err(reason) => Err(Error::ReloadRefused { reason }),
+    }
+}
+
 /// `GET /openapi.json`.
 pub(crate) async fn openapi() -> Response {
     let mut response = crate::openapi::document_text().into_response();
