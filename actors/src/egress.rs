@@ -31,6 +31,7 @@ impl Phase for EgressScreening {
                 (TaskStatus::Stored, Some(result)) => ctx.screener.screen_egress(&result.result.output),
                 _ => return Vec::new(),
             };
+            ctx.metrics.screened("egress", &verdict);
             decide(loaded, verdict)
         })
         .await

@@ -57,6 +57,40 @@ impl Histogram {
     }
 }
 
+/// Upper bounds of the batch-size buckets: events per append.
+pub const BATCH_BUCKETS: [u64; 8] = [1, 2, 3, 4, 6, 8, 16, 64];
+
+/// A histogram of event counts per append, with [`BATCH_BUCKETS`].
+#[derive(Debug, Default)]
+pub struct SizeHistogram {
+    buckets: [AtomicU64; BATCH_BUCKETS.len()],
+    count: AtomicU64,
+    sum: AtomicU64,
+}
+
+impl SizeHistogram {
+    /// Records one observation.
+    pub fn observe(&self, size: u64) {
+        if let Some(i) = BATCH_BUCKETS.iter().position(|bound| size <= *bound) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(size, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str) {
+        let mut cumulative = 0;
+        for (bound, bucket) in BATCH_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum.load(Ordering::Relaxed));
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
 /// How one phase is doing.
 #[derive(Debug, Default)]
 struct PhaseStats {
@@ -107,6 +141,9 @@ pub struct PipelineMetrics {
     /// (agent, outcome) → attempts.
     attempts: Mutex<BTreeMap<(String, &'static str), u64>>,
     attempt_seconds: Histogram,
+    append_events: SizeHistogram,
+    /// (where, verdict) → screenings.
+    verdicts: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl PipelineMetrics {
@@ -120,11 +157,25 @@ impl PipelineMetrics {
         PhaseMeter(self.phase(phase))
     }
 
-    /// Counts an append and its latency.
-    pub(crate) fn appended(&self, result: AppendResult, took: Duration) {
+    /// Counts an append of `events` events, its result and its latency.
+    pub(crate) fn appended(&self, result: AppendResult, events: usize, took: Duration) {
         let i = AppendResult::ALL.iter().position(|r| *r == result).unwrap_or(0);
         self.appends[i].fetch_add(1, Ordering::Relaxed);
         self.append_seconds.observe(took);
+        self.append_events.observe(u64::try_from(events).unwrap_or(u64::MAX));
+    }
+
+    /// Counts a screening's verdict: `at` is `ingress`, `egress` or `context`; `verdict`
+    /// `pass`, `redacted` or `refused`.
+    pub(crate) fn screened(&self, at: &'static str, verdict: &crate::screening::Verdict) {
+        let name = match verdict {
+            crate::screening::Verdict::Pass { redacted: Some(_), .. } => "redacted",
+            crate::screening::Verdict::Pass { .. } => "pass",
+            crate::screening::Verdict::Refuse { .. } => "refused",
+        };
+        if let Ok(mut verdicts) = self.verdicts.lock() {
+            *verdicts.entry((at, name)).or_default() += 1;
+        }
     }
 
     /// Counts a look at the task fold cache.
@@ -190,6 +241,17 @@ impl PipelineMetrics {
         }
         head(&mut out, "pantheon_log_append_seconds", "histogram", "Latency of an append to the log.");
         self.append_seconds.render(&mut out, "pantheon_log_append_seconds", "");
+        head(&mut out, "pantheon_log_append_events", "histogram", "Events per append of a phase's outputs.");
+        self.append_events.render(&mut out, "pantheon_log_append_events");
+        head(&mut out, "pantheon_screening_verdicts_total", "counter", "Screenings by where and verdict.");
+        if let Ok(verdicts) = self.verdicts.lock() {
+            for ((at, verdict), value) in verdicts.iter() {
+                let _ = writeln!(
+                    out,
+                    "pantheon_screening_verdicts_total{{at=\"{at}\",verdict=\"{verdict}\"}} {value}"
+                );
+            }
+        }
         head(
             &mut out,
             "pantheon_task_cache_lookups_total",
@@ -288,8 +350,8 @@ mod tests {
         metrics.phase_meter("matching").handling().ended(HandlingOutcome::Interrupted);
         drop(metrics.phase_meter("matching").handling());
         let running = metrics.phase_meter("execution").handling();
-        metrics.appended(AppendResult::Written, Duration::from_micros(300));
-        metrics.appended(AppendResult::Conflict, Duration::from_millis(20));
+        metrics.appended(AppendResult::Written, 2, Duration::from_micros(300));
+        metrics.appended(AppendResult::Conflict, 1, Duration::from_millis(20));
         metrics.cache(true);
         metrics.attempt("echo", "result", Duration::from_millis(3));
         let text = metrics.render();

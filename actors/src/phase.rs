@@ -433,11 +433,16 @@ pub(crate) async fn append_with(
             fold_one(&mut after, version, *id, metadata.occurred_at_ms, event_type, *schema_version, payload);
         if let Err(refused) = folded {
             tracing::error!(stream_id = %loaded.stream_id, %refused, "a phase decided an illegal event; skipped");
-            ctx.metrics.appended(crate::metrics::AppendResult::Illegal, std::time::Duration::ZERO);
+            ctx.metrics.appended(
+                crate::metrics::AppendResult::Illegal,
+                batch.len(),
+                std::time::Duration::ZERO,
+            );
             return Ok(Appended::Illegal);
         }
     }
     let started = std::time::Instant::now();
+    let batch_len = batch.len();
     let appended = ctx.log.append(&loaded.stream_id, expected, batch).await;
     let result = match &appended {
         Ok(outcome) if outcome.duplicate => crate::metrics::AppendResult::Duplicate,
@@ -445,7 +450,7 @@ pub(crate) async fn append_with(
         Err(LogError::Conflict { .. }) => crate::metrics::AppendResult::Conflict,
         Err(_) => crate::metrics::AppendResult::Error,
     };
-    ctx.metrics.appended(result, started.elapsed());
+    ctx.metrics.appended(result, batch_len, started.elapsed());
     match appended {
         Ok(outcome) if outcome.duplicate => Ok(Appended::Duplicate),
         Ok(_) => {

@@ -252,6 +252,7 @@ impl Facts {
         };
         let signature = submission.verify(&ctx.trusted_submitters).map_err(|e| e.to_string());
         let verdict = ctx.screener.screen_ingress(&submitted.spec);
+        ctx.metrics.screened("ingress", &verdict);
         let offered = if ctx.registry.offers(&submitted.spec.capability) {
             vec![submitted.spec.capability.clone()]
         } else {

@@ -69,7 +69,7 @@ pub use event::{
 pub use id::{AgentId, EventId, EventType, StreamId, TaskId, WorkflowId};
 pub use log::{
     AppendOutcome, Delivery, EventLog, Filter, LogError, StartFrom, SubscribeOptions, Subscription,
-    SubscriptionGroup,
+    SubscriptionGroup, SubscriptionStats,
 };
 pub use state::{Aggregate, TransitionError};
 pub use task::{TaskEvent, TaskEventKind, TaskSpec, TaskState, TaskStatus};

@@ -373,6 +373,20 @@ pub fn validate_batch(events: &[NewEvent]) -> Result<(), LogError> {
     Ok(())
 }
 
+/// How one durable subscription stands ([`EventLog::subscription_stats`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionStats {
+    /// Its name.
+    pub name: String,
+    /// What it has yet to acknowledge: on the SQL logs, the events after its checkpoint
+    /// (whatever its filter); on JetStream, the matching events not delivered yet and those
+    /// delivered but not acknowledged.
+    pub pending: u64,
+    /// Deliveries made again because an acknowledgement did not come in time (JetStream);
+    /// `None` where the backend does not redeliver on a timer.
+    pub redelivered: Option<u64>,
+}
+
 /// The event log. Every backend implements it; every consumer of the log holds an
 /// `Arc<dyn EventLog>`.
 #[async_trait]
@@ -432,6 +446,11 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// existed. A subscription opened under the name afterwards starts afresh. Handles still
     /// open on it must be dropped first (what they acknowledge later is not kept).
     async fn delete_subscription(&self, name: &str) -> Result<bool, LogError>;
+
+    /// How the log's durable subscriptions stand now, for metrics (empty by default).
+    async fn subscription_stats(&self) -> Result<Vec<SubscriptionStats>, LogError> {
+        Ok(Vec::new())
+    }
 
     /// Whether dropping a pending [`Subscription::next`] loses nothing, so that a consumer may
     /// race it against other work (true for the SQL logs, which read the log again; false by

@@ -414,6 +414,10 @@ impl EventLog for ArchivedLog {
         self.live.subscribe_group(name, members).await
     }
 
+    async fn subscription_stats(&self) -> Result<Vec<events::SubscriptionStats>, LogError> {
+        self.live.subscription_stats().await
+    }
+
     async fn delete_subscription(&self, name: &str) -> Result<bool, LogError> {
         self.live.delete_subscription(name).await
     }

@@ -871,6 +871,23 @@ impl EventLog for NatsLog {
             Err(e) => Err(backend(e)),
         }
     }
+
+    async fn subscription_stats(&self) -> Result<Vec<events::SubscriptionStats>, LogError> {
+        use futures::TryStreamExt as _;
+        let mut stats: Vec<events::SubscriptionStats> = self
+            .events
+            .consumers()
+            .map_ok(|info| events::SubscriptionStats {
+                name: info.name.clone(),
+                pending: info.num_pending.saturating_add(u64::try_from(info.num_ack_pending).unwrap_or(0)),
+                redelivered: Some(u64::try_from(info.num_redelivered).unwrap_or(0)),
+            })
+            .try_collect()
+            .await
+            .map_err(backend)?;
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(stats)
+    }
 }
 
 /// Collects the events of one subject, checking that versions run without gaps.

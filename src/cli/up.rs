@@ -312,6 +312,91 @@ impl gateway::Probe for PipelineProbe {
     }
 }
 
+/// How often the backlog probe reads the subscriptions and the projections again.
+const BACKLOG_REFRESH_MS: u64 = 2_000;
+
+/// The log's durable subscriptions (events pending, redeliveries) and the projections
+/// (position, lag) as `/metrics` sees them: read in the background every
+/// [`BACKLOG_REFRESH_MS`], so a scrape reads memory and a slow database never slows it.
+#[derive(Debug, Default)]
+pub(crate) struct BacklogProbe {
+    text: std::sync::RwLock<String>,
+}
+
+impl BacklogProbe {
+    /// Reads both and keeps the text; a part that fails is left out until it answers.
+    async fn refresh(&self, log: &dyn EventLog, projections: &projections::Projections) {
+        let mut out = String::new();
+        match log.subscription_stats().await {
+            Ok(stats) => {
+                out.push_str("# HELP pantheon_subscription_pending_events Events a durable subscription has yet to acknowledge (SQL logs: after its checkpoint; JetStream: undelivered and unacknowledged).
+");
+                out.push_str(
+                    "# TYPE pantheon_subscription_pending_events gauge
+",
+                );
+                for s in &stats {
+                    out.push_str(&format!(
+                        "pantheon_subscription_pending_events{{subscription=\"{}\"}} {}\n",
+                        s.name, s.pending
+                    ));
+                }
+                out.push_str("# HELP pantheon_subscription_redelivered Deliveries made again after an acknowledgement did not come in time (JetStream).
+");
+                out.push_str(
+                    "# TYPE pantheon_subscription_redelivered gauge
+",
+                );
+                for s in &stats {
+                    if let Some(redelivered) = s.redelivered {
+                        out.push_str(&format!(
+                            "pantheon_subscription_redelivered{{subscription=\"{}\"}} {redelivered}\n",
+                            s.name
+                        ));
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(%error, "subscription stats not read"),
+        }
+        match projections.status().await {
+            Ok(statuses) => out.push_str(&projections::prometheus_metrics(&statuses)),
+            Err(error) => tracing::debug!(%error, "projection status not read"),
+        }
+        if let Ok(mut text) = self.text.write() {
+            *text = out;
+        }
+    }
+
+    /// Refreshes until `stop`.
+    fn spawn(
+        self: &Arc<Self>,
+        log: Arc<dyn EventLog>,
+        projections: projections::Projections,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let probe = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                probe.refresh(log.as_ref(), &projections).await;
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_millis(BACKLOG_REFRESH_MS)) => {}
+                }
+            }
+        })
+    }
+}
+
+impl gateway::Probe for BacklogProbe {
+    fn metrics(&self) -> String {
+        self.text.read().map(|text| text.clone()).unwrap_or_default()
+    }
+
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+}
+
 /// The archiver as `/metrics` and `/readyz` see it.
 #[derive(Debug)]
 pub(crate) struct ArchiverProbe {
@@ -524,6 +609,14 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         gateway_config.probes.push(probe);
         task
     });
+    let backlog = Arc::new(BacklogProbe::default());
+    gateway_config.probes.push(Arc::clone(&backlog) as Arc<dyn gateway::Probe>);
+    let backlog_task = backlog.spawn(
+        Arc::clone(&backend.log),
+        projections::Projections::new(read_model.clone(), Arc::clone(&backend.log), (*key).clone())
+            .with_health_cool_down_ms(cool_down_ms),
+        stop.clone(),
+    );
     let read_models = projections::Projections::new(read_model, Arc::clone(&backend.log), (*key).clone())
         .with_health_cool_down_ms(cool_down_ms)
         .spawn(stop.clone().cancelled_owned());
@@ -594,6 +687,7 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     if let Some(archiver) = archiver {
         let _ = archiver.await;
     }
+    let _ = backlog_task.await;
     if let Err(error) = read_models.join().await {
         tracing::warn!(%error, "a projection stopped with an error");
     }

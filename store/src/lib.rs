@@ -286,6 +286,13 @@ impl EventLog for SqlLog {
         }
     }
 
+    async fn subscription_stats(&self) -> Result<Vec<events::SubscriptionStats>, LogError> {
+        match self {
+            Self::Sqlite(log) => log.subscription_stats().await,
+            Self::Postgres(log) => log.subscription_stats().await,
+        }
+    }
+
     fn next_is_cancel_safe(&self) -> bool {
         match self {
             Self::Sqlite(log) => log.next_is_cancel_safe(),

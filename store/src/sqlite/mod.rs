@@ -381,6 +381,26 @@ impl EventLog for SqliteLog {
         Ok(deleted.rows_affected() > 0)
     }
 
+    async fn subscription_stats(&self) -> Result<Vec<events::SubscriptionStats>, LogError> {
+        let head: (i64,) = sqlx::query_as("SELECT COALESCE(MAX(position), 0) FROM events")
+            .fetch_one(&self.inner.writer)
+            .await
+            .map_err(backend)?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, checkpoint FROM subscriptions ORDER BY name")
+                .fetch_all(&self.inner.writer)
+                .await
+                .map_err(backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, checkpoint)| events::SubscriptionStats {
+                name,
+                pending: u64::try_from(head.0.saturating_sub(checkpoint)).unwrap_or(0),
+                redelivered: None,
+            })
+            .collect())
+    }
+
     /// A subscription's `next` reads the log again when dropped and called anew.
     fn next_is_cancel_safe(&self) -> bool {
         true
