@@ -16,6 +16,7 @@ macro_rules! out {
 }
 
 mod cli;
+mod telemetry;
 
 use std::path::PathBuf;
 
@@ -175,14 +176,24 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PANTHEON_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let otlp = match &cli.command {
+        Command::Up(args) => args.otlp_endpoint.as_deref(),
+        _ => None,
+    };
+    let service = match &cli.command {
+        Command::Up(args) => args.otlp_service_name.as_str(),
+        _ => "pantheon",
+    };
+    let telemetry = telemetry::init(otlp, service)?;
+    let outcome = run_command(&cli).await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
+    outcome
+}
+
+async fn run_command(cli: &Cli) -> anyhow::Result<()> {
     if cli.database.is_none()
         && cli.command.backend().nats.is_none()
         && cli.command.only_reads()
@@ -194,20 +205,20 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     match &cli.command {
-        Command::Events(command) => cli::events::run(&cli, command).await,
-        Command::Up(args) => cli::up::run(&cli, args).await,
-        Command::Submit(args) => cli::submit::run(&cli, args).await,
-        Command::Replay(args) => cli::replay::run(&cli, args).await,
-        Command::Tail(args) => cli::tail::run(&cli, args).await,
-        Command::Agents(args) => cli::agents::run(&cli, args).await,
-        Command::Bench(args) => cli::bench::run(&cli, args).await,
-        Command::Webhooks(args) => cli::webhooks::run(&cli, args).await,
-        Command::Audit(args) => cli::audit::run(&cli, args).await,
-        Command::Archive(args) => cli::archive::run(&cli, args).await,
-        Command::Keys(args) => cli::keys::run(&cli, args),
-        Command::Token(args) => cli::token::run(&cli, args),
-        Command::Config(args) => cli::config::run(&cli, args),
-        Command::Projections(args) => cli::projections::run(&cli, args).await,
-        Command::Tasks(args) => cli::tasks::run(&cli, args).await,
+        Command::Events(command) => cli::events::run(cli, command).await,
+        Command::Up(args) => cli::up::run(cli, args).await,
+        Command::Submit(args) => cli::submit::run(cli, args).await,
+        Command::Replay(args) => cli::replay::run(cli, args).await,
+        Command::Tail(args) => cli::tail::run(cli, args).await,
+        Command::Agents(args) => cli::agents::run(cli, args).await,
+        Command::Bench(args) => cli::bench::run(cli, args).await,
+        Command::Webhooks(args) => cli::webhooks::run(cli, args).await,
+        Command::Audit(args) => cli::audit::run(cli, args).await,
+        Command::Archive(args) => cli::archive::run(cli, args).await,
+        Command::Keys(args) => cli::keys::run(cli, args),
+        Command::Token(args) => cli::token::run(cli, args),
+        Command::Config(args) => cli::config::run(cli, args),
+        Command::Projections(args) => cli::projections::run(cli, args).await,
+        Command::Tasks(args) => cli::tasks::run(cli, args).await,
     }
 }

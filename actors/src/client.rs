@@ -98,7 +98,10 @@ pub(crate) fn submission_event(
     emitter: &str,
 ) -> Result<(TaskId, events::NewEvent)> {
     let task_id = submission.task_id;
-    Ok((task_id, events::commands::submit(submission, channel, emitter, events::now_ms())?))
+    let mut event = events::commands::submit(submission, channel, emitter, events::now_ms())?;
+    // The submitter's span, when a trace is recorded: the root of the task's trace.
+    event.metadata.traceparent = events::trace::current_traceparent();
+    Ok((task_id, event))
 }
 
 /// Cancels a task: appends `task_cancelled` unless the task has ended

@@ -320,7 +320,13 @@ impl Execution {
             return Ok(Ok(Outcome::TimedOut(timeout_ms)));
         }
         let (tx, mut rx) = mpsc::channel(PROGRESS_QUEUE_COUNT_MAX);
-        let execute = endpoint.execute(sealed, tx);
+        let call = tracing::info_span!(
+            "agent call",
+            otel.name = "agent call",
+            agent = %sealed.envelope.agent_id,
+            attempt = sealed.envelope.attempt,
+        );
+        let execute = tracing::Instrument::instrument(endpoint.execute(sealed, tx), call);
         tokio::pin!(execute);
         let deadline = tokio::time::sleep(Duration::from_millis(u64::try_from(remaining_ms).unwrap_or(0)));
         tokio::pin!(deadline);

@@ -403,7 +403,11 @@ pub(crate) async fn append_outputs(
         causation_id: Some(cause.id),
         correlation_id: cause.metadata.correlation_id.or(loaded.correlation_id).or(Some(cause.id)),
         emitter: emitter.to_string(),
-        traceparent: cause.metadata.traceparent.clone().filter(|t| events::log::traceparent_is_usable(t)),
+        // The phase's own span when a trace is recorded (its outputs' handlers are its
+        // children); else the cause's traceparent carried on.
+        traceparent: events::trace::current_traceparent()
+            .or_else(|| cause.metadata.traceparent.clone())
+            .filter(|t| events::log::traceparent_is_usable(t)),
     };
     append_with(ctx, loaded, cause.id, metadata, outputs).await
 }
@@ -750,15 +754,28 @@ async fn pump(
                 let phase = Arc::clone(&phase);
                 let position = delivery.event.position;
                 let handling = meter.handling();
-                running.spawn(async move {
-                    let outcome = phase.handle(&ctx, &delivery.event).await;
-                    handling.ended(match &outcome {
-                        Ok(Handled::Done) => crate::metrics::HandlingOutcome::Done,
-                        Ok(Handled::Interrupted) => crate::metrics::HandlingOutcome::Interrupted,
-                        Err(_) => crate::metrics::HandlingOutcome::Failed,
-                    });
-                    (position, outcome)
-                });
+                // One span per input, the child of whatever span recorded it (one trace per
+                // task, across processes: the traceparent travels with the event).
+                let span = tracing::info_span!(
+                    "phase",
+                    otel.name = phase.name(),
+                    phase = phase.name(),
+                    stream = %delivery.event.stream_id,
+                    event_type = %delivery.event.event_type,
+                );
+                events::trace::continue_trace(&span, delivery.event.metadata.traceparent.as_deref());
+                running.spawn(tracing::Instrument::instrument(
+                    async move {
+                        let outcome = phase.handle(&ctx, &delivery.event).await;
+                        handling.ended(match &outcome {
+                            Ok(Handled::Done) => crate::metrics::HandlingOutcome::Done,
+                            Ok(Handled::Interrupted) => crate::metrics::HandlingOutcome::Interrupted,
+                            Err(_) => crate::metrics::HandlingOutcome::Failed,
+                        });
+                        (position, outcome)
+                    },
+                    span,
+                ));
             }
             Err(error) => {
                 failures += 1;

@@ -54,7 +54,11 @@ pub(crate) async fn listen(
                     None => break,
                 },
             };
-            let answer = accept(&ctx, &message.payload).await;
+            // A producer that traces sends its span as a `traceparent` header.
+            let span = tracing::info_span!("nats submit", otel.name = "nats submit");
+            let traceparent = message.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.as_str());
+            events::trace::continue_trace(&span, traceparent);
+            let answer = tracing::Instrument::instrument(accept(&ctx, &message.payload), span).await;
             if let Some(reply) = message.reply {
                 let body = serde_json::to_vec(&answer).unwrap_or_default();
                 if let Err(error) = client.publish(reply, body.into()).await {

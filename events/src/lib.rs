@@ -12,6 +12,7 @@
 //! - [`envelope`]: sealed task envelopes, passports, signed results, signed submissions.
 //! - [`signals`]: heartbeats and quality ratings, outside the task and agent streams.
 //! - [`policy`]: configuration reloads applied or refused (`policy-federation`).
+//! - [`trace`]: the traceparent of events joined to `tracing` spans (one trace per task).
 //! - [`state`]: the [`Aggregate`] fold trait and the typed refusal of illegal transitions.
 //! - [`codec`]: canonical MessagePack and JSON.
 //! - [`clock`]: injected time ([`Clock`], [`SystemClock`], [`ManualClock`]) for pure deciders.
@@ -50,6 +51,7 @@ pub mod policy;
 pub mod signals;
 pub mod state;
 pub mod task;
+pub mod trace;
 pub mod upcast;
 pub mod workflow;
 

@@ -180,7 +180,10 @@ pub async fn admit(
     };
     let signed = SignedSubmission::sign(task_id, spec, &state.config.signing_key)?;
     let submitted_spec = signed.spec.clone();
-    let new_event = events::commands::submit(signed, Channel::Gateway, "gateway", events::now_ms())?;
+    let mut new_event = events::commands::submit(signed, Channel::Gateway, "gateway", events::now_ms())?;
+    // The request's span, when a trace is recorded: the root (or the caller's child) of the
+    // task's trace.
+    new_event.metadata.traceparent = events::trace::current_traceparent();
     let stream = StreamId::task(task_id);
     match state.log.append(&stream, ExpectedVersion::NoStream, vec![new_event]).await {
         Ok(_) => {

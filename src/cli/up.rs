@@ -482,6 +482,14 @@ pub(crate) async fn shutdown_signal() {
 pub(crate) struct UpArgs {
     #[command(flatten)]
     pub(crate) backend: BackendArgs,
+    /// Export traces over OTLP/HTTP (JSON) to this collector (`http://host:4318`; spans go to
+    /// `<url>/v1/traces`): one trace per task across the gateway, every phase and the agent
+    /// calls. Off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub(crate) otlp_endpoint: Option<String>,
+    /// The service name the exported spans carry.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "pantheon")]
+    pub(crate) otlp_service_name: String,
     /// Where the HTTP gateway listens.
     #[arg(long, env = "PANTHEON_HTTP", default_value = "127.0.0.1:8080")]
     pub(crate) http: std::net::SocketAddr,

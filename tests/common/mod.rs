@@ -15,7 +15,8 @@ pub fn pantheon(data_dir: &std::path::Path) -> Command {
         .arg(data_dir)
         .env_remove("PANTHEON_DATABASE_URL")
         .env_remove("PANTHEON_NATS_URL")
-        .env_remove("PANTHEON_AUTH_CONFIG");
+        .env_remove("PANTHEON_AUTH_CONFIG")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
     command
 }
 

@@ -161,10 +161,14 @@ impl AgentEndpoint for HttpAgent {
         envelope: &SealedEnvelope,
         progress: mpsc::Sender<Progress>,
     ) -> Result<SignedResult, AgentFailure> {
-        let mut response =
-            self.client.post(&self.url).json(&ExecuteRequest { envelope }).send().await.map_err(|e| {
-                AgentFailure::transport(format!("POST {}: {}", self.url, events::error_chain(&e)))
-            })?;
+        let mut request = self.client.post(&self.url).json(&ExecuteRequest { envelope });
+        // The agent call's span, for an agent that traces (W3C Trace Context).
+        if let Some(traceparent) = events::trace::current_traceparent() {
+            request = request.header("traceparent", traceparent);
+        }
+        let mut response = request.send().await.map_err(|e| {
+            AgentFailure::transport(format!("POST {}: {}", self.url, events::error_chain(&e)))
+        })?;
         let status = response.status();
         if status.is_success() && is_streamed(&response) {
             return self.read_stream(&mut response, &progress).await;

@@ -52,8 +52,13 @@ impl AgentEndpoint for NatsAgent {
             .subscribe(inbox.clone())
             .await
             .map_err(|e| AgentFailure::transport(format!("cannot subscribe to replies: {e}")))?;
+        // The agent call's span, for an agent that traces (W3C Trace Context, as a header).
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(traceparent) = events::trace::current_traceparent() {
+            headers.insert("traceparent", traceparent.as_str());
+        }
         self.client
-            .publish_with_reply(self.subject.clone(), inbox, body.into())
+            .publish_with_reply_and_headers(self.subject.clone(), inbox, headers, body.into())
             .await
             .map_err(|e| AgentFailure::transport(format!("request on {}: {e}", self.subject)))?;
         while let Some(reply) = replies.next().await {

@@ -63,6 +63,14 @@ fn location(task_id: TaskId) -> String {
 }
 
 /// `POST /tasks/submit`: admits the task and answers 202 with its id and `Location`.
+/// The span of a request that submits a task, the root of the task's trace: the child of the
+/// caller's span when it sent a `traceparent` header (W3C Trace Context).
+fn submit_span(name: &'static str, headers: &HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!("gateway", otel.name = name);
+    events::trace::continue_trace(&span, headers.get("traceparent").and_then(|v| v.to_str().ok()));
+    span
+}
+
 pub(crate) async fn submit(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
@@ -71,7 +79,11 @@ pub(crate) async fn submit(
 ) -> Result<Response> {
     principal.require(Permission::Submit)?;
     let wants_webhook = request.webhook_url.is_some();
-    let admitted = admission::admit(&state, &principal, request, idempotency_key(&headers)?).await?;
+    let admitted = tracing::Instrument::instrument(
+        admission::admit(&state, &principal, request, idempotency_key(&headers)?),
+        submit_span("POST /tasks/submit", &headers),
+    )
+    .await?;
     let webhook_secret = if wants_webhook {
         Some(webhooks::secret_for(&state.config.webhooks.master_secret, admitted.task_id)?)
     } else {
@@ -133,7 +145,11 @@ pub(crate) async fn execute(
     principal.require(Permission::Submit)?;
     let format = Format::negotiate(query.format, &headers);
     let started = tokio::time::Instant::now();
-    let admitted = admission::admit(&state, &principal, request, idempotency_key(&headers)?).await?;
+    let admitted = tracing::Instrument::instrument(
+        admission::admit(&state, &principal, request, idempotency_key(&headers)?),
+        submit_span("POST /tasks/execute", &headers),
+    )
+    .await?;
     // The task's timeout, and the moment its end takes to be recorded after it.
     let wait_ms = admitted.timeout_ms.saturating_add(EXECUTE_END_GRACE_MS).min(EXECUTE_WAIT_MS_MAX);
     let deadline = started + Duration::from_millis(wait_ms);
