@@ -366,7 +366,10 @@ pub fn document() -> Value {
             errors(
                 &mut c,
                 &[
-                    ("409", "The agent is retired (`agent_conflict`)."),
+                    (
+                        "409",
+                        "The agent is retired, or it is a NATS agent and the federation runs without NATS (`agent_conflict`).",
+                    ),
                     ("413", "Body too large."),
                     ("415", "Not JSON."),
                 ],

@@ -6,7 +6,7 @@
 # is refused (422) when its host resolves to a private or special-purpose address or to
 # nothing, which no schema can say.
 #
-#   gateway/tests/schemathesis.sh BASE_URL TOKEN
+#   gateway/tests/schemathesis.sh BASE_URL TOKEN [MORE st run OPTIONS…]
 #
 # The virtual environment lives under target/ (created on first use). Exit code 3 means
 # python3/pip/venv are unavailable; any other non-zero code is a failure.
@@ -34,4 +34,5 @@ exec "$venv/bin/st" run "$base_url/openapi.json" \
   --max-examples "$examples" \
   --request-timeout 20 \
   --seed 1 \
-  --no-color
+  --no-color \
+  "${@:3}"

@@ -94,7 +94,13 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
                 anyhow::ensure!(host.is_some_and(|h| !h.is_empty()), "--url must be an http or https URL");
                 events::agent::AgentTransport::Http { url: url.clone() }
             }
-            (None, Some(subject)) => events::agent::AgentTransport::Nats { subject: subject.clone() },
+            (None, Some(subject)) => {
+                anyhow::ensure!(
+                    backend.nats.is_some(),
+                    "this federation runs without NATS (no --nats): a NATS agent could never be reached; register an HTTP agent (--url)"
+                );
+                events::agent::AgentTransport::Nats { subject: subject.clone() }
+            }
             (None, None) => anyhow::bail!("give --url or --nats-subject"),
         };
         let federation = super::up::federation_key(cli)?;

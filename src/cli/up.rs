@@ -229,6 +229,8 @@ pub(crate) struct RegistryAdmin {
     /// This process's registry view: taken up at once after a change made here (other
     /// processes see it within their refresh, or when matching confirms the agent).
     registry: Arc<actors::Registry>,
+    /// Whether the federation runs on NATS (else a NATS agent could never be reached).
+    nats: bool,
 }
 
 impl RegistryAdmin {
@@ -259,6 +261,12 @@ impl gateway::AgentAdmin for RegistryAdmin {
         Box::pin(async move {
             let agent_id = events::AgentId::new(request.agent_id.as_str())
                 .map_err(|e| gateway::AgentAdminError::Failed(e.to_string()))?;
+            if matches!(request.transport, events::agent::AgentTransport::Nats { .. }) && !self.nats {
+                return Err(gateway::AgentAdminError::Conflict(
+                    "this federation runs without NATS: a NATS agent could never be reached; register an HTTP agent"
+                        .into(),
+                ));
+            }
             tracing::info!(agent = %agent_id, %by, "registering an agent");
             let passport = actors::registry::register_agent(
                 self.log.as_ref(),
@@ -596,6 +604,7 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         log: Arc::clone(&backend.log),
         federation: Arc::clone(&key),
         registry: runtime.registry_shared(),
+        nats: backend.nats.is_some(),
     }));
     gateway_config.probes.push(Arc::new(PipelineProbe(runtime.metrics())));
     let limiters = Arc::new(gateway::limits::Limiters::new(&gateway_config.rate_limits));
