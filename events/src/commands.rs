@@ -264,7 +264,7 @@ mod tests {
         )
         .expect("an event");
         let mut state = TaskState::default();
-        let mut apply = |state: &mut TaskState, event: TaskEvent| state.apply(&event).expect("legal");
+        let apply = |state: &mut TaskState, event: TaskEvent| state.apply(&event).expect("legal");
         apply(&mut state, TaskEvent::from_payload(&first.event_type, 2, &first.payload).expect("decodes"));
         apply(
             &mut state,
