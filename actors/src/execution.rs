@@ -69,6 +69,9 @@ impl Execution {
             AgentTransport::Nats { subject } => {
                 Arc::new(crate::agents::nats::NatsAgent::new(ctx.nats.clone()?, subject.clone()))
             }
+            AgentTransport::Pull => {
+                Arc::new(crate::pull::PullAgent { board: Arc::clone(&ctx.pull), agent: agent.clone() })
+            }
             AgentTransport::InProcess { .. } => return None,
         };
         registered.insert(agent.clone(), (transport, Arc::clone(&endpoint)));

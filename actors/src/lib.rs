@@ -26,6 +26,7 @@
 //! - [`agents`]: the [`AgentEndpoint`] transport seam, [`InProcessAgent`], and the built-in
 //!   workers `echo` and `command`.
 //! - [`client`]: submit, cancel, read and wait for tasks through the log, from any process.
+//! - [`pull`]: pull workers — the [`pull::PullBoard`] of offers their polls take, with leases.
 //! - `submissions`: signed submissions on NATS ([`SubmitAnswer`]).
 //! - [`config`]: the TOML configuration ([`Config`]).
 //! - [`Error`]: what can fail.
@@ -56,6 +57,7 @@ mod heartbeat;
 mod matching;
 pub mod metrics;
 mod phase;
+pub mod pull;
 pub mod registry;
 mod retry;
 mod runtime;

@@ -459,6 +459,9 @@ impl Runtime {
             nats: nats.clone(),
             standing: Arc::clone(&standing),
             liveness: read_model.clone().map(projections::LivenessTable::new),
+            pull: Arc::new(crate::pull::PullBoard::new(
+                read_model.clone().map(projections::LivenessTable::new),
+            )),
             clock,
             // A group's members are cancel-safe (they read an in-process queue).
             next_is_cancel_safe: next_is_cancel_safe || intake.is_some(),
@@ -513,6 +516,12 @@ impl Runtime {
     /// `GET /metrics`.
     pub fn metrics(&self) -> Arc<crate::PipelineMetrics> {
         Arc::clone(&self.ctx.metrics)
+    }
+
+    /// The offers of this process's pull agents, which their workers' polls take
+    /// (`POST /agents/{id}/work`).
+    pub fn pull_board(&self) -> Arc<crate::pull::PullBoard> {
+        Arc::clone(&self.ctx.pull)
     }
 
     /// A handle to reload this pipeline's configuration ([`Reloader::reload`]).

@@ -28,6 +28,9 @@ pub enum AgentTransport {
         /// The endpoint.
         url: String,
     },
+    /// A worker with no reachable address: it long-polls the gateway for the work it is
+    /// offered (`POST /agents/{id}/work`), holds a lease while it runs, and posts its result.
+    Pull,
 }
 
 /// What an agent promises about its service.

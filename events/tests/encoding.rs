@@ -367,6 +367,7 @@ fn signed_passport() -> impl Strategy<Value = SignedPassport> {
 fn agent_event() -> impl Strategy<Value = AgentEvent> {
     let transport = prop_oneof![
         text().prop_map(|builtin| AgentTransport::InProcess { builtin }),
+        Just(AgentTransport::Pull),
         text().prop_map(|subject| AgentTransport::Nats { subject }),
         text().prop_map(|url| AgentTransport::Http { url }),
     ];

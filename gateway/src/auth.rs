@@ -46,6 +46,9 @@ pub enum Permission {
     ManageAgents,
     /// Redeliver dead-lettered webhooks.
     ManageWebhooks,
+    /// Pull work as an agent, report its progress and results, heartbeat: only for the agent
+    /// the token's subject names.
+    Work,
     /// Operate the gateway (metrics) — implies every other permission.
     Admin,
 }
@@ -60,6 +63,7 @@ impl Permission {
             Self::Cancel => "cancel",
             Self::ManageAgents => "manage_agents",
             Self::ManageWebhooks => "manage_webhooks",
+            Self::Work => "work",
             Self::Admin => "admin",
         }
     }
@@ -89,6 +93,7 @@ pub fn default_roles() -> BTreeMap<String, BTreeSet<Permission>> {
             BTreeSet::from([P::ReadOwn, P::ReadAll, P::Cancel, P::ManageAgents, P::ManageWebhooks]),
         ),
         ("producer".to_string(), BTreeSet::from([P::Submit, P::ReadOwn, P::Cancel])),
+        ("agent".to_string(), BTreeSet::from([P::Work])),
         ("viewer".to_string(), BTreeSet::from([P::ReadOwn])),
     ])
 }

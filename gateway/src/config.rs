@@ -346,6 +346,58 @@ pub struct GatewayConfig {
     pub limiters: Option<Arc<crate::limits::Limiters>>,
     /// Reloads the configuration (`POST /admin/reload`; without it that endpoint answers 503).
     pub reload: Option<Arc<dyn Reload>>,
+    /// The pull agents' work (`POST /agents/{id}/work`; without it those endpoints answer 503).
+    pub pull: Option<Arc<dyn PullWork>>,
+}
+
+/// What the gateway needs of the pipeline for pull workers (`pantheon up` supplies the
+/// pipeline's pull board): offers to take, and the workers' results, failures, progress and
+/// heartbeats to pass on.
+pub trait PullWork: Send + Sync + std::fmt::Debug + 'static {
+    /// The oldest offer for `agent`, waiting up to `wait`, leased for `lease`.
+    fn take(
+        &self,
+        agent: events::AgentId,
+        wait: std::time::Duration,
+        lease: std::time::Duration,
+    ) -> futures::future::BoxFuture<'_, Option<WorkOffer>>;
+    /// The worker's signed result for its leased attempt; why not, if refused.
+    fn complete(
+        &self,
+        agent: &events::AgentId,
+        task_id: events::TaskId,
+        result: events::SignedResult,
+    ) -> std::result::Result<(), String>;
+    /// The worker gives its leased attempt up, for `reason`.
+    fn fail(
+        &self,
+        agent: &events::AgentId,
+        task_id: events::TaskId,
+        reason: String,
+    ) -> std::result::Result<(), String>;
+    /// Progress of the leased attempt (renews its lease).
+    fn progress(
+        &self,
+        agent: &events::AgentId,
+        task_id: events::TaskId,
+        percent: Option<u8>,
+        message: String,
+    ) -> std::result::Result<(), String>;
+    /// The worker is alive: its leases are renewed and its liveness noted.
+    fn heartbeat(&self, agent: events::AgentId) -> futures::future::BoxFuture<'_, ()>;
+}
+
+/// An attempt offered to a pull worker.
+#[derive(Clone, Debug)]
+pub struct WorkOffer {
+    /// The task.
+    pub task_id: events::TaskId,
+    /// The attempt.
+    pub attempt: u32,
+    /// What to run, sealed by the federation.
+    pub envelope: events::SealedEnvelope,
+    /// The lease: renewed by progress and heartbeats, lapsed after this long without them.
+    pub lease_ms: u64,
 }
 
 /// What the gateway needs of the process to reload its configuration without a restart:
@@ -442,6 +494,7 @@ impl GatewayConfig {
             agent_admin: None,
             limiters: None,
             reload: None,
+            pull: None,
         }
     }
 }

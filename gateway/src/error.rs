@@ -103,6 +103,13 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A pull worker's call for an attempt it holds no lease on (or a result that does not
+    /// answer it).
+    #[error("{reason}")]
+    WorkConflict {
+        /// Why.
+        reason: String,
+    },
     /// A reload found a configuration that does not load; the one in force stays.
     #[error("the configuration was not reloaded: {reason}")]
     ReloadRefused {
@@ -233,6 +240,7 @@ impl Error {
             Self::TaskFinished { .. } => (StatusCode::CONFLICT, "task_finished"),
             Self::WebhookConflict { .. } => (StatusCode::CONFLICT, "webhook_conflict"),
             Self::ReloadRefused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "reload_refused"),
+            Self::WorkConflict { .. } => (StatusCode::CONFLICT, "work_conflict"),
             Self::ExecuteTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "execute_timeout"),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),

@@ -55,8 +55,8 @@ use tokio::sync::watch;
 
 pub use auth::{AuthConfig, AuthFile, Permission, Principal, VerifyingKey};
 pub use config::{
-    AgentAdmin, AgentAdminError, AgentChange, GatewayConfig, Limit, LimitSpec, Probe, RateLimits,
-    RateLimitsFile, Reload, ReloadOutcome, WebhookConfig,
+    AgentAdmin, AgentAdminError, AgentChange, GatewayConfig, Limit, LimitSpec, Probe, PullWork, RateLimits,
+    RateLimitsFile, Reload, ReloadOutcome, WebhookConfig, WorkOffer,
 };
 pub use error::{Component, Error, ErrorBody, ErrorDetail, Result};
 pub use metrics::Metrics;
@@ -75,7 +75,7 @@ async fn count_responses(State(state): State<AppState>, request: Request, next: 
 
 /// The router over `state`: every endpoint, authentication, limits and JSON errors.
 pub fn app(state: AppState) -> Router {
-    use routes::{agents, system, tasks, webhooks};
+    use routes::{agents, system, tasks, webhooks, work};
     let protected = Router::new()
         .route("/tasks/submit", post(tasks::submit))
         .route("/tasks/execute", post(tasks::execute))
@@ -88,6 +88,11 @@ pub fn app(state: AppState) -> Router {
         .route("/agents/{id}", get(agents::get).delete(agents::retire))
         .route("/agents/{id}/suspend", post(agents::suspend))
         .route("/agents/{id}/reinstate", post(agents::reinstate))
+        .route("/agents/{id}/work", post(work::poll))
+        .route("/agents/{id}/work/{task}/result", post(work::result))
+        .route("/agents/{id}/work/{task}/progress", post(work::progress))
+        .route("/agents/{id}/work/{task}/fail", post(work::fail))
+        .route("/agents/{id}/heartbeat", post(work::heartbeat))
         .route("/webhooks/dead", get(webhooks::dead))
         .route("/webhooks/dead/{id}/redeliver", post(webhooks::redeliver))
         .route("/metrics", get(system::metrics))

@@ -148,6 +148,11 @@ pub fn document() -> Value {
     let dead_webhooks = c.response::<crate::routes::webhooks::DeadWebhooks>();
     let redelivery = c.response::<crate::routes::webhooks::Redelivery>();
     let reloaded = c.response::<crate::config::ReloadOutcome>();
+    let work = c.response::<crate::routes::work::Work>();
+    let work_accepted = c.response::<crate::routes::work::WorkAccepted>();
+    let work_result = c.request::<crate::routes::work::WorkResult>();
+    let work_progress = c.request::<crate::routes::work::WorkProgress>();
+    let work_failure = c.request::<crate::routes::work::WorkFailure>();
     let error_body = c.response::<ErrorBody>();
 
     let idempotency = json!({
@@ -441,6 +446,82 @@ pub fn document() -> Value {
             json!({ "description": "Recorded; the dispatcher delivers it.", "content": json_content(redelivery) }),
         ),
     );
+    let agent_param = || id_param("The agent's id (the token's subject).");
+    let task_param = || json!({ "name": "task", "in": "path", "required": true, "description": "The task's id.", "schema": { "type": "string" } });
+    let poll = operation(
+        "A pull worker's long poll: the oldest attempt offered to the agent, leased to it (`work`: a token of role `agent` whose subject is the agent's id).",
+        "pollWork",
+        vec![
+            agent_param(),
+            query_param(
+                "wait_ms",
+                "How long to wait for an offer, ms (default 25,000).",
+                json!({ "type": "integer", "minimum": 0, "maximum": crate::routes::work::POLL_WAIT_MS_MAX }),
+            ),
+            query_param(
+                "lease_ms",
+                "The lease asked for, ms (default 30,000).",
+                json!({ "type": "integer", "minimum": crate::routes::work::LEASE_MS_RANGE.0, "maximum": crate::routes::work::LEASE_MS_RANGE.1 }),
+            ),
+        ],
+        None,
+        with(
+            with(
+                errors(&mut c, &[("404", "No such agent.")]),
+                "204",
+                json!({ "description": "Nothing was offered within the wait." }),
+            ),
+            "200",
+            json!({ "description": "An attempt, leased.", "content": json_content(work) }),
+        ),
+    );
+    let work_call = |c: &mut Components, summary: &str, id: &str, body: Value, required: bool| {
+        operation(
+            summary,
+            id,
+            vec![agent_param(), task_param()],
+            Some(json!({ "required": required, "content": json_content(body) })),
+            with(
+                errors(
+                    c,
+                    &[
+                        ("404", "No such agent or task."),
+                        (
+                            "409",
+                            "The worker holds no lease on the task's current attempt, or the result does not answer it (`work_conflict`).",
+                        ),
+                        ("413", "Body too large."),
+                        ("415", "Not JSON."),
+                    ],
+                ),
+                "202",
+                json!({ "description": "Passed on to the attempt.", "content": json_content(work_accepted.clone()) }),
+            ),
+        )
+    };
+    let work_result_op = work_call(
+        &mut c,
+        "The signed result of a leased attempt (verified by the federation as any other).",
+        "postWorkResult",
+        work_result,
+        true,
+    );
+    let work_progress_op = work_call(
+        &mut c,
+        "Progress of a leased attempt; renews the lease.",
+        "postWorkProgress",
+        work_progress,
+        false,
+    );
+    let work_fail_op =
+        work_call(&mut c, "Give a leased attempt up (the agent's fault).", "failWork", work_failure, false);
+    let agent_heartbeat = operation(
+        "The agent is alive: renews its workers' leases and notes it in the liveness table (`work`).",
+        "agentHeartbeat",
+        vec![agent_param()],
+        None,
+        with(errors(&mut c, &[("404", "No such agent.")]), "204", json!({ "description": "Noted." })),
+    );
     let reload = operation(
         "Read the configuration again (pantheon.toml, auth.json) and apply the screening policy, the rate limits and the agents' capabilities and concurrency without a restart; recorded as `policy_reloaded` (needs admin). SIGHUP does the same.",
         "reloadConfig",
@@ -510,6 +591,11 @@ pub fn document() -> Value {
             "/agents/{id}": { "get": agent, "delete": retire },
             "/agents/{id}/suspend": { "post": suspend },
             "/agents/{id}/reinstate": { "post": reinstate },
+            "/agents/{id}/work": { "post": poll },
+            "/agents/{id}/work/{task}/result": { "post": work_result_op },
+            "/agents/{id}/work/{task}/progress": { "post": work_progress_op },
+            "/agents/{id}/work/{task}/fail": { "post": work_fail_op },
+            "/agents/{id}/heartbeat": { "post": agent_heartbeat },
             "/webhooks/dead": { "get": list_dead },
             "/webhooks/dead/{id}/redeliver": { "post": redeliver },
             "/healthz": { "get": healthz },

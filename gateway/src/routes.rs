@@ -4,3 +4,4 @@ pub mod agents;
 pub mod system;
 pub mod tasks;
 pub mod webhooks;
+pub mod work;

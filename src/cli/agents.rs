@@ -57,11 +57,15 @@ pub(crate) enum AgentsAction {
         #[arg(long)]
         public_key: String,
         /// Where it answers over HTTP.
-        #[arg(long, conflicts_with = "nats_subject", required_unless_present = "nats_subject")]
+        #[arg(long, conflicts_with_all = ["nats_subject", "pull"], required_unless_present_any = ["nats_subject", "pull"])]
         url: Option<String>,
         /// The NATS subject it answers on (the pipeline must run on NATS).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "pull")]
         nats_subject: Option<String>,
+        /// A pull worker: it polls `POST /agents/{id}/work` with a token of role `agent` whose
+        /// subject is its id (`pantheon token --role agent --sub ID`).
+        #[arg(long)]
+        pull: bool,
         /// The most tasks it takes at once.
         #[arg(long, default_value_t = 4)]
         max_concurrency: u32,
@@ -77,6 +81,7 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
         public_key,
         url,
         nats_subject,
+        pull,
         max_concurrency,
     }) = &args.action
     {
@@ -89,6 +94,7 @@ pub(crate) async fn run(cli: &Cli, args: &AgentsArgs) -> anyhow::Result<()> {
             "each --capability must be 1 to 128 characters"
         );
         let transport = match (url, nats_subject) {
+            _ if *pull => events::agent::AgentTransport::Pull,
             (Some(url), _) => {
                 let host = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
                 anyhow::ensure!(host.is_some_and(|h| !h.is_empty()), "--url must be an http or https URL");

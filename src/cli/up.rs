@@ -306,6 +306,55 @@ impl gateway::AgentAdmin for RegistryAdmin {
     }
 }
 
+/// The pipeline's pull board as the gateway's workers see it.
+#[derive(Debug)]
+pub(crate) struct PullWork(Arc<actors::pull::PullBoard>);
+
+impl gateway::PullWork for PullWork {
+    fn take(
+        &self,
+        agent: events::AgentId,
+        wait: Duration,
+        lease: Duration,
+    ) -> futures::future::BoxFuture<'_, Option<gateway::WorkOffer>> {
+        Box::pin(async move {
+            self.0.take(&agent, wait, lease).await.map(|claim| gateway::WorkOffer {
+                task_id: claim.task_id,
+                attempt: claim.attempt,
+                envelope: claim.envelope,
+                lease_ms: claim.lease_ms,
+            })
+        })
+    }
+
+    fn complete(
+        &self,
+        agent: &events::AgentId,
+        task_id: events::TaskId,
+        result: events::SignedResult,
+    ) -> Result<(), String> {
+        self.0.complete(agent, task_id, result).map_err(|e| e.to_string())
+    }
+
+    fn fail(&self, agent: &events::AgentId, task_id: events::TaskId, reason: String) -> Result<(), String> {
+        self.0.fail(agent, task_id, reason).map_err(|e| e.to_string())
+    }
+
+    fn progress(
+        &self,
+        agent: &events::AgentId,
+        task_id: events::TaskId,
+        percent: Option<u8>,
+        message: String,
+    ) -> Result<(), String> {
+        self.0.progress(agent, task_id, percent, message).map_err(|e| e.to_string())
+    }
+
+    fn heartbeat(&self, agent: events::AgentId) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move { self.0.heartbeat(&agent).await })
+    }
+}
+
 /// The pipeline's measurements on `/metrics` (phases, appends, the fold cache, attempts).
 #[derive(Debug)]
 pub(crate) struct PipelineProbe(Arc<actors::PipelineMetrics>);
@@ -607,6 +656,7 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
         nats: backend.nats.is_some(),
     }));
     gateway_config.probes.push(Arc::new(PipelineProbe(runtime.metrics())));
+    gateway_config.pull = Some(Arc::new(PullWork(runtime.pull_board())));
     let limiters = Arc::new(gateway::limits::Limiters::new(&gateway_config.rate_limits));
     gateway_config.limiters = Some(Arc::clone(&limiters));
     let reload = Arc::new(crate::cli::reload::ConfigReload {

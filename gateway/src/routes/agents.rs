@@ -42,7 +42,7 @@ pub struct AgentView {
     pub capabilities: Vec<String>,
     /// How many tasks it runs at once at most.
     pub max_concurrency: u32,
-    /// How it is reached: `in_process`, `nats` or `http`.
+    /// How it is reached: `in_process`, `nats`, `http` or `pull`.
     pub transport: String,
     /// Its passport's validity, ms since the epoch.
     pub passport_valid_until_ms: i64,
@@ -100,6 +100,7 @@ fn view(state: &AgentState) -> Option<AgentView> {
         max_concurrency: registration.max_concurrency,
         transport: match registration.transport {
             AgentTransport::InProcess { .. } => "in_process",
+            AgentTransport::Pull => "pull",
             AgentTransport::Nats { .. } => "nats",
             AgentTransport::Http { .. } => "http",
         }
@@ -345,6 +346,7 @@ pub(crate) async fn register(
                 ));
             }
         }
+        AgentTransport::Pull => {}
         AgentTransport::InProcess { .. } => {
             return Err(invalid(
                 "transport",
