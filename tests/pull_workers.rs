@@ -43,7 +43,7 @@ impl Worker {
         self.client
             .post(format!("{}/agents/puller/work/{task}/result", self.base))
             .bearer_auth(&self.token)
-            .json(&json!({ "result": signed }))
+            .json(&signed)
             .send()
             .await
             .unwrap()

@@ -3,7 +3,7 @@
 //! while it runs it, reports progress and heartbeats, and posts its signed result.
 //!
 //! The execution phase treats a pull agent as any other: it records `execution_started`, calls
-//! the agent's endpoint ([`PullAgent`]) with the sealed envelope and the attempt's deadline,
+//! the agent's endpoint (`PullAgent`) with the sealed envelope and the attempt's deadline,
 //! and records what comes back — so the result's redaction, verification, retries and the
 //! exactly-once rules are those of pushed attempts. The endpoint puts an offer on this
 //! process's [`PullBoard`] and waits: a worker's poll ([`PullBoard::take`]) leases it, and

@@ -150,7 +150,7 @@ pub fn document() -> Value {
     let reloaded = c.response::<crate::config::ReloadOutcome>();
     let work = c.response::<crate::routes::work::Work>();
     let work_accepted = c.response::<crate::routes::work::WorkAccepted>();
-    let work_result = c.request::<crate::routes::work::WorkResult>();
+    let work_result = c.request::<events::SignedResult>();
     let work_progress = c.request::<crate::routes::work::WorkProgress>();
     let work_failure = c.request::<crate::routes::work::WorkFailure>();
     let error_body = c.response::<ErrorBody>();

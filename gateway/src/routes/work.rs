@@ -1,7 +1,7 @@
 //! Pull workers (`work`: a token whose subject is the agent's id, role `agent`; admins too):
 //! `POST /agents/{id}/work` long-polls for an attempt offered to the agent and leases it;
-//! `POST /agents/{id}/work/{task}/result` posts the signed result (the federation verifies it
-//! as any other), `/progress` reports progress, `/fail` gives the attempt up; and
+//! `POST /agents/{id}/work/{task}/result` posts the signed result — the same JSON a pushed
+//! agent answers with (the federation verifies it as any other), `/progress` reports progress, `/fail` gives the attempt up; and
 //! `POST /agents/{id}/heartbeat` renews the worker's leases and notes it alive (any HTTP agent
 //! may send it, so that its health follows its heartbeats).
 
@@ -57,14 +57,6 @@ pub struct Work {
     pub envelope: SealedEnvelope,
     /// The lease, ms: renewed by progress and heartbeats; after it lapses the attempt moves on.
     pub lease_ms: u64,
-}
-
-/// The body of a result.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WorkResult {
-    /// The signed result.
-    pub result: SignedResult,
 }
 
 /// The body of a progress report.
@@ -150,11 +142,11 @@ pub(crate) async fn result(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
     Path((id, task)): Path<(String, String)>,
-    JsonBody(body): JsonBody<WorkResult>,
+    JsonBody(body): JsonBody<SignedResult>,
 ) -> Result<(StatusCode, axum::Json<WorkAccepted>)> {
     let (board, agent) = worker(&state, &principal, &id)?;
     let task_id = task_id(&task)?;
-    board.complete(&agent, task_id, body.result).map_err(|reason| Error::WorkConflict { reason })?;
+    board.complete(&agent, task_id, body).map_err(|reason| Error::WorkConflict { reason })?;
     Ok((StatusCode::ACCEPTED, axum::Json(WorkAccepted { task_id, accepted: true })))
 }
 
