@@ -530,7 +530,10 @@ pub fn document() -> Value {
         with(
             errors(
                 &mut c,
-                &[("422", "The configuration does not load; the one in force stays (`reload_refused`).")],
+                &[
+                    ("404", "This gateway runs without a pipeline: nothing to reload here."),
+                    ("422", "The configuration does not load; the one in force stays (`reload_refused`)."),
+                ],
             ),
             "200",
             json!({ "description": "What changed and was applied, and what takes a restart.", "content": json_content(reloaded) }),

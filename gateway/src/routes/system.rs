@@ -92,11 +92,9 @@ pub(crate) async fn reload(
     Extension(principal): Extension<Arc<Principal>>,
 ) -> Result<axum::Json<crate::config::ReloadOutcome>> {
     principal.require(Permission::Admin)?;
-    let reload = state
-        .config
-        .reload
-        .as_ref()
-        .ok_or(Error::Unavailable { what: "reloading (no pipeline in this process)" })?;
+    let reload = state.config.reload.as_ref().ok_or_else(|| Error::NotFound {
+        what: "reloading on this gateway (it runs without a pipeline)".into(),
+    })?;
     match reload.reload(principal.subject.clone()).await {
         Ok(outcome) => Ok(axum::Json(outcome)),
         Err(reason) => Err(Error::ReloadRefused { reason }),

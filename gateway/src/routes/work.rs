@@ -103,11 +103,9 @@ fn worker(state: &AppState, principal: &Principal, id: &str) -> Result<(Arc<dyn 
     if principal.subject != agent.as_str() && !principal.has(Permission::Admin) {
         return Err(Error::Forbidden { permission: "work (as the agent the token's subject names)" });
     }
-    let board = state
-        .config
-        .pull
-        .clone()
-        .ok_or(Error::Unavailable { what: "pull work (no pipeline in this process)" })?;
+    let board = state.config.pull.clone().ok_or_else(|| Error::NotFound {
+        what: "pull work on this gateway (it runs without a pipeline)".into(),
+    })?;
     Ok((board, agent))
 }
 

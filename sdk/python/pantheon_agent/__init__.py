@@ -8,27 +8,36 @@
     def shout(task):
         return str(task.input).upper() + "!"
 
-    agent.serve(port=9000)
+    agent.serve(port=9000)                      # push: the federation POSTs to it
+    agent.pull("http://gateway:8080", token)    # pull: it polls the gateway (no address needed)
+    agent.serve_nats("nats://nats:4222", "agents.shouter")   # NATS (needs nats-py)
 
 An agent checks every envelope's seal (the federation's key, the hash, the signature, that it
 is sealed for this agent, that it has not expired) before running a handler, and signs its
-result with its own key. `Client` submits tasks to a gateway and waits for them.
+result with its own key. A handler may report progress with `task.progress(percent, message)`
+(pull and NATS modes). `Client` submits tasks to a gateway, waits for them and follows their
+events (`stream`); `AsyncClient` does the same from asyncio.
 """
 
+import asyncio
 import json
 import os
+import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import blake3
 import msgpack
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-__all__ = ["Agent", "Client", "ProtocolError", "Task", "generate_key", "sign_result", "verify_envelope"]
+__all__ = ["Agent", "AsyncClient", "Client", "ProtocolError", "Task", "generate_key", "sign_result",
+           "verify_envelope"]
 
 ENVELOPE_LABEL = b"pantheon envelope v1\n"
 RESULT_LABEL = b"pantheon result v1\n"
@@ -104,13 +113,20 @@ def generate_key(path: str) -> str:
 
 @dataclass
 class Task:
-    """What a handler is given: the envelope's fields."""
+    """What a handler is given: the envelope's fields, and `progress` to report how it goes."""
     task_id: str
     attempt: int
     capability: str
     description: str
     input: Any
     context: Any
+    _report: Optional[Callable[[Optional[int], str], None]] = field(default=None, repr=False, compare=False)
+
+    def progress(self, percent: Optional[int] = None, message: str = "") -> None:
+        """Reports progress to the federation (pull and NATS modes; ignored when served over
+        plain HTTP, which answers once)."""
+        if self._report is not None:
+            self._report(percent, message)
 
 
 class Agent:
@@ -139,7 +155,7 @@ class Agent:
             return handler
         return register
 
-    def handle(self, body: Dict[str, Any]):
+    def handle(self, body: Dict[str, Any], report: Optional[Callable[[Optional[int], str], None]] = None):
         """(HTTP status, JSON answer) for a request body `{"envelope": …}`."""
         try:
             envelope = verify_envelope(body.get("envelope"), self.federation_key, self.agent_id)
@@ -149,7 +165,7 @@ class Agent:
         if handler is None:
             return 422, {"error": f"this agent does not offer {envelope['capability']!r}"}
         task = Task(envelope["task_id"], envelope["attempt"], envelope["capability"], envelope["description"],
-                    envelope["input"], envelope["context"])
+                    envelope["input"], envelope["context"], report)
         try:
             output = handler(task)
         except Exception as error:  # the agent's failure, reported as such
@@ -180,28 +196,145 @@ class Agent:
 
         ThreadingHTTPServer((host, port), Handler).serve_forever()
 
+    def pull(self, base_url: str, token: str, wait_ms: int = 25_000, lease_ms: int = 30_000,
+             heartbeat_s: float = 5.0, stop: Optional[threading.Event] = None) -> None:
+        """Works as a pull worker until `stop` is set: long-polls the gateway for the attempts
+        offered to this agent (registered with transport `pull`; `token` is a token of role
+        `agent` whose subject is this agent's id), checks each envelope, runs the handler,
+        posts the signed result (or why it failed), and heartbeats every `heartbeat_s` so its
+        lease holds and its health follows it."""
+        stop = stop or threading.Event()
+        gateway = _Http(base_url, token)
+        me = urllib.parse.quote(self.agent_id, safe="")
 
-class Client:
-    """A gateway client: submit, execute and read tasks; register agents."""
+        def beat():
+            while not stop.wait(heartbeat_s):
+                try:
+                    gateway.call("POST", f"/agents/{me}/heartbeat")
+                except (OSError, urllib.error.HTTPError):
+                    pass  # the next beat, or the next poll, says it is alive
+
+        threading.Thread(target=beat, daemon=True).start()
+        while not stop.is_set():
+            try:
+                work = gateway.call("POST", f"/agents/{me}/work?wait_ms={wait_ms}&lease_ms={lease_ms}")
+            except (OSError, urllib.error.HTTPError):
+                stop.wait(1.0)  # the gateway restarting: poll again shortly
+                continue
+            if work is None:
+                continue
+            task = urllib.parse.quote(work["task_id"], safe="")
+
+            def report(percent, message, task=task):
+                body = {"message": message}
+                if percent is not None:
+                    body["percent"] = max(0, min(100, int(percent)))
+                gateway.call("POST", f"/agents/{me}/work/{task}/progress", body)
+
+            status, answer = self.handle({"envelope": work["envelope"]}, report)
+            try:
+                if status == 200:
+                    gateway.call("POST", f"/agents/{me}/work/{task}/result", answer)
+                else:
+                    gateway.call("POST", f"/agents/{me}/work/{task}/fail", {"reason": answer.get("error", "")})
+            except urllib.error.HTTPError as error:
+                if error.code != 409:  # 409: the lease lapsed and the attempt moved on
+                    raise
+
+    def serve_nats(self, url: str, subject: str, queue: Optional[str] = None,
+                   stop: Optional[threading.Event] = None) -> None:
+        """Serves over NATS request/reply on `subject` (in queue group `queue`, so several
+        workers share it) until `stop` is set: needs the `nats-py` package. Progress goes to
+        the request's reply subject before the result."""
+        asyncio.run(self._serve_nats(url, subject, queue or self.agent_id, stop or threading.Event()))
+
+    async def _serve_nats(self, url: str, subject: str, queue: str, stop: threading.Event) -> None:
+        import nats  # an optional dependency: `pip install nats-py`
+
+        loop = asyncio.get_running_loop()
+        connection = await nats.connect(url)
+
+        async def on_request(message):
+            try:
+                body = json.loads(message.data)
+            except ValueError:
+                await message.respond(json.dumps({"error": "the body is not JSON"}).encode())
+                return
+
+            def report(percent, text):
+                progress = {"message": text}
+                if percent is not None:
+                    progress["percent"] = int(percent)
+                data = json.dumps({"progress": progress}).encode()
+                asyncio.run_coroutine_threadsafe(connection.publish(message.reply, data), loop).result()
+
+            status, answer = await asyncio.to_thread(self.handle, body if isinstance(body, dict) else {}, report)
+            await message.respond(json.dumps(answer).encode())
+
+        await connection.subscribe(subject, queue=queue, cb=on_request)
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        await connection.drain()
+
+
+class _Http:
+    """JSON over HTTP with a bearer token."""
 
     def __init__(self, base_url: str, token: str):
         self.base_url = base_url.rstrip("/")
         self.token = token
 
-    def _call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    def request(self, method: str, path: str, body: Any = None) -> urllib.request.Request:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        return request
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """The JSON answer, `None` for an empty one (204)."""
+        with urllib.request.urlopen(self.request(method, path, body), timeout=120) as response:
+            data = response.read()
+            return json.loads(data) if data else None
+
+
+class Client:
+    """A gateway client: submit, execute, read, wait for and follow tasks; register agents."""
+
+    def __init__(self, base_url: str, token: str):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self._http = _Http(base_url, token)
+
+    def _call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         try:
-            with urllib.request.urlopen(request) as response:
-                return json.loads(response.read())
+            return self._http.call(method, path, body) or {}
         except urllib.error.HTTPError as error:
             answer = json.loads(error.read() or b"{}")
             if error.code == 422 and "status" in answer:  # a refused task: its answer
                 return answer
             raise
+
+    def stream(self, task_id: str, from_version: int = 1) -> Iterator[Dict[str, Any]]:
+        """The task's events as they happen (Server-Sent Events), from `from_version`; ends
+        after its final event. Each is `{"type": …, "version": …, "data": <the event>}`."""
+        path = f"/tasks/{urllib.parse.quote(task_id, safe='')}/stream?from_version={from_version}"
+        request = self._http.request("GET", path)
+        request.add_header("Accept", "text/event-stream")
+        with urllib.request.urlopen(request, timeout=300) as response:
+            kind, data = None, []
+            for raw in response:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].strip())
+                elif line == "" and data:
+                    event = json.loads("\n".join(data))
+                    if kind != "error":
+                        yield {"type": kind, "version": event.get("version"), "data": event}
+                    kind, data = None, []
 
     def submit(self, capability: str, description: str, input: Any = None, timeout_ms: Optional[int] = None) -> str:
         body = {"capability": capability, "description": description, "input": input}
@@ -227,8 +360,59 @@ class Client:
                 return task
             time.sleep(poll_s)
 
-    def register(self, agent_id: str, capabilities, public_key: str, url: str, max_concurrency: int = 4):
+    def register(self, agent_id: str, capabilities, public_key: str, url: Optional[str] = None,
+                 max_concurrency: int = 4, pull: bool = False, nats_subject: Optional[str] = None):
+        """Registers an agent reached at `url` (HTTP), on `nats_subject`, or that pulls its work
+        (`pull=True`)."""
+        if pull:
+            transport = {"kind": "pull"}
+        elif nats_subject is not None:
+            transport = {"kind": "nats", "subject": nats_subject}
+        elif url is not None:
+            transport = {"kind": "http", "url": url}
+        else:
+            raise ValueError("give url, nats_subject or pull=True")
         return self._call("POST", "/agents", {"agent_id": agent_id, "capabilities": list(capabilities),
-                                              "public_key": public_key,
-                                              "transport": {"kind": "http", "url": url},
+                                              "public_key": public_key, "transport": transport,
                                               "max_concurrency": max_concurrency})
+
+
+class AsyncClient:
+    """`Client` for asyncio: the same calls, awaited (each runs in a worker thread)."""
+
+    def __init__(self, base_url: str, token: str):
+        self._client = Client(base_url, token)
+
+    async def submit(self, capability: str, description: str, input: Any = None,
+                     timeout_ms: Optional[int] = None) -> str:
+        return await asyncio.to_thread(self._client.submit, capability, description, input, timeout_ms)
+
+    async def execute(self, capability: str, description: str, input: Any = None,
+                      timeout_ms: Optional[int] = None) -> Dict[str, Any]:
+        return await asyncio.to_thread(self._client.execute, capability, description, input, timeout_ms)
+
+    async def task(self, task_id: str) -> Dict[str, Any]:
+        return await asyncio.to_thread(self._client.task, task_id)
+
+    async def wait(self, task_id: str, timeout_s: float = 60.0) -> Dict[str, Any]:
+        return await asyncio.to_thread(self._client.wait, task_id, timeout_s)
+
+    async def stream(self, task_id: str, from_version: int = 1):
+        """The task's events as they happen, as an async iterator."""
+        queue: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        done = object()
+
+        def pump():
+            try:
+                for event in self._client.stream(task_id, from_version):
+                    loop.call_soon_threadsafe(queue.put_nowait, event)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+
+        threading.Thread(target=pump, daemon=True).start()
+        while True:
+            event = await queue.get()
+            if event is done:
+                return
+            yield event

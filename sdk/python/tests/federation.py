@@ -1,6 +1,7 @@
 """Runs the SDK against a running federation (tests/python_sdk.rs starts it):
-    python federation.py BASE_URL OPERATOR_TOKEN PRODUCER_TOKEN FEDERATION_KEY WORKDIR
+    python federation.py BASE_URL OPERATOR_TOKEN PRODUCER_TOKEN FEDERATION_KEY WORKDIR PULLER_TOKEN
 Prints one JSON line per check."""
+import asyncio
 import json
 import os
 import socket
@@ -8,9 +9,9 @@ import sys
 import threading
 
 from nacl.signing import SigningKey
-from pantheon_agent import Agent, Client, ProtocolError, generate_key, verify_envelope
+from pantheon_agent import Agent, AsyncClient, Client, ProtocolError, generate_key, verify_envelope
 
-base, operator, producer, federation, workdir = sys.argv[1:6]
+base, operator, producer, federation, workdir, agent_token = sys.argv[1:7]
 
 
 def free_port():
@@ -82,3 +83,37 @@ def forge(task):
 admin.register("forger", ["forge"], forger_key, start(forger))
 forged = client.execute("forge", "forge it", "x", timeout_ms=3_000)
 print(json.dumps({"check": "forged result", "status": forged["status"], "reason": forged.get("end_reason")}))
+
+# A pull worker: no address, it polls the gateway; its handler reports progress.
+puller_public = generate_key(os.path.join(workdir, "puller.key"))
+puller = Agent("puller", federation_key=federation, key_file=os.path.join(workdir, "puller.key"))
+
+
+@puller.capability("pull-shout")
+def pull_shout(task):
+    task.progress(50, "halfway")
+    return str(task.input).upper()
+
+
+admin.register("puller", ["pull-shout"], puller_public, pull=True)
+stop = threading.Event()
+threading.Thread(target=puller.pull, args=(base, agent_token), kwargs={"wait_ms": 2_000}, daemon=True).start()
+pulled_id = client.submit("pull-shout", "pull it", "pulled", timeout_ms=20_000)
+# Followed as a stream of events, to its end.
+streamed = [event["type"] for event in client.stream(pulled_id)]
+pulled = client.task(pulled_id)
+print(json.dumps({"check": "pulled", "status": pulled["status"], "output": pulled.get("output"),
+                  "agent": pulled.get("agent_id"), "streamed": streamed}))
+
+
+# The same from asyncio.
+async def from_asyncio():
+    async_client = AsyncClient(base, producer)
+    task_id = await async_client.submit("shout", "async", "hey", timeout_ms=20_000)
+    types = [event["type"] async for event in async_client.stream(task_id)]
+    return (await async_client.wait(task_id))["status"], types
+
+
+status, types = asyncio.run(from_asyncio())
+print(json.dumps({"check": "async", "status": status, "streamed": types}))
+stop.set()
