@@ -18,6 +18,12 @@ async fn the_live_api_survives_a_fuzz_run_from_its_document() {
         .arg(script)
         .arg(&gw.base)
         .arg(&gw.admin)
+        // Pull work needs a pipeline, which this test gateway has not (it answers 404 here):
+        // those endpoints are fuzzed against `pantheon up` (tests/cli_schemathesis.rs).
+        .args(["--exclude-operation-id", "pollWork"])
+        .args(["--exclude-operation-id", "postWorkResult"])
+        .args(["--exclude-operation-id", "postWorkProgress"])
+        .args(["--exclude-operation-id", "failWork"])
         .output()
         .await
         .expect("run schemathesis.sh");

@@ -96,13 +96,19 @@ fn invalid(field: &str, message: impl Into<String>) -> Error {
     Error::InvalidBody { field: Some(field.into()), message: message.into(), unknown_field: false }
 }
 
-/// The board, and the agent the token may work as.
-fn worker(state: &AppState, principal: &Principal, id: &str) -> Result<(Arc<dyn PullWork>, AgentId)> {
+/// The agent the token may work as.
+fn as_agent(principal: &Principal, id: &str) -> Result<AgentId> {
     principal.require(Permission::Work)?;
     let agent = AgentId::new(id).map_err(|_| Error::NotFound { what: format!("agent {id}") })?;
     if principal.subject != agent.as_str() && !principal.has(Permission::Admin) {
         return Err(Error::Forbidden { permission: "work (as the agent the token's subject names)" });
     }
+    Ok(agent)
+}
+
+/// The board, and the agent the token may work as.
+fn worker(state: &AppState, principal: &Principal, id: &str) -> Result<(Arc<dyn PullWork>, AgentId)> {
+    let agent = as_agent(principal, id)?;
     let board = state.config.pull.clone().ok_or_else(|| Error::NotFound {
         what: "pull work on this gateway (it runs without a pipeline)".into(),
     })?;
@@ -193,7 +199,20 @@ pub(crate) async fn heartbeat(
     Extension(principal): Extension<Arc<Principal>>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode> {
-    let (board, agent) = worker(&state, &principal, &id)?;
-    board.heartbeat(agent).await;
+    let agent = as_agent(&principal, &id)?;
+    match (&state.config.pull, &state.read) {
+        (Some(board), _) => board.heartbeat(agent).await,
+        // No pipeline here: the beat still goes to the liveness table the health reader reads.
+        (None, Some(read)) => {
+            projections::LivenessTable::new(read.db.clone())
+                .beat(agent.as_str(), events::now_ms(), 0)
+                .await?;
+        }
+        (None, None) => {
+            return Err(Error::NotFound {
+                what: "heartbeats on this gateway (it has no read models)".into(),
+            });
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
