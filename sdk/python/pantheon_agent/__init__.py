@@ -20,6 +20,8 @@ events (`stream`); `AsyncClient` does the same from asyncio.
 """
 
 import asyncio
+import http.client
+import io
 import json
 import os
 import threading
@@ -283,6 +285,8 @@ class _Http:
     def __init__(self, base_url: str, token: str):
         self.base_url = base_url.rstrip("/")
         self.token = token
+        self._prefix = urllib.parse.urlsplit(self.base_url).path
+        self._local = threading.local()
 
     def request(self, method: str, path: str, body: Any = None) -> urllib.request.Request:
         data = None if body is None else json.dumps(body).encode()
@@ -293,10 +297,32 @@ class _Http:
         return request
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        """The JSON answer, `None` for an empty one (204)."""
-        with urllib.request.urlopen(self.request(method, path, body), timeout=120) as response:
-            data = response.read()
-            return json.loads(data) if data else None
+        """The JSON answer, `None` for an empty one (204). Each thread keeps one connection
+        open (HTTP/1.1 keep-alive): a worker's polls and results skip a TCP handshake each."""
+        connection = getattr(self._local, "connection", None)
+        for fresh in (connection is None, True):
+            if fresh:
+                parsed = urllib.parse.urlsplit(self.base_url)
+                kind = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
+                connection = kind(parsed.netloc, timeout=120)
+                self._local.connection = connection
+            data = None if body is None else json.dumps(body).encode()
+            headers = {"Authorization": f"Bearer {self.token}"}
+            if data is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                connection.request(method, self._prefix + path, body=data, headers=headers)
+                response = connection.getresponse()
+                answer = response.read()
+            except (http.client.HTTPException, ConnectionError):
+                connection.close()
+                if fresh:
+                    raise
+                continue  # the server closed a kept connection: once more on a new one
+            if response.status >= 400:
+                raise urllib.error.HTTPError(self.base_url + path, response.status, response.reason,
+                                             response.headers, io.BytesIO(answer))
+            return json.loads(answer) if answer else None
 
 
 class Client:
