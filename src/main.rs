@@ -49,6 +49,8 @@ pub(crate) enum Command {
     Archive(cli::archive::ArchiveArgs),
     /// Keys: a new agent key pair, the federation's public key.
     Keys(cli::keys::KeysArgs),
+    /// The federation: `federation key` prints the public key agents verify envelopes with.
+    Federation(cli::keys::FederationArgs),
     /// A bearer token for the gateway (`--role operator --sub ci --ttl 1h`).
     Token(cli::token::TokenArgs),
     /// Check the configuration `pantheon up` would load (`config check`).
@@ -78,7 +80,9 @@ impl Command {
     fn backend(&self) -> &cli::up::BackendArgs {
         static NONE: std::sync::OnceLock<cli::up::BackendArgs> = std::sync::OnceLock::new();
         match self {
-            Self::Keys(_) | Self::Token(_) | Self::Config(_) => NONE.get_or_init(cli::up::BackendArgs::none),
+            Self::Keys(_) | Self::Federation(_) | Self::Token(_) | Self::Config(_) => {
+                NONE.get_or_init(cli::up::BackendArgs::none)
+            }
             Self::Events(args) => &args.backend,
             Self::Audit(args) => &args.backend,
             Self::Archive(args) => &args.backend,
@@ -111,6 +115,7 @@ impl Command {
             | Self::Submit(_)
             | Self::Bench(_)
             | Self::Keys(_)
+            | Self::Federation(_)
             | Self::Token(_)
             | Self::Config(_) => false,
         }
@@ -216,6 +221,7 @@ async fn run_command(cli: &Cli) -> anyhow::Result<()> {
         Command::Audit(args) => cli::audit::run(cli, args).await,
         Command::Archive(args) => cli::archive::run(cli, args).await,
         Command::Keys(args) => cli::keys::run(cli, args),
+        Command::Federation(args) => cli::keys::run_federation(cli, args),
         Command::Token(args) => cli::token::run(cli, args),
         Command::Config(args) => cli::config::run(cli, args),
         Command::Projections(args) => cli::projections::run(cli, args).await,

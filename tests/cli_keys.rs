@@ -42,4 +42,8 @@ fn a_new_agent_key_and_the_federation_key() {
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["public_key"], federation.public_key().to_string());
     assert_eq!(answer["key_id"], federation.public_key().key_id());
+    // The same by the name `pantheon federation key`.
+    let out = pantheon(&data).args(["federation", "key"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), federation.public_key().to_string());
 }

@@ -39,6 +39,29 @@ pub(crate) enum KeysCommand {
     },
 }
 
+/// `pantheon federation <command>`: the federation's own key, by the name agents' authors look
+/// for (the same as `pantheon keys federation`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct FederationArgs {
+    #[command(subcommand)]
+    pub(crate) command: FederationCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FederationCommand {
+    /// Print the federation's public key: agents verify sealed envelopes and passports with it.
+    Key {
+        /// Print it as JSON (`{"public_key": …, "key_id": …}`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run_federation(cli: &Cli, args: &FederationArgs) -> anyhow::Result<()> {
+    let FederationCommand::Key { json } = args.command;
+    run(cli, &KeysArgs { command: KeysCommand::Federation { json } })
+}
+
 pub(crate) fn run(cli: &Cli, args: &KeysArgs) -> anyhow::Result<()> {
     match &args.command {
         KeysCommand::New { file, json } => {
