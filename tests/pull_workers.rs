@@ -210,3 +210,62 @@ async fn a_pull_worker_takes_work_holds_a_lease_and_answers() {
     assert!(view["health"]["last_heartbeat_ms"].as_i64().is_some_and(|t| t > 0), "{view}");
     assert_eq!(view["transport"], "pull");
 }
+
+/// The Rust SDK's pull mode: a worker with no address answers tasks through its polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_sdk_works_as_a_pull_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_up, base, client) = up_with_gateway(dir.path()).await;
+    let (operator, producer) = (token(dir.path(), "operator"), token(dir.path(), "producer"));
+    let federation = KeyPair::load(&dir.path().join("federation.key")).unwrap().public_key();
+    let seed = [4u8; 32];
+    let registered = client
+        .post(format!("{base}/agents"))
+        .bearer_auth(&operator)
+        .json(&json!({
+            "agent_id": "sdk-puller",
+            "capabilities": ["reverse"],
+            "public_key": KeyPair::from_seed(seed).public_key().to_string(),
+            "transport": {"kind": "pull"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let agent_token = String::from_utf8(
+        pantheon(dir.path())
+            .args(["token", "--role", "agent", "--sub", "sdk-puller"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let agent = pantheon_agent::Agent::new("sdk-puller", KeyPair::from_seed(seed), federation)
+        .capability("reverse", |task| {
+            Ok(json!(task.input.as_str().unwrap_or_default().chars().rev().collect::<String>()))
+        });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = {
+        let (base, stop) = (base.clone(), stop.clone());
+        tokio::spawn(async move { agent.pull(&base, &agent_token, stop.cancelled_owned()).await })
+    };
+    for word in ["drawer", "stressed"] {
+        let done: Value = client
+            .post(format!("{base}/tasks/execute"))
+            .bearer_auth(&producer)
+            .json(&json!({"capability": "reverse", "description": "reverse it", "input": word}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(done["status"], "completed", "{done}");
+        assert_eq!(done["output"], word.chars().rev().collect::<String>());
+        assert_eq!(done["agent_id"], "sdk-puller");
+    }
+    stop.cancel();
+    worker.await.unwrap().expect("the worker stops cleanly");
+}

@@ -4,7 +4,9 @@
 //! an [`Agent`] holds its key and the federation's public key, handlers by capability, checks
 //! every sealed envelope (the federation's seal, sealed for this agent, not expired) before a
 //! handler runs, and answers the handler's output as a result signed with its key. It is
-//! served over HTTP as the federation calls it (`POST` of `{"envelope": …}`).
+//! served over HTTP as the federation calls it (`POST` of `{"envelope": …}`, [`Agent::serve`]),
+//! or works as a pull worker that long-polls the gateway for its work ([`Agent::pull`]: no
+//! address needed).
 //!
 //! ```no_run
 //! use pantheon_agent::Agent;
@@ -132,6 +134,95 @@ impl Agent {
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         axum::serve(listener, self.router()).await
     }
+
+    /// Works as a pull worker until `stop` resolves: long-polls `base_url`'s gateway for the
+    /// attempts offered to this agent (registered with transport `pull`; `token` is a token of
+    /// role `agent` whose subject is the agent's id), checks each envelope, runs the handler,
+    /// posts the signed result (or why it failed), and heartbeats every 5 s so its leases hold.
+    /// A gateway that does not answer is polled again a second later.
+    pub async fn pull(
+        self,
+        base_url: &str,
+        token: &str,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), PullError> {
+        // reqwest is built without a TLS provider of its own: ring, as the rest of the tree.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder().build().map_err(|e| PullError(e.to_string()))?;
+        let base = format!("{}/agents/{}", base_url.trim_end_matches('/'), self.id);
+        let beats = {
+            let (client, url, token) = (client.clone(), format!("{base}/heartbeat"), token.to_string());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    every.tick().await;
+                    let _ = client.post(&url).bearer_auth(&token).send().await;
+                }
+            })
+        };
+        tokio::pin!(stop);
+        let outcome = loop {
+            let poll = client.post(format!("{base}/work?wait_ms=25000")).bearer_auth(token).send();
+            let answer = tokio::select! {
+                () = &mut stop => break Ok(()),
+                answer = poll => answer,
+            };
+            let work: Value = match answer {
+                Ok(answer) if answer.status() == reqwest::StatusCode::NO_CONTENT => continue,
+                Ok(answer) if answer.status().is_success() => match answer.json().await {
+                    Ok(work) => work,
+                    Err(error) => break Err(PullError(format!("the gateway's offer is not JSON: {error}"))),
+                },
+                Ok(answer) if answer.status().is_client_error() => {
+                    let status = answer.status();
+                    break Err(PullError(format!(
+                        "the gateway refused the poll ({status}): {}",
+                        answer.text().await.unwrap_or_default()
+                    )));
+                }
+                _ => {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let task = work["task_id"].as_str().unwrap_or_default().to_string();
+            let posted = match self.answer(&serde_json::json!({ "envelope": work["envelope"] })) {
+                Ok(result) => {
+                    client
+                        .post(format!("{base}/work/{task}/result"))
+                        .bearer_auth(token)
+                        .json(&result)
+                        .send()
+                        .await
+                }
+                Err((_, reason)) => {
+                    client
+                        .post(format!("{base}/work/{task}/fail"))
+                        .bearer_auth(token)
+                        .json(&serde_json::json!({ "reason": reason }))
+                        .send()
+                        .await
+                }
+            };
+            // 409: the lease lapsed and the attempt moved on; anything else is the gateway's
+            // to recover from, and the next poll goes on.
+            if let Err(error) = posted {
+                warn(&error.to_string());
+            }
+        };
+        beats.abort();
+        outcome
+    }
+}
+
+/// A pull worker that cannot go on: the gateway refused it (a bad token, an unknown agent).
+#[derive(Debug, thiserror::Error)]
+#[error("pull worker: {0}")]
+pub struct PullError(String);
+
+/// Reports a failed post on standard error (the SDK carries no logging framework).
+fn warn(message: &str) {
+    eprintln!("pantheon-agent: posting an answer failed: {message}");
 }
 
 #[cfg(test)]
