@@ -269,3 +269,115 @@ async fn the_rust_sdk_works_as_a_pull_worker() {
     stop.cancel();
     worker.await.unwrap().expect("the worker stops cleanly");
 }
+
+/// On NATS a worker may poll any process: two processes share the phases' work, the worker
+/// polls only the second, and the attempts the first one's execution phase offered reach it
+/// too (asked for over NATS), their results passed back to the process that holds the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_polling_one_process_gets_the_offers_of_all_on_nats() {
+    let nats = testkit::nats_server::NatsServer::start().expect("nats-server");
+    let root = tempfile::tempdir().unwrap();
+    let (federation, gateway_key) = (KeyPair::generate(), KeyPair::generate());
+    const SECRET: &str = "a-secret-of-the-pull-test-0123456789abcdef";
+    let mut ports = Vec::new();
+    let mut ups = Vec::new();
+    for name in ["a", "b"] {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        federation.save(&dir.join("federation.key")).unwrap();
+        gateway_key.save(&dir.join("gateway.key")).unwrap();
+        std::fs::write(dir.join("auth.json"), format!(r#"{{"hs256_secrets": ["{SECRET}"]}}"#)).unwrap();
+        let port = common::free_port();
+        ups.push(common::Guard(
+            pantheon(&dir)
+                .args(["up", "--nats", &nats.url(), "--http", &format!("127.0.0.1:{port}")])
+                .arg("--auth-config")
+                .arg(dir.join("auth.json"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        ));
+        ports.push(port);
+    }
+    gateway::webhooks::install_crypto_provider();
+    let client = reqwest::Client::new();
+    for port in &ports {
+        let started = Instant::now();
+        while !client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(started.elapsed() < Duration::from_secs(60), "up never became ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let issue = |sub: &str, role: &str| {
+        gateway::auth::issue_hs256_token(SECRET.as_bytes(), sub, &[role], 3_600).unwrap()
+    };
+    let (a, b) = (format!("http://127.0.0.1:{}", ports[0]), format!("http://127.0.0.1:{}", ports[1]));
+    let seed = [5u8; 32];
+    let registered = client
+        .post(format!("{a}/agents"))
+        .bearer_auth(issue("ops", "operator"))
+        .json(&json!({
+            "agent_id": "roamer",
+            "capabilities": ["upper"],
+            "public_key": KeyPair::from_seed(seed).public_key().to_string(),
+            "transport": {"kind": "pull"},
+            "max_concurrency": 16,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    // The other process takes the registration up within its registry refresh.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let agent = pantheon_agent::Agent::new("roamer", KeyPair::from_seed(seed), federation.public_key())
+        .capability("upper", |task| Ok(json!(task.input.as_str().unwrap_or_default().to_uppercase())));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = {
+        let (b, stop, token) = (b.clone(), stop.clone(), issue("roamer", "agent"));
+        tokio::spawn(async move { agent.pull(&b, &token, stop.cancelled_owned()).await })
+    };
+    let producer = issue("a-new-user", "producer");
+    for n in 0..12 {
+        let done: Value = client
+            .post(format!("{a}/tasks/execute"))
+            .bearer_auth(&producer)
+            .json(&json!({"capability": "upper", "description": "shout", "input": format!("task {n}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(done["status"], "completed", "{done}");
+        assert_eq!(done["output"], format!("TASK {n}"));
+    }
+    // Attempts ran in both processes' execution phases, though the worker polled only b.
+    let admin = issue("root", "admin");
+    for base in [&a, &b] {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let results: f64 = metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("pantheon_agent_attempts_total{agent=\"roamer\",outcome=\"result\"} ")
+            })
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0);
+        assert!(results >= 1.0, "{base} ran none of the attempts:\n{metrics}");
+    }
+    stop.cancel();
+    worker.await.unwrap().expect("the worker stops cleanly");
+}

@@ -19,9 +19,12 @@
 //! **Liveness.** Each poll and heartbeat notes the agent in the liveness table, so a pull
 //! agent's health follows its polling: one that stops is stale, then lost, then left out.
 //!
-//! **Where offers live.** In the process whose execution phase took the attempt: a worker
-//! polls that process's gateway. With several processes, run each worker against every
-//! process (or against one process that alone hosts the pull agents' executions).
+//! **Where offers live.** In the process whose execution phase took the attempt. On NATS a
+//! worker may poll any process of the federation: a poll that finds nothing here asks the
+//! others (`pantheon.pull.take.<agent>`: the first process to answer with a claim wins, a
+//! later claim is released at once), and the worker's result, failure, progress and
+//! heartbeats reach the process that holds its lease the same way (`pantheon.pull.op.<task>`,
+//! `pantheon.pull.beat.<agent>`). Without NATS (the embedded default) there is one process.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -29,6 +32,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use events::{AgentId, SealedEnvelope, SignedResult, TaskId};
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::agents::{AgentEndpoint, AgentFailure, Progress};
@@ -48,6 +53,43 @@ pub const POLL_WAIT_MS_MAX: u64 = 60_000;
 /// How often a waiting attempt looks at its lease.
 const LEASE_CHECK_MS: u64 = 200;
 
+/// How often a poll that finds nothing asks the other processes (on NATS).
+const REMOTE_TAKE_EVERY_MS: u64 = 250;
+
+/// How long a poll waits for another process's claim.
+const REMOTE_ANSWER_MS: u64 = 100;
+
+/// How long a worker's call waits for the process that holds its lease.
+const REMOTE_OP_MS: u64 = 2_000;
+
+/// The subjects of pull work between a federation's processes.
+const SUBJECT_TAKE: &str = "pantheon.pull.take";
+const SUBJECT_OP: &str = "pantheon.pull.op";
+const SUBJECT_BEAT: &str = "pantheon.pull.beat";
+const SUBJECT_RELEASE: &str = "pantheon.pull.release";
+
+/// A claim as one process hands it to another.
+#[derive(Serialize, Deserialize)]
+struct RemoteClaim {
+    envelope: SealedEnvelope,
+    lease_ms: u64,
+}
+
+/// A worker's call passed on to the process that holds its lease.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum RemoteOp {
+    Complete { agent: AgentId, result: Box<SignedResult> },
+    Fail { agent: AgentId, reason: String },
+    Progress { agent: AgentId, percent: Option<u8>, message: String },
+}
+
+/// The holder's answer: `None` when it took the call.
+#[derive(Serialize, Deserialize)]
+struct RemoteAnswer {
+    error: Option<PullError>,
+}
+
 /// Work handed to a worker.
 #[derive(Clone, Debug)]
 pub struct Claim {
@@ -62,7 +104,7 @@ pub struct Claim {
 }
 
 /// Why the board refused a worker's call.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum PullError {
     /// The worker holds no lease on this task's current attempt (never claimed, lapsed,
     /// answered already, or the attempt moved on).
@@ -140,6 +182,8 @@ struct Queue {
 pub struct PullBoard {
     queues: Mutex<HashMap<AgentId, Queue>>,
     liveness: Option<projections::LivenessTable>,
+    /// The federation's other processes, on NATS.
+    nats: Option<async_nats::Client>,
 }
 
 impl std::fmt::Debug for PullBoard {
@@ -149,9 +193,10 @@ impl std::fmt::Debug for PullBoard {
 }
 
 impl PullBoard {
-    /// A board that notes polls and heartbeats in `liveness` (when there is a read model).
-    pub fn new(liveness: Option<projections::LivenessTable>) -> Self {
-        Self { queues: Mutex::default(), liveness }
+    /// A board that notes polls and heartbeats in `liveness` (when there is a read model) and
+    /// reaches the federation's other processes on `nats` (when it runs on NATS).
+    pub fn new(liveness: Option<projections::LivenessTable>, nats: Option<async_nats::Client>) -> Self {
+        Self { queues: Mutex::default(), liveness, nats }
     }
 
     fn with_queue<T>(&self, agent: &AgentId, f: impl FnOnce(&mut Queue) -> T) -> Option<T> {
@@ -190,9 +235,34 @@ impl PullBoard {
         let in_flight = self.with_queue(agent, |q| q.leased.len()).unwrap_or(0);
         self.seen(agent, u32::try_from(in_flight).unwrap_or(u32::MAX)).await;
         loop {
-            let (claimed, notify) = self.with_queue(agent, |queue| {
+            if let Some(claim) = self.take_now(agent, lease) {
+                return Some(claim);
+            }
+            if let Some(nats) = &self.nats
+                && let Some(claim) = take_remote(nats, agent, lease).await
+            {
+                return Some(claim);
+            }
+            let notify = self.with_queue(agent, |queue| Arc::clone(&queue.notify))?;
+            let until = match self.nats {
+                Some(_) => {
+                    deadline.min(tokio::time::Instant::now() + Duration::from_millis(REMOTE_TAKE_EVERY_MS))
+                }
+                None => deadline,
+            };
+            if tokio::time::timeout_at(until, notify.notified()).await.is_err()
+                && tokio::time::Instant::now() >= deadline
+            {
+                return None;
+            }
+        }
+    }
+
+    /// Claims the oldest offer held here, if any, without waiting.
+    fn take_now(&self, agent: &AgentId, lease: Duration) -> Option<Claim> {
+        let claimed = self
+            .with_queue(agent, |queue| {
                 queue.leased.retain(|_, offer| offer.open());
-                let mut claimed = None;
                 while let Some(offer) = queue.waiting.pop_front() {
                     if !offer.open() {
                         continue;
@@ -201,24 +271,44 @@ impl PullBoard {
                         *held = Some((tokio::time::Instant::now() + lease, lease));
                     }
                     queue.leased.insert(offer.task_id(), Arc::clone(&offer));
-                    claimed = Some(offer);
-                    break;
+                    return Some(offer);
                 }
-                (claimed, Arc::clone(&queue.notify))
-            })?;
-            if let Some(offer) = claimed {
-                let envelope = offer.envelope.clone();
-                return Some(Claim {
-                    task_id: envelope.envelope.task_id,
-                    attempt: envelope.envelope.attempt,
-                    envelope,
-                    lease_ms: u64::try_from(lease.as_millis()).unwrap_or(LEASE_MS_MAX),
-                });
-            }
-            if tokio::time::timeout_at(deadline, notify.notified()).await.is_err() {
-                return None;
+                None
+            })
+            .flatten()?;
+        let envelope = claimed.envelope.clone();
+        Some(Claim {
+            task_id: envelope.envelope.task_id,
+            attempt: envelope.envelope.attempt,
+            envelope,
+            lease_ms: u64::try_from(lease.as_millis()).unwrap_or(LEASE_MS_MAX),
+        })
+    }
+
+    /// Puts a claimed offer back at the head of its queue (a claim another process's poll
+    /// made but did not hand on).
+    fn release(&self, task_id: TaskId) {
+        let Ok(mut queues) = self.queues.lock() else { return };
+        for queue in queues.values_mut() {
+            if let Some(offer) = queue.leased.remove(&task_id) {
+                if let Ok(mut held) = offer.lease.lock() {
+                    *held = None;
+                }
+                queue.waiting.push_front(offer);
+                queue.notify.notify_one();
+                return;
             }
         }
+    }
+
+    /// Renews the leases `agent` holds here.
+    fn renew(&self, agent: &AgentId) -> usize {
+        self.with_queue(agent, |queue| {
+            queue.leased.retain(|_, offer| offer.open());
+            queue.leased.values().for_each(|offer| offer.renew());
+            queue.leased.len()
+        })
+        .unwrap_or(0)
     }
 
     fn leased(&self, agent: &AgentId, task_id: TaskId) -> Result<Arc<Offer>, PullError> {
@@ -227,8 +317,28 @@ impl PullBoard {
             .ok_or_else(|| PullError::NotLeased { agent: agent.to_string(), task_id })
     }
 
-    /// The worker's result for its leased attempt of `task_id`.
-    pub fn complete(&self, agent: &AgentId, task_id: TaskId, result: SignedResult) -> Result<(), PullError> {
+    /// The worker's result for its leased attempt of `task_id` (passed on to the process
+    /// that holds the lease, on NATS).
+    pub async fn complete(
+        &self,
+        agent: &AgentId,
+        task_id: TaskId,
+        result: SignedResult,
+    ) -> Result<(), PullError> {
+        match self.complete_here(agent, task_id, result.clone()) {
+            Err(PullError::NotLeased { .. }) if self.nats.is_some() => {
+                self.remote(
+                    task_id,
+                    RemoteOp::Complete { agent: agent.clone(), result: Box::new(result) },
+                    agent,
+                )
+                .await
+            }
+            done => done,
+        }
+    }
+
+    fn complete_here(&self, agent: &AgentId, task_id: TaskId, result: SignedResult) -> Result<(), PullError> {
         let offer = self.leased(agent, task_id)?;
         let (claimed, envelope) = (&result.result, &offer.envelope.envelope);
         if claimed.task_id != envelope.task_id
@@ -251,7 +361,16 @@ impl PullBoard {
 
     /// The worker gives up its leased attempt of `task_id`: the attempt fails with `reason`
     /// (the agent's fault).
-    pub fn fail(&self, agent: &AgentId, task_id: TaskId, reason: String) -> Result<(), PullError> {
+    pub async fn fail(&self, agent: &AgentId, task_id: TaskId, reason: String) -> Result<(), PullError> {
+        match self.fail_here(agent, task_id, reason.clone()) {
+            Err(PullError::NotLeased { .. }) if self.nats.is_some() => {
+                self.remote(task_id, RemoteOp::Fail { agent: agent.clone(), reason }, agent).await
+            }
+            done => done,
+        }
+    }
+
+    fn fail_here(&self, agent: &AgentId, task_id: TaskId, reason: String) -> Result<(), PullError> {
         let offer = self.leased(agent, task_id)?;
         self.forget(agent, task_id);
         if offer.answer(Err(AgentFailure::agent(reason))) {
@@ -262,7 +381,23 @@ impl PullBoard {
     }
 
     /// Progress of the worker's leased attempt of `task_id` (renews the lease).
-    pub fn progress(
+    pub async fn progress(
+        &self,
+        agent: &AgentId,
+        task_id: TaskId,
+        percent: Option<u8>,
+        message: String,
+    ) -> Result<(), PullError> {
+        match self.progress_here(agent, task_id, percent, message.clone()) {
+            Err(PullError::NotLeased { .. }) if self.nats.is_some() => {
+                self.remote(task_id, RemoteOp::Progress { agent: agent.clone(), percent, message }, agent)
+                    .await
+            }
+            done => done,
+        }
+    }
+
+    fn progress_here(
         &self,
         agent: &AgentId,
         task_id: TaskId,
@@ -276,16 +411,139 @@ impl PullBoard {
         Ok(())
     }
 
-    /// A heartbeat of `agent`'s worker: renews every lease it holds and notes it alive.
+    /// A heartbeat of `agent`'s worker: renews every lease it holds (here, and in the other
+    /// processes on NATS) and notes it alive.
     pub async fn heartbeat(&self, agent: &AgentId) {
-        let in_flight = self
-            .with_queue(agent, |queue| {
-                queue.leased.retain(|_, offer| offer.open());
-                queue.leased.values().for_each(|offer| offer.renew());
-                queue.leased.len()
-            })
-            .unwrap_or(0);
+        let in_flight = self.renew(agent);
+        if let Some(nats) = &self.nats {
+            let _ = nats.publish(format!("{SUBJECT_BEAT}.{agent}"), Vec::new().into()).await;
+        }
         self.seen(agent, u32::try_from(in_flight).unwrap_or(u32::MAX)).await;
+    }
+
+    /// Passes a worker's call on to the process that holds the lease; `NotLeased` when none
+    /// answers.
+    async fn remote(&self, task_id: TaskId, op: RemoteOp, agent: &AgentId) -> Result<(), PullError> {
+        let not_leased = || PullError::NotLeased { agent: agent.to_string(), task_id };
+        let Some(nats) = &self.nats else { return Err(not_leased()) };
+        let Ok(body) = serde_json::to_vec(&op) else { return Err(not_leased()) };
+        let request = nats.request(format!("{SUBJECT_OP}.{task_id}"), body.into());
+        match tokio::time::timeout(Duration::from_millis(REMOTE_OP_MS), request).await {
+            Ok(Ok(reply)) => match serde_json::from_slice::<RemoteAnswer>(&reply.payload) {
+                Ok(RemoteAnswer { error: None }) => Ok(()),
+                Ok(RemoteAnswer { error: Some(error) }) => Err(error),
+                Err(_) => Err(not_leased()),
+            },
+            _ => Err(not_leased()),
+        }
+    }
+}
+
+/// Asks the other processes for an offer to `agent`: the first claim within
+/// [`REMOTE_ANSWER_MS`] is taken, any later one released.
+async fn take_remote(nats: &async_nats::Client, agent: &AgentId, lease: Duration) -> Option<Claim> {
+    let inbox = nats.new_inbox();
+    let mut replies = nats.subscribe(inbox.clone()).await.ok()?;
+    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(LEASE_MS_MAX);
+    nats.publish_with_reply(format!("{SUBJECT_TAKE}.{agent}"), inbox, lease_ms.to_string().into())
+        .await
+        .ok()?;
+    let first =
+        tokio::time::timeout(Duration::from_millis(REMOTE_ANSWER_MS), replies.next()).await.ok()??;
+    let claim: RemoteClaim = serde_json::from_slice(&first.payload).ok()?;
+    // Another process may have claimed too: what comes after the first is given back.
+    let nats = nats.clone();
+    tokio::spawn(async move {
+        let window = tokio::time::sleep(Duration::from_millis(REMOTE_ANSWER_MS));
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                () = &mut window => break,
+                extra = replies.next() => {
+                    let Some(extra) = extra else { break };
+                    if let Ok(extra) = serde_json::from_slice::<RemoteClaim>(&extra.payload) {
+                        let task = extra.envelope.envelope.task_id;
+                        let _ = nats.publish(format!("{SUBJECT_RELEASE}.{task}"), Vec::new().into()).await;
+                    }
+                }
+            }
+        }
+    });
+    let envelope = claim.envelope;
+    Some(Claim {
+        task_id: envelope.envelope.task_id,
+        attempt: envelope.envelope.attempt,
+        envelope,
+        lease_ms: claim.lease_ms,
+    })
+}
+
+/// Serves the other processes' calls on this process's offers until `shutdown` (on NATS):
+/// takes, the workers' results, failures and progress for leases held here, heartbeats and
+/// releases.
+pub(crate) async fn serve_remote(
+    board: Arc<PullBoard>,
+    nats: async_nats::Client,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let subscribed = async {
+        Ok::<_, async_nats::SubscribeError>((
+            nats.subscribe(format!("{SUBJECT_TAKE}.*")).await?,
+            nats.subscribe(format!("{SUBJECT_OP}.*")).await?,
+            nats.subscribe(format!("{SUBJECT_BEAT}.*")).await?,
+            nats.subscribe(format!("{SUBJECT_RELEASE}.*")).await?,
+        ))
+    };
+    let (mut takes, mut ops, mut beats, mut releases) = match subscribed.await {
+        Ok(subscriptions) => subscriptions,
+        Err(error) => {
+            tracing::warn!(%error, "pull work is not shared with the other processes");
+            return;
+        }
+    };
+    let last = |subject: &str| subject.rsplit('.').next().unwrap_or_default().to_string();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(message) = takes.next() => {
+                let (Ok(agent), Some(reply)) = (AgentId::new(last(&message.subject)), message.reply) else { continue };
+                let lease_ms = std::str::from_utf8(&message.payload).ok().and_then(|t| t.parse().ok()).unwrap_or(LEASE_MS_DEFAULT);
+                if let Some(claim) = board.take_now(&agent, Duration::from_millis(lease_ms)) {
+                    let answer = RemoteClaim { envelope: claim.envelope, lease_ms: claim.lease_ms };
+                    match serde_json::to_vec(&answer) {
+                        Ok(body) => { let _ = nats.publish(reply, body.into()).await; }
+                        Err(_) => board.release(claim.task_id),
+                    }
+                }
+            }
+            Some(message) = ops.next() => {
+                let (Ok(task_id), Some(reply)) = (last(&message.subject).parse::<TaskId>(), message.reply) else { continue };
+                let Ok(op) = serde_json::from_slice::<RemoteOp>(&message.payload) else { continue };
+                let done = match op {
+                    RemoteOp::Complete { agent, result } => board.complete_here(&agent, task_id, *result),
+                    RemoteOp::Fail { agent, reason } => board.fail_here(&agent, task_id, reason),
+                    RemoteOp::Progress { agent, percent, message } => board.progress_here(&agent, task_id, percent, message),
+                };
+                // Silent when the lease is not held here: the process that holds it answers.
+                if matches!(done, Err(PullError::NotLeased { .. })) {
+                    continue;
+                }
+                if let Ok(body) = serde_json::to_vec(&RemoteAnswer { error: done.err() }) {
+                    let _ = nats.publish(reply, body.into()).await;
+                }
+            }
+            Some(message) = beats.next() => {
+                if let Ok(agent) = AgentId::new(last(&message.subject)) {
+                    board.renew(&agent);
+                }
+            }
+            Some(message) = releases.next() => {
+                if let Ok(task_id) = last(&message.subject).parse::<TaskId>() {
+                    board.release(task_id);
+                }
+            }
+            else => break,
+        }
     }
 }
 
@@ -373,7 +631,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_worker_takes_an_offer_and_its_result_answers_the_attempt_once() {
-        let board = Arc::new(PullBoard::new(None));
+        let board = Arc::new(PullBoard::new(None, None));
         let agent = AgentId::new("worker").unwrap();
         let endpoint = PullAgent { board: Arc::clone(&board), agent: agent.clone() };
         let envelope = sealed(&agent, 1);
@@ -388,18 +646,18 @@ mod tests {
         // Nothing more to take.
         assert!(board.take(&agent, Duration::from_millis(50), Duration::from_secs(5)).await.is_none());
         let key = KeyPair::generate();
-        board.complete(&agent, claim.task_id, result(&envelope, &key)).expect("accepted");
+        board.complete(&agent, claim.task_id, result(&envelope, &key)).await.expect("accepted");
         assert!(attempt.await.unwrap().is_ok());
         // Answered once: a second result is refused.
         assert!(matches!(
-            board.complete(&agent, claim.task_id, result(&envelope, &key)),
+            board.complete(&agent, claim.task_id, result(&envelope, &key)).await,
             Err(PullError::NotLeased { .. })
         ));
     }
 
     #[tokio::test]
     async fn a_lapsed_lease_fails_the_attempt_and_a_late_result_is_refused() {
-        let board = Arc::new(PullBoard::new(None));
+        let board = Arc::new(PullBoard::new(None, None));
         let agent = AgentId::new("worker").unwrap();
         let endpoint = PullAgent { board: Arc::clone(&board), agent: agent.clone() };
         let envelope = sealed(&agent, 1);
@@ -413,12 +671,14 @@ mod tests {
         assert_eq!(claim.lease_ms, LEASE_MS_MIN, "clamped");
         let failure = attempt.await.unwrap().expect_err("lapsed");
         assert!(failure.reason.contains("lease"), "{failure:?}");
-        assert!(board.complete(&agent, claim.task_id, result(&envelope, &KeyPair::generate())).is_err());
+        assert!(
+            board.complete(&agent, claim.task_id, result(&envelope, &KeyPair::generate())).await.is_err()
+        );
     }
 
     #[tokio::test]
     async fn a_result_for_another_attempt_is_refused_and_the_lease_holds() {
-        let board = Arc::new(PullBoard::new(None));
+        let board = Arc::new(PullBoard::new(None, None));
         let agent = AgentId::new("worker").unwrap();
         let endpoint = PullAgent { board: Arc::clone(&board), agent: agent.clone() };
         let envelope = sealed(&agent, 2);
@@ -431,9 +691,9 @@ mod tests {
             board.take(&agent, Duration::from_secs(5), Duration::from_secs(5)).await.expect("a claim");
         let mut other = sealed(&agent, 1);
         other.envelope.task_id = claim.task_id;
-        let refused = board.complete(&agent, claim.task_id, result(&other, &KeyPair::generate()));
+        let refused = board.complete(&agent, claim.task_id, result(&other, &KeyPair::generate())).await;
         assert!(matches!(refused, Err(PullError::Mismatch { attempt: 1, .. })), "{refused:?}");
-        board.fail(&agent, claim.task_id, "cannot do it".into()).expect("still leased");
+        board.fail(&agent, claim.task_id, "cannot do it".into()).await.expect("still leased");
         assert!(attempt.await.unwrap().is_err());
     }
 }

@@ -461,6 +461,7 @@ impl Runtime {
             liveness: read_model.clone().map(projections::LivenessTable::new),
             pull: Arc::new(crate::pull::PullBoard::new(
                 read_model.clone().map(projections::LivenessTable::new),
+                nats.clone(),
             )),
             clock,
             // A group's members are cancel-safe (they read an in-process queue).
@@ -498,6 +499,13 @@ impl Runtime {
         };
         // Spawned last: no error path is left that would leave them running.
         let mut background = vec![crate::heartbeat::spawn(Arc::clone(&ctx))];
+        if let Some(client) = &ctx.nats {
+            background.push(tokio::spawn(crate::pull::serve_remote(
+                Arc::clone(&ctx.pull),
+                client.clone(),
+                shutdown.clone(),
+            )));
+        }
         if let Some(read_model) = read_model {
             background
                 .push(crate::sweeper::spawn(Arc::clone(&ctx), projections::TaskReader::new(read_model)));

@@ -364,25 +364,25 @@ pub trait PullWork: Send + Sync + std::fmt::Debug + 'static {
     /// The worker's signed result for its leased attempt; why not, if refused.
     fn complete(
         &self,
-        agent: &events::AgentId,
+        agent: events::AgentId,
         task_id: events::TaskId,
         result: events::SignedResult,
-    ) -> std::result::Result<(), String>;
+    ) -> futures::future::BoxFuture<'_, std::result::Result<(), String>>;
     /// The worker gives its leased attempt up, for `reason`.
     fn fail(
         &self,
-        agent: &events::AgentId,
+        agent: events::AgentId,
         task_id: events::TaskId,
         reason: String,
-    ) -> std::result::Result<(), String>;
+    ) -> futures::future::BoxFuture<'_, std::result::Result<(), String>>;
     /// Progress of the leased attempt (renews its lease).
     fn progress(
         &self,
-        agent: &events::AgentId,
+        agent: events::AgentId,
         task_id: events::TaskId,
         percent: Option<u8>,
         message: String,
-    ) -> std::result::Result<(), String>;
+    ) -> futures::future::BoxFuture<'_, std::result::Result<(), String>>;
     /// The worker is alive: its leases are renewed and its liveness noted.
     fn heartbeat(&self, agent: events::AgentId) -> futures::future::BoxFuture<'_, ()>;
 }

@@ -329,25 +329,32 @@ impl gateway::PullWork for PullWork {
 
     fn complete(
         &self,
-        agent: &events::AgentId,
+        agent: events::AgentId,
         task_id: events::TaskId,
         result: events::SignedResult,
-    ) -> Result<(), String> {
-        self.0.complete(agent, task_id, result).map_err(|e| e.to_string())
+    ) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { self.0.complete(&agent, task_id, result).await.map_err(|e| e.to_string()) })
     }
 
-    fn fail(&self, agent: &events::AgentId, task_id: events::TaskId, reason: String) -> Result<(), String> {
-        self.0.fail(agent, task_id, reason).map_err(|e| e.to_string())
+    fn fail(
+        &self,
+        agent: events::AgentId,
+        task_id: events::TaskId,
+        reason: String,
+    ) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { self.0.fail(&agent, task_id, reason).await.map_err(|e| e.to_string()) })
     }
 
     fn progress(
         &self,
-        agent: &events::AgentId,
+        agent: events::AgentId,
         task_id: events::TaskId,
         percent: Option<u8>,
         message: String,
-    ) -> Result<(), String> {
-        self.0.progress(agent, task_id, percent, message).map_err(|e| e.to_string())
+    ) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.0.progress(&agent, task_id, percent, message).await.map_err(|e| e.to_string())
+        })
     }
 
     fn heartbeat(&self, agent: events::AgentId) -> futures::future::BoxFuture<'_, ()> {

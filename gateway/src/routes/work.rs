@@ -150,7 +150,7 @@ pub(crate) async fn result(
 ) -> Result<(StatusCode, axum::Json<WorkAccepted>)> {
     let (board, agent) = worker(&state, &principal, &id)?;
     let task_id = task_id(&task)?;
-    board.complete(&agent, task_id, body).map_err(|reason| Error::WorkConflict { reason })?;
+    board.complete(agent, task_id, body).await.map_err(|reason| Error::WorkConflict { reason })?;
     Ok((StatusCode::ACCEPTED, axum::Json(WorkAccepted { task_id, accepted: true })))
 }
 
@@ -170,7 +170,8 @@ pub(crate) async fn progress(
         return Err(invalid("message", format!("at most {PROGRESS_MESSAGE_BYTES_MAX} bytes")));
     }
     board
-        .progress(&agent, task_id, body.percent, body.message)
+        .progress(agent, task_id, body.percent, body.message)
+        .await
         .map_err(|reason| Error::WorkConflict { reason })?;
     Ok((StatusCode::ACCEPTED, axum::Json(WorkAccepted { task_id, accepted: true })))
 }
@@ -189,7 +190,7 @@ pub(crate) async fn fail(
     }
     let reason =
         if body.reason.is_empty() { "the worker gave the attempt up".to_string() } else { body.reason };
-    board.fail(&agent, task_id, reason).map_err(|reason| Error::WorkConflict { reason })?;
+    board.fail(agent, task_id, reason).await.map_err(|reason| Error::WorkConflict { reason })?;
     Ok((StatusCode::ACCEPTED, axum::Json(WorkAccepted { task_id, accepted: true })))
 }
 
