@@ -155,6 +155,37 @@ async fn connect_waiting(config: nats::NatsLogConfig, wait: Duration) -> Result<
     }
 }
 
+/// Starts the pipeline. On NATS, a start that fails on a JetStream request (the phases'
+/// consumer not created in time while a cluster elects its leaders) is tried again with
+/// backoff within `wait`, as the connection is: nothing was started by the failed try (it
+/// fails before the phases and the background tasks start), and what it recorded (the
+/// agents' registrations) is recorded once however often it runs.
+async fn start_waiting(
+    backend: &Backend,
+    key: &Arc<KeyPair>,
+    config: &Config,
+    read_model: &projections::Db,
+    wait: Duration,
+) -> actors::Result<Runtime> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let mut options = runtime_options(backend, Arc::clone(key), config.clone());
+        options.read_model = Some(read_model.clone());
+        match Runtime::start(options).await {
+            Ok(runtime) => return Ok(runtime),
+            Err(actors::Error::Log(error))
+                if backend.nats.is_some() && !error.is_bad_input() && started.elapsed() + pause < wait =>
+            {
+                tracing::warn!(%error, "the pipeline did not start (JetStream not ready yet); trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// A URL without its password.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
@@ -650,12 +681,12 @@ pub(crate) async fn run(cli: &Cli, args: &UpArgs) -> anyhow::Result<()> {
     let read_model =
         projections::Db::connect(&cli.database_url()?).await.context("cannot open the read models")?;
     let cool_down_ms = config.health.cool_down_ms_i64();
-    let mut options = runtime_options(&backend, Arc::clone(&key), config);
-    options.read_model = Some(read_model.clone());
     let mut gateway_config = gateway_config;
     gateway_config.read_model = Some(read_model.clone());
     gateway_config.health_cool_down_ms = cool_down_ms;
-    let runtime = Runtime::start(options).await.context("cannot start the pipeline")?;
+    let runtime = start_waiting(&backend, &key, &config, &read_model, args.backend.nats_wait.into())
+        .await
+        .context("cannot start the pipeline")?;
     gateway_config.agent_admin = Some(Arc::new(RegistryAdmin {
         log: Arc::clone(&backend.log),
         federation: Arc::clone(&key),
