@@ -38,7 +38,8 @@ impl Worker {
 
     /// Runs the work's envelope through the SDK agent and posts the signed result.
     async fn answer(&self, work: &Value) -> reqwest::Response {
-        let signed = self.agent.answer(&json!({"envelope": work["envelope"]})).expect("the SDK answers");
+        let signed =
+            self.agent.answer(&json!({"envelope": work["envelope"]})).await.expect("the SDK answers");
         let task = work["task_id"].as_str().unwrap();
         self.client
             .post(format!("{}/agents/puller/work/{task}/result", self.base))

@@ -156,4 +156,17 @@ async fn the_python_sdk_serves_an_agent_over_nats() {
         streamed["streamed"].as_array().unwrap().iter().any(|t| t == "progress_reported"),
         "the agent's progress over NATS: {streamed}"
     );
+    let pulled = check(&checks, "nats pull");
+    assert_eq!(
+        (pulled["status"].as_str(), pulled["output"].as_str(), pulled["agent"].as_str()),
+        (Some("completed"), Some("HEY?"), Some("nats-puller")),
+        "{pulled}"
+    );
+    assert!(
+        pulled["streamed"].as_array().unwrap().iter().any(|t| t == "progress_reported"),
+        "the pulled attempt's progress: {pulled}"
+    );
+    let failed = check(&checks, "nats pull failure");
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed["view"].to_string().contains("asked to fail"), "{failed}");
 }

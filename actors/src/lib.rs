@@ -58,6 +58,7 @@ mod matching;
 pub mod metrics;
 mod phase;
 pub mod pull;
+pub mod pull_nats;
 pub mod registry;
 mod retry;
 mod runtime;

@@ -25,6 +25,8 @@
 //! later claim is released at once), and the worker's result, failure, progress and
 //! heartbeats reach the process that holds its lease the same way (`pantheon.pull.op.<task>`,
 //! `pantheon.pull.beat.<agent>`). Without NATS (the embedded default) there is one process.
+//! Workers that speak NATS instead of HTTP reach the same board through
+//! [`crate::pull_nats`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -76,12 +78,20 @@ struct RemoteClaim {
 }
 
 /// A worker's call passed on to the process that holds its lease.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum RemoteOp {
     Complete { agent: AgentId, result: Box<SignedResult> },
     Fail { agent: AgentId, reason: String },
     Progress { agent: AgentId, percent: Option<u8>, message: String },
+}
+
+impl RemoteOp {
+    fn agent(&self) -> &AgentId {
+        match self {
+            Self::Complete { agent, .. } | Self::Fail { agent, .. } | Self::Progress { agent, .. } => agent,
+        }
+    }
 }
 
 /// The holder's answer: `None` when it took the call.
@@ -325,16 +335,43 @@ impl PullBoard {
         task_id: TaskId,
         result: SignedResult,
     ) -> Result<(), PullError> {
-        match self.complete_here(agent, task_id, result.clone()) {
-            Err(PullError::NotLeased { .. }) if self.nats.is_some() => {
-                self.remote(
-                    task_id,
-                    RemoteOp::Complete { agent: agent.clone(), result: Box::new(result) },
-                    agent,
-                )
-                .await
-            }
+        self.here_or_there(task_id, RemoteOp::Complete { agent: agent.clone(), result: Box::new(result) })
+            .await
+    }
+
+    /// The worker gives up its leased attempt of `task_id`: the attempt fails with `reason`
+    /// (the agent's fault).
+    pub async fn fail(&self, agent: &AgentId, task_id: TaskId, reason: String) -> Result<(), PullError> {
+        self.here_or_there(task_id, RemoteOp::Fail { agent: agent.clone(), reason }).await
+    }
+
+    /// Progress of the worker's leased attempt of `task_id` (renews the lease).
+    pub async fn progress(
+        &self,
+        agent: &AgentId,
+        task_id: TaskId,
+        percent: Option<u8>,
+        message: String,
+    ) -> Result<(), PullError> {
+        self.here_or_there(task_id, RemoteOp::Progress { agent: agent.clone(), percent, message }).await
+    }
+
+    /// A worker's call applied here when the lease is held here, else passed on to the
+    /// process that holds it (on NATS).
+    async fn here_or_there(&self, task_id: TaskId, op: RemoteOp) -> Result<(), PullError> {
+        match self.apply_here(task_id, op.clone()) {
+            Err(PullError::NotLeased { .. }) if self.nats.is_some() => self.remote(task_id, op).await,
             done => done,
+        }
+    }
+
+    fn apply_here(&self, task_id: TaskId, op: RemoteOp) -> Result<(), PullError> {
+        match op {
+            RemoteOp::Complete { agent, result } => self.complete_here(&agent, task_id, *result),
+            RemoteOp::Fail { agent, reason } => self.fail_here(&agent, task_id, reason),
+            RemoteOp::Progress { agent, percent, message } => {
+                self.progress_here(&agent, task_id, percent, message)
+            }
         }
     }
 
@@ -359,17 +396,6 @@ impl PullBoard {
         }
     }
 
-    /// The worker gives up its leased attempt of `task_id`: the attempt fails with `reason`
-    /// (the agent's fault).
-    pub async fn fail(&self, agent: &AgentId, task_id: TaskId, reason: String) -> Result<(), PullError> {
-        match self.fail_here(agent, task_id, reason.clone()) {
-            Err(PullError::NotLeased { .. }) if self.nats.is_some() => {
-                self.remote(task_id, RemoteOp::Fail { agent: agent.clone(), reason }, agent).await
-            }
-            done => done,
-        }
-    }
-
     fn fail_here(&self, agent: &AgentId, task_id: TaskId, reason: String) -> Result<(), PullError> {
         let offer = self.leased(agent, task_id)?;
         self.forget(agent, task_id);
@@ -377,23 +403,6 @@ impl PullBoard {
             Ok(())
         } else {
             Err(PullError::NotLeased { agent: agent.to_string(), task_id })
-        }
-    }
-
-    /// Progress of the worker's leased attempt of `task_id` (renews the lease).
-    pub async fn progress(
-        &self,
-        agent: &AgentId,
-        task_id: TaskId,
-        percent: Option<u8>,
-        message: String,
-    ) -> Result<(), PullError> {
-        match self.progress_here(agent, task_id, percent, message.clone()) {
-            Err(PullError::NotLeased { .. }) if self.nats.is_some() => {
-                self.remote(task_id, RemoteOp::Progress { agent: agent.clone(), percent, message }, agent)
-                    .await
-            }
-            done => done,
         }
     }
 
@@ -423,8 +432,9 @@ impl PullBoard {
 
     /// Passes a worker's call on to the process that holds the lease; `NotLeased` when none
     /// answers.
-    async fn remote(&self, task_id: TaskId, op: RemoteOp, agent: &AgentId) -> Result<(), PullError> {
-        let not_leased = || PullError::NotLeased { agent: agent.to_string(), task_id };
+    async fn remote(&self, task_id: TaskId, op: RemoteOp) -> Result<(), PullError> {
+        let agent = op.agent().to_string();
+        let not_leased = || PullError::NotLeased { agent: agent.clone(), task_id };
         let Some(nats) = &self.nats else { return Err(not_leased()) };
         let Ok(body) = serde_json::to_vec(&op) else { return Err(not_leased()) };
         let request = nats.request(format!("{SUBJECT_OP}.{task_id}"), body.into());
@@ -519,11 +529,7 @@ pub(crate) async fn serve_remote(
             Some(message) = ops.next() => {
                 let (Ok(task_id), Some(reply)) = (last(&message.subject).parse::<TaskId>(), message.reply) else { continue };
                 let Ok(op) = serde_json::from_slice::<RemoteOp>(&message.payload) else { continue };
-                let done = match op {
-                    RemoteOp::Complete { agent, result } => board.complete_here(&agent, task_id, *result),
-                    RemoteOp::Fail { agent, reason } => board.fail_here(&agent, task_id, reason),
-                    RemoteOp::Progress { agent, percent, message } => board.progress_here(&agent, task_id, percent, message),
-                };
+                let done = board.apply_here(task_id, op);
                 // Silent when the lease is not held here: the process that holds it answers.
                 if matches!(done, Err(PullError::NotLeased { .. })) {
                     continue;

@@ -505,6 +505,11 @@ impl Runtime {
                 client.clone(),
                 shutdown.clone(),
             )));
+            background.push(tokio::spawn(crate::pull_nats::serve(
+                Arc::clone(&ctx.pull),
+                client.clone(),
+                shutdown.clone(),
+            )));
         }
         if let Some(read_model) = read_model {
             background

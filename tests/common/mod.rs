@@ -38,9 +38,18 @@ pub fn free_port() -> u16 {
 /// `pantheon up` on the embedded default in `data_dir`, its gateway on a free port, once it
 /// answers `/readyz`; with the gateway's base URL and an HTTP client.
 pub async fn up_with_gateway(data_dir: &std::path::Path) -> (Guard, String, reqwest::Client) {
+    up_with_gateway_args(data_dir, &[]).await
+}
+
+/// As [`up_with_gateway`], with `args` added to `pantheon up` (`--nats URL`, …).
+pub async fn up_with_gateway_args(
+    data_dir: &std::path::Path,
+    args: &[&str],
+) -> (Guard, String, reqwest::Client) {
     let port = free_port();
     let up = pantheon(data_dir)
         .args(["up", "--http", &format!("127.0.0.1:{port}")])
+        .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -49,12 +58,23 @@ pub async fn up_with_gateway(data_dir: &std::path::Path) -> (Guard, String, reqw
     gateway::webhooks::install_crypto_provider();
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
+    ready(&client, &base).await;
+    (up, base, client)
+}
+
+/// Waits until the gateway at `base` answers `/readyz` (60 s at most).
+pub async fn ready(client: &reqwest::Client, base: &str) {
     let started = std::time::Instant::now();
     while !client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
         assert!(started.elapsed() < std::time::Duration::from_secs(60), "up never became ready");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    (up, base, client)
+}
+
+/// A gateway token for `role` whose subject is `sub`, from `pantheon token` on `data_dir`.
+pub fn token_for(data_dir: &std::path::Path, role: &str, sub: &str) -> String {
+    let out = pantheon(data_dir).args(["token", "--role", role, "--sub", sub]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// A gateway token for `role`, named `a-<role>`, from `pantheon token` on `data_dir`.

@@ -279,6 +279,68 @@ class Agent:
         await connection.drain()
 
 
+    def pull_nats(self, url: str, wait_ms: int = 25_000, lease_ms: int = 30_000, heartbeat_s: float = 5.0,
+                  stop: Optional[threading.Event] = None) -> None:
+        """Works as a pull worker over NATS until `stop` is set: asks the federation's
+        processes for the attempts offered to this agent (registered with transport `pull`) on
+        `pantheon.work.<id>.poll`, connecting out only, checks each envelope, runs the handler,
+        sends its progress and the signed result (or why it failed), and heartbeats every
+        `heartbeat_s` so its lease holds. Needs the `nats-py` package. A refused poll raises
+        `ProtocolError` with the federation's reason."""
+        asyncio.run(self._pull_nats(url, wait_ms, lease_ms, heartbeat_s, stop or threading.Event()))
+
+    async def _pull_nats(self, url: str, wait_ms: int, lease_ms: int, heartbeat_s: float,
+                         stop: threading.Event) -> None:
+        import nats  # an optional dependency: `pip install nats-py`
+        from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+
+        loop = asyncio.get_running_loop()
+        connection = await nats.connect(url)
+        base = f"pantheon.work.{self.agent_id}"
+
+        async def call(subject: str, body: Any, timeout: float) -> Dict[str, Any]:
+            reply = await connection.request(subject, json.dumps(body).encode(), timeout=timeout)
+            return json.loads(reply.data)
+
+        async def beat():
+            while not stop.is_set():
+                await connection.publish(f"{base}.heartbeat", b"")
+                await asyncio.sleep(heartbeat_s)
+
+        beats = asyncio.create_task(beat())
+        try:
+            while not stop.is_set():
+                # `stop` is seen between polls: a worker stops within `wait_ms`.
+                try:
+                    answer = await call(f"{base}.poll", {"wait_ms": wait_ms, "lease_ms": lease_ms},
+                                        wait_ms / 1000 + 5)
+                except (NoRespondersError, NatsTimeout, asyncio.TimeoutError):
+                    await asyncio.sleep(1.0)  # the federation starting or restarting
+                    continue
+                if "error" in answer:
+                    raise ProtocolError(f"the federation refused the poll: {answer['error']}")
+                work = answer.get("work")
+                if not work:
+                    continue
+                task = work["task_id"]
+
+                def report(percent, message, task=task):
+                    body = {"message": message}
+                    if percent is not None:
+                        body["percent"] = max(0, min(100, int(percent)))
+                    asyncio.run_coroutine_threadsafe(
+                        call(f"{base}.progress.{task}", body, 5.0), loop).result()
+
+                status, answer = await asyncio.to_thread(self.handle, {"envelope": work["envelope"]}, report)
+                if status == 200:
+                    await call(f"{base}.result.{task}", answer, 10.0)
+                else:  # a `work_conflict` answer: the lease lapsed and the attempt moved on
+                    await call(f"{base}.fail.{task}", {"reason": answer.get("error", "")[:4000]}, 10.0)
+        finally:
+            beats.cancel()
+            await connection.drain()
+
+
 class _Http:
     """JSON over HTTP with a bearer token."""
 
@@ -362,17 +424,24 @@ class Client:
                         yield {"type": kind, "version": event.get("version"), "data": event}
                     kind, data = None, []
 
-    def submit(self, capability: str, description: str, input: Any = None, timeout_ms: Optional[int] = None) -> str:
+    @staticmethod
+    def _task(capability: str, description: str, input: Any, timeout_ms: Optional[int],
+              max_attempts: Optional[int]) -> Dict[str, Any]:
         body = {"capability": capability, "description": description, "input": input}
         if timeout_ms is not None:
             body["timeout_ms"] = timeout_ms
+        if max_attempts is not None:
+            body["max_attempts"] = max_attempts
+        return body
+
+    def submit(self, capability: str, description: str, input: Any = None, timeout_ms: Optional[int] = None,
+               max_attempts: Optional[int] = None) -> str:
+        body = self._task(capability, description, input, timeout_ms, max_attempts)
         return self._call("POST", "/tasks/submit", body)["task_id"]
 
     def execute(self, capability: str, description: str, input: Any = None,
-                timeout_ms: Optional[int] = None) -> Dict[str, Any]:
-        body = {"capability": capability, "description": description, "input": input}
-        if timeout_ms is not None:
-            body["timeout_ms"] = timeout_ms
+                timeout_ms: Optional[int] = None, max_attempts: Optional[int] = None) -> Dict[str, Any]:
+        body = self._task(capability, description, input, timeout_ms, max_attempts)
         return self._call("POST", "/tasks/execute", body)
 
     def task(self, task_id: str) -> Dict[str, Any]:

@@ -32,4 +32,27 @@ print(json.dumps({"check": "nats", "status": done["status"], "output": done.get(
                   "agent": done.get("agent_id")}))
 streamed = [event["type"] for event in client.stream(done["task_id"])]
 print(json.dumps({"check": "nats progress", "streamed": streamed}))
+
+# Pull over NATS: an agent with no subject of its own asks the federation for its work.
+puller_public = generate_key(os.path.join(workdir, "nats-puller.key"))
+puller = Agent("nats-puller", federation_key=federation, key_file=os.path.join(workdir, "nats-puller.key"))
+
+
+@puller.capability("nats-pull-shout")
+def pull_shout(task):
+    task.progress(60, "pulled")
+    if task.input == "fail":
+        raise RuntimeError("asked to fail")
+    return str(task.input).upper() + "?"
+
+
+Client(base, operator).register("nats-puller", ["nats-pull-shout"], puller_public, pull=True)
+threading.Thread(target=puller.pull_nats, args=(nats_url,), kwargs={"stop": stop, "wait_ms": 2_000},
+                 daemon=True).start()
+pulled = client.execute("nats-pull-shout", "shout, pulled over nats", "hey", timeout_ms=20_000)
+print(json.dumps({"check": "nats pull", "status": pulled["status"], "output": pulled.get("output"),
+                  "agent": pulled.get("agent_id"),
+                  "streamed": [event["type"] for event in client.stream(pulled["task_id"])]}))
+failed = client.execute("nats-pull-shout", "fail, pulled over nats", "fail", timeout_ms=20_000, max_attempts=1)
+print(json.dumps({"check": "nats pull failure", "status": failed["status"], "view": failed}))
 stop.set()

@@ -1,18 +1,31 @@
 //! # pantheon-agent
 //!
 //! Pantheon agents in Rust, following the agent protocol v1 (`schemas/agent-protocol.md`):
-//! an [`Agent`] holds its key and the federation's public key, handlers by capability, checks
-//! every sealed envelope (the federation's seal, sealed for this agent, not expired) before a
-//! handler runs, and answers the handler's output as a result signed with its key. It is
-//! served over HTTP as the federation calls it (`POST` of `{"envelope": …}`, [`Agent::serve`]),
-//! or works as a pull worker that long-polls the gateway for its work ([`Agent::pull`]: no
-//! address needed).
+//! an [`Agent`] holds its key and the federation's public key and a handler per capability,
+//! checks every sealed envelope (the federation's seal, sealed for this agent, not expired)
+//! before a handler runs, and answers the handler's output as a result signed with its key.
+//! A handler is given a [`Task`]: the envelope's fields, and [`Task::progress`] to report how
+//! it goes.
+//!
+//! The same agent runs in every mode the federation speaks:
+//! - **push over HTTP** ([`Agent::serve`], [`Agent::router`]): the federation `POST`s each
+//!   envelope; the answer streams the progress reports, then the signed result (NDJSON);
+//! - **pull over HTTP** ([`Agent::pull`]): no address needed, the agent long-polls the
+//!   gateway for its work, holds a lease, heartbeats;
+//! - **push over NATS** ([`Agent::serve_nats`]): the agent answers requests on its subject,
+//!   in a queue group with its other workers;
+//! - **pull over NATS** ([`Agent::pull_nats`]): the agent asks the federation's processes
+//!   for its work on `pantheon.work.<id>.*`, connecting out only.
+//!
+//! [`Client`] submits tasks to a gateway and follows them: waiting for the answer, polling,
+//! or streaming its events as they happen.
 //!
 //! ```no_run
 //! use pantheon_agent::Agent;
 //! # async fn run(key: events::KeyPair, federation: events::PublicKey) -> std::io::Result<()> {
 //! let agent = Agent::new("reverser", key, federation)
 //!     .capability("reverse", |task| {
+//!         task.progress(Some(50), "reversing");
 //!         Ok(serde_json::json!(task.input.as_str().unwrap_or_default().chars().rev().collect::<String>()))
 //!     });
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
@@ -20,12 +33,21 @@
 //! # }
 //! ```
 
+mod client;
+mod http;
+mod nats;
+
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
 use events::{AgentId, AgentResult, KeyPair, PublicKey, SealedEnvelope, SignedResult, TaskEnvelope};
 use serde_json::Value;
+use tokio::sync::mpsc;
+
+pub use client::{Client, ClientError, EventStream};
 
 /// Why an envelope is refused.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +66,50 @@ pub enum Refused {
     OtherAgent(AgentId),
 }
 
-/// A handler: the envelope's task in, the output (or why it failed) out.
-type Handler = Arc<dyn Fn(&TaskEnvelope) -> Result<Value, String> + Send + Sync>;
+/// A progress report: percent done if known, and what the handler is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// 0 to 100, if known.
+    pub percent: Option<u8>,
+    /// What it is doing.
+    pub message: String,
+}
+
+/// What a handler is given: the envelope's task (its fields through `Deref`), and where its
+/// progress goes.
+pub struct Task {
+    envelope: TaskEnvelope,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
+}
+
+impl Task {
+    /// The envelope the federation sealed.
+    pub fn envelope(&self) -> &TaskEnvelope {
+        &self.envelope
+    }
+
+    /// Reports progress to the federation (recorded as `progress_reported` on the task and
+    /// streamed to its followers); `percent` is capped at 100. In every mode, reports reach
+    /// the federation in the order made, before the result.
+    pub fn progress(&self, percent: Option<u8>, message: impl Into<String>) {
+        if let Some(progress) = &self.progress {
+            let _ = progress.send(Progress { percent: percent.map(|p| p.min(100)), message: message.into() });
+        }
+    }
+}
+
+impl std::ops::Deref for Task {
+    type Target = TaskEnvelope;
+
+    fn deref(&self) -> &TaskEnvelope {
+        &self.envelope
+    }
+}
+
+/// What a handler answers: its output, or why it failed.
+pub type Outcome = Result<Value, String>;
+
+type Handler = Arc<dyn Fn(Task) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Send + Sync>;
 
 /// An agent: its id and key, the federation's public key, and a handler per capability.
 #[derive(Clone)]
@@ -56,20 +120,53 @@ pub struct Agent {
     handlers: HashMap<String, Handler>,
 }
 
+/// An envelope that passed the checks, with the handler that runs it.
+struct Admitted {
+    sealed: SealedEnvelope,
+    handler: Handler,
+}
+
 impl Agent {
     /// An agent `id` signing with `key`, trusting envelopes sealed by `federation`.
     pub fn new(id: impl Into<String>, key: KeyPair, federation: PublicKey) -> Self {
         Self { id: id.into(), key: Arc::new(key), federation, handlers: HashMap::new() }
     }
 
-    /// Handles tasks of `capability` with `handler`.
+    /// Handles tasks of `capability` with `handler`, a function that returns at once (it runs
+    /// on the async runtime: work that blocks belongs in [`Agent::capability_async`] with
+    /// `tokio::task::spawn_blocking`).
     pub fn capability(
         mut self,
         capability: impl Into<String>,
-        handler: impl Fn(&TaskEnvelope) -> Result<Value, String> + Send + Sync + 'static,
+        handler: impl Fn(&Task) -> Outcome + Send + Sync + 'static,
     ) -> Self {
-        self.handlers.insert(capability.into(), Arc::new(handler));
+        let handler = Arc::new(handler);
+        self.handlers.insert(
+            capability.into(),
+            Arc::new(move |task: Task| {
+                let handler = Arc::clone(&handler);
+                Box::pin(async move { handler(&task) })
+            }),
+        );
         self
+    }
+
+    /// Handles tasks of `capability` with an async `handler` (one that calls other services).
+    pub fn capability_async<F>(
+        mut self,
+        capability: impl Into<String>,
+        handler: impl Fn(Task) -> F + Send + Sync + 'static,
+    ) -> Self
+    where
+        F: Future<Output = Outcome> + Send + 'static,
+    {
+        self.handlers.insert(capability.into(), Arc::new(move |task: Task| Box::pin(handler(task))));
+        self
+    }
+
+    /// The agent's id.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// The public key results are signed with (what the agent registers with).
@@ -90,19 +187,32 @@ impl Agent {
         Ok(())
     }
 
-    /// The answer to a request body `{"envelope": …}`: the signed result, or the status and
-    /// reason of a refusal or a failure.
-    pub fn answer(&self, body: &Value) -> Result<SignedResult, (StatusCode, String)> {
-        let sealed: SealedEnvelope =
-            serde_json::from_value(body.get("envelope").cloned().unwrap_or(Value::Null))
-                .map_err(|e| (StatusCode::BAD_REQUEST, Refused::Malformed(e.to_string()).to_string()))?;
+    /// The checks before any work: a sealed envelope, valid, for this agent, of a capability
+    /// it offers; the status and reason of the refusal otherwise.
+    fn admit(&self, envelope: &Value) -> Result<Admitted, (StatusCode, String)> {
+        let sealed: SealedEnvelope = serde_json::from_value(envelope.clone())
+            .map_err(|e| (StatusCode::BAD_REQUEST, Refused::Malformed(e.to_string()).to_string()))?;
         self.check(&sealed, events::now_ms())
             .map_err(|refused| (StatusCode::FORBIDDEN, refused.to_string()))?;
-        let envelope = &sealed.envelope;
-        let handler = self.handlers.get(&envelope.capability).ok_or_else(|| {
-            (StatusCode::UNPROCESSABLE_ENTITY, format!("this agent does not offer {:?}", envelope.capability))
+        let handler = self.handlers.get(&sealed.envelope.capability).cloned().ok_or_else(|| {
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("this agent does not offer {:?}", sealed.envelope.capability),
+            )
         })?;
-        let output = handler(envelope).map_err(|reason| (StatusCode::INTERNAL_SERVER_ERROR, reason))?;
+        Ok(Admitted { sealed, handler })
+    }
+
+    /// Runs an admitted envelope: the handler's output signed, or why it failed.
+    async fn work(
+        &self,
+        admitted: Admitted,
+        progress: Option<mpsc::UnboundedSender<Progress>>,
+    ) -> Result<SignedResult, String> {
+        let Admitted { sealed, handler } = admitted;
+        let task = Task { envelope: sealed.envelope.clone(), progress };
+        let output = handler(task).await?;
+        let envelope = &sealed.envelope;
         let result = AgentResult {
             task_id: envelope.task_id,
             attempt: envelope.attempt,
@@ -111,118 +221,43 @@ impl Agent {
             output,
             completed_at_ms: events::now_ms(),
         };
-        SignedResult::sign(result, &self.key).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        SignedResult::sign(result, &self.key).map_err(|e| e.to_string())
     }
 
-    /// The HTTP service: `POST /` answers envelopes.
-    pub fn router(self) -> axum::Router {
-        let agent = Arc::new(self);
-        axum::Router::new().route(
-            "/",
-            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-                let agent = Arc::clone(&agent);
-                async move {
-                    agent.answer(&body).map(axum::Json).map_err(|(status, reason)| {
-                        (status, axum::Json(serde_json::json!({ "error": reason })))
-                    })
+    /// Runs `admitted`, handing each progress report to `report` as it comes and in order,
+    /// the last before the outcome is returned.
+    async fn work_reporting<F, R>(&self, admitted: Admitted, mut report: F) -> Result<SignedResult, String>
+    where
+        F: FnMut(Progress) -> R,
+        R: Future<Output = ()>,
+    {
+        let (progress, mut reports) = mpsc::unbounded_channel();
+        let work = self.work(admitted, Some(progress));
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                Some(progress) = reports.recv() => report(progress).await,
+                outcome = &mut work => {
+                    while let Ok(progress) = reports.try_recv() {
+                        report(progress).await;
+                    }
+                    return outcome;
                 }
-            }),
-        )
-    }
-
-    /// Serves on `listener` until the process stops.
-    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
-    }
-
-    /// Works as a pull worker until `stop` resolves: long-polls `base_url`'s gateway for the
-    /// attempts offered to this agent (registered with transport `pull`; `token` is a token of
-    /// role `agent` whose subject is the agent's id), checks each envelope, runs the handler,
-    /// posts the signed result (or why it failed), and heartbeats every 5 s so its leases hold.
-    /// A gateway that does not answer is polled again a second later.
-    pub async fn pull(
-        self,
-        base_url: &str,
-        token: &str,
-        stop: impl std::future::Future<Output = ()>,
-    ) -> Result<(), PullError> {
-        // reqwest is built without a TLS provider of its own: ring, as the rest of the tree.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder().build().map_err(|e| PullError(e.to_string()))?;
-        let base = format!("{}/agents/{}", base_url.trim_end_matches('/'), self.id);
-        let beats = {
-            let (client, url, token) = (client.clone(), format!("{base}/heartbeat"), token.to_string());
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
-                loop {
-                    every.tick().await;
-                    let _ = client.post(&url).bearer_auth(&token).send().await;
-                }
-            })
-        };
-        tokio::pin!(stop);
-        let outcome = loop {
-            let poll = client.post(format!("{base}/work?wait_ms=25000")).bearer_auth(token).send();
-            let answer = tokio::select! {
-                () = &mut stop => break Ok(()),
-                answer = poll => answer,
-            };
-            let work: Value = match answer {
-                Ok(answer) if answer.status() == reqwest::StatusCode::NO_CONTENT => continue,
-                Ok(answer) if answer.status().is_success() => match answer.json().await {
-                    Ok(work) => work,
-                    Err(error) => break Err(PullError(format!("the gateway's offer is not JSON: {error}"))),
-                },
-                Ok(answer) if answer.status().is_client_error() => {
-                    let status = answer.status();
-                    break Err(PullError(format!(
-                        "the gateway refused the poll ({status}): {}",
-                        answer.text().await.unwrap_or_default()
-                    )));
-                }
-                _ => {
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            let task = work["task_id"].as_str().unwrap_or_default().to_string();
-            let posted = match self.answer(&serde_json::json!({ "envelope": work["envelope"] })) {
-                Ok(result) => {
-                    client
-                        .post(format!("{base}/work/{task}/result"))
-                        .bearer_auth(token)
-                        .json(&result)
-                        .send()
-                        .await
-                }
-                Err((_, reason)) => {
-                    client
-                        .post(format!("{base}/work/{task}/fail"))
-                        .bearer_auth(token)
-                        .json(&serde_json::json!({ "reason": reason }))
-                        .send()
-                        .await
-                }
-            };
-            // 409: the lease lapsed and the attempt moved on; anything else is the gateway's
-            // to recover from, and the next poll goes on.
-            if let Err(error) = posted {
-                warn(&error.to_string());
             }
-        };
-        beats.abort();
-        outcome
+        }
+    }
+
+    /// The answer to a request body `{"envelope": …}`: the signed result, or the status and
+    /// reason of a refusal (4xx) or a failure (500). Progress reports are dropped.
+    pub async fn answer(&self, body: &Value) -> Result<SignedResult, (StatusCode, String)> {
+        let admitted = self.admit(body.get("envelope").unwrap_or(&Value::Null))?;
+        self.work(admitted, None).await.map_err(|reason| (StatusCode::INTERNAL_SERVER_ERROR, reason))
     }
 }
 
-/// A pull worker that cannot go on: the gateway refused it (a bad token, an unknown agent).
-#[derive(Debug, thiserror::Error)]
-#[error("pull worker: {0}")]
-pub struct PullError(String);
-
-/// Reports a failed post on standard error (the SDK carries no logging framework).
+/// Reports a failed call on standard error (the SDK carries no logging framework).
 fn warn(message: &str) {
-    eprintln!("pantheon-agent: posting an answer failed: {message}");
+    eprintln!("pantheon-agent: {message}");
 }
 
 #[cfg(test)]
@@ -231,7 +266,7 @@ mod tests {
 
     use super::*;
 
-    fn sealed(federation: &KeyPair, agent: &str, capability: &str) -> SealedEnvelope {
+    pub(crate) fn sealed(federation: &KeyPair, agent: &str, capability: &str) -> SealedEnvelope {
         let now = events::now_ms();
         let envelope = TaskEnvelope {
             task_id: TaskId::new(),
@@ -247,18 +282,19 @@ mod tests {
         SealedEnvelope::seal(envelope, federation).unwrap()
     }
 
-    fn agent(federation: &KeyPair) -> Agent {
+    pub(crate) fn agent(federation: &KeyPair) -> Agent {
         Agent::new("reverser", KeyPair::generate(), federation.public_key()).capability("reverse", |task| {
+            task.progress(Some(50), "halfway");
             Ok(serde_json::json!(task.input.as_str().unwrap_or_default().chars().rev().collect::<String>()))
         })
     }
 
-    #[test]
-    fn a_sealed_envelope_is_answered_with_a_result_that_verifies() {
+    #[tokio::test]
+    async fn a_sealed_envelope_is_answered_with_a_result_that_verifies() {
         let federation = KeyPair::generate();
         let agent = agent(&federation);
         let envelope = sealed(&federation, "reverser", "reverse");
-        let result = agent.answer(&serde_json::json!({ "envelope": envelope })).unwrap();
+        let result = agent.answer(&serde_json::json!({ "envelope": envelope })).await.unwrap();
         assert_eq!(result.result.output, "reward");
         let passport = Passport {
             agent_id: AgentId::new("reverser").unwrap(),
@@ -270,20 +306,45 @@ mod tests {
         result.verify(&passport, &envelope).expect("the federation accepts it");
     }
 
-    #[test]
-    fn forged_foreign_and_misdirected_envelopes_are_refused() {
+    #[tokio::test]
+    async fn an_async_handler_answers_and_its_failure_is_the_reason() {
+        let federation = KeyPair::generate();
+        let agent = Agent::new("reverser", KeyPair::generate(), federation.public_key()).capability_async(
+            "reverse",
+            |task: Task| async move {
+                tokio::task::yield_now().await;
+                match task.input.as_str() {
+                    Some("fail") => Err("asked to fail".to_string()),
+                    _ => Ok(serde_json::json!("ok")),
+                }
+            },
+        );
+        let mut envelope = sealed(&federation, "reverser", "reverse");
+        let ok = agent.answer(&serde_json::json!({ "envelope": envelope })).await.unwrap();
+        assert_eq!(ok.result.output, "ok");
+        envelope.envelope.input = serde_json::json!("fail");
+        let envelope = SealedEnvelope::seal(envelope.envelope, &federation).unwrap();
+        let failed = agent.answer(&serde_json::json!({ "envelope": envelope })).await.unwrap_err();
+        assert_eq!(failed, (StatusCode::INTERNAL_SERVER_ERROR, "asked to fail".to_string()));
+    }
+
+    #[tokio::test]
+    async fn forged_foreign_and_misdirected_envelopes_are_refused() {
         let federation = KeyPair::generate();
         let agent = agent(&federation);
-        let status = |envelope: &SealedEnvelope| {
-            agent.answer(&serde_json::json!({ "envelope": envelope })).unwrap_err().0
+        let status = async |envelope: &SealedEnvelope| {
+            agent.answer(&serde_json::json!({ "envelope": envelope })).await.unwrap_err().0
         };
         let mut tampered = sealed(&federation, "reverser", "reverse");
         tampered.envelope.description = "wire the money".into();
-        assert_eq!(status(&tampered), StatusCode::FORBIDDEN);
-        assert_eq!(status(&sealed(&KeyPair::generate(), "reverser", "reverse")), StatusCode::FORBIDDEN);
-        assert_eq!(status(&sealed(&federation, "someone-else", "reverse")), StatusCode::FORBIDDEN);
-        assert_eq!(status(&sealed(&federation, "reverser", "translate")), StatusCode::UNPROCESSABLE_ENTITY);
-        let malformed = agent.answer(&serde_json::json!({ "envelope": 3 })).unwrap_err();
+        assert_eq!(status(&tampered).await, StatusCode::FORBIDDEN);
+        assert_eq!(status(&sealed(&KeyPair::generate(), "reverser", "reverse")).await, StatusCode::FORBIDDEN);
+        assert_eq!(status(&sealed(&federation, "someone-else", "reverse")).await, StatusCode::FORBIDDEN);
+        assert_eq!(
+            status(&sealed(&federation, "reverser", "translate")).await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let malformed = agent.answer(&serde_json::json!({ "envelope": 3 })).await.unwrap_err();
         assert_eq!(malformed.0, StatusCode::BAD_REQUEST);
     }
 }
