@@ -69,6 +69,7 @@ mod submissions;
 mod supervisor;
 mod sweeper;
 mod verification;
+pub mod workflows;
 
 pub use agents::{AgentEndpoint, AgentFailure, InProcessAgent, Progress, Worker};
 pub use config::Config;

@@ -594,6 +594,25 @@ pub(crate) trait Phase: Send + Sync + 'static {
 
     /// Handles one input event.
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled>;
+
+    /// What its subscription takes: by default its input kinds of task events.
+    fn subscription(&self) -> std::result::Result<SubscribeOptions, events::Error> {
+        let types = self
+            .inputs()
+            .iter()
+            .map(|kind| EventType::new(kind.as_str()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(SubscribeOptions {
+            filter: Filter::category("task").with_types(types),
+            start: events::StartFrom::Beginning,
+        })
+    }
+
+    /// Whether it is a member of the phases' group (task events); a phase of another category
+    /// subscribes on its own.
+    fn grouped(&self) -> bool {
+        true
+    }
 }
 
 /// Messages of a phase actor.
@@ -628,15 +647,7 @@ pub(crate) fn phase_subscription_name(phase: &dyn Phase) -> String {
 
 /// What a phase's subscription takes: its input types, from the beginning of the log.
 pub(crate) fn phase_subscription(phase: &dyn Phase) -> std::result::Result<SubscribeOptions, events::Error> {
-    let types = phase
-        .inputs()
-        .iter()
-        .map(|kind| EventType::new(kind.as_str()))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(SubscribeOptions {
-        filter: Filter::category("task").with_types(types),
-        start: events::StartFrom::Beginning,
-    })
+    phase.subscription()
 }
 
 /// The ractor actor running one phase.
@@ -659,8 +670,8 @@ impl Actor for PhaseActor {
         let options = phase_subscription(phase.as_ref())?;
         let name = phase_subscription_name(phase.as_ref());
         let subscription = match &ctx.intake {
-            Some(intake) => intake.member(&name).await?,
-            None => ctx.log.subscribe(&name, options).await?,
+            Some(intake) if phase.grouped() => intake.member(&name).await?,
+            _ => ctx.log.subscribe(&name, options).await?,
         };
         let stop = ctx.shutdown.child_token();
         let handled = Arc::new(std::sync::atomic::AtomicU64::new(0));

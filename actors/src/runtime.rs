@@ -337,6 +337,8 @@ fn phases(context: Context, execution: Execution) -> Vec<Arc<dyn Phase>> {
         Arc::new(Verification),
         Arc::new(EgressScreening),
         Arc::new(Completion),
+        Arc::new(crate::workflows::WorkflowSteps),
+        Arc::new(crate::workflows::WorkflowRuns),
     ]
 }
 
@@ -437,6 +439,7 @@ impl Runtime {
         let phases = phases(Context::new(sources), Execution::new(slots));
         let members = phases
             .iter()
+            .filter(|phase| phase.grouped())
             .map(|phase| Ok((phase_subscription_name(phase.as_ref()), phase_subscription(phase.as_ref())?)))
             .collect::<Result<Vec<_>>>()?;
         let intake = log.subscribe_group(PHASES_GROUP, &members).await?;

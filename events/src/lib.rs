@@ -75,4 +75,4 @@ pub use log::{
 };
 pub use state::{Aggregate, TransitionError};
 pub use task::{TaskEvent, TaskEventKind, TaskSpec, TaskState, TaskStatus};
-pub use workflow::{WorkflowEvent, WorkflowEventKind, WorkflowState, WorkflowStatus};
+pub use workflow::{DefinitionEvent, WorkflowEvent, WorkflowEventKind, WorkflowState, WorkflowStatus};

@@ -1,141 +1,338 @@
-//! A workflow's events (`workflow-<workflow_id>`): a DAG of steps, each a task for a capability,
-//! with fan-out and fan-in; and its state as a fold.
+//! Workflows: the definition a user registers (a DAG of steps, each an ordinary task for a
+//! capability, with references, conditions, fan-out and fan-in, timeouts and retries), the
+//! events of a definition's stream (`workflowdef-<name>`: its versions) and of a run's stream
+//! (`workflow-<run_id>`), and a run's state as the fold of its events.
+//!
+//! A run's first event holds the whole definition it runs, pinned by its blake3 hash, so a
+//! run is read, replayed and decided from its own stream alone. What happens next is decided
+//! by the pure decider of the `workflow` crate; this module only records and folds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::domain::domain_events;
 use crate::event::Version;
 use crate::id::{TaskId, WorkflowId};
 use crate::state::{Aggregate, TransitionError};
 
-/// One step of a workflow.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct StepSpec {
-    /// The step's name, unique in the workflow.
-    pub name: String,
-    /// The capability it needs.
-    pub capability: String,
-    /// What to do.
-    pub description: String,
-    /// Input data.
-    #[serde(default)]
-    pub input: serde_json::Value,
-    /// Steps whose outputs it needs (fan-in).
-    #[serde(default)]
-    pub depends_on: Vec<String>,
+/// The longest workflow or step name, bytes.
+pub const WORKFLOW_NAME_BYTES_MAX: usize = 64;
+
+/// The largest definition document, bytes (YAML or JSON as sent).
+pub const DEFINITION_BYTES_MAX: usize = 256 * 1024;
+
+/// The most steps in a definition.
+pub const STEPS_MAX: usize = 200;
+
+/// A fan-out's item limit when the workflow names none.
+pub const FAN_OUT_ITEMS_DEFAULT: u32 = 100;
+
+/// The highest item limit a workflow may set.
+pub const FAN_OUT_ITEMS_MAX: u32 = 1_000;
+
+/// The most attempts a step's `retry` may ask for.
+pub const STEP_ATTEMPTS_MAX: u32 = 10;
+
+/// What a fan-out does when an item fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemFailure {
+    /// Start no more items, and fail the step once the running ones end (the default).
+    #[default]
+    FailFast,
+    /// Run every item; the step completes with each item's `{ok, output | error}`.
+    Continue,
 }
 
-/// A workflow started.
+/// What a step does when a step it needs was skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SkippedNeeds {
+    /// It is skipped too (the default).
+    #[default]
+    Skip,
+    /// It runs all the same (the skipped step's output reads as `null`).
+    Run,
+}
+
+/// A step's retries: a failed task is run again as a new task, up to `attempts` in all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Attempts in all, the first included (1 to 10).
+    pub attempts: u32,
+}
+
+/// One step: a task for a capability, run when the steps it needs have ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Unique in the workflow: 1 to 64 of `a-z 0-9 _ -`, starting with a letter.
+    pub name: String,
+    /// The capability its task needs.
+    pub capability: String,
+    /// What to do, in words: a template (`${…}` interpolated).
+    #[serde(default)]
+    pub description: String,
+    /// The task's input: JSON in which every string is a template (a string that is exactly
+    /// one `${expr}` takes the expression's value, of any type).
+    #[serde(default)]
+    pub input: Value,
+    /// The steps that must end first.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// Runs only when this expression is true (else the step is skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// Fan-out: an expression giving a list; one task per item (`item`, `index` in the
+    /// step's templates), and the step's output is the ordered list of `{ok, output | error}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<String>,
+    /// The most items running at once (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+    /// The most items the list may hold (default: the workflow's `max_items`, at most that).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<u32>,
+    /// What a failed item does to the step.
+    #[serde(default)]
+    pub on_item_failure: ItemFailure,
+    /// What the step does when a step it needs was skipped.
+    #[serde(default)]
+    pub on_skipped_needs: SkippedNeeds,
+    /// The task's timeout (`30s`, `5m`; default the task's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Retries of a failed task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+/// A workflow definition, as registered (YAML or JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    /// The workflow's name: 1 to 64 of `a-z 0-9 _ -`, starting with a letter.
+    pub name: String,
+    /// What it does.
+    #[serde(default)]
+    pub description: String,
+    /// Its steps: a DAG by `needs`.
+    pub steps: Vec<Step>,
+    /// The run's output: a template over `input` and `steps` (default: every step's output
+    /// by name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// The item limit of its fan-outs (default 100, at most 1,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<u32>,
+}
+
+impl Definition {
+    /// The fan-out item limit of `step`.
+    pub fn item_limit(&self, step: &Step) -> u32 {
+        let workflow = self.max_items.unwrap_or(FAN_OUT_ITEMS_DEFAULT);
+        step.max_items.map_or(workflow, |s| s.min(workflow))
+    }
+
+    /// The step named `name`.
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+}
+
+/// A definition's version was registered (`workflowdef-<name>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DefinitionRegistered {
+    /// The workflow's name.
+    pub name: String,
+    /// 1, 2, …: one more for each different definition of the name.
+    pub version: u32,
+    /// blake3 of the definition's canonical encoding, hex.
+    pub hash: String,
+    /// The definition.
+    pub definition: Definition,
+    /// Who registered it.
+    pub by: String,
+}
+
+domain_events! {
+    /// Every event of a definition's stream.
+    pub enum DefinitionEvent: "workflowdef", kinds DefinitionEventKind {
+        /// A version registered.
+        Registered(DefinitionRegistered) = "definition_registered" @ 1,
+    }
+}
+
+/// A run started.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkflowStarted {
-    /// The workflow.
-    pub workflow_id: WorkflowId,
-    /// Its steps: a DAG.
-    pub steps: Vec<StepSpec>,
+    /// The run.
+    pub run_id: WorkflowId,
+    /// The definition's name and version.
+    pub name: String,
+    /// Its version.
+    pub version: u32,
+    /// Its hash, hex: the run is pinned to it.
+    pub definition_hash: String,
+    /// The definition run.
+    pub definition: Definition,
+    /// The run's input.
+    #[serde(default)]
+    pub input: Value,
     /// Who started it.
     pub submitter: String,
+    /// A key that makes a repeated start return this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
-/// A step's task was submitted.
+/// A task of a step was scheduled (the engine submits it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StepScheduled {
     /// The step.
     pub step: String,
-    /// Its task.
+    /// The item of a fan-out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<u32>,
+    /// 1, 2, …: the step's retries.
+    pub attempt: u32,
+    /// The task, derived from the run, step, item and attempt.
     pub task_id: TaskId,
+    /// The task's capability.
+    pub capability: String,
+    /// Its description.
+    pub description: String,
+    /// Its input.
+    #[serde(default)]
+    pub input: Value,
+    /// Its timeout, ms (none: the task's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
-/// A step's task completed.
+/// A fan-out's list was evaluated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct StepCompleted {
+pub struct StepExpanded {
     /// The step.
     pub step: String,
-    /// Its task.
-    pub task_id: TaskId,
-    /// The task's output.
-    pub output: serde_json::Value,
+    /// The items, in order.
+    pub items: Vec<Value>,
 }
 
-/// A step's task failed.
+/// A step will not run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct StepFailed {
+pub struct StepSkipped {
     /// The step.
     pub step: String,
-    /// Its task.
-    pub task_id: TaskId,
     /// Why.
     pub reason: String,
 }
 
-/// Every step completed.
+/// A step's task ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct WorkflowCompleted {
-    /// Each step's output, by step name.
-    pub outputs: BTreeMap<String, serde_json::Value>,
+pub struct StepTaskEnded {
+    /// The step.
+    pub step: String,
+    /// The item of a fan-out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<u32>,
+    /// The attempt.
+    pub attempt: u32,
+    /// The task.
+    pub task_id: TaskId,
+    /// Whether it completed.
+    pub ok: bool,
+    /// Its output, when it completed.
+    #[serde(default)]
+    pub output: Value,
+    /// Why it did not, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
-/// The workflow failed.
+/// A step completed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepCompleted {
+    /// The step.
+    pub step: String,
+    /// Its output (a fan-out's: the ordered list of `{ok, output | error}`).
+    pub output: Value,
+}
+
+/// A step failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepFailed {
+    /// The step.
+    pub step: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The run completed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkflowCompleted {
+    /// Its output.
+    pub output: Value,
+}
+
+/// The run failed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkflowFailed {
     /// Why.
     pub reason: String,
 }
 
+/// Someone asked to cancel the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CancelRequested {
+    /// Who.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The run was cancelled: nothing starts after it; running step tasks are cancelled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkflowCancelled {
+    /// Who asked.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+}
+
 domain_events! {
-    /// Every event of a workflow's stream.
+    /// Every event of a run's stream.
     pub enum WorkflowEvent: "workflow", kinds WorkflowEventKind {
         /// Started.
-        Started(WorkflowStarted) = "workflow_started" @ 1,
-        /// A step's task was submitted.
-        StepScheduled(StepScheduled) = "step_scheduled" @ 1,
+        Started(WorkflowStarted) = "workflow_started" @ 2,
+        /// A step's task was scheduled.
+        StepScheduled(StepScheduled) = "step_scheduled" @ 2,
+        /// A fan-out's list was evaluated.
+        StepExpanded(StepExpanded) = "step_expanded" @ 1,
+        /// A step will not run.
+        StepSkipped(StepSkipped) = "step_skipped" @ 1,
+        /// A step's task ended.
+        StepTaskEnded(StepTaskEnded) = "step_task_ended" @ 1,
         /// A step completed.
-        StepCompleted(StepCompleted) = "step_completed" @ 1,
+        StepCompleted(StepCompleted) = "step_completed" @ 2,
         /// A step failed.
-        StepFailed(StepFailed) = "step_failed" @ 1,
-        /// All steps completed.
-        Completed(WorkflowCompleted) = "workflow_completed" @ 1,
-        /// The workflow failed.
-        Failed(WorkflowFailed) = "workflow_failed" @ 1,
+        StepFailed(StepFailed) = "step_failed" @ 2,
+        /// The run completed.
+        Completed(WorkflowCompleted) = "workflow_completed" @ 2,
+        /// The run failed.
+        Failed(WorkflowFailed) = "workflow_failed" @ 2,
+        /// A cancel was asked for.
+        CancelRequested(CancelRequested) = "workflow_cancel_requested" @ 1,
+        /// The run was cancelled.
+        Cancelled(WorkflowCancelled) = "workflow_cancelled" @ 1,
     }
 }
 
-/// Checks that steps form a DAG: unique names, known dependencies, no cycles.
-pub fn validate_steps(steps: &[StepSpec]) -> Result<(), String> {
-    if steps.is_empty() {
-        return Err("a workflow needs at least one step".into());
-    }
-    let mut names = BTreeSet::new();
-    for step in steps {
-        if !names.insert(step.name.as_str()) {
-            return Err(format!("step name {:?} is used twice", step.name));
-        }
-    }
-    for step in steps {
-        if let Some(missing) = step.depends_on.iter().find(|d| !names.contains(d.as_str())) {
-            return Err(format!("step {:?} depends on unknown step {missing:?}", step.name));
-        }
-    }
-    // Kahn's algorithm: a cycle leaves steps that never become ready.
-    let mut done: BTreeSet<&str> = BTreeSet::new();
-    while done.len() < steps.len() {
-        let ready: Vec<&str> = steps
-            .iter()
-            .filter(|s| !done.contains(s.name.as_str()))
-            .filter(|s| s.depends_on.iter().all(|d| done.contains(d.as_str())))
-            .map(|s| s.name.as_str())
-            .collect();
-        if ready.is_empty() {
-            return Err("the steps' dependencies form a cycle".into());
-        }
-        done.extend(ready);
-    }
-    Ok(())
-}
-
-/// Where a workflow is in its life.
+/// Where a run is in its life.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkflowStatus {
@@ -144,39 +341,93 @@ pub enum WorkflowStatus {
     New,
     /// Steps are running.
     Running,
-    /// Every step completed.
+    /// Every step completed or was skipped.
     Completed,
-    /// It failed.
+    /// A step failed.
     Failed,
+    /// Cancelled.
+    Cancelled,
 }
 
-/// A workflow's state: the fold of its events.
+impl WorkflowStatus {
+    /// Whether the run has ended.
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// Where a step is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not started.
+    #[default]
+    Pending,
+    /// Its task (or its items' tasks) running.
+    Running,
+    /// Completed.
+    Completed,
+    /// Failed.
+    Failed,
+    /// Skipped.
+    Skipped,
+}
+
+impl StepStatus {
+    /// Whether the step has ended.
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Skipped)
+    }
+}
+
+/// One task of a step (the item of a fan-out, or the step's own), at its latest attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemRun {
+    /// The latest attempt.
+    pub attempt: u32,
+    /// Its task.
+    pub task_id: TaskId,
+    /// How it ended, once it has: the output, or the reason.
+    pub ended: Option<Result<Value, String>>,
+}
+
+/// A step's state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepRun {
+    /// Where it is.
+    pub status: StepStatus,
+    /// A fan-out's items, once evaluated.
+    pub items: Option<Vec<Value>>,
+    /// Its tasks by item (`None` for a step without fan-out).
+    pub runs: BTreeMap<Option<u32>, ItemRun>,
+    /// Its output, once completed.
+    pub output: Option<Value>,
+    /// Why it failed or was skipped.
+    pub reason: Option<String>,
+}
+
+/// A run's state: the fold of its events.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WorkflowState {
     /// Events applied.
     pub version: Version,
     /// Where it is.
     pub status: WorkflowStatus,
-    /// Its steps.
-    pub steps: Vec<StepSpec>,
-    /// Steps scheduled, with their tasks.
-    pub scheduled: BTreeMap<String, TaskId>,
-    /// Outputs of completed steps.
-    pub outputs: BTreeMap<String, serde_json::Value>,
-    /// Why it failed.
+    /// How it started (the definition, the input).
+    pub started: Option<WorkflowStarted>,
+    /// Each step's state, by name.
+    pub steps: BTreeMap<String, StepRun>,
+    /// Each scheduled task's step and item.
+    pub tasks: BTreeMap<TaskId, (String, Option<u32>)>,
+    /// A cancel asked for: who and why.
+    pub cancel_requested: Option<(String, String)>,
+    /// The run's output, once completed.
+    pub output: Option<Value>,
+    /// Why it failed or was cancelled.
     pub failure: Option<String>,
 }
 
 impl WorkflowState {
-    /// Steps whose dependencies have all completed and that are not scheduled yet.
-    pub fn ready_steps(&self) -> Vec<&StepSpec> {
-        self.steps
-            .iter()
-            .filter(|s| !self.scheduled.contains_key(&s.name))
-            .filter(|s| s.depends_on.iter().all(|d| self.outputs.contains_key(d)))
-            .collect()
-    }
-
     fn refuse(&self, event: &WorkflowEvent, reason: impl Into<String>) -> TransitionError {
         use crate::domain::DomainEvent;
         TransitionError {
@@ -187,11 +438,24 @@ impl WorkflowState {
         }
     }
 
-    fn scheduled_task(&self, event: &WorkflowEvent, step: &str, task: TaskId) -> Result<(), TransitionError> {
-        match self.scheduled.get(step) {
-            Some(t) if *t == task => Ok(()),
-            _ => Err(self.refuse(event, format!("step {step:?} is not scheduled as task {task}"))),
+    fn step_mut(&mut self, event: &WorkflowEvent, step: &str) -> Result<&mut StepRun, TransitionError> {
+        if !self.steps.contains_key(step) {
+            return Err(self.refuse(event, format!("the definition has no step {step:?}")));
         }
+        Ok(self.steps.entry(step.to_string()).or_default())
+    }
+
+    /// The tasks running now: step, item and task.
+    pub fn running_tasks(&self) -> Vec<(String, Option<u32>, TaskId)> {
+        self.steps
+            .iter()
+            .flat_map(|(name, step)| {
+                step.runs
+                    .iter()
+                    .filter(|(_, run)| run.ended.is_none())
+                    .map(move |(item, run)| (name.clone(), *item, run.task_id))
+            })
+            .collect()
     }
 }
 
@@ -206,38 +470,89 @@ impl Aggregate for WorkflowState {
         use WorkflowStatus as S;
         match (self.status, event) {
             (S::New, WorkflowEvent::Started(e)) => {
-                validate_steps(&e.steps).map_err(|reason| self.refuse(event, reason))?;
-                self.steps = e.steps.clone();
+                self.steps =
+                    e.definition.steps.iter().map(|s| (s.name.clone(), StepRun::default())).collect();
+                self.started = Some(e.clone());
                 self.status = S::Running;
             }
             (S::Running, WorkflowEvent::StepScheduled(e)) => {
-                let ready = self.ready_steps().iter().any(|s| s.name == e.step);
-                if !ready {
-                    return Err(self.refuse(event, format!("step {:?} is not ready", e.step)));
+                let step = self.step_mut(event, &e.step)?;
+                if step.status.is_final() {
+                    return Err(self.refuse(event, format!("step {:?} has ended", e.step)));
                 }
-                self.scheduled.insert(e.step.clone(), e.task_id);
+                step.status = StepStatus::Running;
+                step.runs.insert(e.item, ItemRun { attempt: e.attempt, task_id: e.task_id, ended: None });
+                self.tasks.insert(e.task_id, (e.step.clone(), e.item));
+            }
+            (S::Running, WorkflowEvent::StepExpanded(e)) => {
+                let step = self.step_mut(event, &e.step)?;
+                if step.items.is_some() || step.status.is_final() {
+                    return Err(self.refuse(event, format!("step {:?} was expanded or has ended", e.step)));
+                }
+                step.items = Some(e.items.clone());
+                step.status = StepStatus::Running;
+            }
+            (S::Running, WorkflowEvent::StepSkipped(e)) => {
+                let step = self.step_mut(event, &e.step)?;
+                if step.status != StepStatus::Pending {
+                    return Err(self.refuse(event, format!("step {:?} has started", e.step)));
+                }
+                step.status = StepStatus::Skipped;
+                step.reason = Some(e.reason.clone());
+            }
+            (S::Running | S::Failed | S::Cancelled, WorkflowEvent::StepTaskEnded(e)) => {
+                let step = self.step_mut(event, &e.step)?;
+                let run = step.runs.get_mut(&e.item).filter(|r| r.task_id == e.task_id && r.ended.is_none());
+                let Some(run) = run else {
+                    return Err(self
+                        .refuse(event, format!("task {} is not running for step {:?}", e.task_id, e.step)));
+                };
+                run.ended =
+                    Some(if e.ok { Ok(e.output.clone()) } else { Err(e.error.clone().unwrap_or_default()) });
             }
             (S::Running, WorkflowEvent::StepCompleted(e)) => {
-                self.scheduled_task(event, &e.step, e.task_id)?;
-                if self.outputs.contains_key(&e.step) {
-                    return Err(self.refuse(event, format!("step {:?} completed already", e.step)));
+                let step = self.step_mut(event, &e.step)?;
+                if step.status.is_final() {
+                    return Err(self.refuse(event, format!("step {:?} has ended", e.step)));
                 }
-                self.outputs.insert(e.step.clone(), e.output.clone());
+                step.status = StepStatus::Completed;
+                step.output = Some(e.output.clone());
             }
             (S::Running, WorkflowEvent::StepFailed(e)) => {
-                self.scheduled_task(event, &e.step, e.task_id)?;
-            }
-            (S::Running, WorkflowEvent::Completed(_)) => {
-                if self.outputs.len() != self.steps.len() {
-                    return Err(self.refuse(event, "not every step has completed"));
+                let step = self.step_mut(event, &e.step)?;
+                if step.status.is_final() {
+                    return Err(self.refuse(event, format!("step {:?} has ended", e.step)));
                 }
+                step.status = StepStatus::Failed;
+                step.reason = Some(e.reason.clone());
+            }
+            (S::Running, WorkflowEvent::CancelRequested(e)) => {
+                if self.cancel_requested.is_none() {
+                    self.cancel_requested = Some((e.by.clone(), e.reason.clone()));
+                }
+            }
+            (S::Running, WorkflowEvent::Completed(e)) => {
+                if let Some((name, _)) = self
+                    .steps
+                    .iter()
+                    .find(|(_, s)| !matches!(s.status, StepStatus::Completed | StepStatus::Skipped))
+                {
+                    return Err(self.refuse(event, format!("step {name:?} has not completed")));
+                }
+                self.output = Some(e.output.clone());
                 self.status = S::Completed;
             }
             (S::Running, WorkflowEvent::Failed(e)) => {
                 self.failure = Some(e.reason.clone());
                 self.status = S::Failed;
             }
-            (S::Completed | S::Failed, _) => return Err(self.refuse(event, "the workflow has ended")),
+            (S::Running, WorkflowEvent::Cancelled(e)) => {
+                self.failure = Some(format!("cancelled by {}: {}", e.by, e.reason));
+                self.status = S::Cancelled;
+            }
+            (S::Completed | S::Failed | S::Cancelled, _) => {
+                return Err(self.refuse(event, "the run has ended"));
+            }
             _ => return Err(self.refuse(event, "not allowed in this state")),
         }
         self.version += 1;

@@ -390,32 +390,105 @@ fn agent_event() -> impl Strategy<Value = AgentEvent> {
 }
 
 fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
-    let step = (text(), text(), text(), json_value(), texts()).prop_map(
-        |(name, capability, description, input, depends_on)| StepSpec {
+    let step = (
+        text(),
+        text(),
+        text(),
+        json_value(),
+        texts(),
+        prop::option::of(text()),
+        prop::option::of(any::<u32>()),
+    )
+        .prop_map(|(name, capability, description, input, needs, when, max_parallel)| Step {
             name,
             capability,
             description,
             input,
-            depends_on,
+            needs,
+            when,
+            for_each: None,
+            max_parallel,
+            max_items: None,
+            on_item_failure: ItemFailure::Continue,
+            on_skipped_needs: SkippedNeeds::Run,
+            timeout: Some("30s".into()),
+            retry: Some(Retry { attempts: 2 }),
+        });
+    let definition = (text(), prop::collection::vec(step, 0..4), prop::option::of(json_value())).prop_map(
+        |(name, steps, output)| Definition {
+            name,
+            description: String::new(),
+            steps,
+            output,
+            max_items: Some(5),
         },
     );
     prop_oneof![
-        (workflow_id(), prop::collection::vec(step, 0..4), text()).prop_map(
-            |(workflow_id, steps, submitter)| {
-                WorkflowEvent::Started(WorkflowStarted { workflow_id, steps, submitter })
-            }
-        ),
-        (text(), task_id())
-            .prop_map(|(step, task_id)| WorkflowEvent::StepScheduled(StepScheduled { step, task_id })),
-        (text(), task_id(), json_value()).prop_map(|(step, task_id, output)| {
-            WorkflowEvent::StepCompleted(StepCompleted { step, task_id, output })
-        }),
-        (text(), task_id(), text()).prop_map(|(step, task_id, reason)| WorkflowEvent::StepFailed(
-            StepFailed { step, task_id, reason }
-        )),
-        prop::collection::btree_map(text(), json_value(), 0..4)
-            .prop_map(|outputs| WorkflowEvent::Completed(WorkflowCompleted { outputs })),
+        (workflow_id(), text(), any::<u32>(), definition, json_value(), text(), prop::option::of(text()))
+            .prop_map(|(run_id, name, version, definition, input, submitter, idempotency_key)| {
+                WorkflowEvent::Started(WorkflowStarted {
+                    run_id,
+                    name,
+                    version,
+                    definition_hash: "ab".repeat(32),
+                    definition,
+                    input,
+                    submitter,
+                    idempotency_key,
+                })
+            }),
+        (
+            text(),
+            prop::option::of(any::<u32>()),
+            any::<u32>(),
+            task_id(),
+            text(),
+            json_value(),
+            prop::option::of(any::<u64>())
+        )
+            .prop_map(|(step, item, attempt, task_id, description, input, timeout_ms)| {
+                WorkflowEvent::StepScheduled(StepScheduled {
+                    step,
+                    item,
+                    attempt,
+                    task_id,
+                    capability: "echo".into(),
+                    description,
+                    input,
+                    timeout_ms,
+                })
+            }),
+        (text(), prop::collection::vec(json_value(), 0..4))
+            .prop_map(|(step, items)| WorkflowEvent::StepExpanded(StepExpanded { step, items })),
+        (text(), text()).prop_map(|(step, reason)| WorkflowEvent::StepSkipped(StepSkipped { step, reason })),
+        (
+            text(),
+            prop::option::of(any::<u32>()),
+            any::<u32>(),
+            task_id(),
+            any::<bool>(),
+            json_value(),
+            prop::option::of(text())
+        )
+            .prop_map(|(step, item, attempt, task_id, ok, output, error)| {
+                WorkflowEvent::StepTaskEnded(StepTaskEnded {
+                    step,
+                    item,
+                    attempt,
+                    task_id,
+                    ok,
+                    output,
+                    error,
+                })
+            }),
+        (text(), json_value())
+            .prop_map(|(step, output)| WorkflowEvent::StepCompleted(StepCompleted { step, output })),
+        (text(), text()).prop_map(|(step, reason)| WorkflowEvent::StepFailed(StepFailed { step, reason })),
+        json_value().prop_map(|output| WorkflowEvent::Completed(WorkflowCompleted { output })),
         text().prop_map(|reason| WorkflowEvent::Failed(WorkflowFailed { reason })),
+        (text(), text())
+            .prop_map(|(by, reason)| WorkflowEvent::CancelRequested(CancelRequested { by, reason })),
+        (text(), text()).prop_map(|(by, reason)| WorkflowEvent::Cancelled(WorkflowCancelled { by, reason })),
     ]
 }
 
@@ -619,7 +692,7 @@ fn encode_in_order(
         })
         .to_payload()?,
         TaskEvent::EnvelopeSealed(EnvelopeSealed { envelope: sealed.clone() }).to_payload()?,
-        WorkflowEvent::Completed(WorkflowCompleted { outputs: btree_in_order(&outputs) }).to_payload()?,
+        WorkflowEvent::Completed(WorkflowCompleted { output: object_in_order(&outputs) }).to_payload()?,
         codec::to_msgpack(&nested)?,
         // Signatures (ed25519 is deterministic) over hashes of the canonical bytes.
         submitted.signature.0.to_vec(),

@@ -13,6 +13,7 @@ fn generated() -> BTreeMap<String, String> {
         ("task", TaskEvent::payload_schemas()),
         ("agent", AgentEvent::payload_schemas()),
         ("workflow", WorkflowEvent::payload_schemas()),
+        ("workflowdef", events::DefinitionEvent::payload_schemas()),
         ("heartbeat", HeartbeatEvent::payload_schemas()),
         ("feedback", FeedbackEvent::payload_schemas()),
         ("policy", events::policy::PolicyEvent::payload_schemas()),
@@ -64,4 +65,21 @@ fn committed_event_schemas_match_the_types() {
             "schemas/events/{name} drifted from the Rust type: rerun with PANTHEON_UPDATE_SCHEMAS=1"
         );
     }
+}
+
+/// The JSON Schema of a workflow definition (`schemas/workflow-definition.json`): what
+/// `POST /workflows` and `pantheon workflow register` take, in JSON or YAML.
+#[test]
+fn the_committed_definition_schema_matches_the_type() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schemas/workflow-definition.json");
+    let mut value = schemars::schema_for!(events::workflow::Definition).to_value();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("$id".into(), "https://pantheon.dev/schemas/workflow-definition.json".into());
+    }
+    let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+    if std::env::var_os("PANTHEON_UPDATE_SCHEMAS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).expect("run with PANTHEON_UPDATE_SCHEMAS=1");
+    assert_eq!(committed, text, "schemas/workflow-definition.json drifted: regenerate");
 }

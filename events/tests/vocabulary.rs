@@ -7,7 +7,8 @@ use events::agent::{
 use events::harness::TestHarness;
 use events::task::*;
 use events::workflow::{
-    StepCompleted, StepFailed, StepScheduled, StepSpec, WorkflowCompleted, WorkflowFailed, WorkflowStarted,
+    Definition, Step, StepCompleted, StepScheduled, StepSkipped, StepTaskEnded, WorkflowCompleted,
+    WorkflowFailed, WorkflowStarted,
 };
 use events::*;
 use proptest::prelude::*;
@@ -286,49 +287,86 @@ fn agents_register_suspend_reinstate_and_retire() {
 }
 
 #[test]
-fn workflows_run_their_dag_and_refuse_cycles() {
-    let step = |name: &str, deps: &[&str]| StepSpec {
+fn a_run_folds_its_steps_and_refuses_what_does_not_follow() {
+    let step = |name: &str, needs: &[&str]| Step {
         name: name.into(),
         capability: "echo".into(),
         description: name.into(),
         input: json!(null),
-        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+        needs: needs.iter().map(|d| d.to_string()).collect(),
+        when: None,
+        for_each: None,
+        max_parallel: None,
+        max_items: None,
+        on_item_failure: Default::default(),
+        on_skipped_needs: Default::default(),
+        timeout: None,
+        retry: None,
     };
     let started = WorkflowEvent::Started(WorkflowStarted {
-        workflow_id: WorkflowId::new(),
-        steps: vec![step("a", &[]), step("b", &["a"])],
+        run_id: WorkflowId::new(),
+        name: "two".into(),
+        version: 1,
+        definition_hash: String::new(),
+        definition: Definition {
+            name: "two".into(),
+            description: String::new(),
+            steps: vec![step("a", &[]), step("b", &["a"])],
+            output: None,
+            max_items: None,
+        },
+        input: json!(null),
         submitter: "a new user".into(),
+        idempotency_key: None,
     });
-    let (task_a, task_b) = (TaskId::new(), TaskId::new());
-    // b is not ready before a completes.
+    let task_a = TaskId::new();
+    let scheduled = |name: &str, task_id: TaskId| {
+        WorkflowEvent::StepScheduled(StepScheduled {
+            step: name.into(),
+            item: None,
+            attempt: 1,
+            task_id,
+            capability: "echo".into(),
+            description: String::new(),
+            input: json!(null),
+            timeout_ms: None,
+        })
+    };
     TestHarness::<WorkflowState>::given([started.clone()])
-        .when(WorkflowEvent::StepScheduled(StepScheduled { step: "b".into(), task_id: task_b }))
-        .then_refused_with("not ready");
-    let given = vec![
-        started.clone(),
-        WorkflowEvent::StepScheduled(StepScheduled { step: "a".into(), task_id: task_a }),
-        WorkflowEvent::StepCompleted(StepCompleted { step: "a".into(), task_id: task_a, output: json!(1) }),
-        WorkflowEvent::StepScheduled(StepScheduled { step: "b".into(), task_id: task_b }),
-    ];
-    TestHarness::<WorkflowState>::given(given.clone())
-        .when(WorkflowEvent::Completed(WorkflowCompleted { outputs: Default::default() }))
-        .then_refused_with("not every step");
-    let mut done = given;
-    done.push(WorkflowEvent::StepCompleted(StepCompleted {
-        step: "b".into(),
-        task_id: task_b,
-        output: json!(2),
-    }));
-    TestHarness::<WorkflowState>::given(done)
-        .when(WorkflowEvent::Completed(WorkflowCompleted { outputs: Default::default() }))
-        .then_state(|s| assert_eq!(s.status, WorkflowStatus::Completed));
-
-    let cyclic = WorkflowEvent::Started(WorkflowStarted {
-        workflow_id: WorkflowId::new(),
-        steps: vec![step("a", &["b"]), step("b", &["a"])],
-        submitter: "a new user".into(),
+        .when(scheduled("nope", task_a))
+        .then_refused_with("no step");
+    let ended = WorkflowEvent::StepTaskEnded(StepTaskEnded {
+        step: "a".into(),
+        item: None,
+        attempt: 1,
+        task_id: TaskId::new(),
+        ok: true,
+        output: json!(1),
+        error: None,
     });
-    TestHarness::<WorkflowState>::given([]).when(cyclic).then_refused_with("cycle");
+    TestHarness::<WorkflowState>::given([started.clone(), scheduled("a", task_a)])
+        .when(ended)
+        .then_refused_with("not running");
+    TestHarness::<WorkflowState>::given([started.clone(), scheduled("a", task_a)])
+        .when(WorkflowEvent::Completed(WorkflowCompleted { output: json!(null) }))
+        .then_refused_with("has not completed");
+    let done = vec![
+        started.clone(),
+        scheduled("a", task_a),
+        WorkflowEvent::StepCompleted(StepCompleted { step: "a".into(), output: json!(1) }),
+        WorkflowEvent::StepSkipped(StepSkipped { step: "b".into(), reason: "no".into() }),
+    ];
+    TestHarness::<WorkflowState>::given(done.clone())
+        .when(WorkflowEvent::Completed(WorkflowCompleted { output: json!(1) }))
+        .then_state(|s| assert_eq!(s.status, WorkflowStatus::Completed));
+    let mut ended = done;
+    ended.push(WorkflowEvent::Failed(WorkflowFailed { reason: "x".into() }));
+    TestHarness::<WorkflowState>::given(ended)
+        .when(WorkflowEvent::Completed(WorkflowCompleted { output: json!(1) }))
+        .then_refused_with("ended");
+    TestHarness::<WorkflowState>::given([])
+        .when(WorkflowEvent::Failed(WorkflowFailed { reason: "x".into() }))
+        .then_refused_with("not allowed in this state");
 }
 
 fn rejected(reason: &str) -> TaskEvent {
@@ -538,114 +576,6 @@ fn a_passport_renewal_is_refused_for_another_agent_an_unknown_one_or_a_retired_o
     TestHarness::<AgentState>::given([registered, retired])
         .when(renewal)
         .then_refused_with("the agent is retired");
-}
-
-/// A workflow of two independent steps, started, with `a` scheduled as `task_a`.
-fn workflow_with_a_scheduled(task_a: TaskId) -> Vec<WorkflowEvent> {
-    let step = |name: &str| StepSpec {
-        name: name.into(),
-        capability: "echo".into(),
-        description: name.into(),
-        input: json!(null),
-        depends_on: vec![],
-    };
-    vec![
-        WorkflowEvent::Started(WorkflowStarted {
-            workflow_id: WorkflowId::new(),
-            steps: vec![step("a"), step("b")],
-            submitter: "a new user".into(),
-        }),
-        WorkflowEvent::StepScheduled(StepScheduled { step: "a".into(), task_id: task_a }),
-    ]
-}
-
-fn step_failed(step: &str, task_id: TaskId) -> WorkflowEvent {
-    WorkflowEvent::StepFailed(StepFailed { step: step.into(), task_id, reason: "the task failed".into() })
-}
-
-fn workflow_failed() -> WorkflowEvent {
-    WorkflowEvent::Failed(WorkflowFailed { reason: "step a failed".into() })
-}
-
-#[test]
-fn a_scheduled_step_can_fail() {
-    let task_a = TaskId::new();
-    TestHarness::<WorkflowState>::given(workflow_with_a_scheduled(task_a))
-        .when(step_failed("a", task_a))
-        .then_state(|s| {
-            assert_eq!(s.status, WorkflowStatus::Running, "the workflow decides separately whether to fail");
-            assert!(!s.outputs.contains_key("a"));
-            assert_eq!(s.failure, None);
-        });
-}
-
-#[test]
-fn a_step_failure_must_name_the_scheduled_task() {
-    let task_a = TaskId::new();
-    let given = workflow_with_a_scheduled(task_a);
-    // Another task than the one scheduled for the step.
-    TestHarness::<WorkflowState>::given(given.clone())
-        .when(step_failed("a", TaskId::new()))
-        .then_refused_with("is not scheduled as task");
-    // A step not scheduled yet.
-    TestHarness::<WorkflowState>::given(given)
-        .when(step_failed("b", task_a))
-        .then_refused_with("is not scheduled as task");
-    // A workflow never started.
-    TestHarness::<WorkflowState>::given([])
-        .when(step_failed("a", task_a))
-        .then_refused_with("not allowed in this state");
-}
-
-#[test]
-fn a_running_workflow_can_fail() {
-    let task_a = TaskId::new();
-    let mut given = workflow_with_a_scheduled(task_a);
-    given.push(step_failed("a", task_a));
-    TestHarness::<WorkflowState>::given(given).when(workflow_failed()).then_state(|s| {
-        assert_eq!(s.status, WorkflowStatus::Failed);
-        assert_eq!(s.failure.as_deref(), Some("step a failed"));
-    });
-}
-
-#[test]
-fn nothing_follows_a_workflow_failure() {
-    let task_a = TaskId::new();
-    let mut given = workflow_with_a_scheduled(task_a);
-    given.push(workflow_failed());
-    for later in [
-        WorkflowEvent::StepScheduled(StepScheduled { step: "b".into(), task_id: TaskId::new() }),
-        WorkflowEvent::StepCompleted(StepCompleted { step: "a".into(), task_id: task_a, output: json!(1) }),
-        step_failed("a", task_a),
-        WorkflowEvent::Completed(WorkflowCompleted { outputs: Default::default() }),
-        workflow_failed(),
-    ] {
-        let refused = TestHarness::<WorkflowState>::given(given.clone())
-            .when(later)
-            .then_refused_with("the workflow has ended");
-        assert_eq!((refused.entity, refused.state.as_str()), ("workflow", "failed"));
-    }
-}
-
-#[test]
-fn a_workflow_fails_only_while_running() {
-    // Never started.
-    TestHarness::<WorkflowState>::given([])
-        .when(workflow_failed())
-        .then_refused_with("not allowed in this state");
-    // Completed already.
-    let task_a = TaskId::new();
-    let task_b = TaskId::new();
-    let mut done = workflow_with_a_scheduled(task_a);
-    done.extend([
-        WorkflowEvent::StepScheduled(StepScheduled { step: "b".into(), task_id: task_b }),
-        WorkflowEvent::StepCompleted(StepCompleted { step: "a".into(), task_id: task_a, output: json!(1) }),
-        WorkflowEvent::StepCompleted(StepCompleted { step: "b".into(), task_id: task_b, output: json!(2) }),
-        WorkflowEvent::Completed(WorkflowCompleted { outputs: Default::default() }),
-    ]);
-    TestHarness::<WorkflowState>::given(done)
-        .when(workflow_failed())
-        .then_refused_with("the workflow has ended");
 }
 
 #[test]

@@ -1,0 +1,217 @@
+//! Workflows end to end on the embedded default: every step an ordinary task; fan-out with
+//! `max_parallel` and an ordered fan-in; retries; failures; a cancel; a restart mid-run that
+//! schedules nothing twice.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::workflows::{self, Start, StartRun};
+use common::*;
+use events::task::{Channel, TaskEvent, TaskStatus};
+use events::workflow::{WorkflowEvent, WorkflowStatus};
+use events::{DomainEvent, EventLog, KeyPair, StreamId, WorkflowId};
+use serde_json::{Value, json};
+
+const PIPELINE: &str = r#"
+name: pipeline
+steps:
+  - {name: plan, capability: echo, input: {items: "${input.topics}"}}
+  - name: work
+    capability: echo
+    needs: [plan]
+    for_each: "${steps.plan.output.items}"
+    max_parallel: 2
+    description: "research ${item}"
+    input: "${item}"
+  - {name: review, capability: echo, needs: [work], input: "${steps.work.output}"}
+output: {reviewed: "${steps.review.output}", count: "${len(steps.work.output)}"}
+"#;
+
+fn offered(capabilities: &[&str]) -> std::collections::BTreeSet<String> {
+    capabilities.iter().map(|c| c.to_string()).collect()
+}
+
+async fn run(log: &dyn EventLog, yaml: &str, input: Value, capabilities: &[&str]) -> WorkflowId {
+    let definition = workflow::parse(yaml).expect("a good definition");
+    let request = StartRun {
+        what: Start::Definition(Box::new(definition)),
+        input,
+        submitter: "a-new-user".into(),
+        idempotency_key: None,
+        offered: offered(capabilities),
+    };
+    workflows::start(log, request).await.expect("started").0
+}
+
+async fn run_events(log: &dyn EventLog, run: WorkflowId) -> Vec<WorkflowEvent> {
+    log.read_stream(&StreamId::workflow(run), 1, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| WorkflowEvent::from_recorded(r).unwrap())
+        .collect()
+}
+
+fn count(events: &[WorkflowEvent], kind: &str) -> usize {
+    events.iter().filter(|e| e.event_type() == kind).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_fans_out_and_in_with_every_step_an_ordinary_task() {
+    let (_dir, log) = sqlite_log().await;
+    let key = Arc::new(KeyPair::generate());
+    let runtime = start(sqlite_options(Arc::clone(&log), key)).await;
+    let topics = json!(["tides", "winds", "currents", "waves", "storms"]);
+    let run_id = run(log.as_ref(), PIPELINE, json!({"topics": topics}), &["echo"]).await;
+    let run = workflows::wait(log.as_ref(), run_id, WAIT).await.unwrap();
+    assert_eq!(run.state.status, WorkflowStatus::Completed, "{:?}", run.state);
+    let fanned: Vec<Value> =
+        topics.as_array().unwrap().iter().map(|t| json!({"ok": true, "output": t})).collect();
+    assert_eq!(run.state.output, Some(json!({"reviewed": fanned, "count": 5})));
+
+    // One task per step and item, each once, each an ordinary task that completed.
+    let events = run_events(log.as_ref(), run_id).await;
+    assert_eq!(count(&events, "step_scheduled"), 7);
+    assert_eq!(count(&events, "step_task_ended"), 7);
+    assert_eq!(count(&events, "workflow_completed"), 1);
+    let mut running = 0usize;
+    let mut most = 0usize;
+    for event in &events {
+        match event {
+            WorkflowEvent::StepScheduled(s) if s.step == "work" => running += 1,
+            WorkflowEvent::StepTaskEnded(e) if e.step == "work" => running -= 1,
+            _ => {}
+        }
+        most = most.max(running);
+    }
+    assert_eq!(most, 2, "max_parallel holds");
+    for task_id in run.state.tasks.keys() {
+        let task = events_of(log.as_ref(), *task_id).await;
+        let TaskEvent::Submitted(submitted) = TaskEvent::from_recorded(&task[0]).unwrap() else { panic!() };
+        assert_eq!(submitted.channel, Channel::Workflow);
+        assert_eq!(submitted.spec.workflow.as_ref().map(|w| w.workflow_id), Some(run_id));
+        assert_eq!(
+            types(log.as_ref(), *task_id).await,
+            HAPPY_PATH,
+            "an ordinary task, screened and verified"
+        );
+    }
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_failures_skips_and_cancels_end_runs_with_reasons() {
+    let (_dir, log) = sqlite_log().await;
+    let key = Arc::new(KeyPair::generate());
+    let mut options = sqlite_options(Arc::clone(&log), Arc::clone(&key));
+    let flaky = Arc::new(Flaky { failures: 1, calls: Default::default() });
+    options.extra_agents.push(hosted("flaky", "flaky", &key, flaky));
+    options.extra_agents.push(hosted("refuser", "doomed", &key, Arc::new(Refuser)));
+    options.extra_agents.push(hosted("slow", "slow", &key, Arc::new(Slow(Duration::from_secs(30)))));
+    let runtime = start(options).await;
+
+    // A step retried as a new task (each task with one attempt) succeeds the second time.
+    let retried = "name: retried\nsteps:\n  - {name: a, capability: flaky, retry: {attempts: 3}, input: x}\n";
+    let id = run(log.as_ref(), retried, Value::Null, &["flaky"]).await;
+    let done = workflows::wait(log.as_ref(), id, WAIT).await.unwrap();
+    assert_eq!(done.state.status, WorkflowStatus::Completed, "{:?}", done.state);
+
+    // A step whose tasks always fail fails the run with the task's reason; its dependents and
+    // the skipped branch never start.
+    let doomed = r#"
+name: doomed
+steps:
+  - {name: a, capability: doomed}
+  - {name: b, capability: echo, needs: [a]}
+  - {name: c, capability: echo, when: "input.go == true"}
+"#;
+    let id = run(log.as_ref(), doomed, json!({"go": false}), &["doomed", "echo"]).await;
+    let failed = workflows::wait(log.as_ref(), id, WAIT).await.unwrap();
+    assert_eq!(failed.state.status, WorkflowStatus::Failed);
+    let reason = failed.state.failure.clone().unwrap_or_default();
+    assert!(reason.contains("step a failed") && reason.contains("never work"), "{reason}");
+    assert_eq!(failed.state.steps["b"].runs.len(), 0);
+    assert_eq!(failed.state.steps["c"].reason.as_deref(), Some("when is false: input.go == true"));
+
+    // A cancel ends the run and cancels its running step task.
+    let slow =
+        "name: slow\nsteps:\n  - {name: a, capability: slow}\n  - {name: b, capability: echo, needs: [a]}\n";
+    let id = run(log.as_ref(), slow, Value::Null, &["slow", "echo"]).await;
+    let task = loop {
+        let run = workflows::load_run(log.as_ref(), id).await.unwrap();
+        if let Some((_, _, task)) = run.state.running_tasks().first() {
+            break *task;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    workflows::cancel(log.as_ref(), id, "a-new-user", "changed my mind").await.unwrap();
+    let cancelled = workflows::wait(log.as_ref(), id, WAIT).await.unwrap();
+    assert_eq!(cancelled.state.status, WorkflowStatus::Cancelled);
+    let state = runtime.wait_final(task, WAIT).await.unwrap();
+    assert_eq!(state.status, TaskStatus::Cancelled, "the running step task is cancelled");
+    assert!(matches!(
+        workflows::cancel(log.as_ref(), id, "a-new-user", "again").await,
+        Err(workflows::WorkflowError::Ended(_))
+    ));
+
+    // Unknown capabilities are refused at start, with the offered list; nothing is recorded.
+    let unknown = "name: unknown\nsteps:\n  - {name: a, capability: teleport}\n";
+    let refused = workflows::start(
+        log.as_ref(),
+        StartRun {
+            what: Start::Definition(Box::new(workflow::parse(unknown).unwrap())),
+            input: Value::Null,
+            submitter: "a-new-user".into(),
+            idempotency_key: None,
+            offered: offered(&["echo"]),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("no registered agent offers teleport (offered: echo)"), "{refused}");
+    runtime.shutdown().await;
+}
+
+/// A run stopped mid-way (the process shut down while a step ran) resumes after a restart and
+/// schedules nothing twice: every (step, item, attempt) once, every task once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_run_resumes_and_schedules_nothing_twice() {
+    let (_dir, log) = sqlite_log().await;
+    let key = Arc::new(KeyPair::generate());
+    let slowly = |key: &Arc<KeyPair>| {
+        let mut options = sqlite_options(Arc::clone(&log), Arc::clone(key));
+        options.extra_agents.push(hosted("slow", "slow", key, Arc::new(Slow(Duration::from_millis(300)))));
+        options
+    };
+    let runtime = start(slowly(&key)).await;
+    let yaml = r#"
+name: resumed
+steps:
+  - {name: fan, capability: slow, for_each: "input", max_parallel: 3, input: "${item}"}
+  - {name: after, capability: echo, needs: [fan], input: "${len(steps.fan.output)}"}
+output: "${steps.after.output}"
+"#;
+    let id = run(log.as_ref(), yaml, json!([1, 2, 3, 4, 5, 6, 7, 8]), &["slow", "echo"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    runtime.shutdown().await;
+    let midway = workflows::load_run(log.as_ref(), id).await.unwrap();
+    assert_eq!(midway.state.status, WorkflowStatus::Running, "stopped mid-run");
+    let runtime = start(slowly(&key)).await;
+    let done = workflows::wait(log.as_ref(), id, WAIT).await.unwrap();
+    assert_eq!(done.state.status, WorkflowStatus::Completed, "{:?}", done.state);
+    assert_eq!(done.state.output, Some(json!(8)));
+    let events = run_events(log.as_ref(), id).await;
+    let mut scheduled = BTreeMap::new();
+    for event in &events {
+        if let WorkflowEvent::StepScheduled(s) = event {
+            *scheduled.entry((s.step.clone(), s.item, s.attempt)).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(scheduled.len(), 9);
+    assert!(scheduled.values().all(|n| *n == 1), "{scheduled:?}");
+    assert_eq!(count(&events, "step_task_ended"), 9);
+    runtime.shutdown().await;
+}

@@ -1,0 +1,618 @@
+//! The decider of a run: a pure function of the run's state (which holds its definition) and
+//! what woke it — a step's task that ended, or a look — returning the events that are
+//! missing. It reads no clock and calls nothing: whatever woke it, on whatever prefix of an
+//! earlier decision the log holds, it emits what is still to be recorded, so a redelivered
+//! input, a second process or a restart after a crash records nothing twice.
+//!
+//! Step task ids are derived from (run, step, item, attempt) ([`step_task_id`]): submitting a
+//! scheduled task twice finds the task there.
+
+use events::workflow::{
+    ItemFailure, SkippedNeeds, Step, StepCompleted, StepExpanded, StepFailed, StepScheduled, StepSkipped,
+    StepStatus, StepTaskEnded, WorkflowCancelled, WorkflowCompleted, WorkflowEvent, WorkflowFailed,
+    WorkflowState, WorkflowStatus,
+};
+use events::{Aggregate, TaskId, WorkflowId};
+use serde_json::{Map, Value, json};
+
+use crate::define::{duration_ms, strip};
+use crate::expr::{self, kind};
+use crate::template;
+
+/// What woke the decider.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Trigger {
+    /// A look at the state: after the run started, a cancel was asked for, or to resume.
+    Look,
+    /// A step's task ended: its output, or why not.
+    TaskEnded {
+        /// The task.
+        task_id: TaskId,
+        /// Its output, or the reason it failed, was refused or cancelled.
+        outcome: Result<Value, String>,
+    },
+}
+
+/// The task of `step`'s `item` at `attempt` in run `run`: the same inputs always give the
+/// same id.
+pub fn step_task_id(run: WorkflowId, step: &str, item: Option<u32>, attempt: u32) -> TaskId {
+    let mut hasher = blake3::Hasher::new_derive_key("pantheon workflow step task v1");
+    hasher.update(run.0.as_bytes());
+    hasher.update(&(step.len() as u64).to_le_bytes());
+    hasher.update(step.as_bytes());
+    hasher.update(&item.map_or(u64::MAX, u64::from).to_le_bytes());
+    hasher.update(&attempt.to_le_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    TaskId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+}
+
+/// A stable name of what an event records, for its derived id.
+pub fn purpose(event: &WorkflowEvent) -> String {
+    let item = |i: &Option<u32>| i.map_or_else(|| "-".to_string(), |i| i.to_string());
+    match event {
+        WorkflowEvent::Started(_) => "started".into(),
+        WorkflowEvent::StepScheduled(e) => format!("scheduled:{}:{}:{}", e.step, item(&e.item), e.attempt),
+        WorkflowEvent::StepExpanded(e) => format!("expanded:{}", e.step),
+        WorkflowEvent::StepSkipped(e) => format!("skipped:{}", e.step),
+        WorkflowEvent::StepTaskEnded(e) => format!("ended:{}", e.task_id),
+        WorkflowEvent::StepCompleted(e) => format!("completed:{}", e.step),
+        WorkflowEvent::StepFailed(e) => format!("failed:{}", e.step),
+        WorkflowEvent::Completed(_) => "completed".into(),
+        WorkflowEvent::Failed(_) => "failed".into(),
+        WorkflowEvent::CancelRequested(_) => "cancel-requested".into(),
+        WorkflowEvent::Cancelled(_) => "cancelled".into(),
+    }
+}
+
+/// The scope of expressions: the run's input and every step's status and output.
+fn scope(state: &WorkflowState, item: Option<(u32, &Value)>) -> Value {
+    let steps: Map<String, Value> = state
+        .steps
+        .iter()
+        .map(|(name, step)| {
+            let status = serde_json::to_value(step.status).unwrap_or(Value::Null);
+            (name.clone(), json!({ "status": status, "output": step.output.clone().unwrap_or(Value::Null) }))
+        })
+        .collect();
+    let input = state.started.as_ref().map(|s| s.input.clone()).unwrap_or(Value::Null);
+    let mut scope = json!({ "input": input, "steps": steps });
+    if let Some((index, item)) = item {
+        scope["item"] = item.clone();
+        scope["index"] = json!(index);
+    }
+    scope
+}
+
+/// The events missing from `state` after `trigger`.
+pub fn decide(state: &WorkflowState, trigger: &Trigger) -> Vec<WorkflowEvent> {
+    let mut decision = Decision { state: state.clone(), out: Vec::new() };
+    decision.run(trigger);
+    decision.out
+}
+
+struct Decision {
+    state: WorkflowState,
+    out: Vec<WorkflowEvent>,
+}
+
+impl Decision {
+    /// Records `event` if the state takes it.
+    fn push(&mut self, event: WorkflowEvent) -> bool {
+        if self.state.apply(&event).is_ok() {
+            self.out.push(event);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn run(&mut self, trigger: &Trigger) {
+        if let Trigger::TaskEnded { task_id, outcome } = trigger
+            && let Some((step, item)) = self.state.tasks.get(task_id).cloned()
+            && let Some(run) = self.state.steps.get(&step).and_then(|s| s.runs.get(&item))
+            && run.task_id == *task_id
+            && run.ended.is_none()
+        {
+            let attempt = run.attempt;
+            let (ok, output, error) = match outcome {
+                Ok(output) => (true, output.clone(), None),
+                Err(reason) => (false, Value::Null, Some(reason.clone())),
+            };
+            self.push(WorkflowEvent::StepTaskEnded(StepTaskEnded {
+                step,
+                item,
+                attempt,
+                task_id: *task_id,
+                ok,
+                output,
+                error,
+            }));
+        }
+        if self.state.status != WorkflowStatus::Running {
+            return;
+        }
+        if let Some((by, reason)) = self.state.cancel_requested.clone() {
+            self.push(WorkflowEvent::Cancelled(WorkflowCancelled { by, reason }));
+            return;
+        }
+        let Some(definition) = self.state.started.as_ref().map(|s| s.definition.clone()) else { return };
+        // Each pass may unblock later steps; a pass that records nothing ends it.
+        loop {
+            let before = self.out.len();
+            for step in &definition.steps {
+                match self.state.steps.get(&step.name).map(|s| s.status) {
+                    Some(StepStatus::Pending) => self.start(&definition, step),
+                    Some(StepStatus::Running) => self.advance(step),
+                    _ => {}
+                }
+            }
+            if self.out.len() == before {
+                break;
+            }
+        }
+        self.end(&definition);
+    }
+
+    /// A pending step whose needs have ended: skipped, failed, expanded or scheduled.
+    fn start(&mut self, definition: &events::workflow::Definition, step: &Step) {
+        let needs: Vec<(String, StepStatus)> = step
+            .needs
+            .iter()
+            .map(|n| (n.clone(), self.state.steps.get(n).map_or(StepStatus::Pending, |s| s.status)))
+            .collect();
+        if needs.iter().any(|(_, s)| !s.is_final() || *s == StepStatus::Failed) {
+            return;
+        }
+        if step.on_skipped_needs == SkippedNeeds::Skip
+            && let Some((skipped, _)) = needs.iter().find(|(_, s)| *s == StepStatus::Skipped)
+        {
+            self.skip(step, format!("it needs {skipped}, which was skipped"));
+            return;
+        }
+        let scope = scope(&self.state, None);
+        if let Some(when) = &step.when {
+            match expr::parse(strip(when)).and_then(|e| e.eval(&scope)) {
+                Ok(Value::Bool(true)) => {}
+                Ok(Value::Bool(false)) => return self.skip(step, format!("when is false: {when}")),
+                Ok(other) => {
+                    return self.fail(step, format!("when gave {}, not true or false", kind(&other)));
+                }
+                Err(e) => return self.fail(step, format!("when: {e}")),
+            }
+        }
+        let Some(list) = &step.for_each else {
+            return self.schedule(step, None, 1);
+        };
+        match expr::parse(strip(list)).and_then(|e| e.eval(&scope)) {
+            Ok(Value::Array(items)) => {
+                let limit = definition.item_limit(step);
+                if items.len() > limit as usize {
+                    return self.fail(
+                        step,
+                        format!("for_each gave {} items; the limit is {limit} (max_items)", items.len()),
+                    );
+                }
+                self.push(WorkflowEvent::StepExpanded(StepExpanded { step: step.name.clone(), items }));
+            }
+            Ok(other) => self.fail(step, format!("for_each gave {}, not a list", kind(&other))),
+            Err(e) => self.fail(step, format!("for_each: {e}")),
+        }
+    }
+
+    fn skip(&mut self, step: &Step, reason: String) {
+        self.push(WorkflowEvent::StepSkipped(StepSkipped { step: step.name.clone(), reason }));
+    }
+
+    fn fail(&mut self, step: &Step, reason: String) {
+        self.push(WorkflowEvent::StepFailed(StepFailed { step: step.name.clone(), reason }));
+    }
+
+    /// Schedules the task of `step`'s `item` at `attempt`, its templates rendered now.
+    fn schedule(&mut self, step: &Step, item: Option<u32>, attempt: u32) {
+        let Some(run_id) = self.state.started.as_ref().map(|s| s.run_id) else { return };
+        let value = item.and_then(|i| {
+            self.state
+                .steps
+                .get(&step.name)
+                .and_then(|s| s.items.as_ref())
+                .and_then(|items| items.get(i as usize))
+        });
+        let scope = scope(&self.state, item.zip(value));
+        let rendered = template::render_text(&step.description, &scope)
+            .and_then(|description| Ok((description, template::render(&step.input, &scope)?)));
+        let (description, input) = match rendered {
+            Ok((Value::String(d), input)) => (d, input),
+            Ok((other, input)) => (other.to_string(), input),
+            Err(e) => return self.fail(step, format!("rendering its task: {e}")),
+        };
+        let description = if description.is_empty() { format!("step {}", step.name) } else { description };
+        let timeout_ms = step.timeout.as_deref().and_then(|t| duration_ms("timeout", t).ok());
+        self.push(WorkflowEvent::StepScheduled(StepScheduled {
+            step: step.name.clone(),
+            item,
+            attempt,
+            task_id: step_task_id(run_id, &step.name, item, attempt),
+            capability: step.capability.clone(),
+            description,
+            input,
+            timeout_ms,
+        }));
+    }
+
+    /// A running step: retries, more items, or its end.
+    fn advance(&mut self, step: &Step) {
+        let attempts = step.retry.as_ref().map_or(1, |r| r.attempts);
+        let Some(run) = self.state.steps.get(&step.name).cloned() else { return };
+        let retries: Vec<(Option<u32>, u32)> = run
+            .runs
+            .iter()
+            .filter(|(_, r)| matches!(r.ended, Some(Err(_))) && r.attempt < attempts)
+            .map(|(item, r)| (*item, r.attempt + 1))
+            .collect();
+        // A failed item with no attempts left.
+        let given_up =
+            |r: &events::workflow::ItemRun| matches!(r.ended, Some(Err(_))) && r.attempt >= attempts;
+        let stopped = step.on_item_failure == ItemFailure::FailFast && run.runs.values().any(given_up);
+        if !stopped {
+            for (item, attempt) in retries {
+                self.schedule(step, item, attempt);
+            }
+        }
+        let Some(run) = self.state.steps.get(&step.name).cloned() else { return };
+        if run.status != StepStatus::Running {
+            return;
+        }
+        let running = run.runs.values().filter(|r| r.ended.is_none()).count();
+        let Some(items) = &run.items else {
+            match run.runs.get(&None).and_then(|r| r.ended.clone().map(|e| (e, r.attempt))) {
+                Some((Ok(output), _)) => {
+                    self.push(WorkflowEvent::StepCompleted(StepCompleted {
+                        step: step.name.clone(),
+                        output,
+                    }));
+                }
+                Some((Err(reason), attempt)) if attempt >= attempts => {
+                    let reason =
+                        if attempts > 1 { format!("after {attempt} attempts: {reason}") } else { reason };
+                    self.fail(step, reason);
+                }
+                _ => {}
+            }
+            return;
+        };
+        if !stopped {
+            let parallel = step.max_parallel.map_or(usize::MAX, |p| p as usize);
+            let mut running = running;
+            for index in 0..items.len() {
+                if running >= parallel {
+                    break;
+                }
+                let Ok(index) = u32::try_from(index) else { break };
+                if !run.runs.contains_key(&Some(index)) {
+                    self.schedule(step, Some(index), 1);
+                    running += 1;
+                }
+            }
+        }
+        let Some(run) = self.state.steps.get(&step.name).cloned() else { return };
+        if run.runs.values().any(|r| r.ended.is_none()) {
+            return;
+        }
+        if stopped {
+            let (item, reason) = run
+                .runs
+                .iter()
+                .find(|(_, r)| given_up(r))
+                .map(|(i, r)| (i.unwrap_or(0), r.ended.clone().and_then(Result::err).unwrap_or_default()))
+                .unwrap_or_default();
+            return self.fail(step, format!("item {item} failed: {reason}"));
+        }
+        let finished = run.runs.len() == items.len()
+            && run.runs.values().all(|r| matches!(r.ended, Some(Ok(_))) || given_up(r));
+        if finished {
+            let output: Vec<Value> = run
+                .runs
+                .values()
+                .map(|r| match &r.ended {
+                    Some(Ok(output)) => json!({ "ok": true, "output": output }),
+                    Some(Err(error)) => json!({ "ok": false, "error": error }),
+                    None => Value::Null,
+                })
+                .collect();
+            self.push(WorkflowEvent::StepCompleted(StepCompleted {
+                step: step.name.clone(),
+                output: Value::Array(output),
+            }));
+        }
+    }
+
+    /// The run's end: failed when a step failed, completed when every step has ended.
+    fn end(&mut self, definition: &events::workflow::Definition) {
+        if self.state.status != WorkflowStatus::Running {
+            return;
+        }
+        if let Some((name, step)) = self.state.steps.iter().find(|(_, s)| s.status == StepStatus::Failed) {
+            let reason = format!("step {name} failed: {}", step.reason.clone().unwrap_or_default());
+            self.push(WorkflowEvent::Failed(WorkflowFailed { reason }));
+            return;
+        }
+        if !self.state.steps.values().all(|s| s.status.is_final()) {
+            return;
+        }
+        let scope = scope(&self.state, None);
+        let output = match &definition.output {
+            Some(template) => template::render(template, &scope),
+            None => Ok(Value::Object(
+                self.state
+                    .steps
+                    .iter()
+                    .filter_map(|(name, s)| s.output.clone().map(|o| (name.clone(), o)))
+                    .collect(),
+            )),
+        };
+        match output {
+            Ok(output) => self.push(WorkflowEvent::Completed(WorkflowCompleted { output })),
+            Err(e) => self.push(WorkflowEvent::Failed(WorkflowFailed { reason: format!("output: {e}") })),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use events::workflow::{CancelRequested, WorkflowStarted};
+
+    use super::*;
+
+    fn started(yaml: &str, input: Value) -> WorkflowState {
+        let definition = crate::define::parse(yaml).expect("a good definition");
+        let mut state = WorkflowState::default();
+        state
+            .apply(&WorkflowEvent::Started(WorkflowStarted {
+                run_id: WorkflowId(uuid::Uuid::from_u128(7)),
+                name: definition.name.clone(),
+                version: 1,
+                definition_hash: crate::define::hash(&definition),
+                definition,
+                input,
+                submitter: "a-new-user".into(),
+                idempotency_key: None,
+            }))
+            .unwrap();
+        state
+    }
+
+    /// Decides and applies.
+    fn step(state: &mut WorkflowState, trigger: &Trigger) -> Vec<WorkflowEvent> {
+        let out = decide(state, trigger);
+        for event in &out {
+            state.apply(event).expect("the decision applies");
+        }
+        out
+    }
+
+    fn scheduled(events: &[WorkflowEvent]) -> Vec<StepScheduled> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                WorkflowEvent::StepScheduled(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const PIPELINE: &str = r#"
+name: pipeline
+steps:
+  - {name: plan, capability: plan, input: "${input.topic}"}
+  - name: work
+    capability: research
+    needs: [plan]
+    for_each: "${steps.plan.output.items}"
+    max_parallel: 2
+    input: {q: "${item}", n: "${index}"}
+  - {name: review, capability: review, needs: [work], input: "${steps.work.output}"}
+output: {verdict: "${steps.review.output}", items: "${len(steps.work.output)}"}
+"#;
+
+    #[test]
+    fn a_chain_fans_out_at_most_max_parallel_and_fans_in_in_order() {
+        let mut state = started(PIPELINE, json!({"topic": "tides"}));
+        let first = scheduled(&step(&mut state, &Trigger::Look));
+        assert_eq!(first.len(), 1);
+        assert_eq!((first[0].step.as_str(), &first[0].input), ("plan", &json!("tides")));
+        assert!(step(&mut state, &Trigger::Look).is_empty(), "a second look adds nothing");
+        let plan_done =
+            Trigger::TaskEnded { task_id: first[0].task_id, outcome: Ok(json!({"items": ["a", "b", "c"]})) };
+        let items = scheduled(&step(&mut state, &plan_done));
+        assert_eq!(items.iter().map(|s| s.item).collect::<Vec<_>>(), [Some(0), Some(1)], "max_parallel 2");
+        assert_eq!(items[1].input, json!({"q": "b", "n": 1}));
+        assert!(step(&mut state, &plan_done).is_empty(), "a redelivered end changes nothing");
+        // The second item ends first: the third starts; the fan-in keeps the list's order.
+        let third = scheduled(&step(
+            &mut state,
+            &Trigger::TaskEnded { task_id: items[1].task_id, outcome: Ok(json!("B")) },
+        ));
+        assert_eq!(third.iter().map(|s| s.item).collect::<Vec<_>>(), [Some(2)]);
+        step(&mut state, &Trigger::TaskEnded { task_id: third[0].task_id, outcome: Ok(json!("C")) });
+        let review = scheduled(&step(
+            &mut state,
+            &Trigger::TaskEnded { task_id: items[0].task_id, outcome: Ok(json!("A")) },
+        ));
+        assert_eq!(review.len(), 1);
+        assert_eq!(
+            review[0].input,
+            json!([{"ok": true, "output": "A"}, {"ok": true, "output": "B"}, {"ok": true, "output": "C"}])
+        );
+        let end =
+            step(&mut state, &Trigger::TaskEnded { task_id: review[0].task_id, outcome: Ok(json!("fine")) });
+        assert!(
+            matches!(end.last(), Some(WorkflowEvent::Completed(c)) if c.output == json!({"verdict": "fine", "items": 3})),
+            "{end:?}"
+        );
+        assert_eq!(state.status, WorkflowStatus::Completed);
+    }
+
+    /// Every decision, cut after any prefix (a half-written batch), is completed by the next
+    /// decision whatever woke it, and nothing is recorded twice.
+    #[test]
+    fn any_prefix_of_a_decision_is_completed_by_the_next() {
+        let mut state = started(PIPELINE, json!({"topic": "tides"}));
+        let plan = scheduled(&step(&mut state, &Trigger::Look));
+        let trigger =
+            Trigger::TaskEnded { task_id: plan[0].task_id, outcome: Ok(json!({"items": [1, 2, 3, 4]})) };
+        let whole = decide(&state, &trigger);
+        assert!(whole.len() >= 3, "{whole:?}");
+        for cut in 0..whole.len() {
+            let mut partial = state.clone();
+            for event in &whole[..cut] {
+                partial.apply(event).unwrap();
+            }
+            for again in [trigger.clone(), Trigger::Look] {
+                let rest = decide(&partial, &again);
+                // A look after a cut before the task's end cannot know the end: it adds nothing.
+                if cut == 0 && again == Trigger::Look {
+                    assert!(rest.is_empty(), "{rest:?}");
+                    continue;
+                }
+                assert_eq!(rest, whole[cut..], "cut after {cut}, woken by {again:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_false_condition_skips_the_step_and_its_dependents_unless_they_say_run() {
+        let yaml = r#"
+name: conditional
+steps:
+  - {name: a, capability: x}
+  - {name: b, capability: x, needs: [a], when: "steps.a.output == 'go'"}
+  - {name: c, capability: x, needs: [b]}
+  - {name: d, capability: x, needs: [b], on_skipped_needs: run, input: "${steps.b.output}"}
+"#;
+        let mut state = started(yaml, Value::Null);
+        let a = scheduled(&step(&mut state, &Trigger::Look));
+        let out = step(&mut state, &Trigger::TaskEnded { task_id: a[0].task_id, outcome: Ok(json!("stop")) });
+        let skipped: Vec<&str> = out
+            .iter()
+            .filter_map(|e| if let WorkflowEvent::StepSkipped(s) = e { Some(s.step.as_str()) } else { None })
+            .collect();
+        assert_eq!(skipped, ["b", "c"]);
+        let d = scheduled(&out);
+        assert_eq!((d[0].step.as_str(), &d[0].input), ("d", &Value::Null));
+    }
+
+    #[test]
+    fn a_failed_task_is_retried_as_a_new_task_then_fails_the_run() {
+        let yaml = "name: retried\nsteps:\n  - {name: a, capability: x, retry: {attempts: 2}}\n";
+        let mut state = started(yaml, Value::Null);
+        let first = scheduled(&step(&mut state, &Trigger::Look));
+        let second = scheduled(&step(
+            &mut state,
+            &Trigger::TaskEnded { task_id: first[0].task_id, outcome: Err("boom".into()) },
+        ));
+        assert_eq!(second[0].attempt, 2);
+        assert_ne!(second[0].task_id, first[0].task_id);
+        let end = step(
+            &mut state,
+            &Trigger::TaskEnded { task_id: second[0].task_id, outcome: Err("boom again".into()) },
+        );
+        assert!(
+            matches!(end.last(), Some(WorkflowEvent::Failed(f)) if f.reason.contains("after 2 attempts: boom again")),
+            "{end:?}"
+        );
+    }
+
+    #[test]
+    fn fan_out_failures_fail_fast_or_continue_into_the_list() {
+        for (policy, expect_failed) in [("fail_fast", true), ("continue", false)] {
+            let yaml = format!(
+                "name: fan\nsteps:\n  - {{name: f, capability: x, for_each: \"input\", on_item_failure: {policy}, max_parallel: 1}}\n"
+            );
+            let mut state = started(&yaml, json!([1, 2, 3]));
+            let first = scheduled(&step(&mut state, &Trigger::Look));
+            let next = step(
+                &mut state,
+                &Trigger::TaskEnded { task_id: first[0].task_id, outcome: Err("bad".into()) },
+            );
+            if expect_failed {
+                assert!(scheduled(&next).is_empty(), "fail_fast starts nothing more");
+                assert!(
+                    matches!(next.last(), Some(WorkflowEvent::Failed(f)) if f.reason.contains("item 0 failed: bad")),
+                    "{next:?}"
+                );
+                continue;
+            }
+            let mut pending = scheduled(&next);
+            while let Some(s) = pending.pop() {
+                pending.extend(scheduled(&step(
+                    &mut state,
+                    &Trigger::TaskEnded { task_id: s.task_id, outcome: Ok(json!(s.item)) },
+                )));
+            }
+            assert_eq!(state.status, WorkflowStatus::Completed);
+            assert_eq!(
+                state.steps["f"].output,
+                Some(
+                    json!([{"ok": false, "error": "bad"}, {"ok": true, "output": 1}, {"ok": true, "output": 2}])
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_fan_out_over_no_list_or_too_many_items_fails_with_the_reason() {
+        let yaml =
+            "name: fan\nmax_items: 3\nsteps:\n  - {name: f, capability: x, for_each: \"input.list\"}\n";
+        for (input, says) in [
+            (json!({"list": "abc"}), "gave a text, not a list"),
+            (json!({"list": [1, 2, 3, 4]}), "4 items; the limit is 3"),
+        ] {
+            let mut state = started(yaml, input);
+            let out = step(&mut state, &Trigger::Look);
+            assert!(
+                matches!(out.last(), Some(WorkflowEvent::Failed(f)) if f.reason.contains(says)),
+                "{out:?}"
+            );
+        }
+        let mut empty = started(yaml, json!({"list": []}));
+        step(&mut empty, &Trigger::Look);
+        assert_eq!(empty.steps["f"].output, Some(json!([])));
+        assert_eq!(empty.status, WorkflowStatus::Completed);
+    }
+
+    #[test]
+    fn a_cancel_ends_the_run_and_nothing_starts_after() {
+        let mut state = started(PIPELINE, json!({"topic": "tides"}));
+        let plan = scheduled(&step(&mut state, &Trigger::Look));
+        state
+            .apply(&WorkflowEvent::CancelRequested(CancelRequested {
+                by: "a-new-user".into(),
+                reason: "enough".into(),
+            }))
+            .unwrap();
+        let out = step(
+            &mut state,
+            &Trigger::TaskEnded { task_id: plan[0].task_id, outcome: Ok(json!({"items": [1]})) },
+        );
+        assert!(scheduled(&out).is_empty(), "{out:?}");
+        assert_eq!(state.status, WorkflowStatus::Cancelled);
+        assert!(matches!(state.steps["plan"].runs[&None].ended, Some(Ok(_))), "the end is still recorded");
+    }
+
+    #[test]
+    fn step_task_ids_differ_by_every_part_and_repeat_for_the_same() {
+        let run = WorkflowId(uuid::Uuid::from_u128(1));
+        let id = step_task_id(run, "a", Some(1), 1);
+        assert_eq!(id, step_task_id(run, "a", Some(1), 1));
+        for other in [
+            step_task_id(WorkflowId(uuid::Uuid::from_u128(2)), "a", Some(1), 1),
+            step_task_id(run, "b", Some(1), 1),
+            step_task_id(run, "a", None, 1),
+            step_task_id(run, "a", Some(2), 1),
+            step_task_id(run, "a", Some(1), 2),
+        ] {
+            assert_ne!(id, other);
+        }
+    }
+}

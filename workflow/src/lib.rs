@@ -1,0 +1,16 @@
+//! # workflow
+//!
+//! Pantheon's workflows, the parts that decide and read no clock: [`define`] reads a
+//! definition (YAML or JSON) and checks it, naming the field of any refusal; [`expr`] and
+//! [`template`] are the small expression language of `when`, `for_each` and `${…}`; and
+//! [`decide`] is the pure decider of a run. The vocabulary (definitions, a run's events and
+//! fold) is `events::workflow`; the engine that feeds the decider and does what it decides is
+//! `actors::workflows`.
+
+pub mod decide;
+pub mod define;
+pub mod expr;
+pub mod template;
+
+pub use decide::{Trigger, decide, purpose, step_task_id};
+pub use define::{DefinitionError, check, hash, parse};
