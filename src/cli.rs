@@ -16,3 +16,4 @@ pub(crate) mod tasks;
 pub(crate) mod token;
 pub(crate) mod up;
 pub(crate) mod webhooks;
+pub(crate) mod workflow;

@@ -73,6 +73,8 @@ pub(crate) enum Command {
     Bench(cli::bench::BenchArgs),
     /// Dead-lettered webhooks: list them, deliver one again.
     Webhooks(cli::webhooks::WebhooksArgs),
+    /// Workflows: register a definition, run it, show a run's step table, list, cancel.
+    Workflow(cli::workflow::WorkflowArgs),
 }
 
 impl Command {
@@ -95,6 +97,7 @@ impl Command {
             Self::Agents(args) => &args.backend,
             Self::Bench(args) => &args.backend,
             Self::Webhooks(args) => &args.backend,
+            Self::Workflow(args) => &args.backend,
         }
     }
 
@@ -105,6 +108,10 @@ impl Command {
             Self::Events(args) => !matches!(args.command, cli::events::EventsCommand::Append { .. }),
             Self::Agents(args) => args.action.is_none(),
             Self::Webhooks(_) => true,
+            Self::Workflow(args) => matches!(
+                args.command,
+                cli::workflow::WorkflowCommand::Show { .. } | cli::workflow::WorkflowCommand::List { .. }
+            ),
             Self::Replay(_)
             | Self::Tail(_)
             | Self::Tasks(_)
@@ -218,6 +225,7 @@ async fn run_command(cli: &Cli) -> anyhow::Result<()> {
         Command::Agents(args) => cli::agents::run(cli, args).await,
         Command::Bench(args) => cli::bench::run(cli, args).await,
         Command::Webhooks(args) => cli::webhooks::run(cli, args).await,
+        Command::Workflow(args) => cli::workflow::run(cli, args).await,
         Command::Audit(args) => cli::audit::run(cli, args).await,
         Command::Archive(args) => cli::archive::run(cli, args).await,
         Command::Keys(args) => cli::keys::run(cli, args),

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actors::workflows::{self, Start, StartRun};
 use common::*;
 use events::task::{Channel, TaskEvent, TaskStatus};
 use events::workflow::{WorkflowEvent, WorkflowStatus};
 use events::{DomainEvent, EventLog, KeyPair, StreamId, WorkflowId};
 use serde_json::{Value, json};
+use workflow::{self as workflows, Start, StartRun};
 
 const PIPELINE: &str = r#"
 name: pipeline
@@ -41,7 +41,7 @@ async fn run(log: &dyn EventLog, yaml: &str, input: Value, capabilities: &[&str]
         input,
         submitter: "a-new-user".into(),
         idempotency_key: None,
-        offered: offered(capabilities),
+        offered: Some(offered(capabilities)),
     };
     workflows::start(log, request).await.expect("started").0
 }
@@ -154,7 +154,7 @@ steps:
     assert_eq!(state.status, TaskStatus::Cancelled, "the running step task is cancelled");
     assert!(matches!(
         workflows::cancel(log.as_ref(), id, "a-new-user", "again").await,
-        Err(workflows::WorkflowError::Ended(_))
+        Err(workflow::WorkflowError::Ended(_))
     ));
 
     // Unknown capabilities are refused at start, with the offered list; nothing is recorded.
@@ -166,7 +166,7 @@ steps:
             input: Value::Null,
             submitter: "a-new-user".into(),
             idempotency_key: None,
-            offered: offered(&["echo"]),
+            offered: Some(offered(&["echo"])),
         },
     )
     .await

@@ -46,6 +46,10 @@ pub enum Permission {
     ManageAgents,
     /// Redeliver dead-lettered webhooks.
     ManageWebhooks,
+    /// Register workflow definitions.
+    ManageWorkflows,
+    /// Send signals to runs (approvals, input): any run one can read.
+    Signal,
     /// Pull work as an agent, report its progress and results, heartbeat: only for the agent
     /// the token's subject names.
     Work,
@@ -63,6 +67,8 @@ impl Permission {
             Self::Cancel => "cancel",
             Self::ManageAgents => "manage_agents",
             Self::ManageWebhooks => "manage_webhooks",
+            Self::ManageWorkflows => "manage_workflows",
+            Self::Signal => "signal",
             Self::Work => "work",
             Self::Admin => "admin",
         }
@@ -72,7 +78,9 @@ impl Permission {
 /// The default role map: `admin` (everything, and `/metrics`), `operator` (read every task and
 /// the agents, cancel any task, register and manage agents, list and redeliver dead-lettered
 /// webhooks), `producer` (submit, read and cancel its own tasks), `viewer`
-/// (read its own tasks). The agents' endpoints take `read_all`.
+/// (read its own tasks). The agents' endpoints take `read_all`. Workflows: `manage_workflows`
+/// registers definitions (producers, operators, admins); a run is read, cancelled and signalled
+/// like a task (`signal` on the runs one can read).
 pub fn default_roles() -> BTreeMap<String, BTreeSet<Permission>> {
     use Permission as P;
     BTreeMap::from([
@@ -85,14 +93,27 @@ pub fn default_roles() -> BTreeMap<String, BTreeSet<Permission>> {
                 P::Cancel,
                 P::ManageAgents,
                 P::ManageWebhooks,
+                P::ManageWorkflows,
+                P::Signal,
                 P::Admin,
             ]),
         ),
         (
             "operator".to_string(),
-            BTreeSet::from([P::ReadOwn, P::ReadAll, P::Cancel, P::ManageAgents, P::ManageWebhooks]),
+            BTreeSet::from([
+                P::ReadOwn,
+                P::ReadAll,
+                P::Cancel,
+                P::ManageAgents,
+                P::ManageWebhooks,
+                P::ManageWorkflows,
+                P::Signal,
+            ]),
         ),
-        ("producer".to_string(), BTreeSet::from([P::Submit, P::ReadOwn, P::Cancel])),
+        (
+            "producer".to_string(),
+            BTreeSet::from([P::Submit, P::ReadOwn, P::Cancel, P::ManageWorkflows, P::Signal]),
+        ),
         ("agent".to_string(), BTreeSet::from([P::Work])),
         ("viewer".to_string(), BTreeSet::from([P::ReadOwn])),
     ])

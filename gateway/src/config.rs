@@ -441,6 +441,12 @@ pub trait AgentAdmin: Send + Sync + std::fmt::Debug + 'static {
         by: String,
         reason: String,
     ) -> futures::future::BoxFuture<'_, std::result::Result<(), AgentAdminError>>;
+
+    /// The capabilities the federation's active agents offer now (a workflow asking for
+    /// another is refused at start); `None` when not known here.
+    fn capabilities(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// A change to an agent's standing.

@@ -103,6 +103,22 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A workflow definition or run request that cannot run: the field and why.
+    #[error("{field}: {message}")]
+    InvalidWorkflow {
+        /// The field of the definition or request (`steps[1].needs[0]`, `input`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A run that cannot take the request (it has ended).
+    #[error("run {run_id}: {reason}")]
+    RunConflict {
+        /// The run.
+        run_id: String,
+        /// Why.
+        reason: String,
+    },
     /// A pull worker's call for an attempt it holds no lease on (or a result that does not
     /// answer it).
     #[error("{reason}")]
@@ -241,6 +257,8 @@ impl Error {
             Self::WebhookConflict { .. } => (StatusCode::CONFLICT, "webhook_conflict"),
             Self::ReloadRefused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "reload_refused"),
             Self::WorkConflict { .. } => (StatusCode::CONFLICT, "work_conflict"),
+            Self::InvalidWorkflow { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_workflow"),
+            Self::RunConflict { .. } => (StatusCode::CONFLICT, "run_conflict"),
             Self::ExecuteTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "execute_timeout"),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::NotReady { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
@@ -281,6 +299,7 @@ impl Error {
             ErrorDetail { code: code.to_string(), message, field: None, task_id: None, retry_after_s: None };
         match self {
             Self::InvalidBody { field, .. } => detail.field = field.clone(),
+            Self::InvalidWorkflow { field, .. } => detail.field = Some(field.clone()),
             Self::ExecuteTimeout { task_id, .. }
             | Self::TaskFinished { task_id, .. }
             | Self::IdempotencyKeyReused { task_id } => detail.task_id = Some(task_id.to_string()),

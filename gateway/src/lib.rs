@@ -75,7 +75,7 @@ async fn count_responses(State(state): State<AppState>, request: Request, next: 
 
 /// The router over `state`: every endpoint, authentication, limits and JSON errors.
 pub fn app(state: AppState) -> Router {
-    use routes::{agents, system, tasks, webhooks, work};
+    use routes::{agents, system, tasks, webhooks, work, workflows};
     let protected = Router::new()
         .route("/tasks/submit", post(tasks::submit))
         .route("/tasks/execute", post(tasks::execute))
@@ -93,6 +93,13 @@ pub fn app(state: AppState) -> Router {
         .route("/agents/{id}/work/{task}/progress", post(work::progress))
         .route("/agents/{id}/work/{task}/fail", post(work::fail))
         .route("/agents/{id}/heartbeat", post(work::heartbeat))
+        .route("/workflows", post(workflows::register))
+        .route("/workflows/{name}", get(workflows::definition))
+        .route("/workflows/{name}/runs", post(workflows::start))
+        .route("/runs", get(workflows::list))
+        .route("/runs/{id}", get(workflows::get))
+        .route("/runs/{id}/events", get(workflows::events))
+        .route("/runs/{id}/cancel", post(workflows::cancel))
         .route("/webhooks/dead", get(webhooks::dead))
         .route("/webhooks/dead/{id}/redeliver", post(webhooks::redeliver))
         .route("/metrics", get(system::metrics))

@@ -148,6 +148,7 @@ pub fn document() -> Value {
     let dead_webhooks = c.response::<crate::routes::webhooks::DeadWebhooks>();
     let redelivery = c.response::<crate::routes::webhooks::Redelivery>();
     let reloaded = c.response::<crate::config::ReloadOutcome>();
+    let workflow_ops = workflow_operations(&mut c);
     let work = c.response::<crate::routes::work::Work>();
     let work_accepted = c.response::<crate::routes::work::WorkAccepted>();
     let work_result = c.request::<events::SignedResult>();
@@ -599,6 +600,13 @@ pub fn document() -> Value {
             "/agents/{id}/work/{task}/progress": { "post": work_progress_op },
             "/agents/{id}/work/{task}/fail": { "post": work_fail_op },
             "/agents/{id}/heartbeat": { "post": agent_heartbeat },
+            "/workflows": { "post": workflow_ops["register"] },
+            "/workflows/{name}": { "get": workflow_ops["definition"] },
+            "/workflows/{name}/runs": { "post": workflow_ops["start"] },
+            "/runs": { "get": workflow_ops["list"] },
+            "/runs/{id}": { "get": workflow_ops["get"] },
+            "/runs/{id}/events": { "get": workflow_ops["events"] },
+            "/runs/{id}/cancel": { "post": workflow_ops["cancel"] },
             "/webhooks/dead": { "get": list_dead },
             "/webhooks/dead/{id}/redeliver": { "post": redeliver },
             "/healthz": { "get": healthz },
@@ -612,6 +620,147 @@ pub fn document() -> Value {
             "schemas": c.into_map(),
         }
     })
+}
+
+/// The workflow endpoints' operations, by name.
+fn workflow_operations(c: &mut Components) -> Value {
+    use crate::routes::workflows as w;
+    let json_body =
+        |schema: Value, required: bool| json!({ "required": required, "content": json_content(schema) });
+    let registered = c.response::<w::RegisteredView>();
+    let definition_view = c.response::<w::DefinitionView>();
+    let run_request = c.request::<w::RunRequest>();
+    let run_view = c.response::<w::RunView>();
+    let run_events = c.response::<Vec<w::RunEventView>>();
+    let run_page = c.response::<w::RunPage>();
+    let cancel_run = c.request::<w::CancelRun>();
+    let definition_schema = c.request::<events::workflow::Definition>();
+    let name_param = json!({ "name": "name", "in": "path", "required": true, "description": "The workflow's name.", "schema": { "type": "string" } });
+    let invalid = ("422", "The definition or request cannot run: `invalid_workflow`, with the field.");
+    let register = operation(
+        "Register a workflow definition (`manage_workflows`): JSON, or YAML with `Content-Type: application/yaml`. A definition that differs from every registered version is a new version; the same one answers its version.",
+        "registerWorkflow",
+        vec![],
+        Some(json!({ "required": true, "content": {
+            "application/json": { "schema": definition_schema.clone() },
+            "application/yaml": { "schema": definition_schema },
+        }})),
+        with(
+            with(
+                errors(c, &[invalid, ("413", "Body too large."), ("415", "Neither JSON nor YAML.")]),
+                "200",
+                json!({ "description": "The same definition was registered before.", "content": json_content(registered.clone()) }),
+            ),
+            "201",
+            json!({ "description": "Registered as a new version.", "content": json_content(registered) }),
+        ),
+    );
+    let definition = operation(
+        "A workflow's versions, oldest first.",
+        "getWorkflow",
+        vec![name_param.clone()],
+        None,
+        with(
+            errors(c, &[("404", "No such workflow.")]),
+            "200",
+            json!({ "description": "Its versions.", "content": json_content(definition_view) }),
+        ),
+    );
+    let start = operation(
+        "Start a run of a workflow's latest (or named) version (`submit`): 202 at once, or 200 when it ended within `wait_ms`. `Idempotency-Key` answers the first run.",
+        "startRun",
+        vec![
+            name_param,
+            json!({ "name": "Idempotency-Key", "in": "header", "required": false, "description": "Repeated starts with this key answer the first run.", "schema": { "type": "string" } }),
+        ],
+        Some(json_body(run_request, false)),
+        with(
+            with(
+                errors(
+                    c,
+                    &[
+                        ("404", "No such workflow or version."),
+                        invalid,
+                        ("413", "Body too large."),
+                        ("415", "Not JSON."),
+                    ],
+                ),
+                "200",
+                json!({ "description": "The run ended within the wait.", "content": json_content(run_view.clone()) }),
+            ),
+            "202",
+            json!({ "description": "Started; follow it at `Location`.", "content": json_content(run_view.clone()) }),
+        ),
+    );
+    let list = operation(
+        "Runs one can read, oldest first, filtered by workflow and status.",
+        "listRuns",
+        vec![
+            query_param("name", "Only runs of this workflow.", json!({ "type": "string" })),
+            query_param(
+                "status",
+                "Only runs in this status.",
+                json!({ "type": "string", "enum": ["running", "completed", "failed", "cancelled"] }),
+            ),
+            query_param(
+                "limit",
+                "At most this many (default and most 500).",
+                json!({ "type": "integer", "minimum": 1, "maximum": w::RUNS_PAGE_COUNT_MAX }),
+            ),
+            query_param(
+                "cursor",
+                "Where the previous page stopped.",
+                json!({ "type": "integer", "minimum": 0 }),
+            ),
+        ],
+        None,
+        with(
+            errors(c, &[]),
+            "200",
+            json!({ "description": "A page of runs.", "content": json_content(run_page) }),
+        ),
+    );
+    let get = operation(
+        "A run: status, output, and its step table.",
+        "getRun",
+        vec![id_param("The run's id.")],
+        None,
+        with(
+            errors(c, &[("404", "No such run (or not one you may read).")]),
+            "200",
+            json!({ "description": "The run.", "content": json_content(run_view) }),
+        ),
+    );
+    let events = operation(
+        "A run's events, in order.",
+        "getRunEvents",
+        vec![id_param("The run's id.")],
+        None,
+        with(
+            errors(c, &[("404", "No such run.")]),
+            "200",
+            json!({ "description": "Its events.", "content": json_content(run_events) }),
+        ),
+    );
+    let cancel = operation(
+        "Cancel a run (`cancel`): nothing starts after it; its running step tasks are cancelled.",
+        "cancelRun",
+        vec![id_param("The run's id.")],
+        Some(json_body(cancel_run, false)),
+        with(
+            errors(
+                c,
+                &[
+                    ("404", "No such run."),
+                    ("409", "The run has ended (`run_conflict`)."),
+                    ("415", "Not JSON."),
+                ],
+            ),
+            "202",
+            json!({ "description": "The cancel is recorded.", "content": { "application/json": { "schema": { "type": "object" } } } }),
+        ),
+    );
+    json!({ "register": register, "definition": definition, "start": start, "list": list, "get": get, "events": events, "cancel": cancel })
 }
 
 /// The document as pretty JSON with a trailing newline (the committed file's form).

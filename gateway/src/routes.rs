@@ -5,3 +5,4 @@ pub mod system;
 pub mod tasks;
 pub mod webhooks;
 pub mod work;
+pub mod workflows;

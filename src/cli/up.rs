@@ -284,6 +284,10 @@ fn admin_error(error: actors::Error) -> gateway::AgentAdminError {
 }
 
 impl gateway::AgentAdmin for RegistryAdmin {
+    fn capabilities(&self) -> Option<Vec<String>> {
+        Some(self.registry.capabilities())
+    }
+
     fn register(
         &self,
         request: gateway::routes::agents::RegisterAgent,

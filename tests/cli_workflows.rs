@@ -1,0 +1,225 @@
+//! Workflows against `pantheon up` on the embedded default, as a new user would use them:
+//! over HTTP (register in YAML or JSON, start and wait, the step table, events, the runs
+//! list, cancel, idempotency, refusals that name the field, RBAC) and from the command line
+//! (`pantheon workflow register|run|show|list`).
+
+mod common;
+
+use common::{pantheon, token, up_with_gateway};
+use serde_json::{Value, json};
+
+const CHAIN: &str = r#"
+name: chain
+description: plan, research in parallel, review
+steps:
+  - name: plan
+    capability: echo
+    input: {items: "${input.topics}"}
+  - name: research
+    capability: echo
+    needs: [plan]
+    for_each: "${steps.plan.output.items}"
+    max_parallel: 4
+    input: "${item}"
+  - name: review
+    capability: echo
+    needs: [research]
+    input: {count: "${len(steps.research.output)}"}
+output: "${steps.review.output}"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_run_over_http_and_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_up, base, client) = up_with_gateway(dir.path()).await;
+    let (producer, viewer, operator) =
+        (token(dir.path(), "producer"), token(dir.path(), "viewer"), token(dir.path(), "operator"));
+
+    // Register in YAML; the same again is the same version; JSON of it too.
+    let post = |body: String, kind: &'static str, token: String| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let answer = client
+                .post(format!("{base}/workflows"))
+                .bearer_auth(token)
+                .header("content-type", kind)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, first) = post(CHAIN.into(), "application/yaml", producer.clone()).await;
+    assert_eq!((status, first["version"].as_u64()), (201, Some(1)), "{first}");
+    let (status, again) = post(CHAIN.into(), "application/yaml", producer.clone()).await;
+    assert_eq!((status, again["version"].as_u64(), again["created"].as_bool()), (200, Some(1), Some(false)));
+    let (status, refused) = post(CHAIN.into(), "application/yaml", viewer.clone()).await;
+    assert_eq!(status, 403, "{refused}");
+
+    // Definitions that cannot run are refused with the field, and nothing is recorded.
+    for (text, field) in [
+        (CHAIN.replace("needs: [plan]", "needs: [plan, nowhere]"), "steps[1].needs[1]"),
+        (CHAIN.replace("needs: [research]", "needs: [plan]"), "steps[2].input"),
+        (CHAIN.replace("max_parallel: 4", "max_parallel: 4\n    colour: red"), ""),
+        (CHAIN.replace("len(steps.research.output)", "len(steps.research.output"), "steps[2].input"),
+    ] {
+        let (status, body) = post(text, "application/yaml", producer.clone()).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_workflow", "{body}");
+        assert_eq!(body["error"]["field"], field, "{body}");
+    }
+    let versions: Value = client
+        .get(format!("{base}/workflows/chain"))
+        .bearer_auth(&producer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(versions["versions"].as_array().map(Vec::len), Some(1), "{versions}");
+
+    // Start and wait: the output, and a step table.
+    let topics = json!(["tides", "winds", "currents"]);
+    let started = client
+        .post(format!("{base}/workflows/chain/runs"))
+        .bearer_auth(&producer)
+        .header("idempotency-key", "first-run")
+        .json(&json!({"input": {"topics": topics}, "wait_ms": 30000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    let run: Value = started.json().await.unwrap();
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["output"], json!({"count": 3}));
+    let steps: Vec<(&str, &str, u64)> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (s["name"].as_str().unwrap(), s["status"].as_str().unwrap(), s["attempts"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(steps, [("plan", "completed", 1), ("research", "completed", 3), ("review", "completed", 1)]);
+    let run_id = run["run_id"].as_str().unwrap().to_string();
+
+    // The same Idempotency-Key answers the same run.
+    let again: Value = client
+        .post(format!("{base}/workflows/chain/runs"))
+        .bearer_auth(&producer)
+        .header("idempotency-key", "first-run")
+        .json(&json!({"input": {"topics": topics}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["run_id"], run_id.as_str());
+
+    // Its events, the runs list, and who may see it.
+    let events: Value = client
+        .get(format!("{base}/runs/{run_id}/events"))
+        .bearer_auth(&producer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"workflow_started"));
+    assert_eq!(types.last(), Some(&"workflow_completed"));
+    let listed: Value = client
+        .get(format!("{base}/runs?status=completed&name=chain"))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed["runs"].as_array().unwrap().iter().any(|r| r["run_id"] == run_id.as_str()), "{listed}");
+    let hidden = client.get(format!("{base}/runs/{run_id}")).bearer_auth(&viewer).send().await.unwrap();
+    assert_eq!(hidden.status(), 404, "a viewer reads only its own runs");
+
+    // A run that has ended cannot be cancelled; an unknown one is 404.
+    let cancel =
+        client.post(format!("{base}/runs/{run_id}/cancel")).bearer_auth(&producer).send().await.unwrap();
+    assert_eq!(cancel.status(), 409);
+    let unknown = client
+        .post(format!("{base}/workflows/nope/runs"))
+        .bearer_auth(&producer)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // A capability nobody offers is refused at start, with the offered list.
+    let teleport = CHAIN
+        .replace("name: chain", "name: teleporting")
+        .replace("capability: echo\n    needs: [plan]", "capability: teleport\n    needs: [plan]");
+    let (status, _) = post(teleport, "application/yaml", producer.clone()).await;
+    assert_eq!(status, 201);
+    let refused: Value = client
+        .post(format!("{base}/workflows/teleporting/runs"))
+        .bearer_auth(&producer)
+        .json(&json!({"input": {"topics": []}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no registered agent offers teleport (offered: echo"),
+        "{refused}"
+    );
+
+    // The command line: a definition file run and waited for, then shown.
+    let file = dir.path().join("chain.yaml");
+    std::fs::write(&file, CHAIN.replace("name: chain", "name: chain-cli")).unwrap();
+    let input = dir.path().join("in.json");
+    std::fs::write(&input, json!({"topics": ["a", "b"]}).to_string()).unwrap();
+    let out = pantheon(dir.path())
+        .args(["workflow", "run"])
+        .arg(&file)
+        .arg("--input")
+        .arg(format!("@{}", input.display()))
+        .args(["--wait", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((shown["status"].as_str(), &shown["output"]), (Some("completed"), &json!({"count": 2})));
+    let table =
+        pantheon(dir.path()).args(["workflow", "show", shown["run_id"].as_str().unwrap()]).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.lines().any(|l| l.starts_with("research") && l.contains("completed") && l.contains("echo")),
+        "{table}"
+    );
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        CHAIN.replace(
+            "  - name: plan\n    capability: echo\n",
+            "  - name: plan\n    capability: echo\n    needs: [review]\n",
+        ),
+    )
+    .unwrap();
+    let refused = pantheon(dir.path()).args(["workflow", "register"]).arg(&bad).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("cycle"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
