@@ -223,3 +223,135 @@ async fn workflows_run_over_http_and_from_the_command_line() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+/// An approval over HTTP and from the command line: the run waits; only a principal allowed to
+/// signal it moves it on; a timed-out approval (a durable timer in the read models' table)
+/// fails its run with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_wait_for_a_signal_over_http_or_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_up, base, client) = up_with_gateway(dir.path()).await;
+    let (producer, viewer) = (token(dir.path(), "producer"), token(dir.path(), "viewer"));
+    let definition = json!({
+        "name": "reviewed",
+        "deadline": "1h",
+        "steps": [
+            {"name": "draft", "capability": "echo", "input": "${input}"},
+            {"name": "review", "needs": ["draft"], "approval": {"timeout": "1h"}},
+            {"name": "publish", "capability": "echo", "needs": ["review"], "input": "${steps.review.output.note}"},
+        ],
+        "output": "${steps.publish.output}",
+    });
+    let registered = client
+        .post(format!("{base}/workflows"))
+        .bearer_auth(&producer)
+        .json(&definition)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let start = |input: Value| {
+        let (client, base, producer) = (client.clone(), base.clone(), producer.clone());
+        async move {
+            let run: Value = client
+                .post(format!("{base}/workflows/reviewed/runs"))
+                .bearer_auth(&producer)
+                .json(&json!({"input": input, "wait_ms": 2000}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            run
+        }
+    };
+    let run = start(json!("a post")).await;
+    assert_eq!(run["status"], "running", "waits for its review: {run}");
+    let run_id = run["run_id"].as_str().unwrap().to_string();
+    let signal = |token: String, body: Value| {
+        let (client, base, run_id) = (client.clone(), base.clone(), run_id.clone());
+        async move {
+            client
+                .post(format!("{base}/runs/{run_id}/signals/approve"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(signal(viewer.clone(), json!({"step": "review"})).await.status(), 403);
+    let wrong = signal(producer.clone(), json!({"step": "draft"})).await;
+    assert_eq!(wrong.status(), 422, "the draft waits for no signal");
+    let approved = signal(producer.clone(), json!({"step": "review", "payload": {"note": "ship it"}})).await;
+    assert_eq!(approved.status(), 202);
+    let mut done = Value::Null;
+    for _ in 0..100 {
+        done = client
+            .get(format!("{base}/runs/{run_id}"))
+            .bearer_auth(&producer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if done["finished"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!((done["status"].as_str(), &done["output"]), (Some("completed"), &json!("ship it")), "{done}");
+    assert_eq!(signal(producer.clone(), json!({"step": "review"})).await.status(), 409, "the run has ended");
+
+    // From the command line.
+    let run = start(json!("another")).await;
+    let run_id = run["run_id"].as_str().unwrap();
+    let out = pantheon(dir.path())
+        .args(["workflow", "approve", run_id, "review", "--payload", r#"{"note": "fine"}"#])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut status = String::new();
+    for _ in 0..100 {
+        let out = pantheon(dir.path()).args(["workflow", "show", run_id, "--json"]).output().unwrap();
+        let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+        status = view["status"].as_str().unwrap_or_default().to_string();
+        if status == "completed" {
+            assert_eq!(view["output"], "fine");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "completed");
+
+    // A short timeout: the durable timer fails the run with the reason.
+    let hurried = json!({
+        "name": "hurried",
+        "steps": [{"name": "review", "approval": {"timeout": "300ms"}}],
+    });
+    assert_eq!(
+        client
+            .post(format!("{base}/workflows"))
+            .bearer_auth(&producer)
+            .json(&hurried)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let run: Value = client
+        .post(format!("{base}/workflows/hurried/runs"))
+        .bearer_auth(&producer)
+        .json(&json!({"wait_ms": 5000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run["error"].as_str().unwrap().contains("no approve signal within 300ms"), "{run}");
+}

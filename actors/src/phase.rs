@@ -177,6 +177,8 @@ pub(crate) struct Ctx {
     pub(crate) liveness: Option<projections::LivenessTable>,
     /// The offers of pull agents, for their workers' polls.
     pub(crate) pull: Arc<crate::pull::PullBoard>,
+    /// The workflows' durable timers.
+    pub(crate) timers: Arc<crate::workflows::Timers>,
     /// The time deciders are given (the system clock; a manual one in tests).
     pub(crate) clock: Arc<dyn events::Clock>,
     /// The phases' subscriptions served together, when the log has a shared form for them

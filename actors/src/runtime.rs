@@ -462,6 +462,9 @@ impl Runtime {
             nats: nats.clone(),
             standing: Arc::clone(&standing),
             liveness: read_model.clone().map(projections::LivenessTable::new),
+            timers: Arc::new(crate::workflows::Timers::new(
+                read_model.clone().map(projections::TimerTable::new),
+            )),
             pull: Arc::new(crate::pull::PullBoard::new(
                 read_model.clone().map(projections::LivenessTable::new),
                 nats.clone(),
@@ -519,6 +522,7 @@ impl Runtime {
                 .push(crate::sweeper::spawn(Arc::clone(&ctx), projections::TaskReader::new(read_model)));
         }
         background.extend(crate::standing::spawn_refresher(standing, shutdown.clone()));
+        background.push(tokio::spawn(crate::workflows::fire_timers(Arc::clone(&ctx))));
         let reloader = Reloader { ctx: Arc::clone(&ctx), reloadable: Arc::new(reloadable) };
         Ok(Self { ctx, supervisor, supervisor_task, refresher, background, submissions, reloader })
     }

@@ -19,6 +19,8 @@
 //! The commands — register a definition, start a run, cancel one — are `workflow::commands`,
 //! called by the gateway and the command line alike.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use events::task::{Channel, TaskStatus};
 use events::workflow::WorkflowEvent;
@@ -34,13 +36,14 @@ use crate::phase::{CONFLICT_RETRY_COUNT_MAX, Ctx, Handled, Phase, load_task_cach
 /// The emitter of the engine's events.
 const EMITTER: &str = "workflow";
 
-/// Decides on the run with `trigger` and appends what is missing, expecting the version read;
-/// after a conflict or a duplicate (a batch written before, perhaps only in part) it reads
-/// again and decides again.
+/// Decides on the run with `trigger` (which happened at `at_ms`) and appends what is missing,
+/// expecting the version read, with ids derived from `cause_id`; after a conflict or a
+/// duplicate (a batch written before, perhaps only in part) it reads again and decides again.
 pub(crate) async fn advance(
     ctx: &Ctx,
     run_id: WorkflowId,
-    cause: &RecordedEvent,
+    cause_id: EventId,
+    at_ms: i64,
     trigger: &Trigger,
 ) -> Result<()> {
     let stream = StreamId::workflow(run_id);
@@ -49,13 +52,13 @@ pub(crate) async fn advance(
         if loaded.version == 0 {
             return Ok(()); // not started (a foreign task naming a run that does not exist)
         }
-        let decided = workflow::decide(&loaded.state, trigger);
+        let decided = workflow::decide(&loaded.state, trigger, at_ms);
         if decided.is_empty() {
             return Ok(());
         }
         let metadata = Metadata {
             occurred_at_ms: ctx.clock.now_ms(),
-            causation_id: Some(cause.id),
+            causation_id: Some(cause_id),
             correlation_id: loaded.events.first().map(|e| e.id),
             emitter: EMITTER.to_string(),
             traceparent: None,
@@ -63,7 +66,7 @@ pub(crate) async fn advance(
         let batch = decided
             .iter()
             .map(|event| {
-                event.to_new_event(EventId::derived(cause.id, &workflow::purpose(event)), metadata.clone())
+                event.to_new_event(EventId::derived(cause_id, &workflow::purpose(event)), metadata.clone())
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         match ctx.log.append(&stream, ExpectedVersion::Exact(loaded.version), batch).await {
@@ -73,6 +76,114 @@ pub(crate) async fn advance(
         }
     }
     Err(Error::ConflictRetriesExhausted { stream_id: stream.to_string(), attempts: CONFLICT_RETRY_COUNT_MAX })
+}
+
+/// How often the due timers are looked for.
+const TIMER_POLL_MS: u64 = 100;
+
+/// Timers due at most per look.
+const TIMERS_DUE_COUNT_MAX: i64 = 256;
+
+/// The workflows' durable timers: rows of the read models' database when there is one (every
+/// process sees them, a restart loses none), else kept in this process (a process without
+/// read models: tests; a restart finds them again when their `timer_set` is redelivered).
+pub(crate) struct Timers {
+    table: Option<projections::TimerTable>,
+    memory: std::sync::Mutex<std::collections::BTreeSet<(i64, WorkflowId, String)>>,
+}
+
+impl Timers {
+    pub(crate) fn new(table: Option<projections::TimerTable>) -> Self {
+        Self { table, memory: std::sync::Mutex::default() }
+    }
+
+    async fn set(&self, run_id: WorkflowId, timer: &str, fire_at_ms: i64) -> Result<()> {
+        match &self.table {
+            Some(table) => table.set(&run_id.to_string(), timer, fire_at_ms).await?,
+            None => {
+                if let Ok(mut memory) = self.memory.lock() {
+                    memory.insert((fire_at_ms, run_id, timer.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn due(&self, now_ms: i64) -> Result<Vec<(i64, WorkflowId, String)>> {
+        match &self.table {
+            Some(table) => Ok(table
+                .due(now_ms, TIMERS_DUE_COUNT_MAX)
+                .await?
+                .into_iter()
+                .filter_map(|t| t.run_id.parse().ok().map(|run| (t.fire_at_ms, run, t.timer)))
+                .collect()),
+            None => Ok(self
+                .memory
+                .lock()
+                .map(|memory| memory.iter().take_while(|(at, _, _)| *at <= now_ms).cloned().collect())
+                .unwrap_or_default()),
+        }
+    }
+
+    async fn remove(&self, at_ms: i64, run_id: WorkflowId, timer: &str) -> Result<()> {
+        match &self.table {
+            Some(table) => table.remove(&run_id.to_string(), timer).await?,
+            None => {
+                if let Ok(mut memory) = self.memory.lock() {
+                    memory.remove(&(at_ms, run_id, timer.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fires the due timers until shutdown: `timer_fired` on each run (and whatever follows),
+/// decided once whichever process fires it.
+pub(crate) async fn fire_timers(ctx: Arc<Ctx>) {
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_millis(TIMER_POLL_MS)) => {}
+        }
+        let due = match ctx.timers.due(ctx.clock.now_ms()).await {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(%error, "workflow timers could not be read");
+                continue;
+            }
+        };
+        for (at_ms, run_id, timer) in due {
+            // The cause of what the timer decides: its own `timer_set`, so that two processes
+            // firing it derive the same ids.
+            let cause = match workflow::load_run(ctx.log.as_ref(), run_id).await {
+                Ok(run) => run.events.iter().find_map(|r| match WorkflowEvent::from_recorded(r) {
+                    Ok(WorkflowEvent::TimerSet(set)) if set.timer == timer => Some(r.id),
+                    _ => None,
+                }),
+                Err(error) => {
+                    tracing::warn!(%run_id, %error, "a run with a due timer could not be read");
+                    continue;
+                }
+            };
+            let fired = match cause {
+                Some(cause) => {
+                    advance(&ctx, run_id, cause, at_ms, &Trigger::TimerFired { timer: timer.clone() }).await
+                }
+                None => Ok(()),
+            };
+            match fired {
+                Ok(()) => {
+                    if let Err(error) = ctx.timers.remove(at_ms, run_id, &timer).await {
+                        tracing::warn!(%run_id, %timer, %error, "a fired timer was not removed");
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%run_id, %timer, %error, "a workflow timer did not fire; again shortly")
+                }
+            }
+        }
+    }
 }
 
 /// A finished task's outcome as a step sees it: its output, or why it has none.
@@ -113,7 +224,8 @@ impl Phase for WorkflowSteps {
             return Ok(Handled::Done);
         };
         let Some(outcome) = outcome(&loaded.state) else { return Ok(Handled::Done) };
-        advance(ctx, step.workflow_id, input, &Trigger::TaskEnded { task_id, outcome }).await?;
+        let trigger = Trigger::TaskEnded { task_id, outcome };
+        advance(ctx, step.workflow_id, input.id, input.metadata.occurred_at_ms, &trigger).await?;
         Ok(Handled::Done)
     }
 }
@@ -125,7 +237,9 @@ pub(crate) struct WorkflowRuns;
 const RUN_INPUTS: &[&str] = &[
     "workflow_started",
     "workflow_cancel_requested",
+    "signal_received",
     "step_scheduled",
+    "timer_set",
     "workflow_failed",
     "workflow_cancelled",
 ];
@@ -168,9 +282,12 @@ impl Phase for WorkflowRuns {
             }
         };
         match event {
-            WorkflowEvent::Started(_) | WorkflowEvent::CancelRequested(_) => {
-                advance(ctx, run_id, input, &Trigger::Look).await?;
+            WorkflowEvent::Started(_)
+            | WorkflowEvent::CancelRequested(_)
+            | WorkflowEvent::SignalReceived(_) => {
+                advance(ctx, run_id, input.id, input.metadata.occurred_at_ms, &Trigger::Look).await?;
             }
+            WorkflowEvent::TimerSet(set) => ctx.timers.set(run_id, &set.timer, set.fire_at_ms).await?,
             WorkflowEvent::StepScheduled(scheduled) => submit_step(ctx, run_id, &scheduled).await?,
             WorkflowEvent::Failed(_) | WorkflowEvent::Cancelled(_) => {
                 let run = workflow::load_run(ctx.log.as_ref(), run_id).await?;

@@ -215,3 +215,86 @@ output: "${steps.after.output}"
     assert_eq!(count(&events, "step_task_ended"), 9);
     runtime.shutdown().await;
 }
+
+/// Durable timers end to end: an approval completed by its signal, one that times out, a
+/// retry after its backoff, and a run's deadline that cancels its running step task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_backoffs_and_deadlines_run_on_timers() {
+    let (_dir, log) = sqlite_log().await;
+    let key = Arc::new(KeyPair::generate());
+    let mut options = sqlite_options(Arc::clone(&log), Arc::clone(&key));
+    // Its first task fails all three of its attempts; the step's second task succeeds.
+    options.extra_agents.push(hosted(
+        "flaky",
+        "flaky",
+        &key,
+        Arc::new(Flaky { failures: 3, calls: Default::default() }),
+    ));
+    options.extra_agents.push(hosted("slow", "slow", &key, Arc::new(Slow(Duration::from_secs(30)))));
+    let runtime = start(options).await;
+
+    let approval = r#"
+name: approval
+steps:
+  - {name: ask, approval: {signal: approve}}
+  - {name: after, capability: echo, needs: [ask], input: "${steps.ask.output}"}
+  - {name: late, approval: {timeout: 300ms, on_timeout: skip}}
+output: {after: "${steps.after.output}", late: "${steps.late.status}"}
+"#;
+    let id = run(log.as_ref(), approval, Value::Null, &["echo"]).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let waiting = workflows::load_run(log.as_ref(), id).await.unwrap();
+    assert_eq!(waiting.state.status, WorkflowStatus::Running, "waits for its approval");
+    assert_eq!(
+        waiting.state.steps["late"].status,
+        events::workflow::StepStatus::Skipped,
+        "timed out and skipped"
+    );
+    workflows::signal(log.as_ref(), id, "approve", Some("ask"), json!({"ok": true}), "a-new-user")
+        .await
+        .unwrap();
+    let done = workflows::wait(log.as_ref(), id, WAIT).await.unwrap();
+    assert_eq!(
+        done.state.output,
+        Some(json!({"after": {"ok": true}, "late": "skipped"})),
+        "{:?}",
+        done.state
+    );
+    assert!(matches!(
+        workflows::signal(log.as_ref(), id, "approve", Some("ask"), Value::Null, "a-new-user").await,
+        Err(workflow::WorkflowError::Ended(_))
+    ));
+
+    let backoff = "name: backoff\nsteps:\n  - {name: a, capability: flaky, retry: {attempts: 2, backoff: 400ms}, input: x}\n";
+    let id = run(log.as_ref(), backoff, Value::Null, &["flaky"]).await;
+    let done = workflows::wait(log.as_ref(), id, WAIT).await.unwrap();
+    assert_eq!(done.state.status, WorkflowStatus::Completed, "{:?}", done.state);
+    let events = run_events(log.as_ref(), id).await;
+    let (mut failed_at, mut retried_at) = (None, None);
+    for recorded in log.read_stream(&StreamId::workflow(id), 1, 1_000).await.unwrap() {
+        match WorkflowEvent::from_recorded(&recorded).unwrap() {
+            WorkflowEvent::StepTaskEnded(e) if !e.ok => failed_at = Some(recorded.metadata.occurred_at_ms),
+            WorkflowEvent::StepScheduled(s) if s.attempt == 2 => {
+                retried_at = Some(recorded.metadata.occurred_at_ms)
+            }
+            _ => {}
+        }
+    }
+    let waited = retried_at.unwrap() - failed_at.unwrap();
+    assert!(waited >= 350, "the retry waited its backoff: {waited} ms");
+    assert_eq!(count(&events, "timer_fired"), 1);
+
+    let deadline = "name: deadline\ndeadline: 500ms\nsteps:\n  - {name: a, capability: slow}\n";
+    let id = run(log.as_ref(), deadline, Value::Null, &["slow"]).await;
+    let failed = workflows::wait(log.as_ref(), id, WAIT).await.unwrap();
+    assert_eq!(failed.state.status, WorkflowStatus::Failed);
+    assert!(
+        failed.state.failure.as_deref().unwrap_or_default().contains("deadline of 500ms"),
+        "{:?}",
+        failed.state
+    );
+    let task = *failed.state.tasks.keys().next().unwrap();
+    let state = runtime.wait_final(task, WAIT).await.unwrap();
+    assert_eq!(state.status, TaskStatus::Cancelled, "its running step task is cancelled");
+    runtime.shutdown().await;
+}

@@ -58,12 +58,51 @@ pub enum SkippedNeeds {
     Run,
 }
 
-/// A step's retries: a failed task is run again as a new task, up to `attempts` in all.
+/// A step's retries: a failed task is run again as a new task, up to `attempts` in all,
+/// after `backoff` (doubled at each retry, at most `backoff_max`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retry {
     /// Attempts in all, the first included (1 to 10).
     pub attempts: u32,
+    /// The wait before the first retry (`1s`, `500ms`; default none: at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<String>,
+    /// The longest wait between retries (default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_max: Option<String>,
+}
+
+/// What an approval step does when no signal came in time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTimeout {
+    /// The step fails, and the run with it (the default).
+    #[default]
+    Fail,
+    /// The step is skipped (its dependents are skipped unless they say `on_skipped_needs: run`).
+    Skip,
+}
+
+/// A step that waits for a person or another system: it completes when the run receives the
+/// signal (`POST /runs/{id}/signals/{signal}`, `pantheon workflow approve RUN STEP`), its
+/// output the signal's payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// The signal's name (default `approve`).
+    #[serde(default = "default_signal")]
+    pub signal: String,
+    /// How long to wait (`1h`; default: without end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// What happens when nothing came in time.
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+}
+
+fn default_signal() -> String {
+    "approve".to_string()
 }
 
 /// One step: a task for a capability, run when the steps it needs have ended.
@@ -72,8 +111,12 @@ pub struct Retry {
 pub struct Step {
     /// Unique in the workflow: 1 to 64 of `a-z 0-9 _ -`, starting with a letter.
     pub name: String,
-    /// The capability its task needs.
+    /// The capability its task needs (a step is a task for a capability, or an approval).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub capability: String,
+    /// A step that waits for a signal instead of running a task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
     /// What to do, in words: a template (`${…}` interpolated).
     #[serde(default)]
     pub description: String,
@@ -129,6 +172,10 @@ pub struct Definition {
     /// The item limit of its fan-outs (default 100, at most 1,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_items: Option<u32>,
+    /// The whole run's deadline from its start (`10m`): past it, the run fails and its
+    /// running step tasks are cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
 }
 
 impl Definition {
@@ -188,6 +235,9 @@ pub struct WorkflowStarted {
     /// A key that makes a repeated start return this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// When it started, ms since the epoch (the deadline counts from it).
+    #[serde(default)]
+    pub started_at_ms: i64,
 }
 
 /// A task of a step was scheduled (the engine submits it).
@@ -272,6 +322,50 @@ pub struct StepFailed {
     pub reason: String,
 }
 
+/// A durable timer was set: at `fire_at_ms` the engine records `timer_fired` (a retry's
+/// backoff, an approval's timeout, the run's deadline).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TimerSet {
+    /// The timer: `retry:<step>:<item>:<attempt>`, `approval:<step>`, `deadline`.
+    pub timer: String,
+    /// When it fires, ms since the epoch.
+    pub fire_at_ms: i64,
+}
+
+/// A timer fired.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TimerFired {
+    /// The timer.
+    pub timer: String,
+}
+
+/// An approval step waits for its signal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApprovalRequested {
+    /// The step.
+    pub step: String,
+    /// The signal it waits for.
+    pub signal: String,
+    /// Until when, if bounded, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_at_ms: Option<i64>,
+}
+
+/// A signal reached the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SignalReceived {
+    /// Its name.
+    pub name: String,
+    /// The step it is meant for, if named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// What it carries (the approval step's output).
+    #[serde(default)]
+    pub payload: Value,
+    /// Who sent it.
+    pub by: String,
+}
+
 /// The run completed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkflowCompleted {
@@ -329,6 +423,14 @@ domain_events! {
         CancelRequested(CancelRequested) = "workflow_cancel_requested" @ 1,
         /// The run was cancelled.
         Cancelled(WorkflowCancelled) = "workflow_cancelled" @ 1,
+        /// A timer was set.
+        TimerSet(TimerSet) = "timer_set" @ 1,
+        /// A timer fired.
+        TimerFired(TimerFired) = "timer_fired" @ 1,
+        /// An approval step waits for its signal.
+        ApprovalRequested(ApprovalRequested) = "approval_requested" @ 1,
+        /// A signal reached the run.
+        SignalReceived(SignalReceived) = "signal_received" @ 1,
     }
 }
 
@@ -421,6 +523,15 @@ pub struct WorkflowState {
     pub tasks: BTreeMap<TaskId, (String, Option<u32>)>,
     /// A cancel asked for: who and why.
     pub cancel_requested: Option<(String, String)>,
+    /// Timers set and not fired: when each fires.
+    pub timers: BTreeMap<String, i64>,
+    /// Timers fired.
+    pub fired: std::collections::BTreeSet<String>,
+    /// Signals received, in order: name, step named, payload, sender.
+    pub signals: Vec<SignalReceived>,
+    /// Approval steps waiting: the signal each waits for, and how many signals the run had
+    /// received when it began to wait (a signal naming no step counts only after).
+    pub waiting: BTreeMap<String, (String, usize)>,
     /// The run's output, once completed.
     pub output: Option<Value>,
     /// Why it failed or was cancelled.
@@ -493,8 +604,9 @@ impl Aggregate for WorkflowState {
                 step.status = StepStatus::Running;
             }
             (S::Running, WorkflowEvent::StepSkipped(e)) => {
+                let waiting = self.waiting.remove(&e.step).is_some();
                 let step = self.step_mut(event, &e.step)?;
-                if step.status != StepStatus::Pending {
+                if step.status != StepStatus::Pending && !waiting {
                     return Err(self.refuse(event, format!("step {:?} has started", e.step)));
                 }
                 step.status = StepStatus::Skipped;
@@ -517,6 +629,7 @@ impl Aggregate for WorkflowState {
                 }
                 step.status = StepStatus::Completed;
                 step.output = Some(e.output.clone());
+                self.waiting.remove(&e.step);
             }
             (S::Running, WorkflowEvent::StepFailed(e)) => {
                 let step = self.step_mut(event, &e.step)?;
@@ -525,7 +638,30 @@ impl Aggregate for WorkflowState {
                 }
                 step.status = StepStatus::Failed;
                 step.reason = Some(e.reason.clone());
+                self.waiting.remove(&e.step);
             }
+            (S::Running, WorkflowEvent::TimerSet(e)) => {
+                if self.fired.contains(&e.timer) || self.timers.contains_key(&e.timer) {
+                    return Err(self.refuse(event, format!("timer {} was set already", e.timer)));
+                }
+                self.timers.insert(e.timer.clone(), e.fire_at_ms);
+            }
+            (S::Running, WorkflowEvent::TimerFired(e)) => {
+                if self.timers.remove(&e.timer).is_none() {
+                    return Err(self.refuse(event, format!("timer {} is not set", e.timer)));
+                }
+                self.fired.insert(e.timer.clone());
+            }
+            (S::Running, WorkflowEvent::ApprovalRequested(e)) => {
+                let step = self.step_mut(event, &e.step)?;
+                if step.status != StepStatus::Pending {
+                    return Err(self.refuse(event, format!("step {:?} has started", e.step)));
+                }
+                step.status = StepStatus::Running;
+                let received = self.signals.len();
+                self.waiting.insert(e.step.clone(), (e.signal.clone(), received));
+            }
+            (S::Running, WorkflowEvent::SignalReceived(e)) => self.signals.push(e.clone()),
             (S::Running, WorkflowEvent::CancelRequested(e)) => {
                 if self.cancel_requested.is_none() {
                     self.cancel_requested = Some((e.by.clone(), e.reason.clone()));

@@ -402,6 +402,11 @@ fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
         .prop_map(|(name, capability, description, input, needs, when, max_parallel)| Step {
             name,
             capability,
+            approval: Some(Approval {
+                signal: "approve".into(),
+                timeout: Some("1h".into()),
+                on_timeout: OnTimeout::Skip,
+            }),
             description,
             input,
             needs,
@@ -412,7 +417,7 @@ fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
             on_item_failure: ItemFailure::Continue,
             on_skipped_needs: SkippedNeeds::Run,
             timeout: Some("30s".into()),
-            retry: Some(Retry { attempts: 2 }),
+            retry: Some(Retry { attempts: 2, backoff: Some("1s".into()), backoff_max: None }),
         });
     let definition = (text(), prop::collection::vec(step, 0..4), prop::option::of(json_value())).prop_map(
         |(name, steps, output)| Definition {
@@ -421,6 +426,7 @@ fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
             steps,
             output,
             max_items: Some(5),
+            deadline: Some("10m".into()),
         },
     );
     prop_oneof![
@@ -435,6 +441,7 @@ fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
                     input,
                     submitter,
                     idempotency_key,
+                    started_at_ms: 7,
                 })
             }),
         (
@@ -489,6 +496,15 @@ fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
         (text(), text())
             .prop_map(|(by, reason)| WorkflowEvent::CancelRequested(CancelRequested { by, reason })),
         (text(), text()).prop_map(|(by, reason)| WorkflowEvent::Cancelled(WorkflowCancelled { by, reason })),
+        (text(), any::<i64>())
+            .prop_map(|(timer, fire_at_ms)| WorkflowEvent::TimerSet(TimerSet { timer, fire_at_ms })),
+        text().prop_map(|timer| WorkflowEvent::TimerFired(TimerFired { timer })),
+        (text(), text(), prop::option::of(any::<i64>())).prop_map(|(step, signal, deadline_at_ms)| {
+            WorkflowEvent::ApprovalRequested(ApprovalRequested { step, signal, deadline_at_ms })
+        }),
+        (text(), prop::option::of(text()), json_value(), text()).prop_map(|(name, step, payload, by)| {
+            WorkflowEvent::SignalReceived(SignalReceived { name, step, payload, by })
+        }),
     ]
 }
 

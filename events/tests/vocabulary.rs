@@ -291,6 +291,7 @@ fn a_run_folds_its_steps_and_refuses_what_does_not_follow() {
     let step = |name: &str, needs: &[&str]| Step {
         name: name.into(),
         capability: "echo".into(),
+        approval: None,
         description: name.into(),
         input: json!(null),
         needs: needs.iter().map(|d| d.to_string()).collect(),
@@ -314,10 +315,12 @@ fn a_run_folds_its_steps_and_refuses_what_does_not_follow() {
             steps: vec![step("a", &[]), step("b", &["a"])],
             output: None,
             max_items: None,
+            deadline: None,
         },
         input: json!(null),
         submitter: "a new user".into(),
         idempotency_key: None,
+        started_at_ms: 0,
     });
     let task_a = TaskId::new();
     let scheduled = |name: &str, task_id: TaskId| {

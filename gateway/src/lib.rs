@@ -100,6 +100,7 @@ pub fn app(state: AppState) -> Router {
         .route("/runs/{id}", get(workflows::get))
         .route("/runs/{id}/events", get(workflows::events))
         .route("/runs/{id}/cancel", post(workflows::cancel))
+        .route("/runs/{id}/signals/{name}", post(workflows::signal))
         .route("/webhooks/dead", get(webhooks::dead))
         .route("/webhooks/dead/{id}/redeliver", post(webhooks::redeliver))
         .route("/metrics", get(system::metrics))

@@ -607,6 +607,7 @@ pub fn document() -> Value {
             "/runs/{id}": { "get": workflow_ops["get"] },
             "/runs/{id}/events": { "get": workflow_ops["events"] },
             "/runs/{id}/cancel": { "post": workflow_ops["cancel"] },
+            "/runs/{id}/signals/{name}": { "post": workflow_ops["signal"] },
             "/webhooks/dead": { "get": list_dead },
             "/webhooks/dead/{id}/redeliver": { "post": redeliver },
             "/healthz": { "get": healthz },
@@ -760,7 +761,31 @@ fn workflow_operations(c: &mut Components) -> Value {
             json!({ "description": "The cancel is recorded.", "content": { "application/json": { "schema": { "type": "object" } } } }),
         ),
     );
-    json!({ "register": register, "definition": definition, "start": start, "list": list, "get": get, "events": events, "cancel": cancel })
+    let signal_request = c.request::<w::SignalRequest>();
+    let signal = operation(
+        "Send a signal to a run (`signal`, on a run one can read): an approval step waiting for it completes with the payload as its output.",
+        "signalRun",
+        vec![
+            id_param("The run's id."),
+            json!({ "name": "name", "in": "path", "required": true, "description": "The signal's name (an approval step's `signal`, `approve` by default).", "schema": { "type": "string" } }),
+        ],
+        Some(json_body(signal_request, false)),
+        with(
+            errors(
+                c,
+                &[
+                    ("404", "No such run or step."),
+                    ("409", "The run or the step has ended (`run_conflict`)."),
+                    invalid,
+                    ("413", "Body too large."),
+                    ("415", "Not JSON."),
+                ],
+            ),
+            "202",
+            json!({ "description": "The signal is recorded.", "content": { "application/json": { "schema": { "type": "object" } } } }),
+        ),
+    );
+    json!({ "register": register, "definition": definition, "start": start, "list": list, "get": get, "events": events, "cancel": cancel, "signal": signal })
 }
 
 /// The document as pretty JSON with a trailing newline (the committed file's form).

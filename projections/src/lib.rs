@@ -58,6 +58,7 @@ pub mod reputation;
 mod runner;
 pub mod standing;
 pub mod tasks;
+pub mod timers;
 pub mod verify;
 
 pub use audit::{AuditEntry, SignedTreeHead};
@@ -75,6 +76,7 @@ pub use runner::{
 };
 pub use standing::Standings;
 pub use tasks::{DeadWebhook, TASK_CURSOR_PATTERN, TaskCursor, TaskQuery, TaskReader, TaskSummary};
+pub use timers::{TimerTable, WorkflowTimer};
 pub use verify::{
     ConsistencyProof, InclusionProof, LedgerProblem, LedgerReport, prove_consistency, prove_inclusion,
     verify_against_log, verify_ledger,

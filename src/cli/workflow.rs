@@ -68,6 +68,27 @@ pub(crate) enum WorkflowCommand {
         #[arg(long)]
         status: Option<String>,
     },
+    /// Approve a run's approval step: sends the signal it waits for, with `--payload` as the
+    /// step's output.
+    Approve {
+        /// The run.
+        run: WorkflowId,
+        /// The approval step.
+        step: String,
+        /// The step's output, as JSON (default `{"approved": true}`).
+        #[arg(long)]
+        payload: Option<String>,
+    },
+    /// Send a signal to a run.
+    Signal {
+        /// The run.
+        run: WorkflowId,
+        /// The signal's name.
+        name: String,
+        /// What it carries, as JSON.
+        #[arg(long)]
+        payload: Option<String>,
+    },
     /// Cancel a run: nothing starts after it, its running step tasks are cancelled.
     Cancel {
         /// The run.
@@ -188,6 +209,29 @@ pub(crate) async fn run(cli: &Cli, args: &WorkflowArgs) -> anyhow::Result<()> {
                     break;
                 }
             }
+        }
+        WorkflowCommand::Approve { run, step, payload } => {
+            let loaded = workflow::load_run(log, *run).await?;
+            let Some(started) = &loaded.state.started else { bail!("no run {run}") };
+            let Some(approval) = started.definition.step(step).and_then(|s| s.approval.clone()) else {
+                bail!("run {run} has no approval step {step}");
+            };
+            let payload = match payload {
+                Some(text) => serde_json::from_str(text).context("--payload must be JSON")?,
+                None => serde_json::json!({ "approved": true }),
+            };
+            workflow::signal(log, *run, &approval.signal, Some(step), payload, "cli")
+                .await
+                .map_err(refused)?;
+            out!("step {step} of run {run} approved");
+        }
+        WorkflowCommand::Signal { run, name, payload } => {
+            let payload = match payload {
+                Some(text) => serde_json::from_str(text).context("--payload must be JSON")?,
+                None => serde_json::Value::Null,
+            };
+            workflow::signal(log, *run, name, None, payload, "cli").await.map_err(refused)?;
+            out!("signal {name} sent to run {run}");
         }
         WorkflowCommand::Cancel { run, reason } => {
             workflow::cancel(log, *run, "cli", reason).await.map_err(refused)?;

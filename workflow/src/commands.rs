@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 
 use events::workflow::{
-    CancelRequested, Definition, DefinitionEvent, DefinitionRegistered, WorkflowEvent, WorkflowStarted,
+    CancelRequested, Definition, DefinitionEvent, DefinitionRegistered, SignalReceived, WorkflowEvent,
+    WorkflowStarted,
 };
 use events::{
     Aggregate, DomainEvent, EventId, EventLog, ExpectedVersion, LogError, Metadata, RecordedEvent, StreamId,
@@ -250,6 +251,7 @@ pub async fn start(
         .definition
         .steps
         .iter()
+        .filter(|s| s.approval.is_none())
         .map(|s| s.capability.as_str())
         .filter(|c| !offered.is_empty() && !offered.contains(*c))
         .collect::<BTreeSet<_>>()
@@ -280,6 +282,7 @@ pub async fn start(
         input: request.input,
         submitter: request.submitter,
         idempotency_key: request.idempotency_key,
+        started_at_ms: events::now_ms(),
     });
     let id = EventId::new();
     let metadata = Metadata { correlation_id: Some(id), ..Metadata::now("gateway") };
@@ -325,6 +328,75 @@ pub async fn cancel(
         }
         let event =
             WorkflowEvent::CancelRequested(CancelRequested { by: by.to_string(), reason: reason.clone() });
+        let metadata =
+            Metadata { correlation_id: run.events.first().map(|e| e.id), ..Metadata::now(EMITTER) };
+        let new = event.to_new_event(EventId::new(), metadata)?;
+        match log.append(&StreamId::workflow(run_id), ExpectedVersion::Exact(run.version), vec![new]).await {
+            Ok(_) => return Ok(()),
+            Err(LogError::Conflict { .. }) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(WorkflowError::Contended(format!("workflow-{run_id}")))
+}
+
+/// The longest signal payload, bytes of JSON.
+pub const SIGNAL_PAYLOAD_BYTES_MAX: usize = 64 * 1024;
+
+/// Sends the signal `name` (with `payload`, for `step` when named) to a running run, `by` a
+/// principal: recorded as `signal_received`; an approval step waiting for it completes with the
+/// payload as its output. Refused when the run has ended or a named step does not wait for
+/// that signal (it has ended, or is no approval of that name).
+pub async fn signal(
+    log: &dyn EventLog,
+    run_id: WorkflowId,
+    name: &str,
+    step: Option<&str>,
+    payload: serde_json::Value,
+    by: &str,
+) -> Result<(), WorkflowError> {
+    let size = serde_json::to_vec(&payload).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > SIGNAL_PAYLOAD_BYTES_MAX {
+        return Err(WorkflowError::Invalid {
+            field: "payload".into(),
+            message: format!("{size} bytes; at most {SIGNAL_PAYLOAD_BYTES_MAX}"),
+        });
+    }
+    let mut payload = payload;
+    let mut labels = std::collections::BTreeMap::new();
+    let mut text = String::new();
+    security::scrub_submission(&mut text, &mut payload, &mut labels);
+    for _ in 0..CONFLICT_RETRY_COUNT_MAX {
+        let run = load_run(log, run_id).await?;
+        let Some(started) = &run.state.started else {
+            return Err(WorkflowError::NotFound(format!("run {run_id}")));
+        };
+        if run.state.status.is_final() {
+            return Err(WorkflowError::Ended(
+                format!("the run has ended ({:?})", run.state.status).to_lowercase(),
+            ));
+        }
+        if let Some(step) = step {
+            let Some(definition_step) = started.definition.step(step) else {
+                return Err(WorkflowError::NotFound(format!("step {step} of run {run_id}")));
+            };
+            let expected = definition_step.approval.as_ref().map(|a| a.signal.as_str());
+            if expected != Some(name) {
+                return Err(WorkflowError::Invalid {
+                    field: "step".into(),
+                    message: format!("step {step} waits for no signal {name:?}"),
+                });
+            }
+            if run.state.steps.get(step).is_some_and(|s| s.status.is_final()) {
+                return Err(WorkflowError::Ended(format!("step {step} has ended")));
+            }
+        }
+        let event = WorkflowEvent::SignalReceived(SignalReceived {
+            name: name.to_string(),
+            step: step.map(str::to_string),
+            payload: payload.clone(),
+            by: by.to_string(),
+        });
         let metadata =
             Metadata { correlation_id: run.events.first().map(|e| e.id), ..Metadata::now(EMITTER) };
         let new = event.to_new_event(EventId::new(), metadata)?;

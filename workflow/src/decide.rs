@@ -8,9 +8,9 @@
 //! scheduled task twice finds the task there.
 
 use events::workflow::{
-    ItemFailure, SkippedNeeds, Step, StepCompleted, StepExpanded, StepFailed, StepScheduled, StepSkipped,
-    StepStatus, StepTaskEnded, WorkflowCancelled, WorkflowCompleted, WorkflowEvent, WorkflowFailed,
-    WorkflowState, WorkflowStatus,
+    ApprovalRequested, ItemFailure, OnTimeout, SkippedNeeds, Step, StepCompleted, StepExpanded, StepFailed,
+    StepScheduled, StepSkipped, StepStatus, StepTaskEnded, TimerFired, TimerSet, WorkflowCancelled,
+    WorkflowCompleted, WorkflowEvent, WorkflowFailed, WorkflowState, WorkflowStatus,
 };
 use events::{Aggregate, TaskId, WorkflowId};
 use serde_json::{Map, Value, json};
@@ -24,6 +24,11 @@ use crate::template;
 pub enum Trigger {
     /// A look at the state: after the run started, a cancel was asked for, or to resume.
     Look,
+    /// A timer fired (the engine's timers call at the time set).
+    TimerFired {
+        /// The timer.
+        timer: String,
+    },
     /// A step's task ended: its output, or why not.
     TaskEnded {
         /// The task.
@@ -62,6 +67,10 @@ pub fn purpose(event: &WorkflowEvent) -> String {
         WorkflowEvent::Failed(_) => "failed".into(),
         WorkflowEvent::CancelRequested(_) => "cancel-requested".into(),
         WorkflowEvent::Cancelled(_) => "cancelled".into(),
+        WorkflowEvent::TimerSet(e) => format!("timer-set:{}", e.timer),
+        WorkflowEvent::TimerFired(e) => format!("timer-fired:{}", e.timer),
+        WorkflowEvent::ApprovalRequested(e) => format!("approval:{}", e.step),
+        WorkflowEvent::SignalReceived(e) => format!("signal:{}", e.name),
     }
 }
 
@@ -84,9 +93,11 @@ fn scope(state: &WorkflowState, item: Option<(u32, &Value)>) -> Value {
     scope
 }
 
-/// The events missing from `state` after `trigger`.
-pub fn decide(state: &WorkflowState, trigger: &Trigger) -> Vec<WorkflowEvent> {
-    let mut decision = Decision { state: state.clone(), out: Vec::new() };
+/// The events missing from `state` after `trigger`, which happened at `at_ms` (the time of
+/// the event that woke the decider, not a clock's: timers set now fire at `at_ms` + their
+/// delay).
+pub fn decide(state: &WorkflowState, trigger: &Trigger, at_ms: i64) -> Vec<WorkflowEvent> {
+    let mut decision = Decision { state: state.clone(), out: Vec::new(), at_ms };
     decision.run(trigger);
     decision.out
 }
@@ -94,6 +105,12 @@ pub fn decide(state: &WorkflowState, trigger: &Trigger) -> Vec<WorkflowEvent> {
 struct Decision {
     state: WorkflowState,
     out: Vec<WorkflowEvent>,
+    at_ms: i64,
+}
+
+/// A duration written in a definition (checked at registration), as ms.
+fn ms(text: &str) -> i64 {
+    humantime::parse_duration(text).ok().and_then(|d| i64::try_from(d.as_millis()).ok()).unwrap_or(0)
 }
 
 impl Decision {
@@ -129,6 +146,11 @@ impl Decision {
                 error,
             }));
         }
+        if let Trigger::TimerFired { timer } = trigger
+            && self.state.timers.contains_key(timer)
+        {
+            self.push(WorkflowEvent::TimerFired(TimerFired { timer: timer.clone() }));
+        }
         if self.state.status != WorkflowStatus::Running {
             return;
         }
@@ -136,7 +158,19 @@ impl Decision {
             self.push(WorkflowEvent::Cancelled(WorkflowCancelled { by, reason }));
             return;
         }
-        let Some(definition) = self.state.started.as_ref().map(|s| s.definition.clone()) else { return };
+        let Some(started) = self.state.started.clone() else { return };
+        let definition = started.definition.clone();
+        if let Some(deadline) = &definition.deadline {
+            if self.state.fired.contains("deadline") {
+                let reason = format!("the run's deadline of {deadline} passed");
+                self.push(WorkflowEvent::Failed(WorkflowFailed { reason }));
+                return;
+            }
+            if !self.state.timers.contains_key("deadline") {
+                let fire_at_ms = started.started_at_ms.saturating_add(ms(deadline));
+                self.push(WorkflowEvent::TimerSet(TimerSet { timer: "deadline".into(), fire_at_ms }));
+            }
+        }
         // Each pass may unblock later steps; a pass that records nothing ends it.
         loop {
             let before = self.out.len();
@@ -180,6 +214,19 @@ impl Decision {
                 }
                 Err(e) => return self.fail(step, format!("when: {e}")),
             }
+        }
+        if let Some(approval) = &step.approval {
+            let deadline_at_ms = approval.timeout.as_deref().map(|t| self.at_ms.saturating_add(ms(t)));
+            self.push(WorkflowEvent::ApprovalRequested(ApprovalRequested {
+                step: step.name.clone(),
+                signal: approval.signal.clone(),
+                deadline_at_ms,
+            }));
+            if let Some(fire_at_ms) = deadline_at_ms {
+                let timer = format!("approval:{}", step.name);
+                self.push(WorkflowEvent::TimerSet(TimerSet { timer, fire_at_ms }));
+            }
+            return;
         }
         let Some(list) = &step.for_each else {
             return self.schedule(step, None, 1);
@@ -240,8 +287,51 @@ impl Decision {
         }));
     }
 
+    /// A waiting approval: completed by its signal, or timed out.
+    fn await_signal(&mut self, step: &Step) {
+        let Some((signal, since)) = self.state.waiting.get(&step.name).cloned() else { return };
+        let received = self.state.signals.iter().enumerate().find(|(index, s)| {
+            s.name == signal
+                && (s.step.as_deref() == Some(step.name.as_str()) || (s.step.is_none() && *index >= since))
+        });
+        if let Some((_, s)) = received {
+            let output = s.payload.clone();
+            self.push(WorkflowEvent::StepCompleted(StepCompleted { step: step.name.clone(), output }));
+            return;
+        }
+        if self.state.fired.contains(&format!("approval:{}", step.name)) {
+            let approval = step.approval.clone().unwrap_or_else(|| events::workflow::Approval {
+                signal: signal.clone(),
+                timeout: None,
+                on_timeout: OnTimeout::Fail,
+            });
+            let reason =
+                format!("no {signal} signal within {}", approval.timeout.clone().unwrap_or_default());
+            match approval.on_timeout {
+                OnTimeout::Fail => self.fail(step, reason),
+                OnTimeout::Skip => self.push_skip(step, reason),
+            }
+        }
+    }
+
+    fn push_skip(&mut self, step: &Step, reason: String) {
+        self.push(WorkflowEvent::StepSkipped(StepSkipped { step: step.name.clone(), reason }));
+    }
+
+    /// The wait before `attempt` (2, 3, …) of `step`: its backoff doubled at each retry.
+    fn backoff_ms(step: &Step, attempt: u32) -> Option<i64> {
+        let retry = step.retry.as_ref()?;
+        let first = ms(retry.backoff.as_deref()?);
+        let max = retry.backoff_max.as_deref().map_or(5 * 60 * 1000, ms);
+        let doublings = attempt.saturating_sub(2).min(30);
+        Some(first.saturating_mul(1_i64 << doublings).min(max))
+    }
+
     /// A running step: retries, more items, or its end.
     fn advance(&mut self, step: &Step) {
+        if step.approval.is_some() {
+            return self.await_signal(step);
+        }
         let attempts = step.retry.as_ref().map_or(1, |r| r.attempts);
         let Some(run) = self.state.steps.get(&step.name).cloned() else { return };
         let retries: Vec<(Option<u32>, u32)> = run
@@ -256,6 +346,18 @@ impl Decision {
         let stopped = step.on_item_failure == ItemFailure::FailFast && run.runs.values().any(given_up);
         if !stopped {
             for (item, attempt) in retries {
+                // After its backoff, on a durable timer, when the step says so.
+                if let Some(wait) = Self::backoff_ms(step, attempt) {
+                    let item_key = item.map_or_else(|| "-".to_string(), |i| i.to_string());
+                    let timer = format!("retry:{}:{item_key}:{attempt}", step.name);
+                    if !self.state.fired.contains(&timer) {
+                        if !self.state.timers.contains_key(&timer) {
+                            let fire_at_ms = self.at_ms.saturating_add(wait);
+                            self.push(WorkflowEvent::TimerSet(TimerSet { timer, fire_at_ms }));
+                        }
+                        continue;
+                    }
+                }
                 self.schedule(step, item, attempt);
             }
         }
@@ -377,6 +479,7 @@ mod tests {
                 input,
                 submitter: "a-new-user".into(),
                 idempotency_key: None,
+                started_at_ms: 0,
             }))
             .unwrap();
         state
@@ -384,7 +487,7 @@ mod tests {
 
     /// Decides and applies.
     fn step(state: &mut WorkflowState, trigger: &Trigger) -> Vec<WorkflowEvent> {
-        let out = decide(state, trigger);
+        let out = decide(state, trigger, 1_000);
         for event in &out {
             state.apply(event).expect("the decision applies");
         }
@@ -461,7 +564,7 @@ output: {verdict: "${steps.review.output}", items: "${len(steps.work.output)}"}
         let plan = scheduled(&step(&mut state, &Trigger::Look));
         let trigger =
             Trigger::TaskEnded { task_id: plan[0].task_id, outcome: Ok(json!({"items": [1, 2, 3, 4]})) };
-        let whole = decide(&state, &trigger);
+        let whole = decide(&state, &trigger, 1_000);
         assert!(whole.len() >= 3, "{whole:?}");
         for cut in 0..whole.len() {
             let mut partial = state.clone();
@@ -469,7 +572,7 @@ output: {verdict: "${steps.review.output}", items: "${len(steps.work.output)}"}
                 partial.apply(event).unwrap();
             }
             for again in [trigger.clone(), Trigger::Look] {
-                let rest = decide(&partial, &again);
+                let rest = decide(&partial, &again, 1_000);
                 // A look after a cut before the task's end cannot know the end: it adds nothing.
                 if cut == 0 && again == Trigger::Look {
                     assert!(rest.is_empty(), "{rest:?}");
@@ -613,6 +716,112 @@ steps:
             step_task_id(run, "a", Some(1), 2),
         ] {
             assert_ne!(id, other);
+        }
+    }
+    fn signal(state: &mut WorkflowState, name: &str, step: Option<&str>, payload: Value) {
+        state
+            .apply(&WorkflowEvent::SignalReceived(events::workflow::SignalReceived {
+                name: name.into(),
+                step: step.map(str::to_string),
+                payload,
+                by: "a-new-user".into(),
+            }))
+            .unwrap();
+    }
+
+    fn timers(events: &[WorkflowEvent]) -> Vec<(String, i64)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                WorkflowEvent::TimerSet(t) => Some((t.timer.clone(), t.fire_at_ms)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_approval_waits_for_its_signal_and_completes_with_the_payload() {
+        let yaml = r#"
+name: approved
+steps:
+  - {name: draft, capability: x}
+  - {name: sign-off, needs: [draft], approval: {signal: approve, timeout: 1h}}
+  - {name: publish, capability: x, needs: [sign-off], input: "${steps.sign-off.output.note}"}
+"#;
+        let mut state = started(yaml, Value::Null);
+        // A signal naming no step, sent before anyone waits, is not taken for a later wait.
+        signal(&mut state, "approve", None, json!({"note": "too early"}));
+        let draft = scheduled(&step(&mut state, &Trigger::Look));
+        let waiting =
+            step(&mut state, &Trigger::TaskEnded { task_id: draft[0].task_id, outcome: Ok(json!("d")) });
+        assert!(
+            matches!(&waiting[2], WorkflowEvent::ApprovalRequested(a) if a.deadline_at_ms == Some(1_000 + 3_600_000)),
+            "{waiting:?}"
+        );
+        assert_eq!(timers(&waiting), [("approval:sign-off".to_string(), 1_000 + 3_600_000)]);
+        assert!(step(&mut state, &Trigger::Look).is_empty(), "still waiting");
+        signal(&mut state, "reject", Some("sign-off"), json!(null));
+        assert!(step(&mut state, &Trigger::Look).is_empty(), "another signal's name");
+        signal(&mut state, "approve", Some("sign-off"), json!({"note": "ship it"}));
+        let next = step(&mut state, &Trigger::Look);
+        assert!(
+            matches!(&next[0], WorkflowEvent::StepCompleted(c) if c.output == json!({"note": "ship it"})),
+            "{next:?}"
+        );
+        assert_eq!(scheduled(&next)[0].input, json!("ship it"));
+        // The timeout firing late changes nothing but the timer.
+        let late = step(&mut state, &Trigger::TimerFired { timer: "approval:sign-off".into() });
+        assert_eq!(late.len(), 1, "{late:?}");
+    }
+
+    #[test]
+    fn an_approval_that_times_out_fails_or_skips_as_it_says() {
+        for (on_timeout, failed) in [("fail", true), ("skip", false)] {
+            let yaml = format!(
+                "name: t\nsteps:\n  - {{name: ok, approval: {{timeout: 5s, on_timeout: {on_timeout}}}}}\n  - {{name: after, capability: x, needs: [ok], on_skipped_needs: run}}\n"
+            );
+            let mut state = started(&yaml, Value::Null);
+            step(&mut state, &Trigger::Look);
+            let out = step(&mut state, &Trigger::TimerFired { timer: "approval:ok".into() });
+            if failed {
+                assert!(
+                    matches!(out.last(), Some(WorkflowEvent::Failed(f)) if f.reason.contains("no approve signal within 5s")),
+                    "{out:?}"
+                );
+            } else {
+                assert!(matches!(&out[1], WorkflowEvent::StepSkipped(_)), "{out:?}");
+                assert_eq!(scheduled(&out).len(), 1, "its dependent runs");
+            }
+        }
+    }
+
+    #[test]
+    fn a_deadline_is_a_timer_set_at_the_start_and_fails_the_run_when_it_fires() {
+        let yaml = "name: d\ndeadline: 10m\nsteps:\n  - {name: a, capability: x}\n";
+        let mut state = started(yaml, Value::Null);
+        let first = step(&mut state, &Trigger::Look);
+        assert_eq!(timers(&first), [("deadline".to_string(), 600_000)], "from the run's start (0)");
+        assert!(step(&mut state, &Trigger::Look).is_empty(), "set once");
+        let out = step(&mut state, &Trigger::TimerFired { timer: "deadline".into() });
+        assert!(
+            matches!(out.last(), Some(WorkflowEvent::Failed(f)) if f.reason.contains("deadline of 10m")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_retry_waits_its_backoff_on_a_timer_doubling_up_to_the_most() {
+        let yaml = "name: b\nsteps:\n  - {name: a, capability: x, retry: {attempts: 4, backoff: 1s, backoff_max: 3s}}\n";
+        let mut state = started(yaml, Value::Null);
+        let mut task = scheduled(&step(&mut state, &Trigger::Look))[0].task_id;
+        for (attempt, wait) in [(2, 1_000), (3, 2_000), (4, 3_000)] {
+            let failed = step(&mut state, &Trigger::TaskEnded { task_id: task, outcome: Err("no".into()) });
+            assert!(scheduled(&failed).is_empty(), "not before the backoff");
+            assert_eq!(timers(&failed), [(format!("retry:a:-:{attempt}"), 1_000 + wait)]);
+            let retried = step(&mut state, &Trigger::TimerFired { timer: format!("retry:a:-:{attempt}") });
+            let again = scheduled(&retried);
+            assert_eq!(again[0].attempt, attempt);
+            task = again[0].task_id;
         }
     }
 }

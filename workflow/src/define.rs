@@ -70,13 +70,24 @@ fn name_ok(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// A duration field (`30s`, `5m`) as milliseconds, within a task's limits.
+/// A duration field (`30s`, `5m`) as milliseconds, within a task's limits (1 ms to 24 h).
 pub fn duration_ms(field: &str, text: &str) -> Result<u64, DefinitionError> {
+    duration_ms_at_most(field, text, events::task::TASK_TIMEOUT_MS_MAX)
+}
+
+/// The longest a run may wait for anything (an approval, its deadline): 30 days.
+pub const WAIT_MS_MAX: u64 = 30 * 24 * 60 * 60 * 1000;
+
+/// A duration field as milliseconds, 1 ms to `max_ms`.
+pub fn duration_ms_at_most(field: &str, text: &str, max_ms: u64) -> Result<u64, DefinitionError> {
     let duration: Duration = humantime::parse_duration(text)
         .map_err(|e| refuse(field, format!("{text:?} is not a duration (30s, 5m): {e}")))?;
     let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-    if ms == 0 || ms > events::task::TASK_TIMEOUT_MS_MAX {
-        return Err(refuse(field, format!("{text:?}: 1 ms to 24 h")));
+    if ms == 0 || ms > max_ms {
+        return Err(refuse(
+            field,
+            format!("{text:?}: 1 ms to {}", humantime::format_duration(Duration::from_millis(max_ms))),
+        ));
     }
     Ok(ms)
 }
@@ -110,6 +121,9 @@ pub fn check(definition: &Definition) -> Result<(), DefinitionError> {
         && !(1..=FAN_OUT_ITEMS_MAX).contains(&limit)
     {
         return Err(refuse("max_items", format!("{limit}: 1 to {FAN_OUT_ITEMS_MAX}")));
+    }
+    if let Some(deadline) = &definition.deadline {
+        duration_ms_at_most("deadline", deadline, WAIT_MS_MAX)?;
     }
     let mut by_name = BTreeMap::new();
     for (i, step) in definition.steps.iter().enumerate() {
@@ -158,8 +172,32 @@ fn check_step(
     step: &Step,
 ) -> Result<(), DefinitionError> {
     let at = |field: &str| format!("steps[{i}].{field}");
-    if step.capability.is_empty() || step.capability.len() > events::task::CAPABILITY_BYTES_MAX {
+    match (&step.approval, step.capability.is_empty()) {
+        (Some(_), false) => {
+            return Err(refuse(at("approval"), "a step is a task for a capability or an approval, not both"));
+        }
+        (None, true) => return Err(refuse(at("capability"), "a step needs a capability (or an approval)")),
+        _ => {}
+    }
+    if step.capability.len() > events::task::CAPABILITY_BYTES_MAX {
         return Err(refuse(at("capability"), format!("1 to {} bytes", events::task::CAPABILITY_BYTES_MAX)));
+    }
+    if let Some(approval) = &step.approval {
+        if !name_ok(&approval.signal) {
+            return Err(refuse(
+                at("approval.signal"),
+                "1 to 64 of a-z, 0-9, '_' or '-', starting with a letter",
+            ));
+        }
+        if let Some(timeout) = &approval.timeout {
+            duration_ms_at_most(&at("approval.timeout"), timeout, WAIT_MS_MAX)?;
+        }
+        if step.for_each.is_some() || step.retry.is_some() || step.timeout.is_some() {
+            return Err(refuse(
+                at("approval"),
+                "an approval takes no for_each, retry or timeout (its wait is approval.timeout)",
+            ));
+        }
     }
     let above = upstream(by_name, step);
     let fan_out = step.for_each.is_some();
@@ -195,10 +233,19 @@ fn check_step(
     if let Some(timeout) = &step.timeout {
         duration_ms(&at("timeout"), timeout)?;
     }
-    if let Some(retry) = &step.retry
-        && !(1..=STEP_ATTEMPTS_MAX).contains(&retry.attempts)
-    {
-        return Err(refuse(at("retry.attempts"), format!("{}: 1 to {STEP_ATTEMPTS_MAX}", retry.attempts)));
+    if let Some(retry) = &step.retry {
+        if !(1..=STEP_ATTEMPTS_MAX).contains(&retry.attempts) {
+            return Err(refuse(
+                at("retry.attempts"),
+                format!("{}: 1 to {STEP_ATTEMPTS_MAX}", retry.attempts),
+            ));
+        }
+        if let Some(backoff) = &retry.backoff {
+            duration_ms(&at("retry.backoff"), backoff)?;
+        }
+        if let Some(max) = &retry.backoff_max {
+            duration_ms(&at("retry.backoff_max"), max)?;
+        }
     }
     Ok(())
 }

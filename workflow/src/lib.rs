@@ -16,7 +16,8 @@ pub mod expr;
 pub mod template;
 
 pub use commands::{
-    LoadedRun, Registered, Start, StartRun, WorkflowError, cancel, load_run, register, start, versions, wait,
+    LoadedRun, Registered, Start, StartRun, WorkflowError, cancel, load_run, register, signal, start,
+    versions, wait,
 };
 pub use decide::{Trigger, decide, purpose, step_task_id};
 pub use define::{DefinitionError, check, hash, parse};

@@ -422,6 +422,53 @@ pub(crate) async fn cancel(
     Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({"run_id": run_id, "cancel_requested": true}))))
 }
 
+/// The body of a signal.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignalRequest {
+    /// What it carries (an approval step's output), at most 64 KiB of JSON.
+    #[serde(default)]
+    pub payload: Value,
+    /// The approval step it is meant for (default: every step waiting for the signal then).
+    #[serde(default)]
+    pub step: Option<String>,
+}
+
+/// `POST /runs/{id}/signals/{name}` (`signal`, on a run one can read): 202; 409 when the run
+/// or the named step has ended.
+pub(crate) async fn signal(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+    Path((id, name)): Path<(String, String)>,
+    crate::extract::OptionalJsonBody(body): crate::extract::OptionalJsonBody<SignalRequest>,
+) -> Result<(StatusCode, axum::Json<Value>)> {
+    principal.require(Permission::Signal)?;
+    let run = readable_run(&state, &principal, &id).await?;
+    let run_id = run
+        .state
+        .started
+        .as_ref()
+        .map(|s| s.run_id)
+        .ok_or_else(|| Error::NotFound { what: format!("run {id}") })?;
+    workflow::signal(
+        state.log.as_ref(),
+        run_id,
+        &name,
+        body.step.as_deref(),
+        body.payload,
+        &principal.subject,
+    )
+    .await
+    .map_err(|e| match e {
+        WorkflowError::Ended(reason) => Error::RunConflict { run_id: run_id.to_string(), reason },
+        other => refused(other),
+    })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({"run_id": run_id, "signal": name, "accepted": true})),
+    ))
+}
+
 /// The query of `GET /runs`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
