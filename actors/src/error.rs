@@ -55,6 +55,9 @@ pub enum Error {
     /// The NATS connection (submissions) failed.
     #[error("nats: {0}")]
     Nats(#[source] BoxError),
+    /// A workflow command failed.
+    #[error("workflow: {0}")]
+    Workflow(String),
     /// The read models (health, reputation) could not be read.
     #[error("read models: {0}")]
     ReadModel(#[from] projections::Error),

@@ -240,6 +240,10 @@ const RUN_INPUTS: &[&str] = &[
     "signal_received",
     "step_scheduled",
     "timer_set",
+    "compensation_started",
+    "compensation_scheduled",
+    "child_scheduled",
+    "workflow_completed",
     "workflow_failed",
     "workflow_cancelled",
 ];
@@ -281,19 +285,58 @@ impl Phase for WorkflowRuns {
                 return Ok(Handled::Done);
             }
         };
-        match event {
+        match &event {
             WorkflowEvent::Started(_)
             | WorkflowEvent::CancelRequested(_)
             | WorkflowEvent::SignalReceived(_) => {
                 advance(ctx, run_id, input.id, input.metadata.occurred_at_ms, &Trigger::Look).await?;
             }
             WorkflowEvent::TimerSet(set) => ctx.timers.set(run_id, &set.timer, set.fire_at_ms).await?,
-            WorkflowEvent::StepScheduled(scheduled) => submit_step(ctx, run_id, &scheduled).await?,
-            WorkflowEvent::Failed(_) | WorkflowEvent::Cancelled(_) => {
+            WorkflowEvent::StepScheduled(s) => {
+                let task = StepTask {
+                    step: &s.step,
+                    item: s.item,
+                    task_id: s.task_id,
+                    capability: &s.capability,
+                    description: &s.description,
+                    input: &s.input,
+                    timeout_ms: s.timeout_ms,
+                    compensation: false,
+                };
+                submit_step(ctx, run_id, task).await?;
+            }
+            WorkflowEvent::CompensationScheduled(s) => {
+                let task = StepTask {
+                    step: &s.step,
+                    item: None,
+                    task_id: s.task_id,
+                    capability: &s.capability,
+                    description: &s.description,
+                    input: &s.input,
+                    timeout_ms: None,
+                    compensation: true,
+                };
+                submit_step(ctx, run_id, task).await?;
+            }
+            WorkflowEvent::ChildScheduled(child) => start_child(ctx, run_id, input, child).await?,
+            WorkflowEvent::Completed(_) => report_to_parent(ctx, run_id, input).await?,
+            WorkflowEvent::Failed(_)
+            | WorkflowEvent::Cancelled(_)
+            | WorkflowEvent::CompensationStarted(_) => {
                 let run = workflow::load_run(ctx.log.as_ref(), run_id).await?;
+                let reason = format!("workflow run {run_id} ended");
                 for (_, _, task_id) in run.state.running_tasks() {
-                    let reason = format!("workflow run {run_id} ended");
                     crate::client::cancel(ctx.log.as_ref(), task_id, EMITTER, &reason).await?;
+                }
+                for (_, child) in run.state.running_children() {
+                    match workflow::cancel(ctx.log.as_ref(), child, EMITTER, &reason).await {
+                        Ok(())
+                        | Err(workflow::WorkflowError::Ended(_) | workflow::WorkflowError::NotFound(_)) => {}
+                        Err(error) => return Err(Error::Workflow(error.to_string())),
+                    }
+                }
+                if !matches!(event, WorkflowEvent::CompensationStarted(_)) {
+                    report_to_parent(ctx, run_id, input).await?;
                 }
             }
             _ => {}
@@ -302,39 +345,108 @@ impl Phase for WorkflowRuns {
     }
 }
 
-/// Submits a scheduled step's task, unless the run moved past it; a task already there (a
-/// redelivery, another process) is left as it is.
-async fn submit_step(
+/// Starts the child run a step asked for (its id derived from the run and the step, so a
+/// second start finds it); one that cannot start ends the step with the reason.
+async fn start_child(
     ctx: &Ctx,
     run_id: WorkflowId,
-    scheduled: &events::workflow::StepScheduled,
+    input: &RecordedEvent,
+    child: &events::workflow::ChildScheduled,
 ) -> Result<()> {
     let run = workflow::load_run(ctx.log.as_ref(), run_id).await?;
-    let still_running = run
-        .state
-        .steps
-        .get(&scheduled.step)
-        .and_then(|s| s.runs.get(&scheduled.item))
-        .is_some_and(|r| r.task_id == scheduled.task_id && r.ended.is_none());
-    if !still_running || run.state.status.is_final() {
+    let Some(started) = &run.state.started else { return Ok(()) };
+    if run.state.status.is_final() {
+        return Ok(());
+    }
+    let request = workflow::StartRun {
+        what: workflow::Start::Named(child.name.clone(), child.version),
+        input: child.input.clone(),
+        submitter: started.submitter.clone(),
+        idempotency_key: None,
+        offered: None,
+        run_id: Some(child.run_id),
+        parent: Some((
+            events::workflow::ParentRun { run_id, step: child.step.clone() },
+            started.depth.saturating_add(1),
+        )),
+    };
+    match workflow::start(ctx.log.as_ref(), request).await {
+        Ok(_) => Ok(()),
+        Err(workflow::WorkflowError::Invalid { field, message }) => {
+            let trigger =
+                Trigger::ChildEnded { run_id: child.run_id, outcome: Err(format!("{field}: {message}")) };
+            advance(ctx, run_id, input.id, input.metadata.occurred_at_ms, &trigger).await
+        }
+        Err(workflow::WorkflowError::NotFound(what)) => {
+            let trigger = Trigger::ChildEnded {
+                run_id: child.run_id,
+                outcome: Err(format!("{what} is not registered")),
+            };
+            advance(ctx, run_id, input.id, input.metadata.occurred_at_ms, &trigger).await
+        }
+        Err(error) => Err(Error::Workflow(error.to_string())),
+    }
+}
+
+/// Tells a child run's parent that it ended.
+async fn report_to_parent(ctx: &Ctx, run_id: WorkflowId, input: &RecordedEvent) -> Result<()> {
+    let run = workflow::load_run(ctx.log.as_ref(), run_id).await?;
+    let Some(parent) = run.state.started.as_ref().and_then(|s| s.parent.clone()) else { return Ok(()) };
+    let outcome = match run.state.status {
+        events::WorkflowStatus::Completed => Ok(run.state.output.clone().unwrap_or_default()),
+        _ => Err(run.state.failure.clone().unwrap_or_else(|| "the child run ended".into())),
+    };
+    let trigger = Trigger::ChildEnded { run_id, outcome };
+    advance(ctx, parent.run_id, input.id, input.metadata.occurred_at_ms, &trigger).await
+}
+
+/// A step task to submit: what `step_scheduled` or `compensation_scheduled` says.
+struct StepTask<'a> {
+    step: &'a str,
+    item: Option<u32>,
+    task_id: events::TaskId,
+    capability: &'a str,
+    description: &'a str,
+    input: &'a serde_json::Value,
+    timeout_ms: Option<u64>,
+    compensation: bool,
+}
+
+/// Submits a scheduled task of a step (or of its compensation), unless the run moved past
+/// it; a task already there (a redelivery, another process) is left as it is.
+async fn submit_step(ctx: &Ctx, run_id: WorkflowId, task: StepTask<'_>) -> Result<()> {
+    let run = workflow::load_run(ctx.log.as_ref(), run_id).await?;
+    let open = if task.compensation {
+        run.state.compensations.get(task.step).is_some_and(|(t, end)| *t == task.task_id && end.is_none())
+    } else {
+        run.state
+            .steps
+            .get(task.step)
+            .and_then(|s| s.runs.get(&task.item))
+            .is_some_and(|r| r.task_id == task.task_id && r.ended.is_none())
+    };
+    if !open || run.state.status.is_final() {
         return Ok(());
     }
     let Some(started) = &run.state.started else { return Ok(()) };
-    let mut spec = TaskSpec::new(scheduled.capability.clone(), scheduled.description.clone());
-    spec.input = scheduled.input.clone();
-    if let Some(timeout) = scheduled.timeout_ms {
+    let mut spec = TaskSpec::new(task.capability.to_string(), task.description.to_string());
+    spec.input = task.input.clone();
+    if let Some(timeout) = task.timeout_ms {
         spec.timeout_ms = timeout;
     }
     spec.submitter = started.submitter.clone();
-    spec.workflow = Some(events::task::WorkflowStepRef { workflow_id: run_id, step: scheduled.step.clone() });
+    spec.workflow = Some(events::task::WorkflowStepRef { workflow_id: run_id, step: task.step.to_string() });
     spec.labels.insert("workflow".into(), started.name.clone());
     spec.labels.insert("workflow_run".into(), run_id.to_string());
-    spec.labels.insert("step".into(), scheduled.step.clone());
-    if let Some(item) = scheduled.item {
+    spec.labels.insert("step".into(), task.step.to_string());
+    if let Some(item) = task.item {
         spec.labels.insert("item".into(), item.to_string());
     }
+    if task.compensation {
+        spec.labels.insert("compensates".into(), task.step.to_string());
+    }
     crate::client::scrub_spec(&mut spec);
-    let submission = SignedSubmission::sign(scheduled.task_id, spec, &ctx.federation)?;
+    let submission = SignedSubmission::sign(task.task_id, spec, &ctx.federation)?;
     let (task_id, event) = crate::client::submission_event(submission, Channel::Workflow, EMITTER)?;
     match crate::client::append_submission(ctx.log.as_ref(), task_id, event, Channel::Workflow, EMITTER).await
     {

@@ -42,6 +42,8 @@ async fn run(log: &dyn EventLog, yaml: &str, input: Value, capabilities: &[&str]
         submitter: "a-new-user".into(),
         idempotency_key: None,
         offered: Some(offered(capabilities)),
+        run_id: None,
+        parent: None,
     };
     workflows::start(log, request).await.expect("started").0
 }
@@ -167,6 +169,8 @@ steps:
             submitter: "a-new-user".into(),
             idempotency_key: None,
             offered: Some(offered(&["echo"])),
+            run_id: None,
+            parent: None,
         },
     )
     .await
@@ -296,5 +300,102 @@ output: {after: "${steps.after.output}", late: "${steps.late.status}"}
     let task = *failed.state.tasks.keys().next().unwrap();
     let state = runtime.wait_final(task, WAIT).await.unwrap();
     assert_eq!(state.status, TaskStatus::Cancelled, "its running step task is cancelled");
+    runtime.shutdown().await;
+}
+
+/// A saga: a run that fails after compensable steps undoes them, the last completed first,
+/// one at a time; child runs: the step's output is the child's, a child that cannot start or
+/// fails fails its step, and a cancelled parent cancels its child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sagas_compensate_and_child_runs_answer_their_parents() {
+    let (_dir, log) = sqlite_log().await;
+    let key = Arc::new(KeyPair::generate());
+    let mut options = sqlite_options(Arc::clone(&log), Arc::clone(&key));
+    options.extra_agents.push(hosted("refuser", "doomed", &key, Arc::new(Refuser)));
+    options.extra_agents.push(hosted("slow", "slow", &key, Arc::new(Slow(Duration::from_secs(30)))));
+    let runtime = start(options).await;
+
+    let saga = r#"
+name: saga
+steps:
+  - {name: book, capability: echo, input: seat, compensate: {capability: echo, input: "release ${steps.book.output}"}}
+  - {name: pay, capability: echo, needs: [book], input: money, compensate: {capability: echo, input: "refund ${steps.pay.output}"}}
+  - {name: ship, capability: doomed, needs: [pay]}
+"#;
+    let id = run(log.as_ref(), saga, Value::Null, &["echo", "doomed"]).await;
+    let failed = workflows::wait(log.as_ref(), id, WAIT).await.unwrap();
+    assert_eq!(failed.state.status, WorkflowStatus::Failed, "{:?}", failed.state);
+    let reason = failed.state.failure.clone().unwrap_or_default();
+    assert!(reason.starts_with("step ship failed") && reason.ends_with("compensated: pay, book"), "{reason}");
+    let order: Vec<(String, Value)> = run_events(log.as_ref(), id)
+        .await
+        .into_iter()
+        .filter_map(|e| match e {
+            WorkflowEvent::CompensationScheduled(c) => Some((c.step, c.input)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [("pay".to_string(), json!("refund money")), ("book".to_string(), json!("release seat"))]
+    );
+    for (task_id, _) in failed.state.compensations.values() {
+        assert_eq!(runtime.wait_final(*task_id, WAIT).await.unwrap().status, TaskStatus::Completed);
+    }
+
+    // Child runs.
+    let inner = workflow::parse(
+        "name: inner\nsteps:\n  - {name: shout, capability: echo, input: {said: \"${input}\"}}\noutput: \"${steps.shout.output}\"\n",
+    ).unwrap();
+    workflows::register(log.as_ref(), inner, "a-new-user").await.unwrap();
+    let outer = r#"
+name: outer
+steps:
+  - {name: call, workflow: {name: inner}, input: "${input.word}"}
+output: "${steps.call.output.said}"
+"#;
+    let id = run(log.as_ref(), outer, json!({"word": "hello"}), &["echo"]).await;
+    let done = workflows::wait(log.as_ref(), id, WAIT).await.unwrap();
+    assert_eq!(
+        (done.state.status, done.state.output.clone()),
+        (WorkflowStatus::Completed, Some(json!("hello"))),
+        "{:?}",
+        done.state
+    );
+    let child = done.state.steps["call"].child.clone().unwrap().0;
+    let child_run = workflows::load_run(log.as_ref(), child).await.unwrap();
+    assert_eq!(child_run.state.started.as_ref().and_then(|s| s.parent.clone()).map(|p| p.run_id), Some(id));
+
+    let orphan = "name: orphan\nsteps:\n  - {name: call, workflow: {name: nowhere}}\n";
+    let id = run(log.as_ref(), orphan, Value::Null, &["echo"]).await;
+    let failed = workflows::wait(log.as_ref(), id, WAIT).await.unwrap();
+    assert!(
+        failed.state.failure.clone().unwrap_or_default().contains("workflow nowhere is not registered"),
+        "{:?}",
+        failed.state
+    );
+
+    let sleepy = workflow::parse("name: sleepy\nsteps:\n  - {name: nap, capability: slow}\n").unwrap();
+    workflows::register(log.as_ref(), sleepy, "a-new-user").await.unwrap();
+    let id = run(
+        log.as_ref(),
+        "name: waiting\nsteps:\n  - {name: call, workflow: {name: sleepy}}\n",
+        Value::Null,
+        &["slow"],
+    )
+    .await;
+    let child = loop {
+        let run = workflows::load_run(log.as_ref(), id).await.unwrap();
+        if let Some((_, child)) = run.state.running_children().first() {
+            let started = workflows::load_run(log.as_ref(), *child).await.unwrap();
+            if !started.state.running_tasks().is_empty() {
+                break *child;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    workflows::cancel(log.as_ref(), id, "a-new-user", "enough").await.unwrap();
+    let child = workflows::wait(log.as_ref(), child, WAIT).await.unwrap();
+    assert_eq!(child.state.status, WorkflowStatus::Cancelled, "the child is cancelled with its parent");
     runtime.shutdown().await;
 }

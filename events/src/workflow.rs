@@ -105,6 +105,37 @@ fn default_signal() -> String {
     "approve".to_string()
 }
 
+/// A step's compensating task (a saga's undo): run when the run fails after the step
+/// completed, in reverse completion order. Its templates see the step's output as
+/// `steps.<name>.output`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Compensation {
+    /// The capability of the compensating task.
+    pub capability: String,
+    /// What to do: a template.
+    #[serde(default)]
+    pub description: String,
+    /// Its input: a template.
+    #[serde(default)]
+    pub input: Value,
+}
+
+/// A step that runs another registered workflow as a child run; the step's output is the
+/// child's output, and a child that fails fails the step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChildWorkflow {
+    /// The registered workflow's name.
+    pub name: String,
+    /// Its version (default: the latest when the step starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+}
+
+/// How deep child runs may nest.
+pub const CHILD_DEPTH_MAX: u32 = 8;
+
 /// One step: a task for a capability, run when the steps it needs have ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +148,9 @@ pub struct Step {
     /// A step that waits for a signal instead of running a task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// A step that runs another workflow (its `input` is the child's input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<ChildWorkflow>,
     /// What to do, in words: a template (`${…}` interpolated).
     #[serde(default)]
     pub description: String,
@@ -152,6 +186,9 @@ pub struct Step {
     /// Retries of a failed task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
+    /// What undoes the step when the run fails after it completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compensate: Option<Compensation>,
 }
 
 /// A workflow definition, as registered (YAML or JSON).
@@ -238,6 +275,55 @@ pub struct WorkflowStarted {
     /// When it started, ms since the epoch (the deadline counts from it).
     #[serde(default)]
     pub started_at_ms: i64,
+    /// The run and step that started it, for a child run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRun>,
+    /// How deep it nests (0: started by a user).
+    #[serde(default)]
+    pub depth: u32,
+}
+
+/// The run and step a child run answers to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ParentRun {
+    /// The parent run.
+    pub run_id: WorkflowId,
+    /// Its step.
+    pub step: String,
+}
+
+/// A child run was asked for (the engine starts it, with this id).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChildScheduled {
+    /// The step.
+    pub step: String,
+    /// The child run's id, derived from the run and the step.
+    pub run_id: WorkflowId,
+    /// The workflow.
+    pub name: String,
+    /// Its version, if named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Its input.
+    #[serde(default)]
+    pub input: Value,
+}
+
+/// A child run ended (or could not start).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChildEnded {
+    /// The step.
+    pub step: String,
+    /// The child run.
+    pub run_id: WorkflowId,
+    /// Whether it completed.
+    pub ok: bool,
+    /// Its output, when it completed.
+    #[serde(default)]
+    pub output: Value,
+    /// Why not, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A task of a step was scheduled (the engine submits it).
@@ -320,6 +406,44 @@ pub struct StepFailed {
     pub step: String,
     /// Why.
     pub reason: String,
+}
+
+/// The run failed after steps that declare a compensation completed: they are undone, in
+/// reverse completion order, before the run ends failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CompensationStarted {
+    /// Why the run fails.
+    pub reason: String,
+}
+
+/// A step's compensating task was scheduled (the engine submits it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CompensationScheduled {
+    /// The step it undoes.
+    pub step: String,
+    /// The task.
+    pub task_id: TaskId,
+    /// Its capability.
+    pub capability: String,
+    /// Its description.
+    pub description: String,
+    /// Its input.
+    #[serde(default)]
+    pub input: Value,
+}
+
+/// A compensating task ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CompensationEnded {
+    /// The step it undid.
+    pub step: String,
+    /// The task.
+    pub task_id: TaskId,
+    /// Whether it completed.
+    pub ok: bool,
+    /// Why not, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A durable timer was set: at `fire_at_ms` the engine records `timer_fired` (a retry's
@@ -431,6 +555,16 @@ domain_events! {
         ApprovalRequested(ApprovalRequested) = "approval_requested" @ 1,
         /// A signal reached the run.
         SignalReceived(SignalReceived) = "signal_received" @ 1,
+        /// The run fails: completed steps are being undone.
+        CompensationStarted(CompensationStarted) = "compensation_started" @ 1,
+        /// A compensating task was scheduled.
+        CompensationScheduled(CompensationScheduled) = "compensation_scheduled" @ 1,
+        /// A compensating task ended.
+        CompensationEnded(CompensationEnded) = "compensation_ended" @ 1,
+        /// A child run was asked for.
+        ChildScheduled(ChildScheduled) = "child_scheduled" @ 1,
+        /// A child run ended.
+        ChildEnded(ChildEnded) = "child_ended" @ 1,
     }
 }
 
@@ -443,6 +577,8 @@ pub enum WorkflowStatus {
     New,
     /// Steps are running.
     Running,
+    /// It fails: completed steps are being undone.
+    Compensating,
     /// Every step completed or was skipped.
     Completed,
     /// A step failed.
@@ -506,6 +642,8 @@ pub struct StepRun {
     pub output: Option<Value>,
     /// Why it failed or was skipped.
     pub reason: Option<String>,
+    /// Its child run, and how it ended once it has.
+    pub child: Option<(WorkflowId, Option<Result<Value, String>>)>,
 }
 
 /// A run's state: the fold of its events.
@@ -529,6 +667,12 @@ pub struct WorkflowState {
     pub fired: std::collections::BTreeSet<String>,
     /// Signals received, in order: name, step named, payload, sender.
     pub signals: Vec<SignalReceived>,
+    /// Completed steps, in completion order.
+    pub completed_order: Vec<String>,
+    /// Why the run fails, while it compensates.
+    pub compensating_for: Option<String>,
+    /// Compensations by step: the task, and how it ended once it has.
+    pub compensations: BTreeMap<String, (TaskId, Option<Result<(), String>>)>,
     /// Approval steps waiting: the signal each waits for, and how many signals the run had
     /// received when it began to wait (a signal naming no step counts only after).
     pub waiting: BTreeMap<String, (String, usize)>,
@@ -554,6 +698,17 @@ impl WorkflowState {
             return Err(self.refuse(event, format!("the definition has no step {step:?}")));
         }
         Ok(self.steps.entry(step.to_string()).or_default())
+    }
+
+    /// The child runs still running: step and run.
+    pub fn running_children(&self) -> Vec<(String, WorkflowId)> {
+        self.steps
+            .iter()
+            .filter_map(|(name, step)| match &step.child {
+                Some((run, None)) => Some((name.clone(), *run)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The tasks running now: step, item and task.
@@ -612,7 +767,34 @@ impl Aggregate for WorkflowState {
                 step.status = StepStatus::Skipped;
                 step.reason = Some(e.reason.clone());
             }
-            (S::Running | S::Failed | S::Cancelled, WorkflowEvent::StepTaskEnded(e)) => {
+            (S::Running, WorkflowEvent::CompensationStarted(e)) => {
+                self.compensating_for = Some(e.reason.clone());
+                self.waiting.clear();
+                self.status = S::Compensating;
+            }
+            (S::Compensating, WorkflowEvent::CompensationScheduled(e)) => {
+                if self.compensations.contains_key(&e.step) {
+                    return Err(self.refuse(event, format!("step {:?} was compensated already", e.step)));
+                }
+                self.compensations.insert(e.step.clone(), (e.task_id, None));
+            }
+            (S::Compensating, WorkflowEvent::CompensationEnded(e)) => {
+                let open =
+                    self.compensations.get(&e.step).is_some_and(|(t, end)| *t == e.task_id && end.is_none());
+                if !open {
+                    return Err(self.refuse(
+                        event,
+                        format!("no compensation of {:?} runs as task {}", e.step, e.task_id),
+                    ));
+                }
+                let end = if e.ok { Ok(()) } else { Err(e.error.clone().unwrap_or_default()) };
+                self.compensations.insert(e.step.clone(), (e.task_id, Some(end)));
+            }
+            (S::Compensating, WorkflowEvent::Failed(e)) => {
+                self.failure = Some(e.reason.clone());
+                self.status = S::Failed;
+            }
+            (S::Running | S::Compensating | S::Failed | S::Cancelled, WorkflowEvent::StepTaskEnded(e)) => {
                 let step = self.step_mut(event, &e.step)?;
                 let run = step.runs.get_mut(&e.item).filter(|r| r.task_id == e.task_id && r.ended.is_none());
                 let Some(run) = run else {
@@ -630,6 +812,7 @@ impl Aggregate for WorkflowState {
                 step.status = StepStatus::Completed;
                 step.output = Some(e.output.clone());
                 self.waiting.remove(&e.step);
+                self.completed_order.push(e.step.clone());
             }
             (S::Running, WorkflowEvent::StepFailed(e)) => {
                 let step = self.step_mut(event, &e.step)?;
@@ -662,6 +845,27 @@ impl Aggregate for WorkflowState {
                 self.waiting.insert(e.step.clone(), (e.signal.clone(), received));
             }
             (S::Running, WorkflowEvent::SignalReceived(e)) => self.signals.push(e.clone()),
+            (S::Running, WorkflowEvent::ChildScheduled(e)) => {
+                let step = self.step_mut(event, &e.step)?;
+                if step.status != StepStatus::Pending {
+                    return Err(self.refuse(event, format!("step {:?} has started", e.step)));
+                }
+                step.status = StepStatus::Running;
+                step.child = Some((e.run_id, None));
+            }
+            (S::Running | S::Compensating | S::Failed | S::Cancelled, WorkflowEvent::ChildEnded(e)) => {
+                let step = self.step_mut(event, &e.step)?;
+                match &step.child {
+                    Some((run, None)) if *run == e.run_id => {}
+                    _ => {
+                        return Err(
+                            self.refuse(event, format!("step {:?} runs no child {}", e.step, e.run_id))
+                        );
+                    }
+                }
+                let end = if e.ok { Ok(e.output.clone()) } else { Err(e.error.clone().unwrap_or_default()) };
+                step.child = Some((e.run_id, Some(end)));
+            }
             (S::Running, WorkflowEvent::CancelRequested(e)) => {
                 if self.cancel_requested.is_none() {
                     self.cancel_requested = Some((e.by.clone(), e.reason.clone()));

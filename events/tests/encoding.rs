@@ -402,6 +402,12 @@ fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
         .prop_map(|(name, capability, description, input, needs, when, max_parallel)| Step {
             name,
             capability,
+            workflow: Some(ChildWorkflow { name: "inner".into(), version: Some(2) }),
+            compensate: Some(Compensation {
+                capability: "undo".into(),
+                description: "undo".into(),
+                input: Value::Null,
+            }),
             approval: Some(Approval {
                 signal: "approve".into(),
                 timeout: Some("1h".into()),
@@ -442,6 +448,8 @@ fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
                     submitter,
                     idempotency_key,
                     started_at_ms: 7,
+                    parent: Some(ParentRun { run_id, step: "call".into() }),
+                    depth: 1,
                 })
             }),
         (
@@ -505,6 +513,33 @@ fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
         (text(), prop::option::of(text()), json_value(), text()).prop_map(|(name, step, payload, by)| {
             WorkflowEvent::SignalReceived(SignalReceived { name, step, payload, by })
         }),
+        text().prop_map(|reason| WorkflowEvent::CompensationStarted(CompensationStarted { reason })),
+        (text(), task_id(), json_value()).prop_map(|(step, task_id, input)| {
+            WorkflowEvent::CompensationScheduled(CompensationScheduled {
+                step,
+                task_id,
+                capability: "undo".into(),
+                description: String::new(),
+                input,
+            })
+        }),
+        (text(), task_id(), any::<bool>(), prop::option::of(text())).prop_map(
+            |(step, task_id, ok, error)| {
+                WorkflowEvent::CompensationEnded(CompensationEnded { step, task_id, ok, error })
+            }
+        ),
+        (text(), workflow_id(), text(), json_value()).prop_map(|(step, run_id, name, input)| {
+            WorkflowEvent::ChildScheduled(ChildScheduled { step, run_id, name, version: None, input })
+        }),
+        (text(), workflow_id(), any::<bool>(), json_value(), prop::option::of(text())).prop_map(
+            |(step, run_id, ok, output, error)| WorkflowEvent::ChildEnded(ChildEnded {
+                step,
+                run_id,
+                ok,
+                output,
+                error
+            })
+        ),
     ]
 }
 

@@ -292,6 +292,8 @@ fn a_run_folds_its_steps_and_refuses_what_does_not_follow() {
         name: name.into(),
         capability: "echo".into(),
         approval: None,
+        workflow: None,
+        compensate: None,
         description: name.into(),
         input: json!(null),
         needs: needs.iter().map(|d| d.to_string()).collect(),
@@ -321,6 +323,8 @@ fn a_run_folds_its_steps_and_refuses_what_does_not_follow() {
         submitter: "a new user".into(),
         idempotency_key: None,
         started_at_ms: 0,
+        parent: None,
+        depth: 0,
     });
     let task_a = TaskId::new();
     let scheduled = |name: &str, task_id: TaskId| {

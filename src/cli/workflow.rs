@@ -150,6 +150,8 @@ pub(crate) async fn run(cli: &Cli, args: &WorkflowArgs) -> anyhow::Result<()> {
                 submitter: "cli".into(),
                 idempotency_key: idempotency_key.clone(),
                 offered,
+                run_id: None,
+                parent: None,
             };
             let (run_id, _) = workflow::start(log, request).await.map_err(refused)?;
             if !wait {

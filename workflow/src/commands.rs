@@ -198,6 +198,10 @@ pub struct StartRun {
     /// The capabilities the federation's agents offer now, when known: a step asking for
     /// another is refused at start, with this list.
     pub offered: Option<BTreeSet<String>>,
+    /// The run's id when the caller chose it (a child run's is derived from its parent).
+    pub run_id: Option<WorkflowId>,
+    /// The parent run and step, for a child run, and its depth.
+    pub parent: Option<(events::workflow::ParentRun, u32)>,
 }
 
 /// The run id of a start with `key` by `submitter`: derived, so a repeated start finds the
@@ -251,8 +255,10 @@ pub async fn start(
         .definition
         .steps
         .iter()
-        .filter(|s| s.approval.is_none())
-        .map(|s| s.capability.as_str())
+        .flat_map(|s| {
+            let own = (!s.capability.is_empty()).then_some(s.capability.as_str());
+            own.into_iter().chain(s.compensate.as_ref().map(|c| c.capability.as_str()))
+        })
         .filter(|c| !offered.is_empty() && !offered.contains(*c))
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -269,9 +275,19 @@ pub async fn start(
         });
     }
     let idempotent = request.idempotency_key.is_some();
-    let run_id = match &request.idempotency_key {
-        Some(key) => idempotent_run_id(&request.submitter, key),
-        None => WorkflowId::new(),
+    if let Some((_, depth)) = &request.parent
+        && *depth > events::workflow::CHILD_DEPTH_MAX
+    {
+        return Err(WorkflowError::Invalid {
+            field: "workflow".into(),
+            message: format!("child runs nest at most {} deep", events::workflow::CHILD_DEPTH_MAX),
+        });
+    }
+    let idempotent = idempotent || request.run_id.is_some();
+    let run_id = match (&request.run_id, &request.idempotency_key) {
+        (Some(run_id), _) => *run_id,
+        (None, Some(key)) => idempotent_run_id(&request.submitter, key),
+        (None, None) => WorkflowId::new(),
     };
     let event = WorkflowEvent::Started(WorkflowStarted {
         run_id,
@@ -283,6 +299,8 @@ pub async fn start(
         submitter: request.submitter,
         idempotency_key: request.idempotency_key,
         started_at_ms: events::now_ms(),
+        depth: request.parent.as_ref().map_or(0, |(_, depth)| *depth),
+        parent: request.parent.map(|(parent, _)| parent),
     });
     let id = EventId::new();
     let metadata = Metadata { correlation_id: Some(id), ..Metadata::now("gateway") };

@@ -8,7 +8,8 @@
 //! scheduled task twice finds the task there.
 
 use events::workflow::{
-    ApprovalRequested, ItemFailure, OnTimeout, SkippedNeeds, Step, StepCompleted, StepExpanded, StepFailed,
+    ApprovalRequested, ChildEnded, ChildScheduled, CompensationEnded, CompensationScheduled,
+    CompensationStarted, ItemFailure, OnTimeout, SkippedNeeds, Step, StepCompleted, StepExpanded, StepFailed,
     StepScheduled, StepSkipped, StepStatus, StepTaskEnded, TimerFired, TimerSet, WorkflowCancelled,
     WorkflowCompleted, WorkflowEvent, WorkflowFailed, WorkflowState, WorkflowStatus,
 };
@@ -28,6 +29,13 @@ pub enum Trigger {
     TimerFired {
         /// The timer.
         timer: String,
+    },
+    /// A child run ended: its output, or why not.
+    ChildEnded {
+        /// The child run.
+        run_id: WorkflowId,
+        /// Its output, or why it failed or could not start.
+        outcome: Result<Value, String>,
     },
     /// A step's task ended: its output, or why not.
     TaskEnded {
@@ -71,6 +79,11 @@ pub fn purpose(event: &WorkflowEvent) -> String {
         WorkflowEvent::TimerFired(e) => format!("timer-fired:{}", e.timer),
         WorkflowEvent::ApprovalRequested(e) => format!("approval:{}", e.step),
         WorkflowEvent::SignalReceived(e) => format!("signal:{}", e.name),
+        WorkflowEvent::CompensationStarted(_) => "compensation-started".into(),
+        WorkflowEvent::CompensationScheduled(e) => format!("compensation-scheduled:{}", e.step),
+        WorkflowEvent::CompensationEnded(e) => format!("compensation-ended:{}", e.step),
+        WorkflowEvent::ChildScheduled(e) => format!("child-scheduled:{}", e.step),
+        WorkflowEvent::ChildEnded(e) => format!("child-ended:{}", e.step),
     }
 }
 
@@ -146,6 +159,30 @@ impl Decision {
                 error,
             }));
         }
+        if let Trigger::TaskEnded { task_id, outcome } = trigger
+            && let Some((step, _)) =
+                self.state.compensations.iter().find(|(_, (t, end))| t == task_id && end.is_none())
+        {
+            let step = step.clone();
+            self.push(WorkflowEvent::CompensationEnded(CompensationEnded {
+                step,
+                task_id: *task_id,
+                ok: outcome.is_ok(),
+                error: outcome.clone().err(),
+            }));
+        }
+        if let Trigger::ChildEnded { run_id, outcome } = trigger
+            && let Some((step, _)) = self.state.running_children().into_iter().find(|(_, r)| r == run_id)
+        {
+            let (ok, output, error) = match outcome {
+                Ok(output) => (true, output.clone(), None),
+                Err(reason) => (false, Value::Null, Some(reason.clone())),
+            };
+            self.push(WorkflowEvent::ChildEnded(ChildEnded { step, run_id: *run_id, ok, output, error }));
+        }
+        if self.state.status == WorkflowStatus::Compensating {
+            return self.compensate();
+        }
         if let Trigger::TimerFired { timer } = trigger
             && self.state.timers.contains_key(timer)
         {
@@ -162,9 +199,7 @@ impl Decision {
         let definition = started.definition.clone();
         if let Some(deadline) = &definition.deadline {
             if self.state.fired.contains("deadline") {
-                let reason = format!("the run's deadline of {deadline} passed");
-                self.push(WorkflowEvent::Failed(WorkflowFailed { reason }));
-                return;
+                return self.fail_run(format!("the run's deadline of {deadline} passed"));
             }
             if !self.state.timers.contains_key("deadline") {
                 let fire_at_ms = started.started_at_ms.saturating_add(ms(deadline));
@@ -226,6 +261,22 @@ impl Decision {
                 let timer = format!("approval:{}", step.name);
                 self.push(WorkflowEvent::TimerSet(TimerSet { timer, fire_at_ms }));
             }
+            return;
+        }
+        if let Some(child) = &step.workflow {
+            let Some(run_id) = self.state.started.as_ref().map(|s| s.run_id) else { return };
+            let input = match template::render(&step.input, &scope) {
+                Ok(input) => input,
+                Err(e) => return self.fail(step, format!("rendering its input: {e}")),
+            };
+            let child_run = WorkflowId(step_task_id(run_id, &format!("child:{}", step.name), None, 1).0);
+            self.push(WorkflowEvent::ChildScheduled(ChildScheduled {
+                step: step.name.clone(),
+                run_id: child_run,
+                name: child.name.clone(),
+                version: child.version,
+                input,
+            }));
             return;
         }
         let Some(list) = &step.for_each else {
@@ -332,6 +383,20 @@ impl Decision {
         if step.approval.is_some() {
             return self.await_signal(step);
         }
+        if step.workflow.is_some() {
+            let child = self.state.steps.get(&step.name).and_then(|s| s.child.clone());
+            match child {
+                Some((_, Some(Ok(output)))) => {
+                    self.push(WorkflowEvent::StepCompleted(StepCompleted {
+                        step: step.name.clone(),
+                        output,
+                    }));
+                }
+                Some((run, Some(Err(reason)))) => self.fail(step, format!("child run {run}: {reason}")),
+                _ => {}
+            }
+            return;
+        }
         let attempts = step.retry.as_ref().map_or(1, |r| r.attempts);
         let Some(run) = self.state.steps.get(&step.name).cloned() else { return };
         let retries: Vec<(Option<u32>, u32)> = run
@@ -429,6 +494,91 @@ impl Decision {
         }
     }
 
+    /// The run fails for `reason`: after compensating the completed steps that declare it,
+    /// when there are any.
+    fn fail_run(&mut self, reason: String) {
+        let definition = self.state.started.as_ref().map(|s| s.definition.clone());
+        let compensable = definition.is_some_and(|d| {
+            self.state.completed_order.iter().any(|name| d.step(name).is_some_and(|s| s.compensate.is_some()))
+        });
+        if compensable {
+            self.push(WorkflowEvent::CompensationStarted(CompensationStarted { reason }));
+            self.compensate();
+        } else {
+            self.push(WorkflowEvent::Failed(WorkflowFailed { reason }));
+        }
+    }
+
+    /// Compensates one step at a time, the last completed first; then the run fails.
+    fn compensate(&mut self) {
+        loop {
+            if self.state.compensations.values().any(|(_, end)| end.is_none()) {
+                return; // one runs: wait for it
+            }
+            let Some(started) = self.state.started.clone() else { return };
+            let next = self.state.completed_order.iter().rev().find_map(|name| {
+                let step = started.definition.step(name)?;
+                let compensation = step.compensate.clone()?;
+                (!self.state.compensations.contains_key(name)).then(|| (name.clone(), compensation))
+            });
+            let Some((name, compensation)) = next else { break };
+            let scope = scope(&self.state, None);
+            let task_id = step_task_id(started.run_id, &format!("compensate:{name}"), None, 1);
+            let rendered = template::render_text(&compensation.description, &scope)
+                .and_then(|d| Ok((d, template::render(&compensation.input, &scope)?)));
+            let scheduled = |description: String, input: Value| {
+                WorkflowEvent::CompensationScheduled(CompensationScheduled {
+                    step: name.clone(),
+                    task_id,
+                    capability: compensation.capability.clone(),
+                    description: if description.is_empty() {
+                        format!("compensate step {name}")
+                    } else {
+                        description
+                    },
+                    input,
+                })
+            };
+            match rendered {
+                Ok((description, input)) => {
+                    let description = match description {
+                        Value::String(d) => d,
+                        other => other.to_string(),
+                    };
+                    self.push(scheduled(description, input));
+                    return;
+                }
+                Err(e) => {
+                    // Recorded as a compensation that could not run, and the next one goes on.
+                    self.push(scheduled(String::new(), Value::Null));
+                    self.push(WorkflowEvent::CompensationEnded(CompensationEnded {
+                        step: name.clone(),
+                        task_id,
+                        ok: false,
+                        error: Some(format!("rendering its task: {e}")),
+                    }));
+                }
+            }
+        }
+        let reason = self.state.compensating_for.clone().unwrap_or_default();
+        let (mut undone, mut failed) = (Vec::new(), Vec::new());
+        for name in self.state.completed_order.iter().rev() {
+            match self.state.compensations.get(name) {
+                Some((_, Some(Ok(())))) => undone.push(name.clone()),
+                Some((_, Some(Err(e)))) => failed.push(format!("{name} ({e})")),
+                _ => {}
+            }
+        }
+        let mut summary = reason;
+        if !undone.is_empty() {
+            summary.push_str(&format!("; compensated: {}", undone.join(", ")));
+        }
+        if !failed.is_empty() {
+            summary.push_str(&format!("; compensation failed: {}", failed.join(", ")));
+        }
+        self.push(WorkflowEvent::Failed(WorkflowFailed { reason: summary }));
+    }
+
     /// The run's end: failed when a step failed, completed when every step has ended.
     fn end(&mut self, definition: &events::workflow::Definition) {
         if self.state.status != WorkflowStatus::Running {
@@ -436,8 +586,7 @@ impl Decision {
         }
         if let Some((name, step)) = self.state.steps.iter().find(|(_, s)| s.status == StepStatus::Failed) {
             let reason = format!("step {name} failed: {}", step.reason.clone().unwrap_or_default());
-            self.push(WorkflowEvent::Failed(WorkflowFailed { reason }));
-            return;
+            return self.fail_run(reason);
         }
         if !self.state.steps.values().all(|s| s.status.is_final()) {
             return;
@@ -480,6 +629,8 @@ mod tests {
                 submitter: "a-new-user".into(),
                 idempotency_key: None,
                 started_at_ms: 0,
+                parent: None,
+                depth: 0,
             }))
             .unwrap();
         state
@@ -823,5 +974,61 @@ steps:
             assert_eq!(again[0].attempt, attempt);
             task = again[0].task_id;
         }
+    }
+    #[test]
+    fn a_failure_after_compensable_steps_undoes_them_in_reverse_completion_order() {
+        let yaml = r#"
+name: saga
+steps:
+  - {name: book, capability: x, compensate: {capability: undo, input: "${steps.book.output}"}}
+  - {name: pay, capability: x, needs: [book], compensate: {capability: refund, input: "${steps.pay.output}"}}
+  - {name: plain, capability: x, needs: [book]}
+  - {name: ship, capability: x, needs: [pay, plain]}
+"#;
+        let mut state = started(yaml, Value::Null);
+        let book = scheduled(&step(&mut state, &Trigger::Look));
+        let next = scheduled(&step(
+            &mut state,
+            &Trigger::TaskEnded { task_id: book[0].task_id, outcome: Ok(json!("B")) },
+        ));
+        let (pay, plain) = (&next[0], &next[1]);
+        step(&mut state, &Trigger::TaskEnded { task_id: pay.task_id, outcome: Ok(json!("P")) });
+        let ship = scheduled(&step(
+            &mut state,
+            &Trigger::TaskEnded { task_id: plain.task_id, outcome: Ok(json!("-")) },
+        ));
+        let failing = step(
+            &mut state,
+            &Trigger::TaskEnded { task_id: ship[0].task_id, outcome: Err("no truck".into()) },
+        );
+        assert_eq!(state.status, WorkflowStatus::Compensating, "{failing:?}");
+        let first = failing
+            .iter()
+            .find_map(
+                |e| if let WorkflowEvent::CompensationScheduled(c) = e { Some(c.clone()) } else { None },
+            )
+            .expect("the last completed compensable step first");
+        assert_eq!(
+            (first.step.as_str(), first.capability.as_str(), &first.input),
+            ("pay", "refund", &json!("P"))
+        );
+        let then =
+            step(&mut state, &Trigger::TaskEnded { task_id: first.task_id, outcome: Ok(json!("refunded")) });
+        let second = then
+            .iter()
+            .find_map(
+                |e| if let WorkflowEvent::CompensationScheduled(c) = e { Some(c.clone()) } else { None },
+            )
+            .expect("then the one before");
+        assert_eq!(second.step, "book");
+        let end = step(
+            &mut state,
+            &Trigger::TaskEnded { task_id: second.task_id, outcome: Err("too late".into()) },
+        );
+        let Some(WorkflowEvent::Failed(failed)) = end.last() else { panic!("{end:?}") };
+        assert_eq!(
+            failed.reason,
+            "step ship failed: no truck; compensated: pay; compensation failed: book (too late)"
+        );
     }
 }

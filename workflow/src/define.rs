@@ -172,12 +172,25 @@ fn check_step(
     step: &Step,
 ) -> Result<(), DefinitionError> {
     let at = |field: &str| format!("steps[{i}].{field}");
-    match (&step.approval, step.capability.is_empty()) {
-        (Some(_), false) => {
-            return Err(refuse(at("approval"), "a step is a task for a capability or an approval, not both"));
+    let kinds = usize::from(!step.capability.is_empty())
+        + usize::from(step.approval.is_some())
+        + usize::from(step.workflow.is_some());
+    if kinds != 1 {
+        return Err(refuse(
+            at("capability"),
+            "a step is one of: a task for a capability, an approval, or a child workflow",
+        ));
+    }
+    if let Some(child) = &step.workflow {
+        if !name_ok(&child.name) {
+            return Err(refuse(
+                at("workflow.name"),
+                "1 to 64 of a-z, 0-9, '_' or '-', starting with a letter",
+            ));
         }
-        (None, true) => return Err(refuse(at("capability"), "a step needs a capability (or an approval)")),
-        _ => {}
+        if step.for_each.is_some() || step.retry.is_some() || step.timeout.is_some() {
+            return Err(refuse(at("workflow"), "a child workflow takes no for_each, retry or timeout"));
+        }
     }
     if step.capability.len() > events::task::CAPABILITY_BYTES_MAX {
         return Err(refuse(at("capability"), format!("1 to {} bytes", events::task::CAPABILITY_BYTES_MAX)));
@@ -216,6 +229,26 @@ fn check_step(
     {
         for e in template::expressions(template).map_err(|e| refuse(at(field), e.0))? {
             refs_ok(&at(field), &e, known, fan_out)?;
+        }
+    }
+    if let Some(compensation) = &step.compensate {
+        if compensation.capability.is_empty()
+            || compensation.capability.len() > events::task::CAPABILITY_BYTES_MAX
+        {
+            return Err(refuse(
+                at("compensate.capability"),
+                format!("1 to {} bytes", events::task::CAPABILITY_BYTES_MAX),
+            ));
+        }
+        // A compensation runs after the step: it may read the step itself.
+        let known = |name: &str| above.contains(name) || name == step.name;
+        for (field, template) in [
+            ("compensate.description", &serde_json::Value::String(compensation.description.clone())),
+            ("compensate.input", &compensation.input),
+        ] {
+            for e in template::expressions(template).map_err(|e| refuse(at(field), e.0))? {
+                refs_ok(&at(field), &e, known, false)?;
+            }
         }
     }
     if !fan_out && (step.max_parallel.is_some() || step.max_items.is_some()) {

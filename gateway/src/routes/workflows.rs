@@ -322,6 +322,8 @@ pub(crate) async fn start(
         submitter: principal.subject.clone(),
         idempotency_key,
         offered,
+        run_id: None,
+        parent: None,
     };
     let (run_id, _) = workflow::start(state.log.as_ref(), run).await.map_err(refused)?;
     let loaded = workflow::wait(state.log.as_ref(), run_id, Duration::from_millis(wait)).await?;
