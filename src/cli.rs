@@ -4,6 +4,7 @@ pub(crate) mod agents;
 pub(crate) mod archive;
 pub(crate) mod audit;
 pub(crate) mod bench;
+pub(crate) mod bench_workflow;
 pub(crate) mod config;
 pub(crate) mod events;
 pub(crate) mod keys;

@@ -179,6 +179,8 @@ pub(crate) struct Ctx {
     pub(crate) pull: Arc<crate::pull::PullBoard>,
     /// The workflows' durable timers.
     pub(crate) timers: Arc<crate::workflows::Timers>,
+    /// The engine's folds of runs and its per-run locks.
+    pub(crate) runs: Arc<crate::workflows::Runs>,
     /// The time deciders are given (the system clock; a manual one in tests).
     pub(crate) clock: Arc<dyn events::Clock>,
     /// The phases' subscriptions served together, when the log has a shared form for them

@@ -462,6 +462,7 @@ impl Runtime {
             nats: nats.clone(),
             standing: Arc::clone(&standing),
             liveness: read_model.clone().map(projections::LivenessTable::new),
+            runs: Arc::default(),
             timers: Arc::new(crate::workflows::Timers::new(
                 read_model.clone().map(projections::TimerTable::new),
             )),

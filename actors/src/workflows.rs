@@ -25,8 +25,8 @@ use async_trait::async_trait;
 use events::task::{Channel, TaskStatus};
 use events::workflow::WorkflowEvent;
 use events::{
-    DomainEvent, EventId, ExpectedVersion, LogError, Metadata, RecordedEvent, SignedSubmission, StreamId,
-    TaskSpec, TaskState, WorkflowId,
+    Aggregate, DomainEvent, EventId, ExpectedVersion, LogError, Metadata, RecordedEvent, SignedSubmission,
+    StreamId, TaskSpec, TaskState, Version, WorkflowId, WorkflowState,
 };
 use workflow::Trigger;
 
@@ -36,9 +36,99 @@ use crate::phase::{CONFLICT_RETRY_COUNT_MAX, Ctx, Handled, Phase, load_task_cach
 /// The emitter of the engine's events.
 const EMITTER: &str = "workflow";
 
+/// A run folded, as the engine keeps it between events.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Folded {
+    state: WorkflowState,
+    version: Version,
+    /// The run's first event: the correlation id of its events.
+    first_id: Option<EventId>,
+}
+
+/// The most runs whose folds a process keeps.
+const RUN_CACHE_COUNT_MAX: usize = 1_024;
+
+/// Locks striped by run: one process decides on a run one input at a time (a fan-out's
+/// items ending together would otherwise race for the run's stream and re-read it each time).
+const RUN_LOCK_COUNT: usize = 64;
+
+/// The engine's folds of runs, and its per-run locks. Only an optimisation: a cached fold is
+/// the fold of the stream's first `version` events, appends still expect the version decided
+/// on, and another process's events are read before deciding.
+pub(crate) struct Runs {
+    locks: Vec<tokio::sync::Mutex<()>>,
+    folds: std::sync::Mutex<(
+        std::collections::HashMap<WorkflowId, Folded>,
+        std::collections::VecDeque<WorkflowId>,
+    )>,
+}
+
+impl Default for Runs {
+    fn default() -> Self {
+        Self {
+            locks: (0..RUN_LOCK_COUNT).map(|_| tokio::sync::Mutex::new(())).collect(),
+            folds: Default::default(),
+        }
+    }
+}
+
+impl Runs {
+    fn lock(&self, run_id: WorkflowId) -> &tokio::sync::Mutex<()> {
+        let index = (run_id.0.as_u128() % RUN_LOCK_COUNT as u128) as usize;
+        &self.locks[index]
+    }
+
+    fn get(&self, run_id: WorkflowId) -> Option<Folded> {
+        self.folds.lock().ok().and_then(|f| f.0.get(&run_id).cloned())
+    }
+
+    fn put(&self, run_id: WorkflowId, folded: Folded) {
+        let Ok(mut guard) = self.folds.lock() else { return };
+        let (folds, order) = &mut *guard;
+        if folds.insert(run_id, folded).is_none() {
+            order.push_back(run_id);
+            while folds.len() > RUN_CACHE_COUNT_MAX {
+                let Some(oldest) = order.pop_front() else { break };
+                folds.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// The run's fold: the cached one with the events recorded since.
+async fn load_folded(ctx: &Ctx, run_id: WorkflowId) -> Result<Folded> {
+    let mut folded = ctx.runs.get(run_id).unwrap_or_default();
+    let stream = StreamId::workflow(run_id);
+    loop {
+        let page = ctx.log.read_stream(&stream, folded.version + 1, 1_000).await?;
+        let more = page.len() == 1_000;
+        for recorded in page {
+            folded.version = recorded.version;
+            folded.first_id.get_or_insert(recorded.id);
+            match WorkflowEvent::from_recorded(&recorded) {
+                Ok(event) => {
+                    if let Err(refused) = folded.state.apply(&event) {
+                        tracing::warn!(%run_id, %refused, "a run's event the fold refuses; skipped");
+                    }
+                }
+                Err(error) => tracing::warn!(%run_id, %error, "a run's event that does not decode; skipped"),
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    if folded.version > 0 {
+        ctx.runs.put(run_id, folded.clone());
+    }
+    Ok(folded)
+}
+
 /// Decides on the run with `trigger` (which happened at `at_ms`) and appends what is missing,
 /// expecting the version read, with ids derived from `cause_id`; after a conflict or a
 /// duplicate (a batch written before, perhaps only in part) it reads again and decides again.
+/// The tasks it scheduled are submitted at once (their `step_scheduled` delivered later finds
+/// them there).
 pub(crate) async fn advance(
     ctx: &Ctx,
     run_id: WorkflowId,
@@ -47,19 +137,20 @@ pub(crate) async fn advance(
     trigger: &Trigger,
 ) -> Result<()> {
     let stream = StreamId::workflow(run_id);
+    let _one_at_a_time = ctx.runs.lock(run_id).lock().await;
     for _ in 0..CONFLICT_RETRY_COUNT_MAX {
-        let loaded = workflow::load_run(ctx.log.as_ref(), run_id).await?;
-        if loaded.version == 0 {
+        let mut folded = load_folded(ctx, run_id).await?;
+        if folded.version == 0 {
             return Ok(()); // not started (a foreign task naming a run that does not exist)
         }
-        let decided = workflow::decide(&loaded.state, trigger, at_ms);
+        let decided = workflow::decide(&folded.state, trigger, at_ms);
         if decided.is_empty() {
             return Ok(());
         }
         let metadata = Metadata {
             occurred_at_ms: ctx.clock.now_ms(),
             causation_id: Some(cause_id),
-            correlation_id: loaded.events.first().map(|e| e.id),
+            correlation_id: folded.first_id,
             emitter: EMITTER.to_string(),
             traceparent: None,
         };
@@ -69,8 +160,22 @@ pub(crate) async fn advance(
                 event.to_new_event(EventId::derived(cause_id, &workflow::purpose(event)), metadata.clone())
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        match ctx.log.append(&stream, ExpectedVersion::Exact(loaded.version), batch).await {
-            Ok(outcome) if !outcome.duplicate => return Ok(()),
+        match ctx.log.append(&stream, ExpectedVersion::Exact(folded.version), batch).await {
+            Ok(outcome) if !outcome.duplicate => {
+                for event in &decided {
+                    if folded.state.apply(event).is_err() {
+                        break;
+                    }
+                }
+                folded.version = outcome.last_version;
+                ctx.runs.put(run_id, folded.clone());
+                for event in &decided {
+                    if let WorkflowEvent::StepScheduled(s) = event {
+                        submit_step(ctx, run_id, &folded.state, StepTask::of(s)).await?;
+                    }
+                }
+                return Ok(());
+            }
             Ok(_) | Err(LogError::Conflict { .. }) => continue,
             Err(error) => return Err(error.into()),
         }
@@ -293,17 +398,11 @@ impl Phase for WorkflowRuns {
             }
             WorkflowEvent::TimerSet(set) => ctx.timers.set(run_id, &set.timer, set.fire_at_ms).await?,
             WorkflowEvent::StepScheduled(s) => {
-                let task = StepTask {
-                    step: &s.step,
-                    item: s.item,
-                    task_id: s.task_id,
-                    capability: &s.capability,
-                    description: &s.description,
-                    input: &s.input,
-                    timeout_ms: s.timeout_ms,
-                    compensation: false,
-                };
-                submit_step(ctx, run_id, task).await?;
+                // Submitted when it was decided, unless the process stopped in between.
+                if ctx.log.stream_version(&StreamId::task(s.task_id)).await? == 0 {
+                    let folded = load_folded(ctx, run_id).await?;
+                    submit_step(ctx, run_id, &folded.state, StepTask::of(s)).await?;
+                }
             }
             WorkflowEvent::CompensationScheduled(s) => {
                 let task = StepTask {
@@ -316,7 +415,8 @@ impl Phase for WorkflowRuns {
                     timeout_ms: None,
                     compensation: true,
                 };
-                submit_step(ctx, run_id, task).await?;
+                let folded = load_folded(ctx, run_id).await?;
+                submit_step(ctx, run_id, &folded.state, task).await?;
             }
             WorkflowEvent::ChildScheduled(child) => start_child(ctx, run_id, input, child).await?,
             WorkflowEvent::Completed(_) => report_to_parent(ctx, run_id, input).await?,
@@ -412,23 +512,38 @@ struct StepTask<'a> {
     compensation: bool,
 }
 
-/// Submits a scheduled task of a step (or of its compensation), unless the run moved past
-/// it; a task already there (a redelivery, another process) is left as it is.
-async fn submit_step(ctx: &Ctx, run_id: WorkflowId, task: StepTask<'_>) -> Result<()> {
-    let run = workflow::load_run(ctx.log.as_ref(), run_id).await?;
+impl<'a> StepTask<'a> {
+    fn of(s: &'a events::workflow::StepScheduled) -> Self {
+        Self {
+            step: &s.step,
+            item: s.item,
+            task_id: s.task_id,
+            capability: &s.capability,
+            description: &s.description,
+            input: &s.input,
+            timeout_ms: s.timeout_ms,
+            compensation: false,
+        }
+    }
+}
+
+/// Submits a scheduled task of a step (or of its compensation), unless the run (folded as
+/// `state`) moved past it; a task already there (a redelivery, another process) is left as
+/// it is.
+async fn submit_step(ctx: &Ctx, run_id: WorkflowId, state: &WorkflowState, task: StepTask<'_>) -> Result<()> {
+    let run = state;
     let open = if task.compensation {
-        run.state.compensations.get(task.step).is_some_and(|(t, end)| *t == task.task_id && end.is_none())
+        run.compensations.get(task.step).is_some_and(|(t, end)| *t == task.task_id && end.is_none())
     } else {
-        run.state
-            .steps
+        run.steps
             .get(task.step)
             .and_then(|s| s.runs.get(&task.item))
             .is_some_and(|r| r.task_id == task.task_id && r.ended.is_none())
     };
-    if !open || run.state.status.is_final() {
+    if !open || run.status.is_final() {
         return Ok(());
     }
-    let Some(started) = &run.state.started else { return Ok(()) };
+    let Some(started) = &run.started else { return Ok(()) };
     let mut spec = TaskSpec::new(task.capability.to_string(), task.description.to_string());
     spec.input = task.input.clone();
     if let Some(timeout) = task.timeout_ms {

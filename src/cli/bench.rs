@@ -49,6 +49,9 @@ pub(crate) enum BenchCommand {
     /// Precision, recall and false-positive rate of the security scanner per category on the
     /// labelled corpora (prompt injection, secrets, PII), and its throughput.
     Scan(ScanArgs),
+    /// Workflow runs with the echo agent: a 3-step chain per concurrency, a fan-out and its
+    /// fan-in, and the cost as runs accumulate.
+    Workflow(super::bench_workflow::WorkflowBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -83,7 +86,7 @@ fn rss_bytes() -> u64 {
 }
 
 /// The one-minute load average (Linux), 0 elsewhere.
-fn load_average() -> f64 {
+pub(crate) fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|l| l.parse().ok()))
@@ -95,7 +98,7 @@ async fn completed(runtime: &Runtime) -> u64 {
     runtime.handled().await.into_iter().find(|(phase, _)| *phase == "completion").map_or(0, |(_, n)| n)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -276,7 +279,7 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
                 json: args.json,
                 memory_round: args.memory_round,
                 backend: args.backend.clone(),
-                command: None,
+                command: args.command.clone(),
             }),
         };
         &bench_cli
@@ -297,6 +300,14 @@ pub(crate) async fn run(cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
             backend.description,
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
+    }
+    if let Some(BenchCommand::Workflow(workflow)) = &args.command {
+        let outcome = super::bench_workflow::run(Arc::clone(runtime.log()), workflow, args.json).await;
+        if let Ok(runtime) = Arc::try_unwrap(runtime) {
+            runtime.shutdown().await;
+        }
+        let _ = std::fs::remove_dir_all(&temp);
+        return outcome;
     }
     // Warm up: the first tasks pay for connections and caches.
     run_level(&runtime, 20.min(args.tasks), 4).await?;
