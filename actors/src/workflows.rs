@@ -397,12 +397,12 @@ impl Phase for WorkflowRuns {
                 advance(ctx, run_id, input.id, input.metadata.occurred_at_ms, &Trigger::Look).await?;
             }
             WorkflowEvent::TimerSet(set) => ctx.timers.set(run_id, &set.timer, set.fire_at_ms).await?,
-            WorkflowEvent::StepScheduled(s) => {
-                // Submitted when it was decided, unless the process stopped in between.
-                if ctx.log.stream_version(&StreamId::task(s.task_id)).await? == 0 {
-                    let folded = load_folded(ctx, run_id).await?;
-                    submit_step(ctx, run_id, &folded.state, StepTask::of(s)).await?;
-                }
+            // Submitted when it was decided, unless the process stopped in between.
+            WorkflowEvent::StepScheduled(s)
+                if ctx.log.stream_version(&StreamId::task(s.task_id)).await? == 0 =>
+            {
+                let folded = load_folded(ctx, run_id).await?;
+                submit_step(ctx, run_id, &folded.state, StepTask::of(s)).await?;
             }
             WorkflowEvent::CompensationScheduled(s) => {
                 let task = StepTask {
