@@ -281,6 +281,12 @@ async fn approvals_wait_for_a_signal_over_http_or_the_command_line() {
                 .unwrap()
         }
     };
+    // Followed as it happens (SSE): the stream ends after the run's final event.
+    let follower = {
+        let (client, url, producer) =
+            (client.clone(), format!("{base}/runs/{run_id}/stream"), producer.clone());
+        tokio::spawn(async move { sse_events(&client, &url, &producer, None).await })
+    };
     assert_eq!(signal(viewer.clone(), json!({"step": "review"})).await.status(), 403);
     let wrong = signal(producer.clone(), json!({"step": "draft"})).await;
     assert_eq!(wrong.status(), 422, "the draft waits for no signal");
@@ -304,6 +310,16 @@ async fn approvals_wait_for_a_signal_over_http_or_the_command_line() {
     }
     assert_eq!((done["status"].as_str(), &done["output"]), (Some("completed"), &json!("ship it")), "{done}");
     assert_eq!(signal(producer.clone(), json!({"step": "review"})).await.status(), 409, "the run has ended");
+    let followed = tokio::time::timeout(std::time::Duration::from_secs(30), follower).await.unwrap().unwrap();
+    let types: Vec<&str> = followed.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(types.first(), Some(&"workflow_started"), "{types:?}");
+    assert!(types.contains(&"signal_received"), "{types:?}");
+    assert_eq!(types.last(), Some(&"workflow_completed"), "{types:?}");
+    // Resumed after an event: the next one comes first.
+    let (third, _) = followed[2].clone();
+    let resumed = sse_events(&client, &format!("{base}/runs/{run_id}/stream"), &producer, Some(third)).await;
+    assert_eq!(resumed.first().map(|(v, _)| *v), Some(third + 1));
+    assert_eq!(resumed.len(), followed.len() - 3);
 
     // From the command line.
     let run = start(json!("another")).await;
@@ -354,4 +370,30 @@ async fn approvals_wait_for_a_signal_over_http_or_the_command_line() {
         .unwrap();
     assert_eq!(run["status"], "failed", "{run}");
     assert!(run["error"].as_str().unwrap().contains("no approve signal within 300ms"), "{run}");
+}
+
+/// The events of an SSE stream until it ends: (version, type).
+async fn sse_events(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    last: Option<u64>,
+) -> Vec<(u64, String)> {
+    let mut request = client.get(url).bearer_auth(token).header("accept", "text/event-stream");
+    if let Some(last) = last {
+        request = request.header("last-event-id", last.to_string());
+    }
+    let mut answer = request.send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let mut text = String::new();
+    while let Some(chunk) = answer.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let field =
+                |name: &str| frame.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()));
+            Some((field("id:")?.parse().ok()?, field("event:")?))
+        })
+        .collect()
 }

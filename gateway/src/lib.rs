@@ -34,6 +34,7 @@ mod metrics;
 pub mod openapi;
 pub mod render;
 pub mod routes;
+pub mod run_stream;
 mod state;
 pub mod stream;
 pub mod task;
@@ -101,6 +102,7 @@ pub fn app(state: AppState) -> Router {
         .route("/runs/{id}/events", get(workflows::events))
         .route("/runs/{id}/cancel", post(workflows::cancel))
         .route("/runs/{id}/signals/{name}", post(workflows::signal))
+        .route("/runs/{id}/stream", get(run_stream::stream))
         .route("/webhooks/dead", get(webhooks::dead))
         .route("/webhooks/dead/{id}/redeliver", post(webhooks::redeliver))
         .route("/metrics", get(system::metrics))

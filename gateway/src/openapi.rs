@@ -608,6 +608,7 @@ pub fn document() -> Value {
             "/runs/{id}/events": { "get": workflow_ops["events"] },
             "/runs/{id}/cancel": { "post": workflow_ops["cancel"] },
             "/runs/{id}/signals/{name}": { "post": workflow_ops["signal"] },
+            "/runs/{id}/stream": { "get": workflow_ops["stream"] },
             "/webhooks/dead": { "get": list_dead },
             "/webhooks/dead/{id}/redeliver": { "post": redeliver },
             "/healthz": { "get": healthz },
@@ -785,7 +786,33 @@ fn workflow_operations(c: &mut Components) -> Value {
             json!({ "description": "The signal is recorded.", "content": { "application/json": { "schema": { "type": "object" } } } }),
         ),
     );
-    json!({ "register": register, "definition": definition, "start": start, "list": list, "get": get, "events": events, "cancel": cancel, "signal": signal })
+    let stream = operation(
+        "A run's events as they happen: WebSocket with an upgrade request, Server-Sent Events otherwise (Last-Event-ID resumes). History first; ends after the run's final event.",
+        "streamRun",
+        vec![
+            id_param("The run's id."),
+            query_param(
+                "from_version",
+                "First version to send (default 1).",
+                json!({ "type": "integer", "minimum": 1, "maximum": crate::config::VERSION_MAX }),
+            ),
+        ],
+        None,
+        with(
+            with(
+                errors(c, &[("404", "No such run (or not one you may read).")]),
+                "101",
+                json!({ "description": "WebSocket: frames are `{kind: event, event}` or `{kind: error, error}`; the client may send `{action: cancel, reason}`." }),
+            ),
+            "200",
+            json!({ "description": "Server-Sent Events: one event per run event (id = version, event = type, data = the event's view).", "content": { "text/event-stream": { "schema": {
+                "type": "object",
+                "description": "One server-sent event.",
+                "properties": { "id": { "type": "string" }, "event": { "type": "string" }, "data": { "type": "string" }, "retry": { "type": "integer" } }
+            } } } }),
+        ),
+    );
+    json!({ "register": register, "definition": definition, "start": start, "list": list, "get": get, "events": events, "cancel": cancel, "signal": signal, "stream": stream })
 }
 
 /// The document as pretty JSON with a trailing newline (the committed file's form).

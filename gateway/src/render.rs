@@ -48,7 +48,7 @@ fn produces(path: &str) -> &'static [&'static str] {
     match path {
         "/metrics" => &["text/plain", "application/json"],
         "/tasks/execute" => TASK,
-        _ if path.starts_with("/tasks/") && path.ends_with("/stream") => {
+        _ if (path.starts_with("/tasks/") || path.starts_with("/runs/")) && path.ends_with("/stream") => {
             &["text/event-stream", "application/json"]
         }
         _ if path.starts_with("/tasks/") && path.matches('/').count() == 2 && path != "/tasks/submit" => TASK,

@@ -89,13 +89,13 @@ pub enum StreamFrame {
 }
 
 /// Holds a stream's slot and counts it as open.
-struct StreamSlot {
+pub(crate) struct StreamSlot {
     _permit: OwnedSemaphorePermit,
-    metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl StreamSlot {
-    fn new(permit: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(permit: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Self {
         metrics.streams_open.inc();
         Self { _permit: permit, metrics }
     }

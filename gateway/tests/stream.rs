@@ -207,3 +207,50 @@ async fn a_websocket_client_that_stops_reading_is_dropped_as_a_slow_consumer() {
         assert_eq!((code, reason.as_str()), (1008, "slow consumer"));
     }
 }
+
+/// A run's stream over WebSocket: history, a cancel sent over the socket (recorded on the
+/// run), the live events after it, and a clean close after the run's final event.
+#[tokio::test]
+async fn a_run_streams_over_websocket_and_takes_a_cancel() {
+    use events::workflow::{WorkflowCancelled, WorkflowEvent};
+    use events::{DomainEvent as _, EventId, ExpectedVersion, Metadata, StreamId};
+
+    let gw = TestGateway::start().await;
+    let producer = token("a-new-user", &["producer"]);
+    let definition = workflow::parse("name: held\nsteps:\n  - {name: wait, approval: {}}\n").unwrap();
+    let request = workflow::StartRun {
+        what: workflow::Start::Definition(Box::new(definition)),
+        input: json!(null),
+        submitter: "a-new-user".into(),
+        idempotency_key: None,
+        offered: None,
+        run_id: None,
+        parent: None,
+    };
+    let (run_id, _) = workflow::start(gw.log.as_ref(), request).await.unwrap();
+    let mut request = format!("ws://{}/runs/{run_id}/stream", gw.addr).into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {producer}").parse().unwrap());
+    let mut socket = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    let (history, _) = read_all(&mut socket, Some("workflow_started")).await;
+    assert_eq!(history, ["workflow_started"]);
+    socket
+        .send(Message::Text(json!({"action": "cancel", "reason": "no longer"}).to_string().into()))
+        .await
+        .unwrap();
+    let (cancel, _) = read_all(&mut socket, Some("workflow_cancel_requested")).await;
+    assert_eq!(cancel, ["workflow_cancel_requested"]);
+    // What the engine records next (no engine runs here): the stream ends after it.
+    let cancelled =
+        WorkflowEvent::Cancelled(WorkflowCancelled { by: "a-new-user".into(), reason: "no longer".into() })
+            .to_new_event(EventId::new(), Metadata::now("test"))
+            .unwrap();
+    gw.log.append(&StreamId::workflow(run_id), ExpectedVersion::Exact(2), vec![cancelled]).await.unwrap();
+    let (rest, close) = read_all(&mut socket, None).await;
+    assert_eq!(rest, ["workflow_cancelled"]);
+    assert_eq!(close, Some((1000, "run finished".to_string())));
+    // Someone else's run is not there for a viewer.
+    let other = token("someone-else", &["viewer"]);
+    let mut request = format!("ws://{}/runs/{run_id}/stream", gw.addr).into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {other}").parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(request).await.is_err(), "404 before any upgrade");
+}

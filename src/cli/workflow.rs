@@ -141,19 +141,31 @@ pub(crate) async fn run(cli: &Cli, args: &WorkflowArgs) -> anyhow::Result<()> {
                 }
                 Some(text) => serde_json::from_str(text).context("--input must be JSON")?,
             };
+            // A `pantheon up` just started may still be registering its agents: a capability
+            // missing is looked for again for a few seconds before the run is refused.
             let registry = actors::Registry::new();
-            registry.refresh(log).await?;
-            let offered = Some(registry.capabilities().into_iter().collect());
-            let request = StartRun {
-                what,
-                input,
-                submitter: "cli".into(),
-                idempotency_key: idempotency_key.clone(),
-                offered,
-                run_id: None,
-                parent: None,
+            let patience = tokio::time::Instant::now() + Duration::from_secs(5);
+            let (run_id, _) = loop {
+                registry.refresh(log).await?;
+                let offered = Some(registry.capabilities().into_iter().collect());
+                let request = StartRun {
+                    what: what.clone(),
+                    input: input.clone(),
+                    submitter: "cli".into(),
+                    idempotency_key: idempotency_key.clone(),
+                    offered,
+                    run_id: None,
+                    parent: None,
+                };
+                match workflow::start(log, request).await {
+                    Err(workflow::WorkflowError::Invalid { field, .. })
+                        if field == "steps" && tokio::time::Instant::now() < patience =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    started => break started.map_err(refused)?,
+                }
             };
-            let (run_id, _) = workflow::start(log, request).await.map_err(refused)?;
             if !wait {
                 if *json {
                     out!("{}", serde_json::json!({ "run_id": run_id }));

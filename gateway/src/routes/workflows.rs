@@ -336,7 +336,7 @@ pub(crate) async fn start(
     Ok(response)
 }
 
-async fn readable_run(state: &AppState, principal: &Principal, id: &str) -> Result<LoadedRun> {
+pub(crate) async fn readable_run(state: &AppState, principal: &Principal, id: &str) -> Result<LoadedRun> {
     let not_found = || Error::NotFound { what: format!("run {id}") };
     let run_id: WorkflowId = id.parse().map_err(|_| not_found())?;
     let run = workflow::load_run(state.log.as_ref(), run_id).await?;
@@ -372,7 +372,7 @@ pub struct RunEventView {
     pub data: Value,
 }
 
-fn event_view(recorded: &RecordedEvent) -> RunEventView {
+pub(crate) fn event_view(recorded: &RecordedEvent) -> RunEventView {
     RunEventView {
         version: recorded.version,
         event_type: recorded.event_type.to_string(),
