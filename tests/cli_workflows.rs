@@ -206,6 +206,16 @@ async fn workflows_run_over_http_and_from_the_command_line() {
         table.lines().any(|l| l.starts_with("research") && l.contains("completed") && l.contains("echo")),
         "{table}"
     );
+    // Replayed: the timeline, and the state at a version.
+    let run_id = shown["run_id"].as_str().unwrap();
+    let timeline = pantheon(dir.path()).args(["replay", run_id]).output().unwrap();
+    let timeline = String::from_utf8_lossy(&timeline.stdout);
+    assert!(timeline.lines().next().is_some_and(|l| l.contains("workflow_started")), "{timeline}");
+    assert!(timeline.lines().last().is_some_and(|l| l.contains("workflow_completed")), "{timeline}");
+    assert!(timeline.contains("step_scheduled") && timeline.contains("research[1]"), "{timeline}");
+    let at = pantheon(dir.path()).args(["replay", run_id, "--at", "2"]).output().unwrap();
+    let at: Value = serde_json::from_slice(&at.stdout).unwrap();
+    assert_eq!((at["status"].as_str(), at["version_of_stream"].as_u64()), (Some("running"), Some(2)), "{at}");
     let bad = dir.path().join("bad.yaml");
     std::fs::write(
         &bad,

@@ -1,6 +1,8 @@
 //! `pantheon replay <task>`: a task's timeline — every event with the time since submission,
 //! its type, who emitted it, a summary, and for signed material (submission, envelope, result)
 //! whether the signature verifies now. `--at N` prints the task's state folded up to version N.
+//! The id of a workflow run replays the run: its events (each with the time since the start
+//! and a summary), or with `--at N` the run's state and step table at version N.
 
 use std::collections::HashMap;
 
@@ -21,7 +23,7 @@ use crate::Cli;
 
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
-    /// The task id.
+    /// The task id, or a workflow run's.
     pub(crate) task: TaskId,
     /// Print the state folded up to this version instead of the timeline.
     #[arg(long)]
@@ -187,7 +189,11 @@ pub(crate) async fn run(cli: &Cli, args: &ReplayArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let (_, recorded) = actors::client::task_history(log, args.task).await?;
     if recorded.is_empty() {
-        bail!("no task {} in {}", args.task, backend.description);
+        let run = events::WorkflowId(args.task.0);
+        if log.stream_version(&StreamId::workflow(run)).await? > 0 {
+            return replay_run(log, run, args.at, args.json).await;
+        }
+        bail!("no task or workflow run {} in {}", args.task, backend.description);
     }
     if let Some(at) = args.at {
         let last = recorded.len();
@@ -297,4 +303,64 @@ async fn verify(
         Ok(ok) => format!("ok: {ok}"),
         Err(error) => format!("FAILED: {error}"),
     })
+}
+
+/// A run's timeline, or its state at `at`.
+async fn replay_run(
+    log: &dyn EventLog,
+    run_id: events::WorkflowId,
+    at: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use events::workflow::WorkflowEvent;
+    let mut loaded = workflow::load_run(log, run_id).await?;
+    if let Some(at) = at {
+        let last = loaded.version;
+        if at == 0 || at > last {
+            bail!("run {run_id} has versions 1 to {last}; --at {at} is none of them");
+        }
+        let mut state = events::WorkflowState::default();
+        for event in loaded.events.iter().take(usize::try_from(at).unwrap_or(usize::MAX)) {
+            if let Ok(decoded) = WorkflowEvent::from_recorded(event) {
+                let _ = state.apply(&decoded);
+            }
+        }
+        loaded.events.truncate(usize::try_from(at).unwrap_or(usize::MAX));
+        loaded.state = state;
+        loaded.version = at;
+        let view = gateway::routes::workflows::run_view(&loaded).context("the run has no start")?;
+        out!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    let started = loaded.events.first().map_or(0, |e| e.metadata.occurred_at_ms);
+    for recorded in &loaded.events {
+        let since = recorded.metadata.occurred_at_ms - started;
+        let data = WorkflowEvent::from_recorded(recorded).and_then(|e| e.to_json()).unwrap_or_default();
+        if json {
+            out!(
+                "{}",
+                serde_json::json!({"version": recorded.version, "since_start_ms": since, "type": recorded.event_type.as_str(), "emitter": recorded.metadata.emitter, "data": data})
+            );
+            continue;
+        }
+        let step = data.get("step").and_then(|s| s.as_str()).unwrap_or_default();
+        let item = data
+            .get("item")
+            .and_then(serde_json::Value::as_u64)
+            .map(|i| format!("[{i}]"))
+            .unwrap_or_default();
+        let detail = data
+            .get("reason")
+            .or_else(|| data.get("error"))
+            .or_else(|| data.get("timer"))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        out!(
+            "{:>4}  +{:>7} ms  {:<26} {step}{item} {detail}",
+            recorded.version,
+            since,
+            recorded.event_type.as_str()
+        );
+    }
+    Ok(())
 }
