@@ -2,11 +2,11 @@
 //! fold of its stream (`workflow-<run_id>`), and what happens next is decided by the pure
 //! `workflow::decide`; this module feeds it and does what it decides.
 //!
-//! - [`WorkflowSteps`], a member of the phases' group, takes every task's final event
+//! - `WorkflowSteps`, a member of the phases' group, takes every task's final event
 //!   (`task_completed`, `task_failed`, `task_rejected`, `task_cancelled`); for a workflow's
 //!   step task it decides on the run with the task's outcome (`step_task_ended`, and whatever
 //!   follows: the next steps scheduled, the step's or the run's end).
-//! - [`WorkflowRuns`] takes the runs' own events: on `workflow_started` and
+//! - `WorkflowRuns` takes the runs' own events: on `workflow_started` and
 //!   `workflow_cancel_requested` it decides; on `step_scheduled` it submits the step's task
 //!   (an ordinary task: screened, matched, sealed, verified, audited), whose id is derived
 //!   from (run, step, item, attempt), so a second submission finds it there; on
