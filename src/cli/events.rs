@@ -149,6 +149,7 @@ fn encode(stream: &StreamId, event: JsonEvent) -> anyhow::Result<NewEvent> {
         "task" => typed::<events::TaskEvent>(&event)?,
         "agent" => typed::<events::AgentEvent>(&event)?,
         "workflow" => typed::<events::WorkflowEvent>(&event)?,
+        "workflowdef" => typed::<events::DefinitionEvent>(&event)?,
         _ => codec::to_msgpack(&event.data)?,
     };
     fn typed<E: DomainEvent>(event: &JsonEvent) -> anyhow::Result<Vec<u8>> {

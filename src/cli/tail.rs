@@ -85,6 +85,7 @@ fn known_types() -> Vec<&'static str> {
         events::task::TaskEvent::TYPES,
         events::agent::AgentEvent::TYPES,
         events::workflow::WorkflowEvent::TYPES,
+        events::workflow::DefinitionEvent::TYPES,
         events::signals::HeartbeatEvent::TYPES,
         events::signals::FeedbackEvent::TYPES,
         events::policy::PolicyEvent::TYPES,
