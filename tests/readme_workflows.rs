@@ -25,21 +25,34 @@ fn the_readmes_workflow_runs_as_written() {
     std::fs::write(dir.path().join(".pantheon/pantheon.toml"), readme_block("toml", "# workflow agents"))
         .unwrap();
     std::fs::write(dir.path().join("research.yaml"), readme_block("yaml", "# research.yaml")).unwrap();
-    let script =
-        format!("set -eo pipefail\ntrap 'kill %1 2>/dev/null' EXIT\n{}", readme_block("sh", "# workflows:"));
+    let script = format!("set -eo pipefail\n{}", readme_block("sh", "# workflows:"));
+    // `pantheon up` in that directory, as the README says (its gateway on a port of its own:
+    // other tests run `pantheon up` at the same time).
+    let http = format!("127.0.0.1:{}", common::free_port());
+    let _up = common::Guard(
+        common::pantheon(&dir.path().join(".pantheon"))
+            .args(["up", "--http", &http])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())
+            .spawn()
+            .expect("pantheon up starts"),
+    );
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&http).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "up never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_pantheon"));
     let path = format!(
         "{}:{}",
         binary.parent().expect("the binary's dir").display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    // The gateway on a port of its own (other tests run `pantheon up` at the same time).
     let mut child = Command::new("bash")
         .arg("-c")
         .arg(&script)
         .current_dir(dir.path())
         .env("PATH", path)
-        .env("PANTHEON_HTTP", format!("127.0.0.1:{}", common::free_port()))
         .env_remove("PANTHEON_DATABASE_URL")
         .env_remove("PANTHEON_NATS_URL")
         .env_remove("PANTHEON_DATA_DIR")

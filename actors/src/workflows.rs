@@ -335,7 +335,8 @@ impl Phase for WorkflowSteps {
     }
 }
 
-/// The engine's own subscription: the runs' events.
+/// The engine's member for the runs' own events (in the phases' group: on NATS one consumer
+/// for every phase, its events handed out in the process).
 pub(crate) struct WorkflowRuns;
 
 /// The run events [`WorkflowRuns`] acts on.
@@ -372,10 +373,6 @@ impl Phase for WorkflowRuns {
             filter: events::Filter::category(WorkflowEvent::CATEGORY).with_types(types),
             start: events::StartFrom::Beginning,
         })
-    }
-
-    fn grouped(&self) -> bool {
-        false
     }
 
     async fn handle(&self, ctx: &Ctx, input: &RecordedEvent) -> Result<Handled> {
