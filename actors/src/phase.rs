@@ -185,7 +185,7 @@ pub(crate) struct Ctx {
     pub(crate) clock: Arc<dyn events::Clock>,
     /// The phases' subscriptions served together, when the log has a shared form for them
     /// ([`events::EventLog::subscribe_group`]: one JetStream consumer for all phases).
-    pub(crate) intake: Option<Arc<dyn events::SubscriptionGroup>>,
+    pub(crate) intakes: HashMap<&'static str, Arc<dyn events::SubscriptionGroup>>,
     /// Whether dropping a pending `Subscription::next` loses nothing (true for the SQL log);
     /// when false, a phase only stops waiting for the next input on shutdown.
     pub(crate) next_is_cancel_safe: bool,
@@ -612,10 +612,11 @@ pub(crate) trait Phase: Send + Sync + 'static {
         })
     }
 
-    /// Whether it is a member of the phases' group (task events); a phase of another category
-    /// subscribes on its own.
-    fn grouped(&self) -> bool {
-        true
+    /// The subscription group it is a member of: [`crate::PHASES_GROUP`] for the task phases
+    /// (on JetStream one consumer, filtered on the `task` category); a phase of another
+    /// category names a group of its own, so that each group's consumer keeps one category.
+    fn group(&self) -> &'static str {
+        crate::PHASES_GROUP
     }
 }
 
@@ -673,9 +674,9 @@ impl Actor for PhaseActor {
         let PhaseArgs { ctx, phase } = args;
         let options = phase_subscription(phase.as_ref())?;
         let name = phase_subscription_name(phase.as_ref());
-        let subscription = match &ctx.intake {
-            Some(intake) if phase.grouped() => intake.member(&name).await?,
-            _ => ctx.log.subscribe(&name, options).await?,
+        let subscription = match ctx.intakes.get(phase.group()) {
+            Some(intake) => intake.member(&name).await?,
+            None => ctx.log.subscribe(&name, options).await?,
         };
         let stop = ctx.shutdown.child_token();
         let handled = Arc::new(std::sync::atomic::AtomicU64::new(0));

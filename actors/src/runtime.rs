@@ -437,12 +437,23 @@ impl Runtime {
                 .collect(),
         };
         let phases = phases(Context::new(sources), Execution::new(slots));
-        let members = phases
-            .iter()
-            .filter(|phase| phase.grouped())
-            .map(|phase| Ok((phase_subscription_name(phase.as_ref()), phase_subscription(phase.as_ref())?)))
-            .collect::<Result<Vec<_>>>()?;
-        let intake = log.subscribe_group(PHASES_GROUP, &members).await?;
+        // One subscription group per category of inputs: the task phases', the workflows'.
+        let mut intakes = HashMap::new();
+        let mut groups: Vec<&'static str> = phases.iter().map(|phase| phase.group()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for group in groups {
+            let members = phases
+                .iter()
+                .filter(|phase| phase.group() == group)
+                .map(|phase| {
+                    Ok((phase_subscription_name(phase.as_ref()), phase_subscription(phase.as_ref())?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(intake) = log.subscribe_group(group, &members).await? {
+                intakes.insert(group, intake);
+            }
+        }
         // What the backend says of itself, unless the options say more.
         let next_is_cancel_safe = next_is_cancel_safe || log.next_is_cancel_safe();
         let poll_interval = poll_interval.or_else(|| log.cross_process_poll());
@@ -472,8 +483,8 @@ impl Runtime {
             )),
             clock,
             // A group's members are cancel-safe (they read an in-process queue).
-            next_is_cancel_safe: next_is_cancel_safe || intake.is_some(),
-            intake,
+            next_is_cancel_safe: next_is_cancel_safe || !intakes.is_empty(),
+            intakes,
             poll_interval,
         });
         let refresher = {

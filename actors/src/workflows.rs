@@ -33,6 +33,9 @@ use workflow::Trigger;
 use crate::error::{Error, Result};
 use crate::phase::{CONFLICT_RETRY_COUNT_MAX, Ctx, Handled, Phase, load_task_cached, task_id_of};
 
+/// The subscription group of the runs' own events.
+pub const WORKFLOWS_GROUP: &str = "workflows";
+
 /// The emitter of the engine's events.
 const EMITTER: &str = "workflow";
 
@@ -335,8 +338,9 @@ impl Phase for WorkflowSteps {
     }
 }
 
-/// The engine's member for the runs' own events (in the phases' group: on NATS one consumer
-/// for every phase, its events handed out in the process).
+/// The engine's member for the runs' own events, in a group of its own ([`WORKFLOWS_GROUP`]:
+/// on JetStream a consumer filtered on the `workflow` category, its events handed out in the
+/// process).
 pub(crate) struct WorkflowRuns;
 
 /// The run events [`WorkflowRuns`] acts on.
@@ -362,6 +366,10 @@ impl Phase for WorkflowRuns {
 
     fn inputs(&self) -> &'static [events::TaskEventKind] {
         &[]
+    }
+
+    fn group(&self) -> &'static str {
+        WORKFLOWS_GROUP
     }
 
     fn subscription(&self) -> std::result::Result<events::SubscribeOptions, events::Error> {
