@@ -26,11 +26,13 @@ fi
 
 # schemathesis keeps a cache in its working directory: keep it under target/, out of the tree.
 cd "$venv"
+# `use_after_free` is left out: DELETE /agents/{id} retires an agent, and a retired agent stays
+# readable (status `retired`, with its history) as the audit needs; it is never matched again.
 exec "$venv/bin/st" run "$base_url/openapi.json" \
   --url "$base_url" \
   --header "Authorization: Bearer $token" \
   --checks all \
-  --exclude-checks positive_data_acceptance \
+  --exclude-checks positive_data_acceptance,use_after_free \
   --max-examples "$examples" \
   --request-timeout 20 \
   --seed 1 \
