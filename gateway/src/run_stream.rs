@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -22,12 +22,12 @@ use axum::response::{IntoResponse, Response};
 use events::{RecordedEvent, StreamId, WorkflowId};
 
 use crate::auth::{Permission, Principal};
-use crate::config::{STREAM_SEND_TIMEOUT_MS, WS_CLIENT_MESSAGE_BYTES_MAX};
+use crate::config::WS_CLIENT_MESSAGE_BYTES_MAX;
 use crate::error::{Error, Result};
 use crate::extract::QueryParams;
 use crate::routes::workflows::{RunEventView, event_view};
 use crate::state::AppState;
-use crate::stream::{StreamQuery, StreamSlot};
+use crate::stream::{StreamQuery, StreamSlot, close, send};
 
 /// How often an open run stream looks for new events while none came, ms.
 pub const RUN_STREAM_POLL_MS: u64 = 100;
@@ -147,25 +147,6 @@ pub(crate) async fn stream(
         Some((Ok::<Event, Infallible>(event), (cursor, slot)))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
-}
-
-async fn send(socket: &mut WebSocket, frame: &RunFrame) -> std::result::Result<(), &'static str> {
-    let text = serde_json::to_string(frame).map_err(|_| "encoding failed")?;
-    match tokio::time::timeout(
-        Duration::from_millis(STREAM_SEND_TIMEOUT_MS),
-        socket.send(Message::Text(text.into())),
-    )
-    .await
-    {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err("gone"),
-        Err(_) => Err("slow consumer"),
-    }
-}
-
-async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
-    let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
-    let _ = tokio::time::timeout(Duration::from_millis(STREAM_SEND_TIMEOUT_MS), socket.send(frame)).await;
 }
 
 async fn websocket(

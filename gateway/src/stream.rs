@@ -227,7 +227,11 @@ fn error_event(error: &Error) -> Event {
         .unwrap_or_else(|_| Event::default().event("error"))
 }
 
-async fn send(socket: &mut WebSocket, frame: &StreamFrame) -> std::result::Result<(), &'static str> {
+/// Sends one frame as JSON text; `Err("slow consumer")` when the client does not take it in time.
+pub(crate) async fn send(
+    socket: &mut WebSocket,
+    frame: &impl Serialize,
+) -> std::result::Result<(), &'static str> {
     let text = serde_json::to_string(frame).map_err(|_| "encoding failed")?;
     match tokio::time::timeout(
         Duration::from_millis(STREAM_SEND_TIMEOUT_MS),
@@ -241,7 +245,8 @@ async fn send(socket: &mut WebSocket, frame: &StreamFrame) -> std::result::Resul
     }
 }
 
-async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
+/// Closes the socket with `code` and `reason`.
+pub(crate) async fn close(mut socket: WebSocket, code: u16, reason: &'static str) {
     let frame = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
     let _ = tokio::time::timeout(Duration::from_millis(STREAM_SEND_TIMEOUT_MS), socket.send(frame)).await;
 }
