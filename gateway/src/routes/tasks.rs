@@ -46,7 +46,7 @@ pub struct FormatQuery {
     pub format: Option<Format>,
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
     headers
         .get("idempotency-key")
         .map(|value| {

@@ -301,15 +301,7 @@ pub(crate) async fn start(
 ) -> Result<Response> {
     principal.require(Permission::Submit)?;
     let wait = crate::config::in_range("wait_ms", request.wait_ms, 0, RUN_WAIT_MS_MAX)?.unwrap_or(0);
-    let idempotency_key = headers
-        .get("idempotency-key")
-        .map(|v| {
-            v.to_str().map(str::to_string).map_err(|_| Error::InvalidParameter {
-                what: "Idempotency-Key".into(),
-                message: "must be printable ASCII".into(),
-            })
-        })
-        .transpose()?;
+    let idempotency_key = crate::routes::tasks::idempotency_key(&headers)?;
     let offered = state
         .config
         .agent_admin
