@@ -2,13 +2,30 @@
 //! licences and source files found under a directory (default: the cargo registry's sources
 //! on this machine), cut into documents of 1, 4, 16 and 64 KiB, each scanned whole:
 //! `cargo run -p security-bench --release --example long_benign [DIR] [DOCS_PER_LENGTH]`.
+//! Under the cargo registry, only the crates outside the injection model's training half are
+//! read (see `in_training_half`).
 //! A detector whose score grows with length blocks more of the longer ones.
 
 use std::path::{Path, PathBuf};
 
 use security::{ScanConfig, Scanner};
 
+/// FNV-1a of a crate's name (its directory's name without the version): even names are in
+/// the injection model's training half (`security/training/benign_docs.py`), so only odd ones
+/// are measured here.
+fn in_training_half(crate_dir: &Path) -> bool {
+    let name = crate_dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = name.rsplit_once('-').map_or(name, |(name, _)| name);
+    let hash =
+        name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    hash % 2 == 0
+}
+
 fn collect(dir: &Path, out: &mut Vec<PathBuf>, limit: usize) {
+    collect_at(dir, 0, out, limit)
+}
+
+fn collect_at(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, limit: usize) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
     entries.sort();
@@ -17,7 +34,11 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>, limit: usize) {
             return;
         }
         if path.is_dir() {
-            collect(&path, out, limit);
+            // The registry's layout: src/<index>/<crate>-<version>/…
+            if depth == 1 && in_training_half(&path) {
+                continue;
+            }
+            collect_at(&path, depth + 1, out, limit);
         } else {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
             if name.starts_with("readme")
@@ -52,7 +73,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             break;
         }
     }
-    let scanner = Scanner::new(ScanConfig::default())?;
+    let mut scanner = Scanner::new(ScanConfig::default())?;
+    // `LONG_BENIGN_MODEL=FILE`: measure a weights file other than the one compiled in.
+    if let Some(path) = std::env::var_os("LONG_BENIGN_MODEL") {
+        scanner = scanner.with_injection_model(security::InjectionModel::from_bytes(&std::fs::read(path)?)?);
+    }
     println!("{} files, {} MB of benign text from {}", files.len(), text.len() >> 20, dir.display());
     println!("{:>8} {:>6} {:>6} {:>8}", "length", "docs", "FP", "FPR");
     for kib in [1usize, 4, 16, 64] {

@@ -14,5 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scanner = Scanner::new(ScanConfig::default())?;
     let report = bench::run(&scanner, &dir)?;
     print!("{report}");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    print!("\n{}", bench::throughput_table(&bench::text_throughput(&scanner, &root)));
     Ok(())
 }

@@ -51,7 +51,13 @@
 //!   rule, phase and action for the Prometheus endpoint.
 //! - `normalize`: NFKC-style folding, confusables, invisibles, leetspeak, offset map.
 //! - `injection`: the injection rules (English and fourteen other languages), their matching
-//!   (each rule tried anchored where it may start) and their scoring.
+//!   (each rule tried anchored where it may start) and their scoring; and the learned model
+//!   ([`InjectionModel`]: a logistic regression over hashed n-grams and multilingual concept
+//!   pairs, scored per passage of about 1 KiB, its weights compiled in from
+//!   `security/model/injection.bin`), whose confident passage is one more signal
+//!   (`injection.model.passage`). It is trained offline by
+//!   `security-bench/examples/train_injection.rs` on the corpora listed in
+//!   `security/training/SOURCES.md`, and never trusted alone on passages of code or data.
 //! - `prefilter`: the trigger words of each rule, found in one Aho-Corasick pass, that say
 //!   where a rule may match.
 //! - `decode`: base64, hex, URL-encoding and rot13 layers; decoded layers are scanned for
@@ -88,7 +94,10 @@ pub use error::{Error, Result};
 pub use finding::{
     Category, FINDINGS_PER_SCAN_MAX, Finding, FindingKind, PiiKind, Report, RuleId, SecretKind,
 };
-pub use injection::{MATCH_BYTES_MAX, MATCHES_PER_RULE_MAX};
+pub use injection::{
+    CHUNK_BYTES, EVIDENCE_FEATURES_MIN, InjectionModel, MATCH_BYTES_MAX, MATCHES_PER_RULE_MAX, MODEL_BUCKETS,
+    PassageScore, evidence_scale, training_passages,
+};
 pub use metrics::{FINDINGS_METRIC, FindingCounts, FindingLabels, Phase, finding_counts};
 pub use normalize::INVISIBLE_SPANS_MAX;
 pub use policy::{Action, Decision, Policy, redact};

@@ -70,6 +70,8 @@ fn run_scan(args: &ScanArgs) -> anyhow::Result<()> {
     let scanner = security::Scanner::new(security::ScanConfig::default())?;
     let report = security_bench::run(&scanner, &dir)?;
     print!("{report}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    print!("\n{}", security_bench::throughput_table(&security_bench::text_throughput(&scanner, root)));
     Ok(())
 }
 

@@ -35,6 +35,76 @@ pub(crate) struct Signal {
 /// the engine falls back to its NFA simulation; groups of this size keep each DFA small and hot.
 const BRANCHES_PER_GROUP: usize = 16;
 
+/// How far into a run of one repeated byte a match may still start to matter: a rule's
+/// separators absorb at most four, and a delimiter such as `###` or `---` is matched from
+/// where the run begins or from just before where it ends.
+const RUN_EDGE_BYTES: usize = 8;
+
+/// The longest period of the runs [`Runs`] recognises.
+const RUN_PERIOD_MAX: usize = 4;
+
+/// The runs of one repeated byte (or a short repeated pattern) in a text, found as the scan meets them. Starts inside a long
+/// run (more than [`RUN_EDGE_BYTES`] from both of its ends) are not tried: every one of them
+/// matches what the run's edges match, and trying each (a reverse and a forward attempt of up
+/// to [`MATCH_BYTES_MAX`] bytes) made a line of a million dashes cost a billion steps.
+/// A short pattern repeated over and over (`-=-=-=`) is a run too.
+struct Runs<'t> {
+    text: &'t [u8],
+    /// The run last found: `start..end`.
+    current: std::ops::Range<usize>,
+}
+
+impl<'t> Runs<'t> {
+    fn new(text: &'t [u8]) -> Self {
+        Runs { text, current: 0..0 }
+    }
+
+    /// The periodic run holding `at` (cached while positions stay inside it): the longest
+    /// stretch around it that repeats with a period of one to [`RUN_PERIOD_MAX`] bytes
+    /// (`------`, `-=-=-=`, `*_*_*_`).
+    fn run(&mut self, at: usize) -> std::ops::Range<usize> {
+        if self.current.contains(&at) {
+            return self.current.clone();
+        }
+        let text = self.text;
+        let mut best = at..(at + 1).min(text.len());
+        for period in 1..=RUN_PERIOD_MAX {
+            if at + period >= text.len() || text[at] != text[at + period] {
+                continue;
+            }
+            let mut start = at;
+            while start > 0 && start + period <= text.len() && text[start - 1] == text[start - 1 + period] {
+                start -= 1;
+            }
+            let mut end = at + period + 1;
+            while end < text.len() && text[end] == text[end - period] {
+                end += 1;
+            }
+            if end - start > best.end - best.start {
+                best = start..end;
+            }
+        }
+        self.current = best.clone();
+        best
+    }
+
+    /// Whether `at` lies deep inside a run (not worth a match attempt).
+    fn inside(&mut self, at: usize) -> bool {
+        let run = self.run(at);
+        at >= run.start + RUN_EDGE_BYTES && at + RUN_EDGE_BYTES < run.end
+    }
+
+    /// Where a search that found a start at `at` resumes: past the middle of its run.
+    fn resume_at(&mut self, at: usize) -> usize {
+        let run = self.run(at);
+        if run.end - run.start > 2 * RUN_EDGE_BYTES && at < run.end - RUN_EDGE_BYTES {
+            (run.end - RUN_EDGE_BYTES).max(at)
+        } else {
+            at
+        }
+    }
+}
+
 /// The compiled injection rules.
 ///
 /// Each top-level alternative ("branch") of each rule is compiled on its own and tried
@@ -211,7 +281,11 @@ impl InjectionRules {
         if caches.len() < self.branches.len() {
             caches.resize_with(self.branches.len(), BranchCaches::default);
         }
+        let mut runs = Runs::new(normalized.as_bytes());
         self.triggers.each(normalized, |at, index| {
+            if runs.inside(at) {
+                return;
+            }
             let (Some(branch), Some(cache)) = (self.branches.get(index), caches.get_mut(index)) else {
                 return;
             };
@@ -233,9 +307,13 @@ impl InjectionRules {
                 let Some(found) = regex.search(&Input::new(normalized).span(at..normalized.len())) else {
                     break;
                 };
-                attempts.extend(members.iter().map(|index| (found.start(), *index)));
-                // Resume one character after the start: other rules may start inside this match.
+                if !runs.inside(found.start()) {
+                    attempts.extend(members.iter().map(|index| (found.start(), *index)));
+                }
+                // Resume one character after the start: other rules may start inside this match
+                // (but not inside a long run of one byte: see `Runs`).
                 at = found.start() + normalized[found.start()..].chars().next().map_or(1, char::len_utf8);
+                at = at.max(runs.resume_at(found.start()));
             }
         }
         attempts.sort_unstable();

@@ -15,13 +15,21 @@
 //!   other languages).
 //! - `engine`: [`InjectionRules`] — the rules compiled into anchored lazy DFAs, and the matching
 //!   of a normalised text into signals.
+//! - `model`: [`InjectionModel`] — the learned detector (hashed n-grams, logistic regression,
+//!   scored per passage), trained offline; its signal joins the rules' in the score.
 //! - `score`: the fitted weights, a rule's weight, and the combination of weights into a score.
 
 mod engine;
+mod lexicon;
+mod model;
 mod rules;
 mod score;
 
 pub(crate) use engine::InjectionRules;
+pub use model::{
+    CHUNK_BYTES, EVIDENCE_FEATURES_MIN, InjectionModel, MODEL_BUCKETS, PassageScore, evidence_scale,
+    training_passages,
+};
 pub(crate) use rules::{rule_id, rule_ids};
 pub(crate) use score::combine;
 
