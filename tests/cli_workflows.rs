@@ -133,8 +133,28 @@ async fn workflows_run_over_http_and_from_the_command_line() {
     let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types.first(), Some(&"workflow_started"));
     assert_eq!(types.last(), Some(&"workflow_completed"));
-    let listed: Value = client
-        .get(format!("{base}/runs?status=completed&name=chain"))
+    // The runs view follows the log within moments.
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        listed = client
+            .get(format!("{base}/runs?status=completed&name=chain"))
+            .bearer_auth(&operator)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listed["runs"].as_array().unwrap().iter().any(|r| r["run_id"] == run_id.as_str()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let row = listed["runs"].as_array().unwrap().iter().find(|r| r["run_id"] == run_id.as_str());
+    let row = row.unwrap_or_else(|| panic!("the run is listed: {listed}"));
+    assert_eq!((row["steps"].as_i64(), row["steps_done"].as_i64()), (Some(3), Some(3)), "{row}");
+    let none: Value = client
+        .get(format!("{base}/runs?status=failed&name=chain"))
         .bearer_auth(&operator)
         .send()
         .await
@@ -142,7 +162,7 @@ async fn workflows_run_over_http_and_from_the_command_line() {
         .json()
         .await
         .unwrap();
-    assert!(listed["runs"].as_array().unwrap().iter().any(|r| r["run_id"] == run_id.as_str()), "{listed}");
+    assert_eq!(none["runs"], json!([]), "no failed run of chain: {none}");
     let hidden = client.get(format!("{base}/runs/{run_id}")).bearer_auth(&viewer).send().await.unwrap();
     assert_eq!(hidden.status(), 404, "a viewer reads only its own runs");
 
@@ -206,6 +226,17 @@ async fn workflows_run_over_http_and_from_the_command_line() {
         table.lines().any(|l| l.starts_with("research") && l.contains("completed") && l.contains("echo")),
         "{table}"
     );
+    // Listed by the command line, from the runs view (brought up to the log first).
+    let list = pantheon(dir.path()).args(["workflow", "list", "--status", "completed"]).output().unwrap();
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    let list = String::from_utf8_lossy(&list.stdout);
+    let cli_run = shown["run_id"].as_str().unwrap();
+    assert!(
+        list.lines().any(|l| l.starts_with(cli_run) && l.contains("chain-cli") && l.contains("3/3")),
+        "{list}"
+    );
+    let bad = pantheon(dir.path()).args(["workflow", "list", "--status", "finished"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--status"));
     // Replayed: the timeline, and the state at a version.
     let run_id = shown["run_id"].as_str().unwrap();
     let timeline = pantheon(dir.path()).args(["replay", run_id]).output().unwrap();

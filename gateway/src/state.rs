@@ -32,16 +32,18 @@ pub struct AppState {
 pub(crate) struct ReadModels {
     pub(crate) db: projections::Db,
     pub(crate) tasks: projections::TaskReader,
+    pub(crate) runs: projections::RunReader,
 }
 
 impl AppState {
     /// Builds the state and starts following the log (needs a Tokio runtime).
     pub fn new(config: GatewayConfig, log: Arc<dyn EventLog>) -> Result<Self> {
         let follower = Follower::start(log.clone(), config.instance.clone());
-        let read = config
-            .read_model
-            .clone()
-            .map(|db| ReadModels { tasks: projections::TaskReader::new(db.clone()), db });
+        let read = config.read_model.clone().map(|db| ReadModels {
+            tasks: projections::TaskReader::new(db.clone()),
+            runs: projections::RunReader::new(db.clone()),
+            db,
+        });
         Ok(Self {
             read,
             auth: Arc::new(Authenticator::new(config.auth.clone())),

@@ -56,6 +56,7 @@ pub mod merkle;
 mod outcomes;
 pub mod reputation;
 mod runner;
+pub mod runs;
 pub mod standing;
 pub mod tasks;
 pub mod timers;
@@ -74,6 +75,7 @@ pub use runner::{
     BATCH_COUNT_MAX, LAG_SCAN_COUNT_MAX, POLL_INTERVAL_MS, ProjectionName, ProjectionStatus, Projections,
     RETRY_DELAY_MS, RunningProjections, prometheus_metrics, run_all,
 };
+pub use runs::{RUN_QUERY_LIMIT_MAX, RunQuery, RunReader, RunSummary};
 pub use standing::Standings;
 pub use tasks::{DeadWebhook, TASK_CURSOR_PATTERN, TaskCursor, TaskQuery, TaskReader, TaskSummary};
 pub use timers::{TimerTable, WorkflowTimer};

@@ -59,11 +59,14 @@ pub enum ProjectionName {
     Health,
     /// The hash-chained, Merkle-checkpointed audit ledger ([`crate::verify_ledger`]).
     Audit,
+    /// The workflow runs view ([`crate::RunReader`]).
+    Runs,
 }
 
 impl ProjectionName {
     /// All projections.
-    pub const ALL: [ProjectionName; 4] = [Self::Tasks, Self::Reputation, Self::Health, Self::Audit];
+    pub const ALL: [ProjectionName; 5] =
+        [Self::Tasks, Self::Reputation, Self::Health, Self::Audit, Self::Runs];
 
     /// The name used in the CLI, metrics and the checkpoint table.
     pub fn as_str(self) -> &'static str {
@@ -72,6 +75,7 @@ impl ProjectionName {
             Self::Reputation => "reputation",
             Self::Health => "health",
             Self::Audit => "audit",
+            Self::Runs => "runs",
         }
     }
 }
@@ -215,6 +219,7 @@ impl Projections {
             ProjectionName::Audit => {
                 Box::new(AuditLedger::new(self.audit_key.clone(), self.tree_head_interval))
             }
+            ProjectionName::Runs => Box::new(crate::runs::RunView),
         }
     }
 

@@ -193,34 +193,47 @@ pub(crate) async fn run(cli: &Cli, args: &WorkflowArgs) -> anyhow::Result<()> {
             print_run(log, &loaded, *json).await?;
         }
         WorkflowCommand::List { name, status } => {
+            const STATUSES: [&str; 4] = ["running", "completed", "failed", "cancelled"];
+            if let Some(status) = status
+                && !STATUSES.contains(&status.as_str())
+            {
+                bail!("--status must be one of {}, not {status:?}", STATUSES.join(", "));
+            }
+            // The runs view, brought up to the log first.
+            let opened = crate::cli::projections::open(cli, &args.backend).await?;
+            opened.projections.catch_up(projections::ProjectionName::Runs).await?;
+            let reader = projections::RunReader::new(opened.db.clone());
+            out!("{:<36}  {:<20}  {:<10}  {:<5}  STARTED", "RUN", "WORKFLOW", "STATUS", "STEPS");
             let mut from = 0;
-            out!("{:<36}  {:<20}  {:<10}  STARTED", "RUN", "WORKFLOW", "STATUS");
             loop {
-                let page = log.read_all(from, 1_000).await?;
-                let done = page.len() < 1_000;
-                for event in page {
-                    from = event.position + 1;
-                    if event.event_type.as_str() != "workflow_started" {
-                        continue;
-                    }
-                    let Ok(run_id) = event.stream_id.entity_id().parse::<WorkflowId>() else { continue };
-                    let run = workflow::load_run(log, run_id).await?;
-                    let Some(view) = gateway::routes::workflows::run_view(&run) else { continue };
-                    if name.as_ref().is_some_and(|n| *n != view.name)
-                        || status.as_ref().is_some_and(|s| *s != view.status)
-                    {
-                        continue;
-                    }
+                let query = projections::RunQuery {
+                    name: name.clone(),
+                    status: status.clone(),
+                    submitter: None,
+                    from_position: from,
+                    limit: projections::RUN_QUERY_LIMIT_MAX,
+                };
+                let page = reader.list(&query).await?;
+                for run in &page {
                     out!(
-                        "{:<36}  {:<20}  {:<10}  {}",
-                        view.run_id,
-                        view.name,
-                        view.status,
-                        view.started_at_ms
+                        "{:<36}  {:<20}  {:<10}  {:<5}  {}",
+                        run.run_id,
+                        run.name,
+                        run.status,
+                        format!("{}/{}", run.steps_done, run.steps),
+                        humantime::format_rfc3339_millis(
+                            std::time::UNIX_EPOCH
+                                + std::time::Duration::from_millis(
+                                    u64::try_from(run.started_at_ms).unwrap_or(0)
+                                )
+                        )
                     );
                 }
-                if done {
-                    break;
+                match page.last() {
+                    Some(last) if page.len() == projections::RUN_QUERY_LIMIT_MAX as usize => {
+                        from = last.started_position + 1
+                    }
+                    _ => break,
                 }
             }
         }
