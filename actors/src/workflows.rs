@@ -474,6 +474,7 @@ async fn start_child(
             events::workflow::ParentRun { run_id, step: child.step.clone() },
             started.depth.saturating_add(1),
         )),
+        webhook_url: None,
     };
     match workflow::start(ctx.log.as_ref(), request).await {
         Ok(_) => Ok(()),

@@ -44,6 +44,7 @@ async fn run(log: &dyn EventLog, yaml: &str, input: Value, capabilities: &[&str]
         offered: Some(offered(capabilities)),
         run_id: None,
         parent: None,
+        webhook_url: None,
     };
     workflows::start(log, request).await.expect("started").0
 }
@@ -171,6 +172,7 @@ steps:
             offered: Some(offered(&["echo"])),
             run_id: None,
             parent: None,
+            webhook_url: None,
         },
     )
     .await

@@ -281,6 +281,9 @@ pub struct WorkflowStarted {
     /// How deep it nests (0: started by a user).
     #[serde(default)]
     pub depth: u32,
+    /// Where the run's end is posted (a signed webhook, as a task's), if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
 }
 
 /// The run and step a child run answers to.
@@ -524,6 +527,10 @@ pub struct WorkflowCancelled {
 
 domain_events! {
     /// Every event of a run's stream.
+    #[allow(
+        clippy::large_enum_variant,
+        reason = "events are decoded one at a time; the start, which holds the definition, is the large one"
+    )]
     pub enum WorkflowEvent: "workflow", kinds WorkflowEventKind {
         /// Started.
         Started(WorkflowStarted) = "workflow_started" @ 2,
@@ -565,6 +572,10 @@ domain_events! {
         ChildScheduled(ChildScheduled) = "child_scheduled" @ 1,
         /// A child run ended.
         ChildEnded(ChildEnded) = "child_ended" @ 1,
+        /// An attempt to post the run's end to its webhook.
+        WebhookAttempted(crate::task::WebhookAttempted) = "run_webhook_attempted" @ 1,
+        /// The run's webhook was given up after its attempts.
+        WebhookDeadLettered(crate::task::WebhookDeadLettered) = "run_webhook_dead_lettered" @ 1,
     }
 }
 
@@ -735,6 +746,8 @@ impl Aggregate for WorkflowState {
     fn apply(&mut self, event: &WorkflowEvent) -> Result<(), TransitionError> {
         use WorkflowStatus as S;
         match (self.status, event) {
+            // Webhook deliveries are records beside the run: they change nothing of it.
+            (_, WorkflowEvent::WebhookAttempted(_) | WorkflowEvent::WebhookDeadLettered(_)) => {}
             (S::New, WorkflowEvent::Started(e)) => {
                 self.steps =
                     e.definition.steps.iter().map(|s| (s.name.clone(), StepRun::default())).collect();

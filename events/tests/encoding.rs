@@ -451,6 +451,7 @@ fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
                     started_at_ms: 7,
                     parent: Some(ParentRun { run_id, step: "call".into() }),
                     depth: 1,
+                    webhook_url: Some("https://hooks.example.com/runs".into()),
                 })
             }),
         (
@@ -541,6 +542,13 @@ fn workflow_event() -> impl Strategy<Value = WorkflowEvent> {
                 error
             })
         ),
+        (text(), any::<u32>(), prop::option::of(any::<u16>()), any::<bool>(), prop::option::of(text()))
+            .prop_map(|(webhook_id, attempt, status, delivered, error)| WorkflowEvent::WebhookAttempted(
+                WebhookAttempted { webhook_id, attempt, status, delivered, error }
+            )),
+        (text(), text()).prop_map(|(webhook_id, reason)| {
+            WorkflowEvent::WebhookDeadLettered(WebhookDeadLettered { webhook_id, reason })
+        }),
     ]
 }
 

@@ -325,6 +325,7 @@ fn a_run_folds_its_steps_and_refuses_what_does_not_follow() {
         started_at_ms: 0,
         parent: None,
         depth: 0,
+        webhook_url: None,
     });
     let task_a = TaskId::new();
     let scheduled = |name: &str, task_id: TaskId| {

@@ -147,7 +147,10 @@ pub async fn serve_on(
     let state = AppState::new(config, log)?;
     let client = webhooks::client(&state.config.webhooks)?;
     let (stop, stopped) = watch::channel(false);
-    let dispatcher = tokio::spawn(webhooks::run(state.clone(), client, stopped.clone()));
+    let dispatcher =
+        tokio::spawn(webhooks::run(state.clone(), client.clone(), webhooks::Feed::Tasks, stopped.clone()));
+    let run_dispatcher =
+        tokio::spawn(webhooks::run(state.clone(), client, webhooks::Feed::Runs, stopped.clone()));
     let signal = {
         let stop = stop.clone();
         async move {
@@ -168,6 +171,7 @@ pub async fn serve_on(
     };
     let _ = stop.send(true);
     let _ = dispatcher.await;
+    let _ = run_dispatcher.await;
     follower.close().await;
     result
 }

@@ -17,6 +17,15 @@
 //! resumes after the attempts already recorded), then `WebhookDeadLettered` with the reason.
 //! The subscription position is acknowledged only when the delivery is done.
 //!
+//! # Workflow runs
+//! A run started with a `webhook_url` (`POST /workflows/{name}/runs`) is delivered the same way
+//! when it ends: type `run.completed` | `run.failed` | `run.cancelled`, data the run as
+//! `GET /runs/{id}` shows it, signed with the run's own secret (derived from the master secret
+//! and the run id under another label, returned once in the start's answer); attempts and the
+//! dead letter are recorded in the run's stream (`run_webhook_attempted`,
+//! `run_webhook_dead_lettered`). A second durable subscription (`<name>-runs`) follows the
+//! runs' final events.
+//!
 //! # SSRF guard
 //! Targets must be `http`/`https` URLs without credentials whose every resolved address is
 //! public: every special-purpose range of IANA's IPv4 and IPv6 registries is refused
@@ -39,9 +48,10 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use events::task::{WebhookAttempted, WebhookDeadLettered};
+use events::workflow::WorkflowEvent;
 use events::{
     DomainEvent, EventId, EventLog, ExpectedVersion, Filter, Metadata, Position, RecordedEvent, StartFrom,
-    StreamId, SubscribeOptions, TaskEvent, TaskId,
+    StreamId, SubscribeOptions, TaskEvent, TaskId, WorkflowId,
 };
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -322,17 +332,27 @@ pub fn client(config: &WebhookConfig) -> Result<reqwest::Client> {
 }
 
 /// The signing key of one task's webhook: HMAC-SHA256(master, "whsec v1" ‖ task id).
-fn secret_key(master: &[u8], task_id: TaskId) -> Result<[u8; 32]> {
+fn secret_key(master: &[u8], label: &[u8], id: &[u8]) -> Result<[u8; 32]> {
     let mut mac = Hmac::<Sha256>::new_from_slice(master)
         .map_err(|e| Error::Internal(format!("bad master secret: {e}")))?;
-    mac.update(b"pantheon webhook secret v1\n");
-    mac.update(task_id.0.as_bytes());
+    mac.update(label);
+    mac.update(id);
     Ok(mac.finalize().into_bytes().into())
 }
 
 /// The task's webhook secret as Standard Webhooks writes it: `whsec_<base64>`.
 pub fn secret_for(master: &[u8], task_id: TaskId) -> Result<String> {
-    Ok(format!("whsec_{}", BASE64.encode(secret_key(master, task_id)?)))
+    Ok(format!(
+        "whsec_{}",
+        BASE64.encode(secret_key(master, b"pantheon webhook secret v1\n", task_id.0.as_bytes())?)
+    ))
+}
+
+/// A workflow run's webhook secret, as [`secret_for`] a task's (its own derivation label, so
+/// a run's secret is never a task's).
+pub fn run_secret_for(master: &[u8], run_id: WorkflowId) -> Result<String> {
+    let key = secret_key(master, b"pantheon run webhook secret v1\n", run_id.0.as_bytes())?;
+    Ok(format!("whsec_{}", BASE64.encode(key)))
 }
 
 /// The `webhook-signature` value for one message: `v1,<base64 HMAC-SHA256(id.timestamp.body)>`.
@@ -371,19 +391,52 @@ pub fn backoff(config: &WebhookConfig, attempt: u32) -> Duration {
 /// The longest a finished delivery waits for its batch's acknowledgement.
 const ACK_BATCH_WAIT_MS: u64 = 500;
 
-/// Runs the dispatcher until `shutdown` turns true.
-pub(crate) async fn run(state: AppState, client: reqwest::Client, mut shutdown: watch::Receiver<bool>) {
-    let types: Vec<events::EventType> = WEBHOOK_EVENT_TYPES
-        .iter()
-        .chain([&REDELIVERY_EVENT_TYPE])
-        .filter_map(|t| events::EventType::new(*t).ok())
-        .collect();
-    loop {
-        let options = SubscribeOptions {
-            filter: Filter::category("task").with_types(types.clone()),
-            start: StartFrom::End,
+/// The final events of a workflow run: each posts the run's webhook, if it has one.
+pub const RUN_WEBHOOK_EVENT_TYPES: [&str; 3] =
+    ["workflow_completed", "workflow_failed", "workflow_cancelled"];
+
+/// What a dispatcher delivers: the ends of tasks, or the ends of workflow runs. Each has a
+/// subscription of its own (a JetStream consumer filters on one category).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Feed {
+    /// Tasks' final events and operators' redelivery requests.
+    Tasks,
+    /// Workflow runs' final events.
+    Runs,
+}
+
+impl Feed {
+    fn options(self) -> SubscribeOptions {
+        let (category, types): (&str, Vec<&str>) = match self {
+            Feed::Tasks => {
+                ("task", WEBHOOK_EVENT_TYPES.iter().copied().chain([REDELIVERY_EVENT_TYPE]).collect())
+            }
+            Feed::Runs => ("workflow", RUN_WEBHOOK_EVENT_TYPES.to_vec()),
         };
-        let mut subscription = match state.log.subscribe(&state.config.webhook_subscription, options).await {
+        let types: Vec<events::EventType> =
+            types.into_iter().filter_map(|t| events::EventType::new(t).ok()).collect();
+        SubscribeOptions { filter: Filter::category(category).with_types(types), start: StartFrom::End }
+    }
+
+    fn subscription(self, state: &AppState) -> String {
+        match self {
+            Feed::Tasks => state.config.webhook_subscription.clone(),
+            Feed::Runs => format!("{}-runs", state.config.webhook_subscription),
+        }
+    }
+}
+
+/// Runs the dispatcher of `feed` until `shutdown` turns true.
+pub(crate) async fn run(
+    state: AppState,
+    client: reqwest::Client,
+    feed: Feed,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let name = feed.subscription(&state);
+    loop {
+        let options = feed.options();
+        let mut subscription = match state.log.subscribe(&name, options).await {
             Ok(subscription) => subscription,
             Err(error) => {
                 tracing::warn!(%error, "the webhook dispatcher cannot subscribe; retrying");
@@ -436,7 +489,11 @@ pub(crate) async fn run(state: AppState, client: reqwest::Client, mut shutdown: 
                     let (state, client) = (state.clone(), client.clone());
                     deliveries.spawn(async move {
                         let position = event.position;
-                        if let Err(error) = deliver(&state, &client, &event).await {
+                        let delivered = match feed {
+                            Feed::Tasks => deliver(&state, &client, &event).await,
+                            Feed::Runs => deliver_run(&state, &client, &event).await,
+                        };
+                        if let Err(error) = delivered {
                             tracing::error!(%error, stream = %event.stream_id, "webhook delivery failed inside the gateway");
                         }
                         position
@@ -555,9 +612,90 @@ async fn deliver(state: &AppState, client: &reqwest::Client, trigger: &RecordedE
     record(state, trigger, "webhook dead letter", dead).await
 }
 
+/// Delivers the webhook of the run a final event ended: up to `attempts_max` attempts with
+/// backoff, each recorded in the run's stream (`run_webhook_attempted`), then the dead letter
+/// (`run_webhook_dead_lettered`); resumes after the attempts recorded already. The body is the
+/// run as `GET /runs/{id}` shows it, signed with the run's secret (given when it started).
+async fn deliver_run(state: &AppState, client: &reqwest::Client, trigger: &RecordedEvent) -> Result<()> {
+    let Ok(run_id) = trigger.stream_id.entity_id().parse::<WorkflowId>() else { return Ok(()) };
+    let run = workflow::load_run(state.log.as_ref(), run_id).await?;
+    let Some(url) = run.state.started.as_ref().and_then(|s| s.webhook_url.clone()) else { return Ok(()) };
+    let webhook_id = EventId::derived(trigger.id, "webhook").to_string();
+    let mut done_attempts = 0;
+    for recorded in &run.events {
+        match WorkflowEvent::from_recorded(recorded) {
+            Ok(WorkflowEvent::WebhookAttempted(a)) if a.webhook_id == webhook_id => {
+                if a.delivered {
+                    return Ok(());
+                }
+                done_attempts = done_attempts.max(a.attempt);
+            }
+            Ok(WorkflowEvent::WebhookDeadLettered(d)) if d.webhook_id == webhook_id => return Ok(()),
+            _ => {}
+        }
+    }
+    let Some(view) = crate::routes::workflows::run_view(&run) else { return Ok(()) };
+    let event_type = format!("run.{}", trigger.event_type.as_str().trim_start_matches("workflow_"));
+    let body = serde_json::to_vec(&RunWebhookBody {
+        event_type,
+        timestamp: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        data: &view,
+    })
+    .map_err(|e| Error::Internal(format!("cannot encode a webhook: {e}")))?;
+    let secret = run_secret_for(&state.config.webhooks.master_secret, run_id)?;
+    let config = &state.config.webhooks;
+    let mut last_error = String::new();
+    for attempt in (done_attempts + 1)..=config.attempts_max {
+        let (status, error) = match send(state, client, &url, &secret, &webhook_id, &body).await {
+            Ok(status) if (200..300).contains(&status) => (Some(status), None),
+            Ok(status) => (Some(status), Some(format!("the target answered {status}"))),
+            Err(error) => (None, Some(error)),
+        };
+        let delivered = error.is_none();
+        if delivered {
+            state.metrics.webhooks_delivered.inc()
+        } else {
+            state.metrics.webhooks_failed.inc()
+        }
+        let attempted = WorkflowEvent::WebhookAttempted(WebhookAttempted {
+            webhook_id: webhook_id.clone(),
+            attempt,
+            status,
+            delivered,
+            error: error.clone(),
+        });
+        record(state, trigger, &format!("webhook attempt {attempt}"), attempted).await?;
+        if delivered {
+            return Ok(());
+        }
+        last_error = error.unwrap_or_default();
+        if attempt < config.attempts_max {
+            tokio::time::sleep(backoff(config, attempt)).await;
+        }
+    }
+    state.metrics.webhooks_dead_lettered.inc();
+    let reason = format!("gave up after {} attempts; last: {last_error}", config.attempts_max);
+    let dead = WorkflowEvent::WebhookDeadLettered(WebhookDeadLettered { webhook_id, reason });
+    record(state, trigger, "webhook dead letter", dead).await
+}
+
+/// The body of a run's webhook.
+#[derive(Debug, Serialize)]
+struct RunWebhookBody<'a> {
+    #[serde(rename = "type")]
+    event_type: String,
+    timestamp: String,
+    data: &'a crate::routes::workflows::RunView,
+}
+
 /// Appends a webhook event with an id derived from the round's trigger (the final event, or a
-/// redelivery request) and `purpose`.
-async fn record(state: &AppState, trigger: &RecordedEvent, purpose: &str, event: TaskEvent) -> Result<()> {
+/// redelivery request) and `purpose`, to the trigger's stream.
+async fn record(
+    state: &AppState,
+    trigger: &RecordedEvent,
+    purpose: &str,
+    event: impl DomainEvent,
+) -> Result<()> {
     let mut metadata = Metadata::now("gateway");
     metadata.causation_id = Some(trigger.id);
     metadata.correlation_id = trigger.metadata.correlation_id;

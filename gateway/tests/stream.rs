@@ -226,6 +226,7 @@ async fn a_run_streams_over_websocket_and_takes_a_cancel() {
         offered: None,
         run_id: None,
         parent: None,
+        webhook_url: None,
     };
     let (run_id, _) = workflow::start(gw.log.as_ref(), request).await.unwrap();
     let mut request = format!("ws://{}/runs/{run_id}/stream", gw.addr).into_client_request().unwrap();

@@ -369,3 +369,78 @@ async fn an_allow_listed_network_or_host_is_a_target() {
         .await;
     assert_error(response, 422, "webhook_refused").await;
 }
+
+/// A workflow run started with a `webhook_url`: its end is posted, signed with the secret the
+/// start answered, retried after a failure with the same id, and every attempt is recorded in
+/// the run's events; a URL over the limit is refused.
+#[tokio::test]
+async fn a_finished_run_is_delivered_signed_and_its_attempts_recorded() {
+    use events::workflow::{WorkflowEvent, WorkflowFailed};
+    use events::{DomainEvent as _, EventId, ExpectedVersion, Metadata, StreamId, WorkflowId};
+
+    let gw = TestGateway::start().await;
+    let (url, mut received) = receiver(1).await;
+    let producer = token("a-new-user", &["producer"]);
+    let definition = workflow::parse("name: hooked\nsteps:\n  - {name: wait, approval: {}}\n").unwrap();
+    workflow::register(gw.log.as_ref(), definition, "test").await.unwrap();
+
+    let long = format!("{url}?{}", "a".repeat(2_100));
+    let refused = gw.post_json("/workflows/hooked/runs", &producer, json!({"webhook_url": long})).await;
+    assert_error(refused, 400, "invalid_parameter").await;
+
+    let started = gw.post_json("/workflows/hooked/runs", &producer, json!({"webhook_url": url})).await;
+    assert_eq!(started.status(), 202);
+    let run: serde_json::Value = started.json().await.unwrap();
+    let secret = run["webhook_secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(run["webhook_url"], url.as_str());
+    let run_id: WorkflowId = run["run_id"].as_str().unwrap().parse().unwrap();
+    // Reading the run later shows the URL, never the secret.
+    let shown: serde_json::Value = gw.get(&format!("/runs/{run_id}"), &producer).await.json().await.unwrap();
+    assert!(shown.get("webhook_secret").is_none() && shown["webhook_url"] == url.as_str(), "{shown}");
+
+    // The run ends (as the engine would record it).
+    let stream = StreamId::workflow(run_id);
+    let failed = WorkflowEvent::Failed(WorkflowFailed { reason: "the approval timed out".into() });
+    let new_event = failed.to_new_event(EventId::new(), Metadata::now("workflow")).unwrap();
+    gw.log.append(&stream, ExpectedVersion::Any, vec![new_event]).await.unwrap();
+
+    let wait = std::time::Duration::from_secs(20);
+    let first = tokio::time::timeout(wait, received.recv()).await.unwrap().unwrap();
+    let second = tokio::time::timeout(wait, received.recv()).await.unwrap().unwrap();
+    verify(&secret, &second);
+    assert_eq!(first.headers["webhook-id"], second.headers["webhook-id"], "one message, two attempts");
+    let payload: serde_json::Value = serde_json::from_slice(&second.body).unwrap();
+    assert_eq!(payload["type"], "run.failed");
+    assert_eq!(payload["data"]["run_id"], run_id.to_string());
+    assert_eq!(payload["data"]["status"], "failed");
+    assert_eq!(payload["data"]["error"], "the approval timed out");
+    assert!(payload["data"].get("webhook_secret").is_none());
+
+    // Both attempts are in the run's history, the second delivered.
+    let mut attempts = Vec::new();
+    for _ in 0..100 {
+        attempts = gw
+            .log
+            .read_stream(&stream, 1, 100)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|e| match WorkflowEvent::from_recorded(e) {
+                Ok(WorkflowEvent::WebhookAttempted(a)) => Some(a),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        if attempts.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(!attempts[0].delivered && attempts[0].status == Some(500));
+    assert!(attempts[1].delivered && attempts[1].status == Some(204) && attempts[1].attempt == 2);
+    assert_eq!(attempts[1].webhook_id, second.headers["webhook-id"].to_str().unwrap());
+    // Nothing more is sent.
+    let more = tokio::time::timeout(std::time::Duration::from_millis(500), received.recv()).await;
+    assert!(more.is_err(), "delivered once");
+}

@@ -35,6 +35,7 @@ async fn run(world: &World, name: &str, submitter: &str, end: Option<bool>, at_m
         started_at_ms: at_ms,
         parent: None,
         depth: 0,
+        webhook_url: None,
     });
     world.append(&stream, &started, at_ms, "workflow").await;
     let step = WorkflowEvent::StepCompleted(StepCompleted { step: "first".into(), output: json!("ok") });

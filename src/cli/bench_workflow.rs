@@ -126,6 +126,7 @@ async fn start_run(log: &dyn EventLog, name: &str, input: serde_json::Value) -> 
         offered: None,
         run_id: None,
         parent: None,
+        webhook_url: None,
     };
     Ok(workflow::start(log, request).await?.0)
 }

@@ -156,6 +156,7 @@ pub(crate) async fn run(cli: &Cli, args: &WorkflowArgs) -> anyhow::Result<()> {
                     offered,
                     run_id: None,
                     parent: None,
+                    webhook_url: None,
                 };
                 match workflow::start(log, request).await {
                     Err(workflow::WorkflowError::Invalid { field, .. })

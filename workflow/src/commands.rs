@@ -202,6 +202,8 @@ pub struct StartRun {
     pub run_id: Option<WorkflowId>,
     /// The parent run and step, for a child run, and its depth.
     pub parent: Option<(events::workflow::ParentRun, u32)>,
+    /// Where the run's end is posted (checked by the caller), if anywhere.
+    pub webhook_url: Option<String>,
 }
 
 /// The run id of a start with `key` by `submitter`: derived, so a repeated start finds the
@@ -301,6 +303,7 @@ pub async fn start(
         started_at_ms: events::now_ms(),
         depth: request.parent.as_ref().map_or(0, |(_, depth)| *depth),
         parent: request.parent.map(|(parent, _)| parent),
+        webhook_url: request.webhook_url,
     });
     let id = EventId::new();
     let metadata = Metadata { correlation_id: Some(id), ..Metadata::now("gateway") };

@@ -84,6 +84,8 @@ pub fn purpose(event: &WorkflowEvent) -> String {
         WorkflowEvent::CompensationEnded(e) => format!("compensation-ended:{}", e.step),
         WorkflowEvent::ChildScheduled(e) => format!("child-scheduled:{}", e.step),
         WorkflowEvent::ChildEnded(e) => format!("child-ended:{}", e.step),
+        WorkflowEvent::WebhookAttempted(e) => format!("webhook-attempt:{}:{}", e.webhook_id, e.attempt),
+        WorkflowEvent::WebhookDeadLettered(e) => format!("webhook-dead:{}", e.webhook_id),
     }
 }
 
@@ -631,6 +633,7 @@ mod tests {
                 started_at_ms: 0,
                 parent: None,
                 depth: 0,
+                webhook_url: None,
             }))
             .unwrap();
         state

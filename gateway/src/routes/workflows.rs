@@ -143,6 +143,10 @@ pub struct RunRequest {
     /// Wait up to this long for the run's end, ms (0 to 30,000; default 0: answer 202 at once).
     #[serde(default)]
     pub wait_ms: Option<u64>,
+    /// Post the run's end here: a Standard Webhooks request signed with the `webhook_secret`
+    /// of the answer, retried with backoff, each attempt recorded in the run's events.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
 }
 
 /// A run's step.
@@ -205,6 +209,12 @@ pub struct RunView {
     pub finished_at_ms: Option<i64>,
     /// The stream's version.
     pub version_of_stream: u64,
+    /// Where the run's end is posted, if anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// The secret its webhook is signed with (`whsec_…`): in the answer that started it only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
     /// Its steps, in the definition's order.
     pub steps: Vec<StepView>,
 }
@@ -287,6 +297,8 @@ pub fn run_view(run: &LoadedRun) -> Option<RunView> {
         started_at_ms: run.events.first().map_or(0, |e| e.metadata.occurred_at_ms),
         finished_at_ms,
         version_of_stream: run.version,
+        webhook_url: started.webhook_url.clone(),
+        webhook_secret: None,
         steps,
     })
 }
@@ -302,6 +314,15 @@ pub(crate) async fn start(
     principal.require(Permission::Submit)?;
     let wait = crate::config::in_range("wait_ms", request.wait_ms, 0, RUN_WAIT_MS_MAX)?.unwrap_or(0);
     let idempotency_key = crate::routes::tasks::idempotency_key(&headers)?;
+    if let Some(url) = &request.webhook_url {
+        if url.len() > crate::admission::WEBHOOK_URL_BYTES_MAX {
+            return Err(Error::InvalidParameter {
+                what: "webhook_url".into(),
+                message: format!("at most {} bytes", crate::admission::WEBHOOK_URL_BYTES_MAX),
+            });
+        }
+        state.targets.check(url).await?;
+    }
     let offered = state
         .config
         .agent_admin
@@ -316,10 +337,15 @@ pub(crate) async fn start(
         offered,
         run_id: None,
         parent: None,
+        webhook_url: request.webhook_url,
     };
     let (run_id, _) = workflow::start(state.log.as_ref(), run).await.map_err(refused)?;
     let loaded = workflow::wait(state.log.as_ref(), run_id, Duration::from_millis(wait)).await?;
-    let view = run_view(&loaded).ok_or_else(|| Error::Internal(format!("run {run_id} has no start")))?;
+    let mut view = run_view(&loaded).ok_or_else(|| Error::Internal(format!("run {run_id} has no start")))?;
+    if view.webhook_url.is_some() {
+        view.webhook_secret =
+            Some(crate::webhooks::run_secret_for(&state.config.webhooks.master_secret, run_id)?);
+    }
     let status = if view.finished { StatusCode::OK } else { StatusCode::ACCEPTED };
     let mut response = (status, axum::Json(view)).into_response();
     if let Ok(value) = HeaderValue::from_str(&format!("/runs/{run_id}")) {
