@@ -62,7 +62,7 @@ use tokio::task::JoinSet;
 use crate::config::WebhookConfig;
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::task::{TaskView, TrackedTask};
+use crate::task::TrackedTask;
 
 /// How long resolving a webhook host may take.
 const RESOLVE_TIMEOUT_MS: u64 = 5_000;
@@ -371,13 +371,86 @@ pub fn signature(secret: &str, webhook_id: &str, timestamp_s: i64, body: &[u8]) 
     Ok(format!("v1,{}", BASE64.encode(mac.finalize().into_bytes())))
 }
 
-/// The webhook body.
+/// The webhook body: the event's type, when it was sent, and the task or run it tells of.
 #[derive(Debug, Serialize)]
-struct WebhookBody<'a> {
+struct WebhookBody<'a, T: Serialize> {
     #[serde(rename = "type")]
     event_type: String,
     timestamp: String,
-    data: &'a TaskView,
+    data: &'a T,
+}
+
+impl<'a, T: Serialize> WebhookBody<'a, T> {
+    /// The encoded body of `event_type` about `data`, stamped now.
+    fn encode(event_type: String, data: &'a T) -> Result<Vec<u8>> {
+        let body = WebhookBody {
+            event_type,
+            timestamp: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            data,
+        };
+        serde_json::to_vec(&body).map_err(|e| Error::Internal(format!("cannot encode a webhook: {e}")))
+    }
+}
+
+/// One round of attempts at one message, and how its records are made.
+struct Round<'a, E> {
+    url: &'a str,
+    secret: &'a str,
+    webhook_id: String,
+    body: Vec<u8>,
+    /// Attempts recorded in earlier rounds: this round's numbers continue after them.
+    earlier: u32,
+    /// Attempts of this round recorded already: it resumes after them.
+    done: u32,
+    attempted: fn(WebhookAttempted) -> E,
+    dead_lettered: fn(WebhookDeadLettered) -> E,
+}
+
+/// Makes a round's attempts (up to `attempts_max`, with backoff), each recorded on the
+/// trigger's stream, then the dead letter when none was accepted.
+async fn attempt_round<E: DomainEvent>(
+    state: &AppState,
+    client: &reqwest::Client,
+    trigger: &RecordedEvent,
+    round: Round<'_, E>,
+) -> Result<()> {
+    let config = &state.config.webhooks;
+    let mut last_error = String::new();
+    for round_attempt in (round.done + 1)..=config.attempts_max {
+        let attempt = round.earlier + round_attempt;
+        let outcome = send(state, client, round.url, round.secret, &round.webhook_id, &round.body).await;
+        let (status, error) = match outcome {
+            Ok(status) if (200..300).contains(&status) => (Some(status), None),
+            Ok(status) => (Some(status), Some(format!("the target answered {status}"))),
+            Err(error) => (None, Some(error)),
+        };
+        let delivered = error.is_none();
+        if delivered {
+            state.metrics.webhooks_delivered.inc()
+        } else {
+            state.metrics.webhooks_failed.inc()
+        }
+        let attempted = (round.attempted)(WebhookAttempted {
+            webhook_id: round.webhook_id.clone(),
+            attempt,
+            status,
+            delivered,
+            error: error.clone(),
+        });
+        record(state, trigger, &format!("webhook attempt {round_attempt}"), attempted).await?;
+        if delivered {
+            return Ok(());
+        }
+        last_error = error.unwrap_or_default();
+        if round_attempt < config.attempts_max {
+            tokio::time::sleep(backoff(config, round_attempt)).await;
+        }
+    }
+    state.metrics.webhooks_dead_lettered.inc();
+    let reason =
+        format!("gave up after {} attempts; last: {last_error}", round.earlier + config.attempts_max);
+    let dead = (round.dead_lettered)(WebhookDeadLettered { webhook_id: round.webhook_id, reason });
+    record(state, trigger, "webhook dead letter", dead).await
 }
 
 /// The delay before attempt `attempt + 1`: initial × 2^(attempt-1), capped, with ±50 % jitter.
@@ -566,50 +639,19 @@ async fn deliver(state: &AppState, client: &reqwest::Client, trigger: &RecordedE
     let mut view = task.view();
     view.webhook = None;
     let event_type = format!("task.{}", final_event.event_type.as_str().trim_start_matches("task_"));
-    let body = serde_json::to_vec(&WebhookBody {
-        event_type,
-        timestamp: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        data: &view,
-    })
-    .map_err(|e| Error::Internal(format!("cannot encode a webhook: {e}")))?;
+    let body = WebhookBody::encode(event_type, &view)?;
     let secret = secret_for(&state.config.webhooks.master_secret, task_id)?;
-    let config = &state.config.webhooks;
-    let mut last_error = String::new();
-    for round_attempt in (done_attempts + 1)..=config.attempts_max {
-        let attempt = earlier_attempts + round_attempt;
-        let outcome = send(state, client, &url, &secret, &webhook_id, &body).await;
-        let (status, error) = match outcome {
-            Ok(status) if (200..300).contains(&status) => (Some(status), None),
-            Ok(status) => (Some(status), Some(format!("the target answered {status}"))),
-            Err(error) => (None, Some(error)),
-        };
-        let delivered = error.is_none();
-        if delivered {
-            state.metrics.webhooks_delivered.inc()
-        } else {
-            state.metrics.webhooks_failed.inc()
-        }
-        let attempted = TaskEvent::WebhookAttempted(WebhookAttempted {
-            webhook_id: webhook_id.clone(),
-            attempt,
-            status,
-            delivered,
-            error: error.clone(),
-        });
-        record(state, trigger, &format!("webhook attempt {round_attempt}"), attempted).await?;
-        if delivered {
-            return Ok(());
-        }
-        last_error = error.unwrap_or_default();
-        if round_attempt < config.attempts_max {
-            tokio::time::sleep(backoff(config, round_attempt)).await;
-        }
-    }
-    state.metrics.webhooks_dead_lettered.inc();
-    let reason =
-        format!("gave up after {} attempts; last: {last_error}", earlier_attempts + config.attempts_max);
-    let dead = TaskEvent::WebhookDeadLettered(WebhookDeadLettered { webhook_id, reason });
-    record(state, trigger, "webhook dead letter", dead).await
+    let round = Round {
+        url: &url,
+        secret: &secret,
+        webhook_id,
+        body,
+        earlier: earlier_attempts,
+        done: done_attempts,
+        attempted: TaskEvent::WebhookAttempted,
+        dead_lettered: TaskEvent::WebhookDeadLettered,
+    };
+    attempt_round(state, client, trigger, round).await
 }
 
 /// Delivers the webhook of the run a final event ended: up to `attempts_max` attempts with
@@ -636,56 +678,19 @@ async fn deliver_run(state: &AppState, client: &reqwest::Client, trigger: &Recor
     }
     let Some(view) = crate::routes::workflows::run_view(&run) else { return Ok(()) };
     let event_type = format!("run.{}", trigger.event_type.as_str().trim_start_matches("workflow_"));
-    let body = serde_json::to_vec(&RunWebhookBody {
-        event_type,
-        timestamp: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        data: &view,
-    })
-    .map_err(|e| Error::Internal(format!("cannot encode a webhook: {e}")))?;
+    let body = WebhookBody::encode(event_type, &view)?;
     let secret = run_secret_for(&state.config.webhooks.master_secret, run_id)?;
-    let config = &state.config.webhooks;
-    let mut last_error = String::new();
-    for attempt in (done_attempts + 1)..=config.attempts_max {
-        let (status, error) = match send(state, client, &url, &secret, &webhook_id, &body).await {
-            Ok(status) if (200..300).contains(&status) => (Some(status), None),
-            Ok(status) => (Some(status), Some(format!("the target answered {status}"))),
-            Err(error) => (None, Some(error)),
-        };
-        let delivered = error.is_none();
-        if delivered {
-            state.metrics.webhooks_delivered.inc()
-        } else {
-            state.metrics.webhooks_failed.inc()
-        }
-        let attempted = WorkflowEvent::WebhookAttempted(WebhookAttempted {
-            webhook_id: webhook_id.clone(),
-            attempt,
-            status,
-            delivered,
-            error: error.clone(),
-        });
-        record(state, trigger, &format!("webhook attempt {attempt}"), attempted).await?;
-        if delivered {
-            return Ok(());
-        }
-        last_error = error.unwrap_or_default();
-        if attempt < config.attempts_max {
-            tokio::time::sleep(backoff(config, attempt)).await;
-        }
-    }
-    state.metrics.webhooks_dead_lettered.inc();
-    let reason = format!("gave up after {} attempts; last: {last_error}", config.attempts_max);
-    let dead = WorkflowEvent::WebhookDeadLettered(WebhookDeadLettered { webhook_id, reason });
-    record(state, trigger, "webhook dead letter", dead).await
-}
-
-/// The body of a run's webhook.
-#[derive(Debug, Serialize)]
-struct RunWebhookBody<'a> {
-    #[serde(rename = "type")]
-    event_type: String,
-    timestamp: String,
-    data: &'a crate::routes::workflows::RunView,
+    let round = Round {
+        url: &url,
+        secret: &secret,
+        webhook_id,
+        body,
+        earlier: 0,
+        done: done_attempts,
+        attempted: WorkflowEvent::WebhookAttempted,
+        dead_lettered: WorkflowEvent::WebhookDeadLettered,
+    };
+    attempt_round(state, client, trigger, round).await
 }
 
 /// Appends a webhook event with an id derived from the round's trigger (the final event, or a
