@@ -260,31 +260,9 @@ fn passages(normalized: &str) -> Vec<Vec<u32>> {
     chunks
         .windows(2)
         .map(|pair| {
-            let mut passage = Vec::with_capacity(pair[0].len() + pair[1].len());
-            let (mut i, mut j) = (0, 0);
-            while i < pair[0].len() || j < pair[1].len() {
-                let next = match (pair[0].get(i), pair[1].get(j)) {
-                    (Some(a), Some(b)) if a == b => {
-                        i += 1;
-                        j += 1;
-                        *a
-                    }
-                    (Some(a), Some(b)) if a < b => {
-                        i += 1;
-                        *a
-                    }
-                    (Some(a), None) => {
-                        i += 1;
-                        *a
-                    }
-                    (_, Some(b)) => {
-                        j += 1;
-                        *b
-                    }
-                    (None, None) => break,
-                };
-                passage.push(next);
-            }
+            let mut passage = pair.concat();
+            passage.sort_unstable();
+            passage.dedup();
             passage
         })
         .collect()
@@ -519,6 +497,26 @@ fn cut_token(token: &str) -> &str {
     &token[..end]
 }
 
+/// Where the word starting at `at` ends: it runs over letters and digits of any script but
+/// Han, kana and hangul (ASCII without decoding a character).
+fn word_end(text: &str, mut at: usize) -> usize {
+    let bytes = text.as_bytes();
+    while at < bytes.len() {
+        if bytes[at].is_ascii_alphanumeric() {
+            at += 1;
+            continue;
+        }
+        if bytes[at].is_ascii() {
+            break;
+        }
+        match text[at..].chars().next() {
+            Some(c) if c.is_alphanumeric() && !is_cjk(c) => at += c.len_utf8(),
+            _ => break,
+        }
+    }
+    at
+}
+
 /// Calls `emit(end, bucket)` for every feature of `text`, where `end` is the byte offset at
 /// which the feature's token ends.
 fn for_each_feature(text: &str, emit: impl FnMut(usize, u32)) {
@@ -533,29 +531,8 @@ fn for_each_feature(text: &str, emit: impl FnMut(usize, u32)) {
     let bytes = text.as_bytes();
     let mut at = 0;
     while at < bytes.len() {
-        let byte = bytes[at];
-        if byte.is_ascii() {
-            if byte.is_ascii_alphanumeric() {
-                let start = at;
-                // A token runs over ASCII letters and digits and any non-ASCII letter.
-                while at < bytes.len() {
-                    if bytes[at].is_ascii_alphanumeric() {
-                        at += 1;
-                    } else if bytes[at].is_ascii() {
-                        break;
-                    } else {
-                        let c = text[at..].chars().next().unwrap_or(' ');
-                        if c.is_alphanumeric() && !is_cjk(c) {
-                            at += c.len_utf8();
-                        } else {
-                            break;
-                        }
-                    }
-                }
-                featurizer.token(cut_token(&text[start..at]), at);
-            } else {
-                at += 1;
-            }
+        if bytes[at].is_ascii() && !bytes[at].is_ascii_alphanumeric() {
+            at += 1;
             continue;
         }
         let c = text[at..].chars().next().unwrap_or(' ');
@@ -564,16 +541,9 @@ fn for_each_feature(text: &str, emit: impl FnMut(usize, u32)) {
             featurizer.token(&text[at..at + width], at + width);
             at += width;
         } else if c.is_alphanumeric() {
-            let start = at;
-            while at < bytes.len() {
-                let c = text[at..].chars().next().unwrap_or(' ');
-                if c.is_alphanumeric() && !is_cjk(c) {
-                    at += c.len_utf8();
-                } else {
-                    break;
-                }
-            }
-            featurizer.token(cut_token(&text[start..at]), at);
+            let end = word_end(text, at);
+            featurizer.token(cut_token(&text[at..end]), end);
+            at = end;
         } else {
             at += width;
         }
